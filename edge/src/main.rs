@@ -1,0 +1,99 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tollgate_edge::sync::SyncConfig;
+use tollgate_edge::{EdgeState, Store};
+
+/// Tollgate edge: serves entitlements from memory, fed by the control plane's sync stream.
+#[derive(Parser, Debug)]
+#[command(name = "edge", version)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, env = "TOLLGATE_EDGE_LISTEN", default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
+    /// Base URL of the control plane to sync from.
+    #[arg(
+        long,
+        env = "TOLLGATE_CONTROL_PLANE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    control_plane_url: String,
+    /// Edge sync key (`esk_…`) that the control plane printed or was given.
+    #[arg(long, env = "TOLLGATE_EDGE_SYNC_KEY")]
+    sync_key: String,
+    /// Reconnect when the control plane has sent nothing, not even a heartbeat, for this long.
+    #[arg(long, env = "TOLLGATE_EDGE_IDLE_TIMEOUT_MS", default_value_t = 10_000)]
+    idle_timeout_ms: u64,
+    /// Longest wait between reconnect attempts.
+    #[arg(long, env = "TOLLGATE_EDGE_BACKOFF_MAX_MS", default_value_t = 5_000)]
+    backoff_max_ms: u64,
+    /// `/readyz` turns 503 after this long without the control plane (data keeps being served).
+    #[arg(
+        long,
+        env = "TOLLGATE_EDGE_MAX_STALENESS_SECS",
+        default_value_t = 300.0
+    )]
+    max_staleness_secs: f64,
+    /// How long SIGTERM waits for in-flight requests.
+    #[arg(long, env = "TOLLGATE_DRAIN_SECS", default_value_t = 10)]
+    drain_secs: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    tollgate_edge::metrics::register();
+
+    let store = Arc::new(Store::default());
+    let sync = SyncConfig {
+        control_plane_url: args.control_plane_url.clone(),
+        sync_key: args.sync_key.clone(),
+        idle_timeout: Duration::from_millis(args.idle_timeout_ms),
+        backoff_min: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(args.backoff_max_ms),
+    };
+    tokio::spawn(tollgate_edge::sync::run(store.clone(), sync));
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("edge listening on http://{addr}");
+    tracing::info!(%addr, control_plane = %args.control_plane_url, "edge started");
+    let state = Arc::new(EdgeState {
+        store,
+        metrics: Some(metrics),
+        max_staleness_secs: args.max_staleness_secs,
+    });
+    tollgate_edge::serve(
+        listener,
+        state,
+        shutdown_signal(),
+        Duration::from_secs(args.drain_secs),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return ctrl_c.await.unwrap_or(()),
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

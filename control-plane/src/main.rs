@@ -1,1 +1,135 @@
-fn main() {}
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tollgate_control_plane::app::{Application, Config};
+use tollgate_control_plane::auth::BootstrapKeys;
+use tollgate_control_plane::clock::SystemClock;
+
+/// Tollgate control plane: catalog, customers, checkout, subscriptions, and edge sync.
+#[derive(Parser, Debug)]
+#[command(name = "control-plane", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP API, the hosted checkout pages and the edge sync stream.
+    Serve(Serve),
+    /// Print the OpenAPI document (JSON) and exit.
+    Openapi,
+}
+
+#[derive(Parser, Debug)]
+struct Serve {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, env = "TOLLGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Database URL; the default is an embedded SQLite file under ./data/.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/tollgate.db"
+    )]
+    database_url: String,
+    /// Declarative catalog file (JSON) applied at start to test and live mode.
+    #[arg(long, env = "TOLLGATE_CATALOG")]
+    catalog: Option<PathBuf>,
+    /// Public base URL for links we hand out (checkout pages, pagination). Defaults to the
+    /// listen address.
+    #[arg(long, env = "TOLLGATE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Test-mode secret key to accept from the first request on (generated when unset).
+    #[arg(long, env = "TOLLGATE_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+    /// Test-mode publishable key (generated when unset).
+    #[arg(long, env = "TOLLGATE_PUBLISHABLE_KEY", hide_env_values = true)]
+    publishable_key: Option<String>,
+    /// Live-mode secret key (generated when unset).
+    #[arg(long, env = "TOLLGATE_LIVE_SECRET_KEY", hide_env_values = true)]
+    live_secret_key: Option<String>,
+    /// Key edges present on the sync stream (generated when unset).
+    #[arg(long, env = "TOLLGATE_EDGE_SYNC_KEY", hide_env_values = true)]
+    edge_sync_key: Option<String>,
+    /// Comma-separated hosts that successUrl/cancelUrl may point at (default: any).
+    #[arg(long, env = "TOLLGATE_REDIRECT_HOSTS", value_delimiter = ',')]
+    redirect_hosts: Vec<String>,
+    /// Heartbeat interval on idle sync streams, in milliseconds.
+    #[arg(long, env = "TOLLGATE_SYNC_HEARTBEAT_MS", default_value_t = 2_000)]
+    sync_heartbeat_ms: u64,
+    /// How long SIGTERM waits for in-flight requests, in seconds.
+    #[arg(long, env = "TOLLGATE_DRAIN_SECS", default_value_t = 10)]
+    drain_secs: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Openapi => {
+            use utoipa::OpenApi;
+            println!(
+                "{}",
+                tollgate_control_plane::openapi::ApiDoc::openapi().to_pretty_json()?
+            );
+            Ok(())
+        }
+        Command::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: Serve) -> anyhow::Result<()> {
+    tollgate_control_plane::observe::install_metrics();
+    let config = Config {
+        listen: args.listen,
+        database_url: args.database_url,
+        catalog: args.catalog,
+        public_url: args.public_url,
+        keys: BootstrapKeys {
+            secret: args.secret_key,
+            publishable: args.publishable_key,
+            live_secret: args.live_secret_key,
+            edge_sync: args.edge_sync_key,
+        },
+        redirect_hosts: args
+            .redirect_hosts
+            .into_iter()
+            .filter(|h| !h.is_empty())
+            .collect(),
+        sync_heartbeat: Duration::from_millis(args.sync_heartbeat_ms),
+        drain: Duration::from_secs(args.drain_secs),
+    };
+    let app = Application::build(config, Arc::new(SystemClock)).await?;
+    let addr = app.local_addr()?;
+    println!(
+        "control plane listening on http://{addr} (public URL {})",
+        app.public_url()
+    );
+    for (label, key) in &app.generated_keys {
+        println!("generated {label}: {key}");
+    }
+    if !app.generated_keys.is_empty() {
+        println!("(keys are stored hashed and shown only once; keep them)");
+    }
+    app.run(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return ctrl_c.await.unwrap_or(()),
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,1 +1,29 @@
-fn main() {}
+//! `loadtest`: the operator's load generator for Tollgate (SPEC §9).
+//!
+//! * [`cli`] — the clap scenarios and their flags (every flag also reads an env var).
+//! * [`baseline`] — the minimal hyper server a real edge is measured against.
+//! * [`target`] — one HTTP/1 target: URL parsing, request building, connecting.
+//! * [`driver`] — closed-loop and open-loop load over keep-alive connections.
+//! * [`report`] — results: the table, JSON, percentiles.
+//! * [`plot`] — a small hand-written SVG latency-percentile plot.
+//! * [`scenario`] — `edge` and `compare`, built from the pieces above.
+
+mod baseline;
+mod cli;
+mod driver;
+mod plot;
+mod report;
+mod scenario;
+mod target;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Baseline(args) => baseline::run_cli(&args),
+        Command::Edge(args) => scenario::edge(&args),
+        Command::Compare(args) => scenario::compare(&args),
+    }
+}

@@ -1,0 +1,303 @@
+//! Catalog request shapes (the catalog file uses the same ones), their validation, and views.
+
+use serde::{Deserialize, Serialize};
+use tollgate_shared::FeatureType;
+
+use super::money::{Currency, format_amount, parse_amount};
+use super::period::{ALL_PERIODS, ChargePeriod};
+use crate::error::{Invalid, invalid};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeatureInput {
+    pub identifier: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub feature_type: String,
+    #[serde(default)]
+    pub reset_period: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanInput {
+    pub identifier: String,
+    pub name: String,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub is_default: bool,
+    #[serde(default)]
+    pub trial_days: u32,
+    #[serde(default)]
+    pub prices: Vec<PriceInput>,
+    #[serde(default)]
+    pub features: Vec<GrantInput>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceInput {
+    pub charge_period: String,
+    pub amount: String,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantInput {
+    pub feature_id: String,
+    /// Defaults to true: listing a feature on a plan grants it.
+    #[serde(default)]
+    pub has_access: Option<bool>,
+    /// Missing or `null`: unlimited.
+    #[serde(default)]
+    pub usage_limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureDef {
+    pub identifier: String,
+    pub name: String,
+    pub feature_type: FeatureType,
+    pub reset_period: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceDef {
+    pub charge_period: ChargePeriod,
+    pub amount_minor: i64,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantDef {
+    pub feature_id: String,
+    pub has_access: bool,
+    pub usage_limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanDef {
+    pub identifier: String,
+    pub name: String,
+    pub group: String,
+    pub is_default: bool,
+    pub trial_days: u32,
+    pub prices: Vec<PriceDef>,
+    pub grants: Vec<GrantDef>,
+}
+
+/// Identifiers end up in URLs and, at the edge, are matched byte-for-byte inside prepared
+/// JSON, so they are limited to characters JSON never escapes.
+pub fn check_identifier(field: &str, id: &str) -> Result<(), Invalid> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            "use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit",
+        ))
+    }
+}
+
+pub fn check_name(field: &str, name: &str) -> Result<(), Invalid> {
+    if name.trim().is_empty() || name.len() > 200 {
+        return Err(invalid(field, "must be 1-200 characters"));
+    }
+    Ok(())
+}
+
+pub const RESET_PERIODS: &str = "BILLING_PERIOD, DAILY, WEEKLY, MONTHLY, YEARLY";
+
+impl FeatureInput {
+    pub fn validate(&self) -> Result<FeatureDef, Invalid> {
+        check_identifier("identifier", &self.identifier)?;
+        check_name("name", &self.name)?;
+        let feature_type = FeatureType::parse(&self.feature_type)
+            .ok_or_else(|| invalid("type", "must be one of BOOLEAN, METER, CUSTOMIZABLE"))?;
+        let reset_period = match (feature_type, self.reset_period.as_deref()) {
+            (FeatureType::Meter, None) => Some("BILLING_PERIOD".to_owned()),
+            (FeatureType::Meter, Some(p)) if RESET_PERIODS.split(", ").any(|x| x == p) => {
+                Some(p.to_owned())
+            }
+            (FeatureType::Meter, Some(_)) => {
+                return Err(invalid(
+                    "resetPeriod",
+                    format!("must be one of {RESET_PERIODS}"),
+                ));
+            }
+            (_, None) => None,
+            (_, Some(_)) => return Err(invalid("resetPeriod", "only METER features reset")),
+        };
+        Ok(FeatureDef {
+            identifier: self.identifier.clone(),
+            name: self.name.clone(),
+            feature_type,
+            reset_period,
+        })
+    }
+}
+
+impl PlanInput {
+    pub fn validate(&self) -> Result<PlanDef, Invalid> {
+        check_identifier("identifier", &self.identifier)?;
+        check_name("name", &self.name)?;
+        let group = self.group.clone().unwrap_or_else(|| "default".to_owned());
+        check_identifier("group", &group)?;
+        if self.trial_days > 730 {
+            return Err(invalid("trialDays", "must be between 0 and 730"));
+        }
+        let mut prices: Vec<PriceDef> = Vec::new();
+        for (i, p) in self.prices.iter().enumerate() {
+            let charge_period = ChargePeriod::parse(&p.charge_period).ok_or_else(|| {
+                invalid(
+                    format!("prices[{i}].chargePeriod"),
+                    format!("must be one of {ALL_PERIODS}"),
+                )
+            })?;
+            if prices.iter().any(|x| x.charge_period == charge_period) {
+                return Err(invalid(
+                    format!("prices[{i}].chargePeriod"),
+                    "a plan has one price per charge period",
+                ));
+            }
+            let currency = Currency::parse(&p.currency).ok_or_else(|| {
+                invalid(
+                    format!("prices[{i}].currency"),
+                    "must be a 3-letter ISO 4217 code",
+                )
+            })?;
+            let amount_minor = parse_amount(&p.amount, &currency)
+                .map_err(|e| invalid(format!("prices[{i}].amount"), e.to_string()))?;
+            prices.push(PriceDef {
+                charge_period,
+                amount_minor,
+                currency: currency.as_str().to_owned(),
+            });
+        }
+        let mut grants: Vec<GrantDef> = Vec::new();
+        for (i, g) in self.features.iter().enumerate() {
+            check_identifier(&format!("features[{i}].featureId"), &g.feature_id)?;
+            if grants.iter().any(|x| x.feature_id == g.feature_id) {
+                return Err(invalid(format!("features[{i}].featureId"), "listed twice"));
+            }
+            if g.usage_limit.is_some_and(|l| l < 0) {
+                return Err(invalid(
+                    format!("features[{i}].usageLimit"),
+                    "must be 0 or more, or null for unlimited",
+                ));
+            }
+            grants.push(GrantDef {
+                feature_id: g.feature_id.clone(),
+                has_access: g.has_access.unwrap_or(true),
+                usage_limit: g.usage_limit,
+            });
+        }
+        Ok(PlanDef {
+            identifier: self.identifier.clone(),
+            name: self.name.clone(),
+            group,
+            is_default: self.is_default,
+            trial_days: self.trial_days,
+            prices,
+            grants,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FeatureView {
+    pub identifier: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub feature_type: String,
+    pub reset_period: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceView {
+    pub id: String,
+    pub charge_period: String,
+    pub amount: String,
+    pub currency: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantView {
+    pub feature_id: String,
+    pub has_access: bool,
+    pub usage_limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanView {
+    pub identifier: String,
+    pub name: String,
+    pub group: String,
+    pub is_default: bool,
+    pub trial_days: u32,
+    /// Public key for the 4geeks dialect.
+    pub public_key: String,
+    pub prices: Vec<PriceView>,
+    pub features: Vec<GrantView>,
+}
+
+impl PriceView {
+    pub fn new(id: String, charge_period: &str, amount_minor: i64, currency: String) -> Self {
+        PriceView {
+            id,
+            charge_period: charge_period.to_owned(),
+            amount: format_amount(amount_minor, &currency),
+            currency,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(json: &str) -> Result<PlanDef, Invalid> {
+        serde_json::from_str::<PlanInput>(json).unwrap().validate()
+    }
+
+    #[test]
+    fn spec_example_plan_validates() {
+        let def = plan(
+            r#"{"identifier":"pro","name":"Pro","group":"base","isDefault":false,"trialDays":0,
+            "prices":[{"chargePeriod":"MONTHLY","amount":"100.00","currency":"usd"}],
+            "features":[{"featureId":"export-data","hasAccess":true},{"featureId":"api-calls","usageLimit":1000}]}"#,
+        )
+        .unwrap();
+        assert_eq!(def.prices[0].amount_minor, 10_000);
+        assert_eq!(def.grants[1].usage_limit, Some(1000));
+        assert!(def.grants[1].has_access);
+    }
+
+    #[test]
+    fn bad_plans_name_the_field() {
+        let e = plan(r#"{"identifier":"p","name":"P","prices":[{"chargePeriod":"HOURLY","amount":"1","currency":"usd"}]}"#)
+            .unwrap_err();
+        assert_eq!(e.field, "prices[0].chargePeriod");
+        let e = plan(r#"{"identifier":"p","name":"P","prices":[{"chargePeriod":"MONTHLY","amount":"1.001","currency":"usd"}]}"#)
+            .unwrap_err();
+        assert_eq!(e.field, "prices[0].amount");
+        let e = plan(r#"{"identifier":"has space","name":"P"}"#).unwrap_err();
+        assert_eq!(e.field, "identifier");
+        let e =
+            plan(r#"{"identifier":"p","name":"P","features":[{"featureId":"a","usageLimit":-1}]}"#)
+                .unwrap_err();
+        assert_eq!(e.field, "features[0].usageLimit");
+    }
+}

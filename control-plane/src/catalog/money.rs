@@ -1,0 +1,105 @@
+//! Money: integer minor units inside, decimal strings in the currency's major unit outside.
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+
+/// A lower-case ISO 4217 code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn parse(s: &str) -> Option<Currency> {
+        let lower = s.trim().to_ascii_lowercase();
+        (lower.len() == 3 && lower.bytes().all(|b| b.is_ascii_lowercase()))
+            .then_some(Currency(lower))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Digits after the decimal point (ISO 4217 minor unit).
+    pub fn exponent(&self) -> u32 {
+        exponent(&self.0)
+    }
+}
+
+pub fn exponent(code: &str) -> u32 {
+    match code {
+        "bif" | "clp" | "djf" | "gnf" | "isk" | "jpy" | "kmf" | "krw" | "pyg" | "rwf" | "ugx"
+        | "vnd" | "vuv" | "xaf" | "xof" | "xpf" => 0,
+        "bhd" | "iqd" | "jod" | "kwd" | "lyd" | "omr" | "tnd" => 3,
+        _ => 2,
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MoneyError {
+    #[error("'{0}' is not a decimal amount such as \"49.00\"")]
+    NotDecimal(String),
+    #[error("'{0}' has more decimal places than the currency allows")]
+    TooPrecise(String),
+    #[error("amounts cannot be negative")]
+    Negative,
+    #[error("amount is too large")]
+    TooLarge,
+}
+
+/// `"49.00"` in usd → 4900.
+pub fn parse_amount(text: &str, currency: &Currency) -> Result<i64, MoneyError> {
+    let d = Decimal::from_str(text.trim()).map_err(|_| MoneyError::NotDecimal(text.to_owned()))?;
+    if d.is_sign_negative() && !d.is_zero() {
+        return Err(MoneyError::Negative);
+    }
+    let exp = currency.exponent();
+    if d.normalize().scale() > exp {
+        return Err(MoneyError::TooPrecise(text.to_owned()));
+    }
+    let minor = d
+        .checked_mul(Decimal::from(10i64.pow(exp)))
+        .ok_or(MoneyError::TooLarge)?;
+    i64::try_from(minor.trunc()).map_err(|_| MoneyError::TooLarge)
+}
+
+/// 4900 in usd → `"49.00"`; -250 → `"-2.50"`.
+pub fn format_amount(minor: i64, currency: &str) -> String {
+    let d = Decimal::new(minor, exponent(currency));
+    format!("{d:.prec$}", prec = exponent(currency) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usd() -> Currency {
+        Currency::parse("USD").unwrap()
+    }
+
+    #[test]
+    fn parses_and_formats_in_minor_units() {
+        assert_eq!(parse_amount("49.00", &usd()), Ok(4900));
+        assert_eq!(parse_amount("49", &usd()), Ok(4900));
+        assert_eq!(parse_amount("0.1", &usd()), Ok(10));
+        assert_eq!(format_amount(4900, "usd"), "49.00");
+        assert_eq!(format_amount(-250, "usd"), "-2.50");
+        assert_eq!(format_amount(500, "jpy"), "500");
+        assert_eq!(format_amount(1234, "kwd"), "1.234");
+    }
+
+    #[test]
+    fn refuses_what_is_not_money() {
+        assert!(matches!(
+            parse_amount("4.999", &usd()),
+            Err(MoneyError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            parse_amount("abc", &usd()),
+            Err(MoneyError::NotDecimal(_))
+        ));
+        assert_eq!(parse_amount("-1.00", &usd()), Err(MoneyError::Negative));
+        assert_eq!(parse_amount("1e40", &usd()).is_err(), true);
+        assert!(Currency::parse("usdx").is_none());
+        assert!(Currency::parse("u1d").is_none());
+    }
+}

@@ -1,0 +1,108 @@
+//! The test-mode payment provider. Card numbers and payment-method tokens behave like Stripe's
+//! test cards (SPEC §5); live mode has no provider configured and declines everything.
+
+use tollgate_shared::Mode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestCard {
+    /// `pm_card_visa` / 4242 4242 4242 4242: every charge succeeds.
+    Visa,
+    /// `pm_card_chargeDeclined` / 4000 0000 0000 0002: declined at checkout.
+    Declined,
+    /// `pm_card_chargeCustomerFail` / 4000 0000 0000 0341: attaches, every later charge fails.
+    FailsLater,
+}
+
+impl TestCard {
+    pub fn from_token(token: &str) -> Option<TestCard> {
+        match token {
+            "pm_card_visa" => Some(TestCard::Visa),
+            "pm_card_chargeDeclined" => Some(TestCard::Declined),
+            "pm_card_chargeCustomerFail" => Some(TestCard::FailsLater),
+            _ => None,
+        }
+    }
+
+    pub fn from_number(number: &str) -> Option<TestCard> {
+        let digits: String = number
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect();
+        match digits.as_str() {
+            "4242424242424242" => Some(TestCard::Visa),
+            "4000000000000002" => Some(TestCard::Declined),
+            "4000000000000341" => Some(TestCard::FailsLater),
+            _ => None,
+        }
+    }
+
+    pub fn last4(self) -> &'static str {
+        match self {
+            TestCard::Visa => "4242",
+            TestCard::Declined => "0002",
+            TestCard::FailsLater => "0341",
+        }
+    }
+
+    /// Stored with the payment method so later charges (renewals) know how to behave.
+    pub fn behaviour(self) -> &'static str {
+        match self {
+            TestCard::FailsLater => "fails_later",
+            _ => "succeeds",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Decline {
+    #[error("Your card was declined.")]
+    CardDeclined,
+    #[error("Your card number is not a test card; in test mode use 4242 4242 4242 4242.")]
+    UnknownCard,
+    #[error("Live payments need a payment provider, and none is configured.")]
+    NoLiveProvider,
+}
+
+/// The first charge, made at checkout.
+pub fn charge_at_checkout(mode: Mode, card: Option<TestCard>) -> Result<TestCard, Decline> {
+    if mode == Mode::Live {
+        return Err(Decline::NoLiveProvider);
+    }
+    match card {
+        None => Err(Decline::UnknownCard),
+        Some(TestCard::Declined) => Err(Decline::CardDeclined),
+        Some(card) => Ok(card),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_cards_behave_like_stripes() {
+        assert_eq!(
+            charge_at_checkout(Mode::Test, TestCard::from_number("4242 4242 4242 4242")),
+            Ok(TestCard::Visa)
+        );
+        assert_eq!(
+            charge_at_checkout(Mode::Test, TestCard::from_token("pm_card_chargeDeclined")),
+            Err(Decline::CardDeclined)
+        );
+        assert_eq!(
+            charge_at_checkout(
+                Mode::Test,
+                TestCard::from_token("pm_card_chargeCustomerFail")
+            ),
+            Ok(TestCard::FailsLater)
+        );
+        assert_eq!(
+            charge_at_checkout(Mode::Test, TestCard::from_number("1234")),
+            Err(Decline::UnknownCard)
+        );
+        assert_eq!(
+            charge_at_checkout(Mode::Live, Some(TestCard::Visa)),
+            Err(Decline::NoLiveProvider)
+        );
+    }
+}

@@ -1,0 +1,259 @@
+//! Request extractors that speak the error envelope: JSON bodies (camelCase or snake_case
+//! keys, errors that name the offending field), query strings, and pagination.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tollgate_shared::ErrorKind;
+
+use crate::error::ApiError;
+
+/// A JSON body. Kelviq's SDKs send snake_case (`plan_identifier`) and its docs camelCase
+/// (`planIdentifier`); keys are folded to camelCase before deserializing so every handler
+/// declares one shape. `metadata` objects are passed through untouched. An empty body reads
+/// as `{}` so that endpoints whose fields are all optional accept a bare POST.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Map::new())
+    } else {
+        serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::new(ErrorKind::BadRequest, format!("malformed JSON body: {e}"))
+        })?
+    };
+    if !value.is_object() {
+        return Err(ApiError::new(
+            ErrorKind::BadRequest,
+            "request body must be a JSON object",
+        ));
+    }
+    let value = camel_keys(value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let message = if path == "." {
+            inner
+        } else {
+            format!("{path}: {inner}")
+        };
+        ApiError::new(ErrorKind::BadRequest, message)
+    })
+}
+
+fn body_rejection(e: BytesRejection) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(ErrorKind::PayloadTooLarge, "request body is too large")
+    } else {
+        ApiError::new(
+            ErrorKind::BadRequest,
+            format!("unreadable request body: {e}"),
+        )
+    }
+}
+
+fn camel_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let v = if k == "metadata" { v } else { camel_keys(v) };
+                    (snake_to_camel(&k), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(camel_keys).collect()),
+        other => other,
+    }
+}
+
+pub fn snake_to_camel(key: &str) -> String {
+    if !key.contains('_') {
+        return key.to_owned();
+    }
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' {
+            upper = !out.is_empty();
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A query string; bad values become a 400 envelope naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                ApiError::new(
+                    ErrorKind::BadRequest,
+                    format!("query parameter {path}: {}", e.into_inner()),
+                )
+            })
+    }
+}
+
+/// `page` (1-based) and `page_size` (1–100, default 10), shared by every list endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub page: u32,
+    pub size: u32,
+}
+
+impl Page {
+    pub fn parse(page: Option<u32>, size: Option<u32>) -> Result<Page, ApiError> {
+        let page = page.unwrap_or(1);
+        let size = size.unwrap_or(10);
+        if page == 0 {
+            return Err(ApiError::new(
+                ErrorKind::BadRequest,
+                "page: must be 1 or more",
+            ));
+        }
+        if !(1..=100).contains(&size) {
+            return Err(ApiError::new(
+                ErrorKind::BadRequest,
+                "page_size: must be between 1 and 100",
+            ));
+        }
+        Ok(Page { page, size })
+    }
+
+    pub fn offset(&self) -> i64 {
+        i64::from(self.page - 1) * i64::from(self.size)
+    }
+
+    pub fn limit(&self) -> i64 {
+        i64::from(self.size)
+    }
+}
+
+/// `{count, next, previous, results}`, with `next`/`previous` as absolute URLs (Kelviq, DRF).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Paginated<T> {
+    pub count: i64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<T>,
+}
+
+impl<T> Paginated<T> {
+    /// `base` is the list URL with its other filters, without `page`/`page_size`.
+    pub fn new(results: Vec<T>, count: i64, page: Page, base: &str) -> Self {
+        let link = |p: u32| {
+            let sep = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{sep}page={p}&page_size={}", page.size)
+        };
+        let seen = page.offset() + results.len() as i64;
+        Paginated {
+            count,
+            next: (seen < count).then(|| link(page.page + 1)),
+            previous: (page.page > 1).then(|| link(page.page - 1)),
+            results,
+        }
+    }
+}
+
+/// Builds `base?k=v&…` for pagination links from the filters that were set.
+pub fn list_url(public_url: &str, path: &str, filters: &[(&str, Option<&str>)]) -> String {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in filters {
+        if let Some(v) = v {
+            ser.append_pair(k, v);
+        }
+    }
+    let q = ser.finish();
+    if q.is_empty() {
+        format!("{public_url}{path}")
+    } else {
+        format!("{public_url}{path}?{q}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize, Debug)]
+    #[serde(rename_all = "camelCase")]
+    struct Body {
+        plan_identifier: String,
+        #[serde(default)]
+        metadata: Option<Value>,
+    }
+
+    #[test]
+    fn snake_and_camel_bodies_read_the_same() {
+        let a: Body = parse_json(br#"{"plan_identifier":"pro"}"#).unwrap();
+        let b: Body = parse_json(br#"{"planIdentifier":"pro"}"#).unwrap();
+        assert_eq!(a.plan_identifier, b.plan_identifier);
+        let m: Body = parse_json(br#"{"planIdentifier":"pro","metadata":{"keep_me":1}}"#).unwrap();
+        assert!(m.metadata.unwrap().get("keep_me").is_some());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse_json::<Body>(br#"{"planIdentifier":5}"#).unwrap_err();
+        assert!(e.message.starts_with("planIdentifier:"), "{}", e.message);
+        let e = parse_json::<Body>(b"{}").unwrap_err();
+        assert!(e.message.contains("planIdentifier"), "{}", e.message);
+        let e = parse_json::<Body>(b"[1]").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadRequest);
+        let e = parse_json::<Body>(b"{nope").unwrap_err();
+        assert!(e.message.starts_with("malformed JSON"));
+    }
+
+    #[test]
+    fn camel_casing() {
+        assert_eq!(snake_to_camel("success_url"), "successUrl");
+        assert_eq!(snake_to_camel("successUrl"), "successUrl");
+        assert_eq!(snake_to_camel("_x"), "x");
+    }
+
+    #[test]
+    fn pagination_links() {
+        let p = Page::parse(Some(1), Some(2)).unwrap();
+        let page = Paginated::new(
+            vec![1, 2],
+            3,
+            p,
+            "http://x/api/v1/subscriptions?customer_id=a",
+        );
+        assert_eq!(
+            page.next.as_deref(),
+            Some("http://x/api/v1/subscriptions?customer_id=a&page=2&page_size=2")
+        );
+        assert_eq!(page.previous, None);
+        assert!(Page::parse(Some(0), None).is_err());
+        assert!(Page::parse(None, Some(101)).is_err());
+    }
+}

@@ -1,0 +1,88 @@
+//! Health, readiness, Prometheus metrics, request tracking, and the envelope for routes and
+//! methods that do not exist.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tollgate_shared::ErrorKind;
+use tracing::Instrument;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// One span and one set of metrics per request, labelled by the matched route (not the raw
+/// URI, which would explode label cardinality and leak ids into logs).
+pub async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let span = tracing::info_span!("request", %method, %route, status = tracing::field::Empty);
+    let started = Instant::now();
+    let resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    span.record("status", status);
+    let elapsed = started.elapsed().as_secs_f64();
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("tollgate_http_requests_total", &labels).increment(1);
+    metrics::histogram!("tollgate_http_request_duration_seconds", &labels[..2]).record(elapsed);
+    if status >= 500 {
+        tracing::error!(parent: &span, status, "request failed");
+    } else {
+        tracing::debug!(parent: &span, status, elapsed_ms = elapsed * 1000.0, "request");
+    }
+    resp
+}
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match sqlx::query("SELECT 1").execute(&state.db.pool).await {
+        Ok(_) => axum::Json(serde_json::json!({"ready": true})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not reachable");
+            ApiError::new(ErrorKind::Unavailable, "database not reachable").into_response()
+        }
+    }
+}
+
+static PROMETHEUS: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+    std::sync::OnceLock::new();
+
+/// Installs the process-wide recorder once; later calls (more apps in one test process) reuse it.
+pub fn install_metrics() {
+    PROMETHEUS.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    });
+}
+
+pub async fn metrics() -> Response {
+    match PROMETHEUS.get() {
+        Some(h) => h.render().into_response(),
+        None => ApiError::new(ErrorKind::NotFound, "metrics are not enabled").into_response(),
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(ErrorKind::NotFound, "no such route")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        "method not allowed on this route",
+    )
+}

@@ -1,0 +1,209 @@
+//! `GET /internal/sync/stream?since=V`: the feed one edge reads for as long as it runs.
+//!
+//! A spawned task writes NDJSON frames into a bounded channel that backs the response body,
+//! so a slow edge slows only its own feed. The task resumes from `since` when the change log
+//! still holds every later version, and otherwise sends a snapshot taken inside one read
+//! transaction (a consistent cut at version V) before switching to deltas.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use serde::Deserialize;
+use sqlx::Row;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tollgate_shared::keys::parse_hash_hex;
+use tollgate_shared::sync::{
+    EdgeKey, Frame, FrameBody, ModeDefaults, SNAPSHOT_CHUNK, SnapshotBegin,
+};
+use tollgate_shared::{CustomerEntitlements, KeyKind, Mode};
+use tracing::{Instrument, debug, info, info_span};
+
+use super::changelog;
+use crate::app::AppState;
+use crate::auth::EdgeCaller;
+use crate::entitlements;
+use crate::extract::ApiQuery;
+
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    since: Option<u64>,
+}
+
+type Out = mpsc::Sender<Result<Bytes, Infallible>>;
+
+pub async fn stream(
+    State(state): State<AppState>,
+    edge: EdgeCaller,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+) -> Response {
+    let (tx, rx) = mpsc::channel(64);
+    let span = info_span!("sync_feed", edge_key = %edge.key_id, since = ?q.since);
+    tokio::spawn(
+        async move {
+            metrics::gauge!("tollgate_sync_streams").increment(1.0);
+            match feed(&state, q.since, &tx).await {
+                Ok(()) | Err(FeedError::Gone) => debug!("edge disconnected"),
+                Err(FeedError::Db(e)) => {
+                    tracing::warn!(error = %e, "sync feed failed; edge will reconnect")
+                }
+            }
+            metrics::gauge!("tollgate_sync_streams").decrement(1.0);
+        }
+        .instrument(span),
+    );
+    (
+        [(CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(ReceiverStream::new(rx)),
+    )
+        .into_response()
+}
+
+enum FeedError {
+    Gone,
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for FeedError {
+    fn from(e: sqlx::Error) -> Self {
+        FeedError::Db(e)
+    }
+}
+
+async fn send(out: &Out, body: FrameBody) -> Result<(), FeedError> {
+    out.send(Ok(Bytes::from(Frame::new(body).to_line())))
+        .await
+        .map_err(|_| FeedError::Gone)
+}
+
+async fn feed(state: &AppState, since: Option<u64>, out: &Out) -> Result<(), FeedError> {
+    let mut wake = state.sync.subscribe();
+    wake.borrow_and_update();
+    let mut last = match since {
+        Some(v) if can_resume(state, v).await? => v,
+        _ => snapshot(state, out).await?,
+    };
+    let heartbeat = state.config.sync_heartbeat;
+    loop {
+        wake.borrow_and_update();
+        let deltas = {
+            let mut conn = state.db.pool.acquire().await?;
+            changelog::after(&mut conn, last, 512).await?
+        };
+        if !deltas.is_empty() {
+            for delta in deltas {
+                last = delta.version;
+                send(out, FrameBody::Delta(delta)).await?;
+            }
+            continue;
+        }
+        tokio::select! {
+            changed = wake.changed() => if changed.is_err() { return Ok(()) },
+            () = tokio::time::sleep(heartbeat) => send(out, FrameBody::Heartbeat { version: last }).await?,
+            () = out.closed() => return Err(FeedError::Gone),
+        }
+    }
+}
+
+/// Deltas alone will do when the edge is not ahead of us and nothing it needs was pruned.
+async fn can_resume(state: &AppState, since: u64) -> Result<bool, sqlx::Error> {
+    let mut conn = state.db.pool.acquire().await?;
+    let latest = changelog::latest(&mut conn).await?;
+    if since > latest {
+        return Ok(false);
+    }
+    if since == latest {
+        return Ok(true);
+    }
+    Ok(changelog::oldest(&mut conn)
+        .await?
+        .is_some_and(|oldest| oldest <= since + 1))
+}
+
+async fn snapshot(state: &AppState, out: &Out) -> Result<u64, FeedError> {
+    let started = std::time::Instant::now();
+    // One read transaction: every row below is from the same committed state.
+    let mut tx = state.db.pool.begin().await?;
+    let version = changelog::latest(&mut tx).await?;
+    let keys = sqlx::query(
+        "SELECT kind, mode, hash FROM api_keys WHERE revoked_at IS NULL AND mode IS NOT NULL",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .filter_map(|row| {
+        let kind = KeyKind::parse(row.try_get("kind").ok()?)?;
+        let mode = Mode::parse(row.try_get::<String, _>("mode").ok()?.as_str())?;
+        let hash: String = row.try_get("hash").ok()?;
+        parse_hash_hex(&hash)?;
+        (kind != KeyKind::EdgeSync).then_some(EdgeKey { hash, mode, kind })
+    })
+    .collect();
+    let mut defaults = Vec::new();
+    for mode in [Mode::Test, Mode::Live] {
+        let entitlements = entitlements::compile_defaults(&mut tx, mode).await?;
+        defaults.push(ModeDefaults { mode, entitlements });
+    }
+    let customer_count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM customer_entitlements")
+        .fetch_one(&mut *tx)
+        .await?;
+    send(
+        out,
+        FrameBody::SnapshotBegin(SnapshotBegin {
+            version,
+            customer_count: customer_count as u64,
+            keys,
+            token_keys: vec![state.token_verifying_key.clone()],
+            defaults,
+        }),
+    )
+    .await?;
+    let mut rows = sqlx::query("SELECT mode, customer_id, entitlements FROM customer_entitlements")
+        .fetch(&mut *tx);
+    let mut chunk = Vec::with_capacity(SNAPSHOT_CHUNK);
+    let mut pending_send: Option<Vec<CustomerEntitlements>> = None;
+    while let Some(row) = rows.try_next().await? {
+        let mode = Mode::parse(row.try_get::<&str, _>("mode")?).unwrap_or(Mode::Test);
+        let customer_id: String = row.try_get("customer_id")?;
+        let ents: &str = row.try_get("entitlements")?;
+        let entitlements =
+            serde_json::from_str(ents).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        chunk.push(CustomerEntitlements {
+            mode,
+            customer_id,
+            entitlements,
+        });
+        if chunk.len() == SNAPSHOT_CHUNK {
+            pending_send = Some(std::mem::replace(
+                &mut chunk,
+                Vec::with_capacity(SNAPSHOT_CHUNK),
+            ));
+        }
+        if let Some(customers) = pending_send.take() {
+            send(out, FrameBody::SnapshotChunk { customers }).await?;
+        }
+    }
+    drop(rows);
+    if !chunk.is_empty() {
+        send(out, FrameBody::SnapshotChunk { customers: chunk }).await?;
+    }
+    tx.rollback().await?;
+    send(out, FrameBody::SnapshotEnd { version }).await?;
+    info!(
+        version,
+        customers = customer_count,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "snapshot sent"
+    );
+    Ok(version)
+}
+
+pub fn default_heartbeat() -> Duration {
+    Duration::from_secs(2)
+}

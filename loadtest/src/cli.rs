@@ -1,0 +1,184 @@
+//! Command-line interface. Doc comments are the help text; every flag also reads an env var.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples (loopback only):
+  loadtest baseline --listen 127.0.0.1:8090 --body-bytes 600
+  loadtest edge --url http://127.0.0.1:8081 --key pk_test_... --customers 1000 \\
+      --connections 16 --duration 10
+  loadtest edge --url http://127.0.0.1:8081 --key pk_test_... --rate 5000 --plot open.svg
+  loadtest compare --edge-url http://127.0.0.1:8081 --key pk_test_... --customers 1000 \\
+      --connections 16 --duration 10 --json compare.json --plot compare.svg";
+
+/// Tollgate load generator: drives an edge (or a baseline hyper server) over keep-alive
+/// HTTP/1 connections and reports throughput and latency percentiles.
+#[derive(Parser, Debug)]
+#[command(name = "loadtest", version, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve a fixed JSON body of N bytes: the minimal hyper server an edge is compared against.
+    Baseline(BaselineArgs),
+    /// Load one edge: closed-loop (max throughput), or open-loop at a fixed --rate.
+    Edge(EdgeArgs),
+    /// Baseline vs edge in one run: same generator, same body size, same settings.
+    Compare(CompareArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BaselineArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(
+        long,
+        env = "LOADTEST_BASELINE_LISTEN",
+        default_value = "127.0.0.1:8090"
+    )]
+    pub listen: SocketAddr,
+    /// Size of the response body in bytes.
+    #[arg(long, env = "LOADTEST_BODY_BYTES", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(0..=16 * 1024 * 1024))]
+    pub body_bytes: u32,
+    /// Server worker threads (default: one per CPU, like the edge's runtime).
+    #[arg(long, env = "LOADTEST_BASELINE_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+    /// Exit after this many seconds (default: run until Ctrl-C or SIGTERM).
+    #[arg(long, env = "LOADTEST_EXIT_AFTER_SECS", value_parser = parse_secs)]
+    pub exit_after: Option<Duration>,
+}
+
+/// What every load run needs, shared by `edge` and `compare`.
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// Publishable (or secret) key sent as `Authorization: Bearer KEY`.
+    #[arg(long, env = "LOADTEST_KEY", hide_env_values = true)]
+    pub key: String,
+    /// Customers to cycle over: request i asks for `{prefix}{i mod N}`.
+    #[arg(long, env = "LOADTEST_CUSTOMERS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub customers: u64,
+    /// Customer id prefix (percent-encoded into the query string).
+    #[arg(long, env = "LOADTEST_CUSTOMER_PREFIX", default_value = "cus_")]
+    pub customer_prefix: String,
+    /// Keep-alive HTTP/1 connections, each with one request in flight.
+    #[arg(long, env = "LOADTEST_CONNECTIONS", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub connections: u16,
+    /// Length of each measured run, in seconds (fractions allowed).
+    #[arg(long, env = "LOADTEST_DURATION_SECS", default_value = "10", value_parser = parse_secs)]
+    pub duration: Duration,
+    /// Unrecorded closed-loop warm-up before each target's first run, in seconds (0 disables).
+    #[arg(long, env = "LOADTEST_WARMUP_SECS", default_value = "1", value_parser = parse_secs)]
+    pub warmup: Duration,
+    /// Generator worker threads. Keep it low on small machines so the server under test gets CPU.
+    #[arg(long, env = "LOADTEST_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+    /// Give up on one request (and reconnect) after this many milliseconds.
+    #[arg(long, env = "LOADTEST_TIMEOUT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub timeout_ms: u64,
+    /// Hard cap on requests per run, whatever the duration.
+    #[arg(long, env = "LOADTEST_MAX_REQUESTS", default_value_t = 100_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_requests: u64,
+    /// Write the results as JSON to this file.
+    #[arg(long, env = "LOADTEST_JSON")]
+    pub json: Option<PathBuf>,
+    /// Write an SVG latency-percentile plot to this file.
+    #[arg(long, env = "LOADTEST_PLOT")]
+    pub plot: Option<PathBuf>,
+    /// No progress bar (it is also hidden when stderr is not a terminal).
+    #[arg(long, env = "LOADTEST_QUIET")]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EdgeArgs {
+    /// Base URL of the edge (plain http).
+    #[arg(long, env = "LOADTEST_URL", default_value = "http://127.0.0.1:8081")]
+    pub url: String,
+    /// Open-loop: send this many requests per second in total on a fixed schedule and measure
+    /// latency from each scheduled send time. Without it the run is closed-loop.
+    #[arg(long, env = "LOADTEST_RATE", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Base URL of the edge (plain http).
+    #[arg(
+        long,
+        env = "LOADTEST_EDGE_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub edge_url: String,
+    /// Open-loop rate for the second phase, as a fraction of each server's closed-loop peak.
+    #[arg(long, env = "LOADTEST_OPEN_FRACTION", default_value_t = 0.5, value_parser = parse_fraction)]
+    pub open_fraction: f64,
+    /// Skip the open-loop phase.
+    #[arg(long, env = "LOADTEST_NO_OPEN_LOOP")]
+    pub no_open_loop: bool,
+    /// Worker threads of the in-process baseline server (default: one per CPU).
+    #[arg(long, env = "LOADTEST_BASELINE_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub baseline_threads: Option<u16>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+const MAX_SECS: f64 = 24.0 * 3600.0;
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.trim().parse().map_err(|e| format!("{e}"))?;
+    if !(0.0..=MAX_SECS).contains(&secs) {
+        return Err(format!("must be between 0 and {MAX_SECS} seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s.trim().parse().map_err(|e| format!("{e}"))?;
+    if !(rate.is_finite() && rate > 0.0 && rate <= 10_000_000.0) {
+        return Err("must be a positive number of requests per second, at most 10000000".into());
+    }
+    Ok(rate)
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    let f: f64 = s.trim().parse().map_err(|e| format!("{e}"))?;
+    if !(f > 0.0 && f <= 1.0) {
+        return Err("must be in (0, 1]".into());
+    }
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_numbers_are_refused() {
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("nan").is_err());
+        assert_eq!(parse_secs("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("inf").is_err());
+        assert!(parse_fraction("1.5").is_err());
+    }
+}

@@ -1,0 +1,174 @@
+//! Results of a run, as a table for people and JSON for tools.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Closed,
+    Open,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Counts {
+    /// Responses received (any status).
+    pub completed: u64,
+    /// 2xx and 304 responses.
+    pub ok: u64,
+    /// Other statuses.
+    pub errors: u64,
+    /// Connect, protocol or body errors.
+    pub io_errors: u64,
+    pub timeouts: u64,
+    /// Open-loop slots never sent before the run's hard end.
+    pub missed: u64,
+    pub body_bytes: u64,
+}
+
+/// Latency summary in microseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Latency {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub mean: f64,
+    pub samples: u64,
+}
+
+impl Latency {
+    pub fn of(h: &Histogram<u64>) -> Latency {
+        Latency {
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+            samples: h.len(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunResult {
+    pub label: String,
+    pub target: String,
+    pub mode: Mode,
+    pub connections: u16,
+    pub target_rate: Option<f64>,
+    pub elapsed_secs: f64,
+    pub requests_per_sec: f64,
+    pub counts: Counts,
+    pub latency_us: Latency,
+    /// Open-loop only: how late the generator itself sent requests on idle connections.
+    pub generator_lag_us: Option<Latency>,
+    /// `(quantile, microseconds)` points of the latency distribution, for plotting.
+    pub percentiles: Vec<(f64, u64)>,
+}
+
+impl RunResult {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        label: String,
+        target: String,
+        mode: Mode,
+        connections: u16,
+        target_rate: Option<f64>,
+        elapsed: Duration,
+        counts: Counts,
+        latency: &Histogram<u64>,
+        lag: Option<&Histogram<u64>>,
+    ) -> RunResult {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        RunResult {
+            label,
+            target,
+            mode,
+            connections,
+            target_rate,
+            elapsed_secs: secs,
+            requests_per_sec: counts.completed as f64 / secs,
+            counts,
+            latency_us: Latency::of(latency),
+            generator_lag_us: lag.map(Latency::of),
+            percentiles: latency
+                .iter_quantiles(2)
+                .map(|v| (v.quantile_iterated_to(), v.value_iterated_to()))
+                .collect(),
+        }
+    }
+}
+
+pub fn print_table(runs: &[RunResult]) {
+    println!(
+        "{:<18} {:>6} {:>5} {:>10} {:>10} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "run",
+        "mode",
+        "conns",
+        "target/s",
+        "req/s",
+        "errors",
+        "io/tmo",
+        "p50 us",
+        "p90 us",
+        "p99 us",
+        "p99.9 us",
+        "max us"
+    );
+    for r in runs {
+        let l = &r.latency_us;
+        let target = r
+            .target_rate
+            .map_or_else(|| "-".into(), |t| format!("{t:.0}"));
+        let mode = match r.mode {
+            Mode::Closed => "closed",
+            Mode::Open => "open",
+        };
+        println!(
+            "{:<18} {:>6} {:>5} {:>10} {:>10.0} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            r.label,
+            mode,
+            r.connections,
+            target,
+            r.requests_per_sec,
+            r.counts.errors,
+            r.counts.io_errors + r.counts.timeouts + r.counts.missed,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max
+        );
+    }
+    for r in runs {
+        if let Some(lag) = &r.generator_lag_us {
+            println!(
+                "{}: generator lag p99 {} us, max {} us{}",
+                r.label,
+                lag.p99,
+                lag.max,
+                if r.counts.missed > 0 {
+                    format!(", {} slots missed", r.counts.missed)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+}
+
+pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value).context("serializing results")?;
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}

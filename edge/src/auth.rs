@@ -1,7 +1,7 @@
 //! Who may read entitlements at the edge: publishable or secret keys of a mode (checked by
 //! hash against the set the snapshot delivered), or a customer token scoped to one customer.
 
-use tollgate_shared::keys::{credential_from_header, hash_key};
+use tollgate_shared::keys::{EDGE_SYNC_PREFIX, credential_from_header, hash_key};
 use tollgate_shared::token::{self, TOKEN_PREFIX};
 use tollgate_shared::{KeyKind, Mode};
 
@@ -37,6 +37,10 @@ pub fn authenticate(auth: &Auth, header: Option<&[u8]>) -> Result<Caller, AuthEr
             mode: claims.m,
             customer_id: claims.c,
         });
+    }
+    // Edges never receive sync-key hashes, so recognise the kind by its prefix.
+    if credential.starts_with(EDGE_SYNC_PREFIX) {
+        return Err(AuthError::WrongKind);
     }
     match auth.keys.get(&hash_key(&credential)) {
         Some((mode, KeyKind::Publishable | KeyKind::Secret)) => Ok(Caller::Key(*mode)),

@@ -90,6 +90,7 @@ async fn feed(state: &AppState, since: Option<u64>, out: &Out) -> Result<(), Fee
         _ => snapshot(state, out).await?,
     };
     let heartbeat = state.config.sync_heartbeat;
+    let mut shutdown = state.shutdown.clone();
     loop {
         wake.borrow_and_update();
         let deltas = {
@@ -107,6 +108,8 @@ async fn feed(state: &AppState, since: Option<u64>, out: &Out) -> Result<(), Fee
             changed = wake.changed() => if changed.is_err() { return Ok(()) },
             () = tokio::time::sleep(heartbeat) => send(out, FrameBody::Heartbeat { version: last }).await?,
             () = out.closed() => return Err(FeedError::Gone),
+            // Ending the body lets graceful shutdown finish; edges reconnect elsewhere.
+            () = async { let _ = shutdown.wait_for(|stopping| *stopping).await; } => return Ok(()),
         }
     }
 }

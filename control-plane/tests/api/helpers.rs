@@ -1,0 +1,435 @@
+//! Starting the real binaries on random loopback ports, each control plane with its own SQLite
+//! file, and typed helpers to talk to them over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tollgate_shared::keys::generate;
+use tollgate_shared::{KeyKind, Mode};
+
+pub fn bin(name: &str) -> PathBuf {
+    let cp = PathBuf::from(env!("CARGO_BIN_EXE_control-plane"));
+    let path = cp.with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace`) first",
+        path.display()
+    );
+    path
+}
+
+pub fn example_catalog() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog/example.json")
+}
+
+/// A child process that is killed when dropped, with its stdout lines available.
+pub struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc { child, lines }
+    }
+
+    /// Waits for the "listening on http://ADDR" line every binary prints once bound.
+    fn listening_addr(&mut self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap_or("");
+                        return addr.parse().expect("address");
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Ok(Some(status)) = self.child.try_wait() {
+                        panic!("process exited early: {status}");
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("process closed stdout before listening")
+                }
+            }
+        }
+        panic!("process did not start listening");
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Keys {
+    pub secret: String,
+    pub publishable: String,
+    pub live_secret: String,
+    pub edge_sync: String,
+}
+
+impl Keys {
+    pub fn random() -> Keys {
+        Keys {
+            secret: generate(KeyKind::Secret, Mode::Test),
+            publishable: generate(KeyKind::Publishable, Mode::Test),
+            live_secret: generate(KeyKind::Secret, Mode::Live),
+            edge_sync: generate(KeyKind::EdgeSync, Mode::Test),
+        }
+    }
+}
+
+pub struct ControlPlane {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub url: String,
+    pub keys: Keys,
+    pub db: PathBuf,
+    dir: std::sync::Arc<tempfile::TempDir>,
+}
+
+impl ControlPlane {
+    pub fn start() -> ControlPlane {
+        let dir = std::sync::Arc::new(tempfile::tempdir().expect("tempdir"));
+        let db = dir.path().join("tollgate.db");
+        Self::start_with(
+            Keys::random(),
+            db,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            dir,
+        )
+    }
+
+    fn start_with(
+        keys: Keys,
+        db: PathBuf,
+        listen: SocketAddr,
+        dir: std::sync::Arc<tempfile::TempDir>,
+    ) -> ControlPlane {
+        let mut proc = Proc::spawn(
+            Command::new(bin("control-plane"))
+                .arg("serve")
+                .arg("--listen")
+                .arg(listen.to_string())
+                .arg("--database-url")
+                .arg(format!("sqlite://{}", db.display()))
+                .arg("--catalog")
+                .arg(example_catalog())
+                .arg("--sync-heartbeat-ms")
+                .arg("200")
+                .env("TOLLGATE_SECRET_KEY", &keys.secret)
+                .env("TOLLGATE_PUBLISHABLE_KEY", &keys.publishable)
+                .env("TOLLGATE_LIVE_SECRET_KEY", &keys.live_secret)
+                .env("TOLLGATE_EDGE_SYNC_KEY", &keys.edge_sync)
+                .env("RUST_LOG", "warn"),
+        );
+        let addr = proc.listening_addr();
+        ControlPlane {
+            proc,
+            addr,
+            url: format!("http://{addr}"),
+            keys,
+            db,
+            dir,
+        }
+    }
+
+    /// Kills the process and hands back what is needed to start it again later.
+    pub fn stop(self) -> StoppedControlPlane {
+        let ControlPlane {
+            mut proc,
+            addr,
+            keys,
+            db,
+            dir,
+            ..
+        } = self;
+        proc.kill();
+        StoppedControlPlane {
+            addr,
+            keys,
+            db,
+            dir,
+        }
+    }
+
+    pub fn api(&self) -> Api {
+        Api {
+            base: self.url.clone(),
+            key: self.keys.secret.clone(),
+            client: client(),
+        }
+    }
+
+    pub fn api_with(&self, key: &str) -> Api {
+        Api {
+            base: self.url.clone(),
+            key: key.to_owned(),
+            client: client(),
+        }
+    }
+
+    pub fn edge(&self) -> Edge {
+        Edge::start(&self.url, &self.keys)
+    }
+}
+
+pub struct StoppedControlPlane {
+    pub addr: SocketAddr,
+    keys: Keys,
+    db: PathBuf,
+    dir: std::sync::Arc<tempfile::TempDir>,
+}
+
+impl StoppedControlPlane {
+    pub fn start(self) -> ControlPlane {
+        ControlPlane::start_with(self.keys, self.db, self.addr, self.dir)
+    }
+}
+
+pub struct Edge {
+    pub proc: Proc,
+    pub url: String,
+    pub keys: Keys,
+}
+
+impl Edge {
+    pub fn start(control_plane: &str, keys: &Keys) -> Edge {
+        let mut proc = Proc::spawn(
+            Command::new(bin("edge"))
+                .arg("--listen")
+                .arg("127.0.0.1:0")
+                .arg("--control-plane-url")
+                .arg(control_plane)
+                .arg("--sync-key")
+                .arg(&keys.edge_sync)
+                .arg("--idle-timeout-ms")
+                .arg("2000")
+                .arg("--backoff-max-ms")
+                .arg("300")
+                .env("RUST_LOG", "warn"),
+        );
+        let addr = proc.listening_addr();
+        Edge {
+            proc,
+            url: format!("http://{addr}"),
+            keys: keys.clone(),
+        }
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
+        let mut req = client().get(format!("{}{path}", self.url));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.expect("edge request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A customer's entitlements, with the test publishable key.
+    pub async fn entitlements(&self, customer: &str) -> Value {
+        let (status, body) = self
+            .get(
+                &format!("/api/v1/entitlements/?customerId={customer}"),
+                Some(&self.keys.publishable),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    pub async fn ready(&self) -> Value {
+        self.get("/readyz", None).await.1
+    }
+
+    pub async fn wait_ready(&self) {
+        wait_until("edge ready", || async {
+            self.ready().await["ready"] == true
+        })
+        .await;
+    }
+}
+
+pub fn has_access(entitlements: &Value, feature: &str) -> bool {
+    entitlements["entitlements"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["featureId"] == feature))
+        .is_some_and(|e| e["hasAccess"] == true)
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Polls until `check` holds. The deadline only stops a broken test from hanging; nothing
+/// here asserts how fast anything is.
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub key: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(&self.key, Some(""));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(&self.key, Some(""))
+            .body(body.to_vec());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn create_customer(&self, id: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/v1/customers/",
+                json!({"customerId": id, "email": format!("{id}@example.com")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Checkout + test-mode completion with `pm_card_visa`; returns the subscription.
+    pub async fn subscribe_paid(&self, customer: &str, plan: &str, period: &str) -> Value {
+        let (status, co) = self
+            .post(
+                "/api/v1/checkout/",
+                json!({"planIdentifier": plan, "chargePeriod": period, "customerId": customer,
+                       "successUrl": "https://app.example.com/success"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{co}");
+        let id = co["checkoutSessionId"].as_str().expect("session id");
+        let (status, done) = self
+            .post(
+                &format!("/api/v1/checkout/{id}/complete/"),
+                json!({"paymentMethod": "pm_card_visa"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{done}");
+        done["subscription"].clone()
+    }
+}
+
+/// The envelope every error must have, with its code equal to the HTTP status.
+pub fn assert_envelope(status: StatusCode, body: &Value, context: &str) {
+    let e = &body["error"];
+    assert_eq!(
+        e["code"].as_u64(),
+        Some(u64::from(status.as_u16())),
+        "{context}: {body}"
+    );
+    assert!(
+        e["type"].as_str().is_some_and(|t| !t.is_empty()),
+        "{context}: {body}"
+    );
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{context}: {body}"
+    );
+}

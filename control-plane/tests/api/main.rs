@@ -1,0 +1,9 @@
+//! Integration tests: the real `control-plane` and `edge` binaries on random loopback ports,
+//! each control plane with its own SQLite file, talked to over HTTP. One test binary, modules
+//! by subject (zero-to-production's layout).
+
+mod bad_input;
+mod checkout_page;
+mod e2e;
+mod helpers;
+mod sync;

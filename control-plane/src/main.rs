@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the HTTP API, the hosted checkout pages and the edge sync stream.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Print the OpenAPI document (JSON) and exit.
     Openapi,
 }
@@ -82,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
     }
 }
 

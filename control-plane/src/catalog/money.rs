@@ -98,7 +98,7 @@ mod tests {
             Err(MoneyError::NotDecimal(_))
         ));
         assert_eq!(parse_amount("-1.00", &usd()), Err(MoneyError::Negative));
-        assert_eq!(parse_amount("1e40", &usd()).is_err(), true);
+        assert!(parse_amount("1e40", &usd()).is_err());
         assert!(Currency::parse("usdx").is_none());
         assert!(Currency::parse("u1d").is_none());
     }

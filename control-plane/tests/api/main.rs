@@ -2,6 +2,8 @@
 //! each control plane with its own SQLite file, talked to over HTTP. One test binary, modules
 //! by subject (zero-to-production's layout).
 
+#![allow(clippy::unwrap_used)] // test helpers panic with context on purpose
+
 mod bad_input;
 mod checkout_page;
 mod e2e;

@@ -15,12 +15,16 @@ use crate::auth::{AuthError, Caller, insert_key};
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, invalid};
 use crate::extract::{ApiJson, ApiQuery, Page, Paginated, list_url};
+use crate::openapi::ErrorEnvelope;
 use crate::sync::changelog;
 
-#[derive(Debug, Deserialize)]
+/// A new key. Keys may also be sent in snake_case.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateKey {
+    /// `secret`, `publishable` or `edge_sync` (live secret keys only).
     kind: String,
+    /// A label, at most 200 characters.
     #[serde(default)]
     name: Option<String>,
 }
@@ -40,6 +44,21 @@ pub struct KeyView {
     key: Option<String>,
 }
 
+/// Create an API key.
+///
+/// The key is in this response only; it is stored hashed.
+#[utoipa::path(
+    post,
+    path = "/api/v1/api-keys",
+    tag = "api-keys",
+    operation_id = "createApiKey",
+    request_body = CreateKey,
+    responses(
+        (status = 201, description = "The key, with `key` set", body = KeyView),
+        (status = 400, description = "A field is invalid", body = ErrorEnvelope),
+        (status = 403, description = "Edge sync keys need a live-mode secret key", body = ErrorEnvelope),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -75,9 +94,12 @@ pub async fn create(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// 1-based page number (default 1).
     page: Option<u32>,
+    /// Results per page, 1-100 (default 10).
     page_size: Option<u32>,
 }
 
@@ -97,6 +119,21 @@ fn view(r: &sqlx::sqlite::SqliteRow) -> Result<KeyView, sqlx::Error> {
 /// The caller's mode's keys, plus edge sync keys for live callers.
 const VISIBLE: &str = "(mode = ?1 OR (mode IS NULL AND ?1 = 'live'))";
 
+/// List API keys.
+///
+/// The keys of the caller's mode, and edge sync keys for live-mode callers; never the keys
+/// themselves.
+#[utoipa::path(
+    get,
+    path = "/api/v1/api-keys",
+    tag = "api-keys",
+    operation_id = "listApiKeys",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of keys, newest first", body = Paginated<KeyView>),
+        (status = 400, description = "A query parameter is invalid", body = ErrorEnvelope),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -121,7 +158,22 @@ pub async fn list(
     Ok(Json(Paginated::new(items, count, page, &base)))
 }
 
-/// Revokes a key at once here and, through the change log, at every edge.
+/// Revoke an API key.
+///
+/// Revokes a key at once here and, through the change log, at every edge. Revoking a revoked
+/// key changes nothing.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/api-keys/{id}",
+    tag = "api-keys",
+    operation_id = "revokeApiKey",
+    params(("id" = String, Path, description = "The key's id (`key_…`)")),
+    responses(
+        (status = 200, description = "The revoked key", body = KeyView),
+        (status = 400, description = "A key cannot revoke itself", body = ErrorEnvelope),
+        (status = 404, description = "No such key", body = ErrorEnvelope),
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

@@ -23,7 +23,10 @@ use crate::auth::BootstrapKeys;
 use crate::clock::SharedClock;
 use crate::db::{Db, WriteTx};
 use crate::sync::{SyncNotifier, changelog};
-use crate::{api_keys, catalog, checkout, customers, idempotency, observe, subscriptions, sync};
+use crate::{
+    api_keys, billing, catalog, checkout, customers, idempotency, observe, subscriptions, sync,
+    usage,
+};
 
 /// Request bodies above this are refused with 413 before any handler runs.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -41,12 +44,18 @@ pub struct Config {
     pub redirect_hosts: Vec<String>,
     pub sync_heartbeat: Duration,
     pub drain: Duration,
+    pub dunning_retry_days: Vec<u32>,
+    /// How often the billing clock looks for due work (renewals, trial ends, retries).
+    pub billing_tick: Duration,
 }
 
 /// Settled configuration, as handlers see it.
 #[derive(Debug)]
 pub struct Settings {
     pub public_url: String,
+    /// Days after a failed renewal on which the charge is retried; after the last, the
+    /// subscription is canceled.
+    pub dunning_retry_days: Vec<u32>,
     pub redirect_hosts: Vec<String>,
     pub sync_heartbeat: Duration,
 }
@@ -80,6 +89,7 @@ pub struct Application {
     state: AppState,
     shutdown_tx: watch::Sender<bool>,
     drain: Duration,
+    billing_tick: Duration,
     /// Keys generated on this start, to print once.
     pub generated_keys: Vec<(String, String)>,
 }
@@ -112,6 +122,7 @@ impl Application {
                 public_url,
                 redirect_hosts: config.redirect_hosts.clone(),
                 sync_heartbeat: config.sync_heartbeat,
+                dunning_retry_days: config.dunning_retry_days.clone(),
             }),
             sync: SyncNotifier::new(latest),
             token_verifying_key: tollgate_shared::token::encode_verifying_key(
@@ -132,6 +143,7 @@ impl Application {
             state,
             shutdown_tx,
             drain: config.drain,
+            billing_tick: config.billing_tick,
             generated_keys,
         })
     }
@@ -152,6 +164,10 @@ impl Application {
     ) -> anyhow::Result<()> {
         let app = NormalizePathLayer::trim_trailing_slash().layer(self.router);
         let app = axum::ServiceExt::<Request>::into_make_service(app);
+        tokio::spawn(crate::billing::worker::run_forever(
+            self.state.clone(),
+            self.billing_tick,
+        ));
         let shutdown_tx = self.shutdown_tx;
         let mut stopped = self.state.shutdown.clone();
         let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
@@ -248,6 +264,25 @@ fn router(state: AppState) -> Router {
             "/api/v1/subscriptions/{id}/resume",
             post(subscriptions::routes::resume),
         )
+        .route(
+            "/api/v1/subscribe",
+            post(subscriptions::subscribe::subscribe),
+        )
+        .route("/api/v1/invoices", get(billing::routes::list))
+        .route("/api/v1/invoices/{id}", get(billing::routes::get))
+        .route(
+            "/api/v1/customers/{customer_id}/payment-methods",
+            post(billing::routes::attach_payment_method)
+                .delete(billing::routes::detach_payment_methods),
+        )
+        .route("/api/v1/test-clocks", post(billing::test_clocks::create))
+        .route("/api/v1/test-clocks/{id}", get(billing::test_clocks::get))
+        .route(
+            "/api/v1/test-clocks/{id}/advance",
+            post(billing::test_clocks::advance),
+        )
+        .route("/api/v1/usage", post(usage::routes::report))
+        .route("/api/v1/report/usage", post(usage::routes::report_kelviq))
         .route(
             "/api/v1/api-keys",
             post(api_keys::create).get(api_keys::list),

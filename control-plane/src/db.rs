@@ -55,8 +55,10 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "billing", include_str!("../migrations/0002_billing.sql")),
+];
 
 /// Migrations compiled into the binary, so a deployed control plane needs no files beside it.
 #[derive(Debug)]

@@ -21,25 +21,43 @@ pub const GRANTING: &str = "('trialing','active','past_due')";
 struct Grant {
     has_access: bool,
     limit: Option<i64>,
-    /// When the granting period ends (a METER's reset), if the grant comes from a subscription.
-    period_end: Option<i64>,
 }
 
-async fn features(
-    conn: &mut SqliteConnection,
-    mode: Mode,
-) -> Result<Vec<(String, FeatureType)>, sqlx::Error> {
-    let rows =
-        sqlx::query("SELECT identifier, type FROM features WHERE mode = ? ORDER BY identifier")
-            .bind(mode.as_str())
-            .fetch_all(conn)
-            .await?;
+/// A METER's state in its current window.
+#[derive(Debug, Clone, Copy, Default)]
+struct Meter {
+    usage: i64,
+    reset_at: Option<i64>,
+}
+
+/// A customer's compiled entitlements and when they next change by themselves (a meter
+/// window ending), so the billing clock can republish them then.
+pub struct Compiled {
+    pub entitlements: Vec<Entitlement>,
+    pub next_change_at: Option<i64>,
+}
+
+struct Feature {
+    id: String,
+    ty: FeatureType,
+    reset_period: Option<String>,
+}
+
+async fn features(conn: &mut SqliteConnection, mode: Mode) -> Result<Vec<Feature>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT identifier, type, reset_period FROM features WHERE mode = ? ORDER BY identifier",
+    )
+    .bind(mode.as_str())
+    .fetch_all(conn)
+    .await?;
     Ok(rows
         .into_iter()
         .filter_map(|r| {
-            let id: String = r.try_get("identifier").ok()?;
-            let ty = FeatureType::parse(r.try_get("type").ok()?)?;
-            Some((id, ty))
+            Some(Feature {
+                id: r.try_get("identifier").ok()?,
+                ty: FeatureType::parse(r.try_get("type").ok()?)?,
+                reset_period: r.try_get("reset_period").ok()?,
+            })
         })
         .collect())
 }
@@ -48,7 +66,6 @@ async fn plan_grants(
     conn: &mut SqliteConnection,
     mode: Mode,
     plan: &str,
-    period_end: Option<i64>,
     into: &mut BTreeMap<String, Vec<Grant>>,
 ) -> Result<(), sqlx::Error> {
     let rows = sqlx::query(
@@ -64,7 +81,6 @@ async fn plan_grants(
             .push(Grant {
                 has_access: r.try_get::<i64, _>("has_access")? != 0,
                 limit: r.try_get("usage_limit")?,
-                period_end,
             });
     }
     Ok(())
@@ -83,20 +99,22 @@ pub async fn compile_defaults(
     .await?;
     let mut grants = BTreeMap::new();
     for plan in &defaults {
-        plan_grants(conn, mode, plan, None, &mut grants).await?;
+        plan_grants(conn, mode, plan, &mut grants).await?;
     }
     let features = features(conn, mode).await?;
-    Ok(combine(&features, &grants))
+    Ok(combine(&features, &grants, &BTreeMap::new()))
 }
 
+/// `real_now` is the server's time; a customer on a test clock is compiled at the clock's time.
 pub async fn compile_customer(
     conn: &mut SqliteConnection,
     mode: Mode,
     customer_id: &str,
-) -> Result<Vec<Entitlement>, sqlx::Error> {
+    real_now: i64,
+) -> Result<Compiled, sqlx::Error> {
+    let now = crate::billing::customer_now(conn, mode, customer_id, real_now).await?;
     let subs = sqlx::query(&format!(
-        "SELECT plan_identifier, grp, current_period_end FROM subscriptions
-         WHERE mode = ? AND customer_id = ? AND status IN {GRANTING}"
+        "SELECT plan_identifier, grp FROM subscriptions WHERE mode = ? AND customer_id = ? AND status IN {GRANTING}"
     ))
     .bind(mode.as_str())
     .bind(customer_id)
@@ -108,14 +126,7 @@ pub async fn compile_customer(
         let grp: String = s.try_get("grp")?;
         covered.insert(grp);
         let plan: String = s.try_get("plan_identifier")?;
-        plan_grants(
-            conn,
-            mode,
-            &plan,
-            s.try_get("current_period_end")?,
-            &mut grants,
-        )
-        .await?;
+        plan_grants(conn, mode, &plan, &mut grants).await?;
     }
     let defaults =
         sqlx::query("SELECT identifier, grp FROM plans WHERE mode = ? AND is_default = 1")
@@ -126,20 +137,45 @@ pub async fn compile_customer(
         let grp: String = d.try_get("grp")?;
         if !covered.contains(&grp) {
             let plan: String = d.try_get("identifier")?;
-            plan_grants(conn, mode, &plan, None, &mut grants).await?;
+            plan_grants(conn, mode, &plan, &mut grants).await?;
         }
     }
     let features = features(conn, mode).await?;
-    Ok(combine(&features, &grants))
+    let mut meters = BTreeMap::new();
+    for f in features.iter().filter(|f| f.ty == FeatureType::Meter) {
+        let (start, end) = crate::usage::window(
+            conn,
+            mode,
+            customer_id,
+            &f.id,
+            f.reset_period.as_deref(),
+            now,
+        )
+        .await?;
+        let usage = crate::usage::usage_in(conn, mode, customer_id, &f.id, start).await?;
+        meters.insert(
+            f.id.clone(),
+            Meter {
+                usage,
+                reset_at: end,
+            },
+        );
+    }
+    let next_change_at = meters.values().filter_map(|m| m.reset_at).min();
+    Ok(Compiled {
+        entitlements: combine(&features, &grants, &meters),
+        next_change_at,
+    })
 }
 
 fn combine(
-    features: &[(String, FeatureType)],
+    features: &[Feature],
     grants: &BTreeMap<String, Vec<Grant>>,
+    meters: &BTreeMap<String, Meter>,
 ) -> Vec<Entitlement> {
     features
         .iter()
-        .map(|(id, ty)| {
+        .map(|Feature { id, ty, .. }| {
             let granting: Vec<&Grant> = grants
                 .get(id)
                 .map(|g| g.iter().filter(|g| g.has_access).collect())
@@ -177,17 +213,13 @@ fn combine(
                     hard_limit: None,
                 },
                 FeatureType::Meter => {
-                    // Usage reporting arrives with the usage-meter work; until then usage is 0.
-                    let usage = 0i64;
+                    let meter = meters.get(id).copied().unwrap_or_default();
+                    let usage = meter.usage;
                     let (has_access, remaining) = match limit {
                         Limit::Max(max) => (granted && usage < max, Some((max - usage).max(0))),
                         _ => (granted, None),
                     };
-                    let reset_at = granting
-                        .iter()
-                        .filter_map(|g| g.period_end)
-                        .min()
-                        .map(rfc3339);
+                    let reset_at = meter.reset_at.map(rfc3339);
                     Entitlement {
                         feature_id: id.clone(),
                         feature_type: *ty,
@@ -204,7 +236,8 @@ fn combine(
         .collect()
 }
 
-/// Recompiles each customer, stores the result and appends one change-log entry for them all.
+/// Recompiles each customer, stores the result and appends one change-log entry for those
+/// whose entitlements changed.
 pub async fn recompile(
     tx: &mut WriteTx,
     now: i64,
@@ -213,33 +246,37 @@ pub async fn recompile(
 ) -> Result<(), sqlx::Error> {
     let mut changes = Vec::with_capacity(customer_ids.len());
     for customer_id in customer_ids {
-        let entitlements = compile_customer(tx.conn(), mode, customer_id).await?;
+        let Compiled {
+            entitlements,
+            next_change_at,
+        } = compile_customer(tx.conn(), mode, customer_id, now).await?;
         let json =
             serde_json::to_string(&entitlements).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let unchanged: Option<String> = sqlx::query_scalar(
+        let stored: Option<String> = sqlx::query_scalar(
             "SELECT entitlements FROM customer_entitlements WHERE mode = ? AND customer_id = ?",
         )
         .bind(mode.as_str())
         .bind(customer_id)
         .fetch_optional(tx.conn())
         .await?;
-        if unchanged.as_deref() == Some(json.as_str()) {
-            continue;
-        }
         sqlx::query(
-            "INSERT INTO customer_entitlements (mode, customer_id, entitlements, version) VALUES (?, ?, ?, 0)
-             ON CONFLICT (mode, customer_id) DO UPDATE SET entitlements = excluded.entitlements",
+            "INSERT INTO customer_entitlements (mode, customer_id, entitlements, version, next_change_at) VALUES (?, ?, ?, 0, ?)
+             ON CONFLICT (mode, customer_id) DO UPDATE SET entitlements = excluded.entitlements,
+               next_change_at = excluded.next_change_at",
         )
         .bind(mode.as_str())
         .bind(customer_id)
         .bind(&json)
+        .bind(next_change_at)
         .execute(tx.conn())
         .await?;
-        changes.push(Change::Customer(CustomerEntitlements {
-            mode,
-            customer_id: customer_id.clone(),
-            entitlements,
-        }));
+        if stored.as_deref() != Some(json.as_str()) {
+            changes.push(Change::Customer(CustomerEntitlements {
+                mode,
+                customer_id: customer_id.clone(),
+                entitlements,
+            }));
+        }
     }
     changelog::append(tx, now, changes).await?;
     Ok(())

@@ -133,6 +133,7 @@ impl From<SubscriptionError> for ApiError {
             SubscriptionError::Invalid(_) => ErrorKind::BadRequest,
             SubscriptionError::NotFound(_) => ErrorKind::NotFound,
             SubscriptionError::NotChangeable { .. } => ErrorKind::Conflict,
+            SubscriptionError::Payment(_) => ErrorKind::PaymentRequired,
             SubscriptionError::Db(db) => return ApiError::internal("subscriptions", db),
         };
         ApiError::new(kind, e.to_string())

@@ -18,6 +18,7 @@
 pub mod api_keys;
 pub mod app;
 pub mod auth;
+pub mod billing;
 pub mod catalog;
 pub mod checkout;
 pub mod clock;
@@ -31,3 +32,4 @@ pub mod observe;
 pub mod openapi;
 pub mod subscriptions;
 pub mod sync;
+pub mod usage;

@@ -61,6 +61,18 @@ struct Serve {
     /// Heartbeat interval on idle sync streams, in milliseconds.
     #[arg(long, env = "TOLLGATE_SYNC_HEARTBEAT_MS", default_value_t = 2_000)]
     sync_heartbeat_ms: u64,
+    /// Days after a failed renewal on which the charge is retried (comma-separated); when the
+    /// last retry fails the subscription is canceled and the customer falls back to free.
+    #[arg(
+        long,
+        env = "TOLLGATE_DUNNING_RETRY_DAYS",
+        value_delimiter = ',',
+        default_value = "3,5,7"
+    )]
+    dunning_retry_days: Vec<u32>,
+    /// How often the billing clock looks for renewals, trial ends and retries, in milliseconds.
+    #[arg(long, env = "TOLLGATE_BILLING_TICK_MS", default_value_t = 1_000)]
+    billing_tick_ms: u64,
     /// How long SIGTERM waits for in-flight requests, in seconds.
     #[arg(long, env = "TOLLGATE_DRAIN_SECS", default_value_t = 10)]
     drain_secs: u64,
@@ -106,6 +118,8 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
             .collect(),
         sync_heartbeat: Duration::from_millis(args.sync_heartbeat_ms),
         drain: Duration::from_secs(args.drain_secs),
+        dunning_retry_days: args.dunning_retry_days,
+        billing_tick: Duration::from_millis(args.billing_tick_ms),
     };
     let app = Application::build(config, Arc::new(SystemClock)).await?;
     let addr = app.local_addr()?;

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::openapi::{ErrorEnvelope, Readiness};
 
 /// One span and one set of metrics per request, labelled by the matched route (not the raw
 /// URI, which would explode label cardinality and leak ids into logs).
@@ -42,10 +43,31 @@ pub async fn track(req: Request, next: Next) -> Response {
     resp
 }
 
+/// Liveness.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    operation_id = "healthz",
+    security(()),
+    responses((status = 200, description = "The process is up", body = String, content_type = "text/plain", example = "ok\n"))
+)]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Readiness.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    operation_id = "readyz",
+    security(()),
+    responses(
+        (status = 200, description = "The database answers", body = Readiness),
+        (status = 503, description = "The database does not answer", body = ErrorEnvelope),
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match sqlx::query("SELECT 1").execute(&state.db.pool).await {
         Ok(_) => axum::Json(serde_json::json!({"ready": true})).into_response(),
@@ -69,6 +91,18 @@ pub fn install_metrics() {
     });
 }
 
+/// Prometheus metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    security(()),
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+        (status = 404, description = "Metrics are not enabled in this process", body = ErrorEnvelope),
+    )
+)]
 pub async fn metrics() -> Response {
     match PROMETHEUS.get() {
         Some(h) => h.render().into_response(),

@@ -1,27 +1,856 @@
-//! The OpenAPI document, generated from the code's request and response types.
+//! The OpenAPI document, generated from the code: handlers carry `#[utoipa::path]`, request
+//! and response types derive `ToSchema`/`IntoParams`. [`ApiDoc`] describes every route of
+//! `app::router` plus, under the `edge` tag, the entitlement reads that edge nodes serve
+//! ([`EdgeApiDoc`]; the edge crate itself stays free of utoipa). `docs/openapi.json` is this
+//! document, checked by a test.
 
 use axum::Json;
-use utoipa::OpenApi;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBuilder};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+
+use crate::app::BODY_LIMIT;
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Tollgate control plane",
-        description = "Subscription billing with an entitlements edge. See docs/."
+        description = "Subscription billing with an entitlements edge.
+
+**Authentication.** Send a secret key (`sk_test_…` or `sk_live_…`; the key decides the mode) \
+as `Authorization: Bearer <key>`, or as HTTP Basic with the key as the username and an empty \
+password. The sync stream takes an edge sync key (`esk_…`) the same way.
+
+**Bodies.** JSON keys are camelCase as documented; their snake_case spellings \
+(`plan_identifier` for `planIdentifier`) are accepted too. `metadata` objects are stored \
+untouched. An empty body reads as `{}`.
+
+**Paths** may end with a slash (`/api/v1/customers/`); it is ignored.
+
+**Errors** are `{\"error\":{\"code\",\"type\",\"message\"}}` (see `ErrorEnvelope`).
+
+**Idempotency.** Every `POST` under `/api/v1/` takes an optional `Idempotency-Key` header: \
+a retry with the same key and request replays the first response.
+
+**Lists** take `page` (from 1) and `page_size` (1-100, default 10) and answer \
+`{count, next, previous, results}`.
+
+**Edge.** Operations tagged `edge` are served by edge nodes, not by the control plane."
     ),
-    components(schemas(
-        crate::customers::CustomerView,
-        crate::catalog::model::FeatureView,
-        crate::catalog::model::PlanView,
-        crate::catalog::model::PriceView,
-        crate::catalog::model::GrantView,
-        crate::subscriptions::SubscriptionView,
-        crate::subscriptions::PlanRef,
-        crate::subscriptions::ScheduledChange,
-    ))
+    paths(
+        crate::customers::routes::create,
+        crate::customers::routes::list,
+        crate::customers::routes::get,
+        crate::customers::routes::update,
+        crate::customers::routes::mint_token,
+        crate::catalog::routes::create_feature,
+        crate::catalog::routes::list_features,
+        crate::catalog::routes::get_feature,
+        crate::catalog::routes::create_plan,
+        crate::catalog::routes::list_plans,
+        crate::catalog::routes::get_plan,
+        crate::catalog::routes::replace_plan,
+        crate::checkout::routes::create,
+        crate::checkout::routes::complete,
+        crate::checkout::page::show,
+        crate::checkout::page::pay,
+        crate::subscriptions::routes::list,
+        crate::subscriptions::routes::get,
+        crate::subscriptions::routes::update,
+        crate::subscriptions::routes::cancel,
+        crate::subscriptions::routes::resume,
+        crate::subscriptions::subscribe::subscribe,
+        crate::billing::routes::list,
+        crate::billing::routes::get,
+        crate::billing::routes::attach_payment_method,
+        crate::billing::routes::detach_payment_methods,
+        crate::billing::test_clocks::create,
+        crate::billing::test_clocks::get,
+        crate::billing::test_clocks::advance,
+        crate::usage::routes::report,
+        crate::usage::routes::report_kelviq,
+        crate::api_keys::create,
+        crate::api_keys::list,
+        crate::api_keys::revoke,
+        crate::sync::stream::stream,
+        crate::observe::healthz,
+        crate::observe::readyz,
+        crate::observe::metrics,
+        serve,
+    ),
+    components(schemas(ErrorEnvelope)),
+    tags(
+        (name = "customers", description = "Customers and customer tokens"),
+        (name = "catalog", description = "Features and plans"),
+        (name = "checkout", description = "Checkout sessions and the hosted checkout page"),
+        (name = "subscriptions", description = "Subscriptions and their transitions"),
+        (name = "invoices", description = "Invoices and their lines"),
+        (name = "test-clocks", description = "Test clocks that drive renewals, trials and dunning"),
+        (name = "usage", description = "Usage reports for METER features"),
+        (name = "api-keys", description = "Secret, publishable and edge sync keys"),
+        (name = "sync", description = "The stream edges read the control plane's state from"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    ),
+    security(("bearerAuth" = []), ("basicAuth" = [])),
+    modifiers(&SecuritySchemes, &MergeEdge, &CommonResponses, &DistinctOperationIds)
 )]
 pub struct ApiDoc;
 
+/// The edge's API, documented here because the edge crate does not depend on utoipa. The
+/// handlers are in `edge/src/http.rs`; [`ApiDoc`] includes these paths under the `edge` tag.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tollgate edge",
+        description = "Entitlement reads, answered from memory by edge nodes."
+    ),
+    paths(edge::list_entitlements, edge::get_entitlement),
+    tags((
+        name = "edge",
+        description = "Served by edge nodes (the `edge` binary), not by the control plane: send \
+these requests to an edge's address. Authenticate with a publishable or secret key, or with a \
+customer token (`ct_…`) from `POST /api/v1/customers/{customer_id}/token`."
+    )),
+    servers((url = "http://127.0.0.1:8081", description = "An edge node (default listen address)")),
+    security(("bearerAuth" = []), ("basicAuth" = [])),
+    modifiers(&SecuritySchemes)
+)]
+pub struct EdgeApiDoc;
+
+/// The OpenAPI document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    operation_id = "getOpenApi",
+    security(()),
+    responses((status = 200, description = "This document", body = Object))
+)]
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+/// The error envelope of every JSON error response (`tollgate_shared::ErrorEnvelope`).
+#[derive(ToSchema)]
+#[schema(example = json!({"error": {"code": 404, "type": "not_found", "message": "Customer 'c1' not found"}}))]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(ToSchema)]
+pub struct ErrorBody {
+    /// The HTTP status code, repeated.
+    pub code: u16,
+    /// A stable name for the kind of error, such as `bad_request` or `not_found`.
+    #[schema(rename = "type")]
+    pub kind: String,
+    /// What went wrong, naming the offending field where there is one.
+    pub message: String,
+}
+
+/// `GET /readyz` when the database answers.
+#[derive(ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+}
+
+/// The form the hosted checkout page posts.
+#[derive(ToSchema)]
+pub struct PayForm {
+    /// 12-19 digits; spaces are ignored. In test mode 4242 4242 4242 4242 pays and
+    /// 4000 0000 0000 0002 is declined.
+    pub card_number: String,
+    /// `MM/YY`, not in the past.
+    pub expiry: String,
+    /// 3-4 digits.
+    pub cvc: String,
+    /// Name on the card.
+    pub name: Option<String>,
+}
+
+/// One line of the sync stream (`tollgate_shared::sync::Frame`), e.g.
+/// `{"protocol":1,"frame":{"type":"delta","data":{…}}}`. See docs/sync.md.
+#[derive(ToSchema)]
+pub struct SyncFrame {
+    /// Wire protocol version; edges refuse versions they do not know.
+    pub protocol: u32,
+    pub frame: SyncFrameBody,
+}
+
+#[derive(ToSchema)]
+pub struct SyncFrameBody {
+    #[schema(rename = "type")]
+    pub kind: SyncFrameType,
+    /// The frame's payload; its shape depends on `type`.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum SyncFrameType {
+    SnapshotBegin,
+    SnapshotChunk,
+    SnapshotEnd,
+    Delta,
+    Heartbeat,
+}
+
+/// One feature as a customer sees it (`tollgate_shared::Entitlement`, Kelviq's shape).
+/// `currentUsage`, `remaining`, `resetAt` and `hardLimit` appear for METER features only.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct Entitlement {
+    pub feature_id: String,
+    pub feature_type: FeatureType,
+    pub has_access: bool,
+    /// The granted quantity; `null` means unlimited. Left out for BOOLEAN features.
+    pub usage_limit: Option<i64>,
+    pub current_usage: Option<i64>,
+    pub remaining: Option<i64>,
+    /// When the usage counter resets (RFC 3339).
+    #[schema(format = DateTime)]
+    pub reset_at: Option<String>,
+    pub hard_limit: Option<bool>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FeatureType {
+    Boolean,
+    Meter,
+    Customizable,
+}
+
+/// Everything one customer is entitled to, in feature-identifier order.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct CustomerEntitlements {
+    pub customer_id: String,
+    pub entitlements: Vec<Entitlement>,
+}
+
+/// Which customer to read. With a publishable or secret key one of the two is required; with
+/// a customer token it may be left out, and must name the token's customer if given.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CustomerParams {
+    #[param(rename = "customerId")]
+    pub customer_id: Option<String>,
+    /// The same as `customerId`.
+    #[param(rename = "customer_id")]
+    pub customer_id_snake: Option<String>,
+}
+
+/// Narrows the list to one feature.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FeatureParams {
+    #[param(rename = "featureId")]
+    pub feature_id: Option<String>,
+    /// The same as `featureId`.
+    #[param(rename = "feature_id")]
+    pub feature_id_snake: Option<String>,
+}
+
+/// Documentation only: the edge serves these paths (`edge/src/http.rs`).
+mod edge {
+    use super::{CustomerEntitlements, CustomerParams, Entitlement, ErrorEnvelope, FeatureParams};
+
+    /// Read a customer's entitlements.
+    ///
+    /// HEAD is answered too, and OPTIONS for CORS preflight.
+    #[utoipa::path(
+        get,
+        path = "/api/v1/entitlements",
+        tag = "edge",
+        operation_id = "listEntitlements",
+        params(
+            CustomerParams,
+            FeatureParams,
+            ("If-None-Match" = Option<String>, Header, description = "An `ETag` from an earlier answer"),
+        ),
+        responses(
+            (status = 200, description = "The customer's entitlements. A customer the edge has not \
+heard of gets the mode's default plan.", body = CustomerEntitlements,
+                headers(("ETag" = String, description = "Changes whenever the body does"))),
+            (status = 304, description = "Unchanged since `If-None-Match`"),
+            (status = 400, description = "`customerId` is missing", body = ErrorEnvelope),
+            (status = 401, description = "Missing or invalid key or customer token", body = ErrorEnvelope),
+            (status = 403, description = "An edge sync key, or a customer token for another customer", body = ErrorEnvelope),
+            (status = 404, description = "`featureId` names no feature of the catalog", body = ErrorEnvelope),
+            (status = 503, description = "The edge has not received its first snapshot yet", body = ErrorEnvelope),
+        )
+    )]
+    #[allow(dead_code)]
+    fn list_entitlements() {}
+
+    /// Read one entitlement of a customer.
+    ///
+    /// HEAD is answered too, and OPTIONS for CORS preflight.
+    #[utoipa::path(
+        get,
+        path = "/api/v1/entitlements/{featureId}",
+        tag = "edge",
+        operation_id = "getEntitlement",
+        params(
+            ("featureId" = String, Path, description = "The feature's identifier"),
+            CustomerParams,
+            ("If-None-Match" = Option<String>, Header, description = "An `ETag` from an earlier answer"),
+        ),
+        responses(
+            (status = 200, description = "The one entitlement, unwrapped", body = Entitlement,
+                headers(("ETag" = String, description = "Changes whenever the body does"))),
+            (status = 304, description = "Unchanged since `If-None-Match`"),
+            (status = 400, description = "`customerId` is missing", body = ErrorEnvelope),
+            (status = 401, description = "Missing or invalid key or customer token", body = ErrorEnvelope),
+            (status = 403, description = "An edge sync key, or a customer token for another customer", body = ErrorEnvelope),
+            (status = 404, description = "No such feature in the catalog", body = ErrorEnvelope),
+            (status = 503, description = "The edge has not received its first snapshot yet", body = ErrorEnvelope),
+        )
+    )]
+    #[allow(dead_code)]
+    fn get_entitlement() {}
+}
+
+/// `bearerAuth` and `basicAuth`: the same keys, sent either way.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearerAuth",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`Authorization: Bearer <key>`. The control plane takes a secret key \
+                         (`sk_…`), the sync stream an edge sync key (`esk_…`); edges take a \
+                         publishable or secret key, or a customer token (`ct_…`).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "basicAuth",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "HTTP Basic with the key (e.g. the secret key) as the username and an \
+                         empty password.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Adds [`EdgeApiDoc`]'s paths, each with the edge's server so that tools send them there.
+struct MergeEdge;
+
+impl Modify for MergeEdge {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let mut edge = EdgeApiDoc::openapi();
+        let servers = edge.servers.take();
+        for item in edge.paths.paths.values_mut() {
+            item.servers.clone_from(&servers);
+        }
+        doc.merge(edge);
+    }
+}
+
+/// Responses and headers that middleware adds to whole groups of operations, so that each
+/// handler only lists its own outcomes: 401/403 wherever a credential is needed, and for the
+/// JSON API the idempotency header and errors (POST) and the body size limit.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let common = [
+            (
+                "BadRequest",
+                "The request is malformed (JSON body, query string or `Idempotency-Key`)",
+            ),
+            (
+                "Unauthorized",
+                "The credential is missing, malformed or unknown",
+            ),
+            (
+                "Forbidden",
+                "The credential is of the wrong kind (e.g. a publishable key) or mode",
+            ),
+            (
+                "IdempotencyInFlight",
+                "A request with this `Idempotency-Key` is still being processed",
+            ),
+            (
+                "IdempotencyMismatch",
+                "This `Idempotency-Key` was used with a different request",
+            ),
+        ];
+        for (name, description) in common {
+            components
+                .responses
+                .insert(name.to_owned(), error_response(description).into());
+        }
+        let too_large = format!("The request body is over {} KiB", BODY_LIMIT / 1024);
+        components.responses.insert(
+            "PayloadTooLarge".to_owned(),
+            error_response(&too_large).into(),
+        );
+
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let api = path.starts_with("/api/v1/");
+            for (method, op) in operations(item) {
+                if is_edge(op) {
+                    continue;
+                }
+                if op.security.is_none() {
+                    add_response(op, "401", "Unauthorized");
+                    add_response(op, "403", "Forbidden");
+                }
+                if api && op.request_body.is_some() {
+                    add_response(op, "413", "PayloadTooLarge");
+                }
+                if api && method == "post" {
+                    op.parameters
+                        .get_or_insert_with(Vec::new)
+                        .push(idempotency_header());
+                    add_response(op, "400", "BadRequest");
+                    add_response(op, "409", "IdempotencyInFlight");
+                    add_response(op, "422", "IdempotencyMismatch");
+                }
+            }
+        }
+    }
+}
+
+/// One handler serving several methods would give them one operation id; ids must be
+/// unique, so each gets its method appended (`updateCustomerPatch`, `updateCustomerPut`).
+struct DistinctOperationIds;
+
+impl Modify for DistinctOperationIds {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for item in doc.paths.paths.values_mut() {
+            let mut ops: Vec<(&str, &mut Operation)> = operations(item).collect();
+            let ids: Vec<Option<String>> =
+                ops.iter().map(|(_, op)| op.operation_id.clone()).collect();
+            for (i, (method, op)) in ops.iter_mut().enumerate() {
+                let shared = ids.iter().filter(|id| **id == ids[i]).count() > 1;
+                if let (true, Some(id)) = (shared, op.operation_id.as_mut()) {
+                    let mut chars = method.chars();
+                    id.extend(chars.next().map(|c| c.to_ascii_uppercase()));
+                    id.push_str(chars.as_str());
+                }
+            }
+        }
+    }
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut Operation)> {
+    [
+        ("get", &mut item.get),
+        ("put", &mut item.put),
+        ("post", &mut item.post),
+        ("delete", &mut item.delete),
+        ("options", &mut item.options),
+        ("head", &mut item.head),
+        ("patch", &mut item.patch),
+        ("trace", &mut item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.as_mut().map(|op| (method, op)))
+}
+
+fn is_edge(op: &Operation) -> bool {
+    op.tags
+        .as_ref()
+        .is_some_and(|t| t.iter().any(|t| t == "edge"))
+}
+
+fn error_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                .build(),
+        )
+        .build()
+}
+
+/// Adds a reference to a shared response unless the handler documents that status itself.
+fn add_response(op: &mut Operation, status: &str, name: &str) {
+    op.responses
+        .responses
+        .entry(status.to_owned())
+        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+}
+
+fn idempotency_header() -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "1-255 visible ASCII characters. A retry with the same key and request replays the \
+             first response (with `Idempotent-Replayed: true`); the same key with another \
+             request is a 422, and a retry while the first is running a 409. Responses with a \
+             5xx status are not kept.",
+        ))
+        .schema(Some(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255)),
+        ))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const REGENERATE: &str =
+        "cargo run -q -p tollgate-control-plane -- openapi > docs/openapi.json";
+
+    fn doc() -> Value {
+        serde_json::to_value(ApiDoc::openapi()).unwrap()
+    }
+
+    /// Every `(method, path)` of the document, with the operation.
+    fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if [
+                    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+                ]
+                .contains(&method.as_str())
+                {
+                    out.push((method.clone(), path.clone(), op));
+                }
+            }
+        }
+        out
+    }
+
+    fn is_edge(op: &Value) -> bool {
+        op["tags"].as_array().unwrap().contains(&json!("edge"))
+    }
+
+    /// `(method, path)` of every route `app::router` registers, read from its source: the
+    /// router is the one list of routes, so this cannot drift from it.
+    fn router_routes() -> BTreeSet<(String, String)> {
+        let src = include_str!("app.rs");
+        let start = src.find("\nfn router(").expect("app.rs defines fn router");
+        let body = &src[start..];
+        let body = &body[..body.find("\n}\n").expect("fn router ends")];
+        for unsupported in [".nest(", ".route_service(", ".nest_service("] {
+            assert!(
+                !body.contains(unsupported),
+                "router uses {unsupported}; teach router_routes() about it"
+            );
+        }
+        let mut routes = BTreeSet::new();
+        for call in body.split(".route(").skip(1) {
+            let args = until_close_paren(call);
+            let (path, handlers) = args.split_once(',').unwrap();
+            let path = match path.trim() {
+                p if p.starts_with('"') => p.trim_matches('"').to_owned(),
+                "tollgate_shared::sync::STREAM_PATH" => tollgate_shared::sync::STREAM_PATH.into(),
+                other => panic!("route path `{other}`: teach router_routes() about it"),
+            };
+            let before = routes.len();
+            for method in [
+                "get", "post", "put", "patch", "delete", "head", "options", "trace",
+            ] {
+                if calls(handlers, method) {
+                    routes.insert((method.to_owned(), path.clone()));
+                }
+            }
+            assert!(routes.len() > before, "no method found for route {path}");
+        }
+        assert!(routes.len() >= 30, "found only {routes:?}");
+        routes
+    }
+
+    /// `s` up to the parenthesis that closes the one opened just before it.
+    fn until_close_paren(s: &str) -> &str {
+        let mut depth = 1;
+        for (i, c) in s.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' if depth == 1 => return &s[..i],
+                ')' => depth -= 1,
+                _ => {}
+            }
+        }
+        panic!("unbalanced parentheses in app.rs");
+    }
+
+    /// Whether `expr` calls the method-router function `name` (`get(…)`, `.post(…)`), as
+    /// opposed to naming a handler such as `routes::get`.
+    fn calls(expr: &str, name: &str) -> bool {
+        let needle = format!("{name}(");
+        expr.match_indices(&needle).any(|(i, _)| {
+            expr[..i]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == ':'))
+        })
+    }
+
+    #[test]
+    fn every_route_is_documented() {
+        let doc = doc();
+        let documented: BTreeSet<(String, String)> = operations(&doc)
+            .into_iter()
+            .filter(|(_, _, op)| !is_edge(op))
+            .map(|(method, path, _)| (method, path))
+            .collect();
+        let routes = router_routes();
+        let missing: Vec<_> = routes.difference(&documented).collect();
+        assert!(
+            missing.is_empty(),
+            "routes in app.rs without an OpenAPI operation: {missing:?}; add #[utoipa::path] \
+             to the handler and list it in ApiDoc's paths(...)"
+        );
+        let extra: Vec<_> = documented.difference(&routes).collect();
+        assert!(
+            extra.is_empty(),
+            "documented operations that app.rs does not route: {extra:?}"
+        );
+    }
+
+    #[test]
+    fn edge_paths_are_merged_under_the_edge_tag() {
+        let doc = doc();
+        let edge: Vec<_> = operations(&doc)
+            .into_iter()
+            .filter(|(_, _, op)| is_edge(op))
+            .map(|(method, path, _)| (method, path))
+            .collect();
+        assert_eq!(
+            edge,
+            [
+                ("get".to_owned(), "/api/v1/entitlements".to_owned()),
+                (
+                    "get".to_owned(),
+                    "/api/v1/entitlements/{featureId}".to_owned()
+                ),
+            ]
+        );
+        let routes = router_routes();
+        for (method, path) in &edge {
+            assert!(
+                !routes.iter().any(|(_, p)| p == path),
+                "{path} is routed by the control plane"
+            );
+            let item = &doc["paths"][path];
+            assert_eq!(item["servers"][0]["url"], "http://127.0.0.1:8081", "{path}");
+            let names: BTreeSet<&str> = item[method]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            assert!(
+                names.is_superset(&BTreeSet::from(["customerId", "customer_id"])),
+                "{names:?}"
+            );
+        }
+        let list = &doc["paths"]["/api/v1/entitlements"]["get"]["parameters"];
+        let names: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"featureId") && names.contains(&"feature_id"),
+            "{names:?}"
+        );
+        let tag = doc["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "edge")
+            .expect("an edge tag");
+        assert!(tag["description"].as_str().unwrap().contains("edge nodes"));
+        // The edge's document stands alone too, without the control plane's paths.
+        let alone = serde_json::to_value(EdgeApiDoc::openapi()).unwrap();
+        assert_eq!(alone["paths"].as_object().unwrap().len(), 2);
+        assert!(alone["components"]["securitySchemes"]["bearerAuth"].is_object());
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = doc();
+        let mut seen = BTreeSet::new();
+        for (method, path, op) in operations(&doc) {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+            assert!(seen.insert(id.to_owned()), "operationId {id} is used twice");
+        }
+        assert!(seen.contains("updateCustomerPatch") && seen.contains("updateCustomerPut"));
+    }
+
+    #[test]
+    fn responses_errors_and_security_are_described() {
+        let doc = doc();
+        let schemes = &doc["components"]["securitySchemes"];
+        assert_eq!(schemes["bearerAuth"]["type"], "http");
+        assert_eq!(schemes["bearerAuth"]["scheme"], "bearer");
+        assert_eq!(schemes["basicAuth"]["type"], "http");
+        assert_eq!(schemes["basicAuth"]["scheme"], "basic");
+        assert_eq!(
+            doc["security"],
+            json!([{"bearerAuth": []}, {"basicAuth": []}])
+        );
+        let responses = &doc["components"]["responses"];
+        for (method, path, op) in operations(&doc) {
+            let name = format!("{method} {path}");
+            let statuses = op["responses"].as_object().unwrap();
+            assert!(
+                statuses
+                    .keys()
+                    .any(|s| s.starts_with('2') || s.starts_with('3')),
+                "{name}: no success response"
+            );
+            let public = op["security"] == json!([{}]);
+            if !public {
+                assert!(
+                    statuses.contains_key("401") && statuses.contains_key("403"),
+                    "{name}"
+                );
+            }
+            for (status, response) in statuses {
+                let response = match response["$ref"].as_str() {
+                    Some(r) => &responses[r.trim_start_matches("#/components/responses/")],
+                    None => response,
+                };
+                assert!(response["description"].is_string(), "{name} {status}");
+                if !status.starts_with('4') && !status.starts_with('5') {
+                    continue;
+                }
+                if let Some(schema) = response["content"].get("application/json") {
+                    assert_eq!(
+                        schema["schema"]["$ref"], "#/components/schemas/ErrorEnvelope",
+                        "{name} {status}"
+                    );
+                } else {
+                    assert!(
+                        response["content"]["text/html"].is_object(),
+                        "{name} {status}: no body"
+                    );
+                }
+            }
+            if path.starts_with("/api/v1/") && method == "post" && !is_edge(op) {
+                let params = op["parameters"].as_array().unwrap();
+                assert!(
+                    params.iter().any(|p| p["name"] == "Idempotency-Key"),
+                    "{name}"
+                );
+            }
+            if let Some(body) = op.get("requestBody") {
+                assert!(
+                    body["content"].as_object().is_some_and(|c| !c.is_empty()),
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    /// The documentation-only shapes name the same fields as the types that are serialized.
+    #[test]
+    fn documented_shapes_match_the_wire_types() {
+        let doc = doc();
+        let properties = |schema: &str| -> BTreeSet<String> {
+            doc["components"]["schemas"][schema]["properties"]
+                .as_object()
+                .unwrap_or_else(|| panic!("no schema {schema}"))
+                .keys()
+                .cloned()
+                .collect()
+        };
+        let keys =
+            |v: &Value| -> BTreeSet<String> { v.as_object().unwrap().keys().cloned().collect() };
+
+        let envelope = serde_json::to_value(tollgate_shared::ErrorEnvelope::new(
+            tollgate_shared::ErrorKind::NotFound,
+            "x",
+        ))
+        .unwrap();
+        assert_eq!(properties("ErrorEnvelope"), keys(&envelope));
+        assert_eq!(properties("ErrorBody"), keys(&envelope["error"]));
+
+        let meter = tollgate_shared::Entitlement {
+            feature_id: "api-calls".into(),
+            feature_type: tollgate_shared::FeatureType::Meter,
+            has_access: true,
+            usage_limit: tollgate_shared::entitlement::Limit::Max(10),
+            current_usage: Some(1),
+            remaining: Some(9),
+            reset_at: Some("2026-12-01T00:00:00Z".into()),
+            hard_limit: Some(true),
+        };
+        assert_eq!(
+            properties("Entitlement"),
+            keys(&serde_json::to_value(&meter).unwrap())
+        );
+        let types: Vec<Value> = [
+            tollgate_shared::FeatureType::Boolean,
+            tollgate_shared::FeatureType::Meter,
+            tollgate_shared::FeatureType::Customizable,
+        ]
+        .iter()
+        .map(|t| serde_json::to_value(t).unwrap())
+        .collect();
+        assert_eq!(
+            doc["components"]["schemas"]["FeatureType"]["enum"],
+            json!(types)
+        );
+        let list = serde_json::to_value(tollgate_shared::CustomerEntitlements {
+            mode: tollgate_shared::Mode::Test,
+            customer_id: "c".into(),
+            entitlements: vec![meter],
+        })
+        .unwrap();
+        // The edge answers `{customerId, entitlements}`, without the mode.
+        let mut wire = keys(&list);
+        wire.remove("mode");
+        assert_eq!(properties("CustomerEntitlements"), wire);
+
+        let frame =
+            tollgate_shared::sync::Frame::new(tollgate_shared::sync::FrameBody::Heartbeat {
+                version: 1,
+            });
+        let frame = serde_json::to_value(frame).unwrap();
+        assert_eq!(properties("SyncFrame"), keys(&frame));
+        assert_eq!(properties("SyncFrameBody"), keys(&frame["frame"]));
+    }
+
+    #[test]
+    fn docs_openapi_json_is_up_to_date() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+        let generated = ApiDoc::openapi().to_pretty_json().unwrap();
+        let on_disk = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("reading {path}: {e}; generate it with: {REGENERATE}"));
+        assert!(
+            on_disk.trim_end() == generated.trim_end(),
+            "docs/openapi.json differs from the generated OpenAPI document; regenerate it \
+             with: {REGENERATE}"
+        );
+    }
 }

@@ -7,43 +7,59 @@ use super::money::{Currency, format_amount, parse_amount};
 use super::period::{ALL_PERIODS, ChargePeriod};
 use crate::error::{Invalid, invalid};
 
-#[derive(Debug, Clone, Deserialize)]
+/// A feature. Keys may also be sent in snake_case.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FeatureInput {
+    /// 1-64 letters, digits, `-`, `_` or `.`, starting with a letter or digit.
     pub identifier: String,
+    /// 1-200 characters.
     pub name: String,
+    /// `BOOLEAN`, `METER` or `CUSTOMIZABLE`.
     #[serde(rename = "type")]
     pub feature_type: String,
+    /// METER only: `BILLING_PERIOD` (default), `DAILY`, `WEEKLY`, `MONTHLY` or `YEARLY`.
     #[serde(default)]
     pub reset_period: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A plan with its prices and grants. Keys may also be sent in snake_case.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanInput {
+    /// 1-64 letters, digits, `-`, `_` or `.`, starting with a letter or digit.
     pub identifier: String,
+    /// 1-200 characters.
     pub name: String,
+    /// Plans of one group are alternatives to each other (default `default`).
     #[serde(default)]
     pub group: Option<String>,
+    /// The plan every customer of the group has without a subscription; one per group.
     #[serde(default)]
     pub is_default: bool,
+    /// 0-730.
     #[serde(default)]
     pub trial_days: u32,
+    /// At most one price per charge period.
     #[serde(default)]
     pub prices: Vec<PriceInput>,
     #[serde(default)]
     pub features: Vec<GrantInput>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PriceInput {
+    /// `MONTHLY`, `YEARLY`, `ONE_TIME`, `WEEKLY`, `DAILY`, `THREE_MONTHS`, `SIX_MONTHS` or
+    /// `TWENTY_EIGHT_DAYS`.
     pub charge_period: String,
+    /// A decimal string in major units, e.g. `"100.00"`.
     pub amount: String,
+    /// A 3-letter ISO 4217 code.
     pub currency: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantInput {
     pub feature_id: String,

@@ -13,13 +13,30 @@ use crate::auth::Caller;
 use crate::entitlements;
 use crate::error::{ApiResult, invalid};
 use crate::extract::{ApiJson, ApiQuery, Page, Paginated, list_url};
+use crate::openapi::ErrorEnvelope;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// 1-based page number (default 1).
     page: Option<u32>,
+    /// Results per page, 1-100 (default 10).
     page_size: Option<u32>,
 }
 
+/// Create a feature.
+#[utoipa::path(
+    post,
+    path = "/api/v1/features",
+    tag = "catalog",
+    operation_id = "createFeature",
+    request_body = FeatureInput,
+    responses(
+        (status = 201, description = "The feature was created", body = FeatureView),
+        (status = 400, description = "A field is invalid", body = ErrorEnvelope),
+        (status = 409, description = "A feature with this identifier exists", body = ErrorEnvelope),
+    )
+)]
 pub async fn create_feature(
     State(state): State<AppState>,
     caller: Caller,
@@ -35,6 +52,18 @@ pub async fn create_feature(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Get a feature.
+#[utoipa::path(
+    get,
+    path = "/api/v1/features/{identifier}",
+    tag = "catalog",
+    operation_id = "getFeature",
+    params(("identifier" = String, Path, description = "The feature's identifier")),
+    responses(
+        (status = 200, description = "The feature", body = FeatureView),
+        (status = 404, description = "No such feature", body = ErrorEnvelope),
+    )
+)]
 pub async fn get_feature(
     State(state): State<AppState>,
     caller: Caller,
@@ -46,6 +75,18 @@ pub async fn get_feature(
     ))
 }
 
+/// List features.
+#[utoipa::path(
+    get,
+    path = "/api/v1/features",
+    tag = "catalog",
+    operation_id = "listFeatures",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of features", body = Paginated<FeatureView>),
+        (status = 400, description = "A query parameter is invalid", body = ErrorEnvelope),
+    )
+)]
 pub async fn list_features(
     State(state): State<AppState>,
     caller: Caller,
@@ -59,6 +100,19 @@ pub async fn list_features(
     Ok(Json(Paginated::new(items, count, page, &base)))
 }
 
+/// Create a plan.
+#[utoipa::path(
+    post,
+    path = "/api/v1/plans",
+    tag = "catalog",
+    operation_id = "createPlan",
+    request_body = PlanInput,
+    responses(
+        (status = 201, description = "The plan was created", body = PlanView),
+        (status = 400, description = "A field is invalid, or a granted feature does not exist", body = ErrorEnvelope),
+        (status = 409, description = "A plan with this identifier exists, or the group already has a default plan", body = ErrorEnvelope),
+    )
+)]
 pub async fn create_plan(
     State(state): State<AppState>,
     caller: Caller,
@@ -74,7 +128,23 @@ pub async fn create_plan(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Replace a plan.
+///
 /// Replaces a plan's definition (prices keep their ids per charge period).
+#[utoipa::path(
+    put,
+    path = "/api/v1/plans/{identifier}",
+    tag = "catalog",
+    operation_id = "replacePlan",
+    params(("identifier" = String, Path, description = "The plan's identifier")),
+    request_body(content = PlanInput, description = "The whole new definition; `identifier` must match the path"),
+    responses(
+        (status = 200, description = "The plan as stored", body = PlanView),
+        (status = 400, description = "A field is invalid, or a granted feature does not exist", body = ErrorEnvelope),
+        (status = 404, description = "No such plan", body = ErrorEnvelope),
+        (status = 409, description = "The group already has another default plan", body = ErrorEnvelope),
+    )
+)]
 pub async fn replace_plan(
     State(state): State<AppState>,
     caller: Caller,
@@ -105,6 +175,18 @@ pub async fn replace_plan(
     Ok(Json(view))
 }
 
+/// Get a plan.
+#[utoipa::path(
+    get,
+    path = "/api/v1/plans/{identifier}",
+    tag = "catalog",
+    operation_id = "getPlan",
+    params(("identifier" = String, Path, description = "The plan's identifier")),
+    responses(
+        (status = 200, description = "The plan", body = PlanView),
+        (status = 404, description = "No such plan", body = ErrorEnvelope),
+    )
+)]
 pub async fn get_plan(
     State(state): State<AppState>,
     caller: Caller,
@@ -114,6 +196,18 @@ pub async fn get_plan(
     Ok(Json(store::plan_view(&mut conn, caller.mode, &id).await?))
 }
 
+/// List plans.
+#[utoipa::path(
+    get,
+    path = "/api/v1/plans",
+    tag = "catalog",
+    operation_id = "listPlans",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of plans", body = Paginated<PlanView>),
+        (status = 400, description = "A query parameter is invalid", body = ErrorEnvelope),
+    )
+)]
 pub async fn list_plans(
     State(state): State<AppState>,
     caller: Caller,

@@ -415,6 +415,30 @@ pub async fn resolve_price(
         .await?
         .ok_or_else(|| invalid("planIdentifier", format!("no plan '{plan}'")))?;
     let rows = prices(conn, mode, plan).await?;
+    // A default plan without prices is free at any period: subscribing to it means "fall back
+    // to the free plan", whatever period the caller names.
+    if rows.is_empty() && def.is_default {
+        let charge_period = match period {
+            Some(p) => ChargePeriod::parse(p).ok_or_else(|| {
+                invalid(
+                    "chargePeriod",
+                    format!("must be one of {}", super::period::ALL_PERIODS),
+                )
+            })?,
+            None => ChargePeriod::Monthly,
+        };
+        return Ok(PlanPrice {
+            plan: def.identifier,
+            plan_name: def.name,
+            group: def.group,
+            is_default: true,
+            trial_days: def.trial_days,
+            price_id: None,
+            charge_period,
+            amount_minor: 0,
+            currency: "usd".into(),
+        });
+    }
     let row = match period {
         Some(p) => {
             ChargePeriod::parse(p).ok_or_else(|| {

@@ -111,6 +111,7 @@ pub async fn complete(
         return Err(CheckoutError::AlreadyCompleted(id.to_owned()));
     }
     let card = payments::charge_at_checkout(mode, card)?;
+    let now = crate::billing::customer_now(tx.conn(), mode, &session.customer_id, now).await?;
     let price = resolve_price(
         tx.conn(),
         mode,
@@ -133,20 +134,52 @@ pub async fn complete(
         .trial_days
         .map(|d| d as u32)
         .unwrap_or(price.trial_days);
+    let pending = session.subscription_id.as_deref();
     let subscription_id = subscriptions::start(
         &mut tx,
         mode,
         now,
-        &session.customer_id,
-        &price,
-        session.quantity,
-        trial_days,
+        subscriptions::NewSubscription {
+            customer_id: &session.customer_id,
+            price: &price,
+            quantity: session.quantity,
+            trial_days,
+            pending,
+        },
     )
     .await
     .map_err(|e| match e {
         subscriptions::SubscriptionError::Db(db) => CheckoutError::Db(db),
         other => CheckoutError::Invalid(crate::error::invalid("planIdentifier", other.to_string())),
     })?;
+    if trial_days == 0 {
+        let total = price.amount_minor.saturating_mul(session.quantity);
+        crate::billing::invoices::record_paid(
+            &mut tx,
+            now,
+            crate::billing::invoices::Draft {
+                mode,
+                customer_id: &session.customer_id,
+                subscription_id: Some(&subscription_id),
+                currency: &price.currency,
+                reason: "subscription_create",
+                lines: vec![crate::billing::invoices::Line {
+                    description: format!(
+                        "{} × {} ({})",
+                        session.quantity,
+                        price.plan,
+                        price.charge_period.recurrence()
+                    ),
+                    amount_minor: total,
+                    period_start: Some(now),
+                    period_end: price.charge_period.first_period_end(now),
+                    proration: false,
+                    plan: Some(price.plan.clone()),
+                }],
+            },
+        )
+        .await?;
+    }
     sqlx::query("UPDATE checkout_sessions SET status = 'complete', subscription_id = ?, completed_at = ? WHERE id = ?")
         .bind(&subscription_id)
         .bind(now)
@@ -159,4 +192,55 @@ pub async fn complete(
         session,
         subscription_id,
     })
+}
+
+pub struct NewSession<'a> {
+    pub mode: Mode,
+    pub customer_id: &'a str,
+    pub plan: &'a str,
+    pub period: &'a str,
+    pub quantity: i64,
+    pub trial_days: Option<i64>,
+    pub success_url: &'a str,
+    pub cancel_url: Option<&'a str>,
+    pub offering_id: Option<&'a str>,
+    pub pricing_table_id: Option<&'a str>,
+    pub ip_address: Option<&'a str>,
+    /// The `incomplete` subscription this checkout will activate, if one was made up front.
+    pub subscription_id: Option<&'a str>,
+}
+
+/// Opens a checkout session; returns its id (`cs_test_…` / `cs_live_…`).
+pub async fn open_session(
+    tx: &mut crate::db::WriteTx,
+    now: i64,
+    s: NewSession<'_>,
+) -> Result<String, sqlx::Error> {
+    let session_id = format!("cs_{}_{}", s.mode, uuid::Uuid::new_v4().simple());
+    sqlx::query(
+        "INSERT INTO checkout_sessions (id, mode, customer_id, plan_identifier, charge_period, quantity, trial_days,
+           success_url, cancel_url, offering_id, pricing_table_id, ip_address, status, subscription_id, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)",
+    )
+    .bind(&session_id)
+    .bind(s.mode.as_str())
+    .bind(s.customer_id)
+    .bind(s.plan)
+    .bind(s.period)
+    .bind(s.quantity)
+    .bind(s.trial_days)
+    .bind(s.success_url)
+    .bind(s.cancel_url)
+    .bind(s.offering_id)
+    .bind(s.pricing_table_id)
+    .bind(s.ip_address)
+    .bind(s.subscription_id)
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    Ok(session_id)
+}
+
+pub fn checkout_url(public_url: &str, session_id: &str) -> String {
+    format!("{public_url}/checkout/{session_id}/")
 }

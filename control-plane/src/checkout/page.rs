@@ -16,6 +16,7 @@ use crate::app::AppState;
 use crate::catalog::money::format_amount;
 use crate::catalog::period::ChargePeriod;
 use crate::catalog::store::resolve_price;
+use crate::openapi::PayForm;
 
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -159,6 +160,22 @@ fn failure(e: CheckoutError) -> Response {
     }
 }
 
+/// The hosted checkout page.
+///
+/// A plain HTML form for a person to pay the session with a card; no credential needed.
+#[utoipa::path(
+    get,
+    path = "/checkout/{session_id}",
+    tag = "checkout",
+    operation_id = "showCheckoutPage",
+    security(()),
+    params(("session_id" = String, Path, description = "The checkout session id")),
+    responses(
+        (status = 200, description = "The payment form, or a link onwards if already paid", body = String, content_type = "text/html"),
+        (status = 404, description = "No such checkout session", body = String, content_type = "text/html"),
+        (status = 409, description = "The plan is no longer available", body = String, content_type = "text/html"),
+    )
+)]
 pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let mut conn = match state.db.pool.acquire().await {
         Ok(c) => c,
@@ -226,6 +243,27 @@ fn read_card(
     Ok(TestCard::from_number(&number))
 }
 
+/// Pay on the hosted checkout page.
+///
+/// The form post of the hosted page. A declined or incomplete card shows the page again with
+/// the reason and stores nothing.
+#[utoipa::path(
+    post,
+    path = "/checkout/{session_id}/pay",
+    tag = "checkout",
+    operation_id = "payCheckoutPage",
+    security(()),
+    params(("session_id" = String, Path, description = "The checkout session id")),
+    request_body(content = PayForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Paid: on to the session's `successUrl`",
+            headers(("Location" = String, description = "The `successUrl`"))),
+        (status = 200, description = "Already paid: a link onwards", body = String, content_type = "text/html"),
+        (status = 400, description = "The card details are incomplete or invalid", body = String, content_type = "text/html"),
+        (status = 402, description = "The card was declined", body = String, content_type = "text/html"),
+        (status = 404, description = "No such checkout session", body = String, content_type = "text/html"),
+    )
+)]
 pub async fn pay(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let session = {

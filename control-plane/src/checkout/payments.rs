@@ -53,7 +53,7 @@ impl TestCard {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 pub enum Decline {
     #[error("Your card was declined.")]
     CardDeclined,
@@ -61,6 +61,8 @@ pub enum Decline {
     UnknownCard,
     #[error("Live payments need a payment provider, and none is configured.")]
     NoLiveProvider,
+    #[error("The customer has no payment method on file.")]
+    NoPaymentMethod,
 }
 
 /// The first charge, made at checkout.

@@ -17,28 +17,37 @@ use crate::catalog::store::resolve_price;
 use crate::customers::{self, NewCustomer, check_customer_id, check_email};
 use crate::error::{ApiResult, Invalid, invalid};
 use crate::extract::ApiJson;
+use crate::openapi::ErrorEnvelope;
 use crate::subscriptions::{self, SubscriptionView};
 
-#[derive(Debug, Deserialize)]
+/// A checkout session (Kelviq's parameters). One of `customerId` and `email` is required; a
+/// customer that does not exist yet is created. Keys may also be sent in snake_case.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateCheckout {
     plan_identifier: String,
+    /// One of the plan's price periods, e.g. `MONTHLY`.
     charge_period: String,
+    /// Where the hosted page sends the payer after paying: an absolute http(s) URL.
     success_url: String,
     #[serde(default)]
     customer_id: Option<String>,
     #[serde(default)]
     email: Option<String>,
+    /// An absolute http(s) URL the page links back to.
     #[serde(default)]
     cancel_url: Option<String>,
+    /// 1-10000 (default 1).
     #[serde(default)]
     quantity: Option<i64>,
+    /// 0-730; overrides the plan's trial.
     #[serde(default)]
     trial_days: Option<i64>,
     #[serde(default)]
     offering_id: Option<String>,
     #[serde(default)]
     pricing_table_id: Option<String>,
+    /// The payer's IPv4 or IPv6 address.
     #[serde(default)]
     ip_address: Option<String>,
 }
@@ -74,6 +83,20 @@ fn check_optional_id(field: &str, v: &Option<String>) -> Result<(), Invalid> {
     }
 }
 
+/// Create a checkout session.
+///
+/// Answers the URL of the hosted checkout page, where the payer enters a card.
+#[utoipa::path(
+    post,
+    path = "/api/v1/checkout",
+    tag = "checkout",
+    operation_id = "createCheckoutSession",
+    request_body = CreateCheckout,
+    responses(
+        (status = 201, description = "The session was opened", body = CheckoutCreated),
+        (status = 400, description = "A field is invalid, or the plan has no such price", body = ErrorEnvelope),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -139,6 +162,7 @@ pub async fn create(
                     name: None,
                     email: req.email.as_deref(),
                     metadata: &empty,
+                    test_clock: None,
                 },
             )
             .await?;
@@ -177,9 +201,12 @@ pub async fn create(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// How to pay a session. Keys may also be sent in snake_case.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CompleteRequest {
+    /// `pm_card_visa` (default, pays), `pm_card_chargeDeclined` or
+    /// `pm_card_chargeCustomerFail` (declined).
     #[serde(default)]
     payment_method: Option<String>,
 }
@@ -193,7 +220,25 @@ pub struct CompleteResponse {
     subscription: SubscriptionView,
 }
 
+/// Complete a checkout session (test mode).
+///
 /// Test mode only: pays a session as the hosted page would, with a test payment method.
+#[utoipa::path(
+    post,
+    path = "/api/v1/checkout/{session_id}/complete",
+    tag = "checkout",
+    operation_id = "completeCheckoutSession",
+    params(("session_id" = String, Path, description = "The checkout session id (`cs_test_…`)")),
+    request_body(content = CompleteRequest, description = "Every field is optional; an empty body reads as `{}`"),
+    responses(
+        (status = 200, description = "Paid; the subscription has started", body = CompleteResponse),
+        (status = 400, description = "Unknown `paymentMethod`", body = ErrorEnvelope),
+        (status = 402, description = "The test card was declined", body = ErrorEnvelope),
+        (status = 403, description = "A live-mode key: completion is for test mode only", body = ErrorEnvelope),
+        (status = 404, description = "No such checkout session", body = ErrorEnvelope),
+        (status = 409, description = "The session is already complete", body = ErrorEnvelope),
+    )
+)]
 pub async fn complete(
     State(state): State<AppState>,
     caller: Caller,

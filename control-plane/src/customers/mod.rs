@@ -81,6 +81,7 @@ pub struct NewCustomer<'a> {
     pub name: Option<&'a str>,
     pub email: Option<&'a str>,
     pub metadata: &'a Value,
+    pub test_clock: Option<&'a str>,
 }
 
 /// Inserts a customer and compiles their (default) entitlements in the same transaction.
@@ -100,8 +101,8 @@ pub async fn insert(
         return Err(CustomerError::Exists(new.customer_id.to_owned()));
     }
     sqlx::query(
-        "INSERT INTO customers (id, mode, customer_id, name, email, metadata, created_at, modified_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO customers (id, mode, customer_id, name, email, metadata, created_at, modified_at, test_clock)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(uuid::Uuid::new_v4().to_string())
     .bind(mode.as_str())
@@ -111,6 +112,7 @@ pub async fn insert(
     .bind(new.metadata.to_string())
     .bind(now)
     .bind(now)
+    .bind(new.test_clock)
     .execute(tx.conn())
     .await?;
     entitlements::recompile(tx, now, mode, &[new.customer_id.to_owned()]).await?;

@@ -15,20 +15,43 @@ use crate::auth::Caller;
 use crate::clock::rfc3339;
 use crate::error::{ApiResult, invalid};
 use crate::extract::{ApiJson, ApiQuery, Page, Paginated, list_url};
+use crate::openapi::ErrorEnvelope;
 
-#[derive(Debug, Deserialize)]
+/// A new customer. Every field is optional. Keys may also be sent in snake_case.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateCustomer {
+    /// Your id for the customer (1-255 characters); a `cus_…` id is generated when left out.
     #[serde(default)]
     customer_id: Option<String>,
+    /// At most 200 characters.
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     email: Option<String>,
+    /// A JSON object of at most 50 keys and 8 KiB, stored as given.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    /// Test mode: the id of a test clock this customer lives on (their subscriptions start,
+    /// renew and are prorated at the clock's time).
+    #[serde(default)]
+    test_clock: Option<String>,
 }
 
+/// Create a customer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/customers",
+    tag = "customers",
+    operation_id = "createCustomer",
+    request_body(content = CreateCustomer, description = "Every field is optional; an empty body reads as `{}`"),
+    responses(
+        (status = 201, description = "The customer was created", body = CustomerView),
+        (status = 400, description = "A field is invalid", body = ErrorEnvelope),
+        (status = 409, description = "A customer with this `customerId` exists", body = ErrorEnvelope),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -46,7 +69,10 @@ pub async fn create(
     }
     let metadata = input.metadata.unwrap_or(Value::Object(Default::default()));
     check_metadata(&metadata)?;
-    let now = state.clock.unix();
+    let mut now = state.clock.unix();
+    if let Some(clock) = &input.test_clock {
+        now = crate::billing::test_clocks::attachable(&state, caller.mode, clock).await?;
+    }
     let mut tx = state.db.write().await?;
     let view = super::insert(
         &mut tx,
@@ -57,6 +83,7 @@ pub async fn create(
             name: input.name.as_deref(),
             email: input.email.as_deref(),
             metadata: &metadata,
+            test_clock: input.test_clock.as_deref(),
         },
     )
     .await?;
@@ -64,6 +91,18 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Get a customer.
+#[utoipa::path(
+    get,
+    path = "/api/v1/customers/{customer_id}",
+    tag = "customers",
+    operation_id = "getCustomer",
+    params(("customer_id" = String, Path, description = "The customer's `customerId`")),
+    responses(
+        (status = 200, description = "The customer", body = CustomerView),
+        (status = 404, description = "No such customer", body = ErrorEnvelope),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -75,13 +114,29 @@ pub async fn get(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only customers with exactly this email.
     email: Option<String>,
+    /// 1-based page number (default 1).
     page: Option<u32>,
+    /// Results per page, 1-100 (default 10).
     page_size: Option<u32>,
 }
 
+/// List customers.
+#[utoipa::path(
+    get,
+    path = "/api/v1/customers",
+    tag = "customers",
+    operation_id = "listCustomers",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of customers, newest first", body = Paginated<CustomerView>),
+        (status = 400, description = "A query parameter is invalid", body = ErrorEnvelope),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -105,18 +160,39 @@ pub async fn list(
     Ok(Json(Paginated::new(items, count, page, &base)))
 }
 
-#[derive(Debug, Deserialize)]
+/// Changes to a customer; fields left out keep their value. Keys may also be sent in
+/// snake_case.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateCustomer {
+    /// At most 200 characters.
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     email: Option<String>,
+    /// Replaces the stored metadata whole: a JSON object of at most 50 keys and 8 KiB.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
-/// Partial update: fields left out keep their value; `metadata` is replaced whole.
+/// Update a customer.
+///
+/// Partial update: fields left out keep their value; `metadata` is replaced whole. PUT and
+/// PATCH behave the same.
+#[utoipa::path(
+    method(patch, put),
+    path = "/api/v1/customers/{customer_id}",
+    tag = "customers",
+    operation_id = "updateCustomer",
+    params(("customer_id" = String, Path, description = "The customer's `customerId`")),
+    request_body(content = UpdateCustomer, description = "Every field is optional; an empty body reads as `{}`"),
+    responses(
+        (status = 200, description = "The updated customer", body = CustomerView),
+        (status = 400, description = "A field is invalid", body = ErrorEnvelope),
+        (status = 404, description = "No such customer", body = ErrorEnvelope),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -150,9 +226,11 @@ pub async fn update(
     Ok(Json(view))
 }
 
-#[derive(Debug, Deserialize)]
+/// Options for a customer token. Keys may also be sent in snake_case.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenRequest {
+    /// Lifetime in seconds, 60-86400 (default 3600).
     #[serde(default)]
     ttl_seconds: Option<u32>,
 }
@@ -165,7 +243,22 @@ pub struct TokenResponse {
     expires_at: String,
 }
 
+/// Mint a customer token.
+///
 /// A short-lived token that reads this one customer's entitlements at the edge.
+#[utoipa::path(
+    post,
+    path = "/api/v1/customers/{customer_id}/token",
+    tag = "customers",
+    operation_id = "createCustomerToken",
+    params(("customer_id" = String, Path, description = "The customer's `customerId`")),
+    request_body(content = TokenRequest, description = "Every field is optional; an empty body reads as `{}`"),
+    responses(
+        (status = 201, description = "A customer token (`ct_…`)", body = TokenResponse),
+        (status = 400, description = "`ttlSeconds` is out of range", body = ErrorEnvelope),
+        (status = 404, description = "No such customer", body = ErrorEnvelope),
+    )
+)]
 pub async fn mint_token(
     State(state): State<AppState>,
     caller: Caller,

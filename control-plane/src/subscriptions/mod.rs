@@ -4,7 +4,9 @@
 //!
 //! * [`routes`] — `/api/v1/subscriptions/…` (Kelviq's shapes).
 
+pub mod lifecycle;
 pub mod routes;
+pub mod subscribe;
 
 use serde::Serialize;
 use sqlx::{Row, SqliteConnection};
@@ -31,6 +33,8 @@ pub enum SubscriptionError {
         status: String,
         action: &'static str,
     },
+    #[error("{0}")]
+    Payment(#[from] crate::checkout::payments::Decline),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -201,16 +205,30 @@ pub async fn list(
 }
 
 /// Starts a subscription to `price` for a customer who has paid (or needs no payment), ending
-/// any other granting subscription in the same group: one plan per group.
+/// any other granting subscription in the same group: one plan per group. `pending` is the
+/// `incomplete` subscription a checkout was opened for; it is activated in place so callers
+/// keep the id they were given.
+pub struct NewSubscription<'a> {
+    pub customer_id: &'a str,
+    pub price: &'a PlanPrice,
+    pub quantity: i64,
+    pub trial_days: u32,
+    pub pending: Option<&'a str>,
+}
+
 pub async fn start(
     tx: &mut WriteTx,
     mode: Mode,
     now: i64,
-    customer_id: &str,
-    price: &PlanPrice,
-    quantity: i64,
-    trial_days: u32,
+    new: NewSubscription<'_>,
 ) -> Result<String, SubscriptionError> {
+    let NewSubscription {
+        customer_id,
+        price,
+        quantity,
+        trial_days,
+        pending,
+    } = new;
     sqlx::query(&format!(
         "UPDATE subscriptions SET status = 'canceled', canceled_at = ?, ended_at = ?, modified_at = ?
          WHERE mode = ? AND customer_id = ? AND grp = ? AND status IN {GRANTING}"
@@ -224,15 +242,25 @@ pub async fn start(
     .execute(tx.conn())
     .await?;
     let trial_end = (trial_days > 0).then(|| now + i64::from(trial_days) * 86_400);
-    let (status, period_end) = match trial_end {
-        Some(end) => ("trialing", Some(end)),
-        None => ("active", price.charge_period.first_period_end(now)),
+    // A trial is its own period; the first charged cycle is anchored where it ends.
+    let (status, period_end, anchor) = match trial_end {
+        Some(end) => ("trialing", Some(end), end),
+        None => ("active", price.charge_period.first_period_end(now), now),
     };
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = pending
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     sqlx::query(
         "INSERT INTO subscriptions (id, mode, customer_id, plan_identifier, grp, charge_period, amount_minor, currency,
-           quantity, status, started_at, current_period_start, current_period_end, trial_end, created_at, modified_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           quantity, status, started_at, current_period_start, current_period_end, trial_end, created_at, modified_at,
+           cycle_anchor, cycle_index)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?11, ?11, ?14, 0)
+         ON CONFLICT (id) DO UPDATE SET plan_identifier = excluded.plan_identifier, grp = excluded.grp,
+           charge_period = excluded.charge_period, amount_minor = excluded.amount_minor, currency = excluded.currency,
+           quantity = excluded.quantity, status = excluded.status, started_at = excluded.started_at,
+           current_period_start = excluded.current_period_start, current_period_end = excluded.current_period_end,
+           trial_end = excluded.trial_end, modified_at = excluded.modified_at, cycle_anchor = excluded.cycle_anchor,
+           cycle_index = 0",
     )
     .bind(&id)
     .bind(mode.as_str())
@@ -245,11 +273,9 @@ pub async fn start(
     .bind(quantity)
     .bind(status)
     .bind(now)
-    .bind(now)
     .bind(period_end)
     .bind(trial_end)
-    .bind(now)
-    .bind(now)
+    .bind(anchor)
     .execute(tx.conn())
     .await?;
     entitlements::recompile(tx, now, mode, &[customer_id.to_owned()]).await?;

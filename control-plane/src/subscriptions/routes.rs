@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::lifecycle;
 use super::{ListFilter, STATUSES, SubscriptionError, SubscriptionView, current, is_granting};
 use crate::app::AppState;
 use crate::auth::Caller;
@@ -13,17 +14,38 @@ use crate::catalog::store::resolve_price;
 use crate::entitlements;
 use crate::error::{ApiResult, invalid};
 use crate::extract::{ApiJson, ApiQuery, Page, Paginated, list_url};
+use crate::openapi::ErrorEnvelope;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this customer's subscriptions.
     customer_id: Option<String>,
+    /// The same as `customer_id`.
     #[serde(rename = "customerId")]
     customer_id_camel: Option<String>,
+    /// `incomplete`, `trialing`, `active`, `past_due` or `canceled`.
     status: Option<String>,
+    /// Only subscriptions to this plan identifier.
     plan: Option<String>,
+    /// 1-based page number (default 1).
     page: Option<u32>,
+    /// Results per page, 1-100 (default 10).
     page_size: Option<u32>,
 }
+
+/// List subscriptions.
+#[utoipa::path(
+    get,
+    path = "/api/v1/subscriptions",
+    tag = "subscriptions",
+    operation_id = "listSubscriptions",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of subscriptions", body = Paginated<SubscriptionView>),
+        (status = 400, description = "A query parameter is invalid", body = ErrorEnvelope),
+    )
+)]
 
 pub async fn list(
     State(state): State<AppState>,
@@ -59,6 +81,18 @@ pub async fn list(
     Ok(Json(Paginated::new(items, count, page, &base)))
 }
 
+/// Get a subscription.
+#[utoipa::path(
+    get,
+    path = "/api/v1/subscriptions/{id}",
+    tag = "subscriptions",
+    operation_id = "getSubscription",
+    params(("id" = String, Path, description = "The subscription id")),
+    responses(
+        (status = 200, description = "The subscription", body = SubscriptionView),
+        (status = 404, description = "No such subscription", body = ErrorEnvelope),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -68,13 +102,18 @@ pub async fn get(
     Ok(Json(super::get(&mut conn, caller.mode, &id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+/// The plan to switch to. Keys may also be sent in snake_case.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateRequest {
+    /// A plan of the subscription's group.
     plan_identifier: String,
+    /// One of the plan's price periods, e.g. `MONTHLY`.
     charge_period: String,
+    /// 1-10000; unchanged when left out.
     #[serde(default)]
     quantity: Option<i64>,
+    /// `IMMEDIATE_CHARGE`, `PRORATE_NEXT_INVOICE` or `NO_PRORATION`.
     #[serde(default)]
     proration_behavior: Option<String>,
 }
@@ -84,32 +123,51 @@ pub struct UpdateRequest {
 pub struct UpdateResponse {
     subscription_id: String,
     subscription: SubscriptionView,
+    /// The prorated invoice, when the change was charged (or credited) now.
+    invoice: Option<crate::billing::invoices::InvoiceView>,
+    /// `upgraded`, `downgrade_scheduled`, `cancel_scheduled`, `resumed`, `quantity_changed` or `no_op`.
+    #[schema(value_type = String)]
+    action: lifecycle::Action,
 }
 
 pub const PRORATION_BEHAVIORS: [&str; 3] =
     ["IMMEDIATE_CHARGE", "PRORATE_NEXT_INVOICE", "NO_PRORATION"];
 
+/// Change a subscription's plan.
+///
+/// PayKit's rules: an upgrade (a higher price, or the same plan on a longer period) switches
+/// now with a prorated invoice; a downgrade is scheduled for the period's end; the current plan
+/// resumes a pending change, and a new quantity updates in place.
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscriptions/{id}/update",
+    tag = "subscriptions",
+    operation_id = "updateSubscription",
+    params(("id" = String, Path, description = "The subscription id")),
+    request_body = UpdateRequest,
+    responses(
+        (status = 200, description = "The changed subscription", body = UpdateResponse),
+        (status = 400, description = "A field is invalid, or the plan is in another group", body = ErrorEnvelope),
+        (status = 404, description = "No such subscription", body = ErrorEnvelope),
+        (status = 409, description = "The subscription's status does not allow a change", body = ErrorEnvelope),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateRequest>,
 ) -> ApiResult<Json<UpdateResponse>> {
-    if let Some(b) = req
-        .proration_behavior
-        .as_deref()
-        .filter(|b| !PRORATION_BEHAVIORS.contains(b))
-    {
-        return Err(invalid(
-            "prorationBehavior",
-            format!("'{b}' is not one of {}", PRORATION_BEHAVIORS.join(", ")),
-        )
-        .into());
-    }
+    let proration =
+        lifecycle::Proration::parse(req.proration_behavior.as_deref()).ok_or_else(|| {
+            invalid(
+                "prorationBehavior",
+                format!("must be one of {}", PRORATION_BEHAVIORS.join(", ")),
+            )
+        })?;
     if req.quantity.is_some_and(|q| !(1..=10_000).contains(&q)) {
         return Err(invalid("quantity", "must be between 1 and 10000").into());
     }
-    let now = state.clock.unix();
     let mut tx = state.db.write().await?;
     let (status, customer_id, group) = current(&mut tx, caller.mode, &id).await?;
     if !is_granting(&status) {
@@ -119,7 +177,7 @@ pub async fn update(
         }
         .into());
     }
-    let price = resolve_price(
+    let target = resolve_price(
         tx.conn(),
         caller.mode,
         &req.plan_identifier,
@@ -127,53 +185,57 @@ pub async fn update(
     )
     .await
     .map_err(SubscriptionError::from)?;
-    if price.group != group {
+    if target.group != group {
         return Err(invalid(
             "planIdentifier",
             format!(
                 "plan '{}' is in group '{}', this subscription is in group '{group}'",
-                price.plan, price.group
+                target.plan, target.group
             ),
         )
         .into());
     }
-    let period_end = price.charge_period.first_period_end(now);
-    sqlx::query(
-        "UPDATE subscriptions SET plan_identifier = ?, charge_period = ?, amount_minor = ?, currency = ?,
-           quantity = COALESCE(?, quantity),
-           current_period_start = CASE WHEN charge_period = ? THEN current_period_start ELSE ? END,
-           current_period_end = CASE WHEN charge_period = ? THEN current_period_end ELSE ? END,
-           scheduled_plan = NULL, scheduled_period = NULL, modified_at = ?
-         WHERE mode = ? AND id = ?",
+    let now =
+        crate::billing::customer_now(tx.conn(), caller.mode, &customer_id, state.clock.unix())
+            .await?;
+    let outcome = lifecycle::change(
+        &mut tx,
+        now,
+        lifecycle::Request {
+            mode: caller.mode,
+            customer_id: &customer_id,
+            target,
+            quantity: req.quantity,
+            force_checkout: false,
+            success_url: None,
+            cancel_url: None,
+            proration,
+            trial_days: None,
+        },
     )
-    .bind(&price.plan)
-    .bind(price.charge_period.as_str())
-    .bind(price.amount_minor)
-    .bind(&price.currency)
-    .bind(req.quantity)
-    .bind(price.charge_period.as_str())
-    .bind(now)
-    .bind(price.charge_period.as_str())
-    .bind(period_end)
-    .bind(now)
-    .bind(caller.mode.as_str())
-    .bind(&id)
-    .execute(tx.conn())
     .await?;
-    entitlements::recompile(&mut tx, now, caller.mode, &[customer_id]).await?;
     let subscription = super::get(tx.conn(), caller.mode, &id).await?;
+    let invoice = match &outcome.invoice_id {
+        Some(i) => crate::billing::invoices::view(tx.conn(), caller.mode, i).await?,
+        None => None,
+    };
     state.commit(tx).await?;
     Ok(Json(UpdateResponse {
         subscription_id: id,
         subscription,
+        invoice,
+        action: outcome.action,
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// When to cancel. Keys may also be sent in snake_case.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CancelRequest {
+    /// `CURRENT_PERIOD_ENDS` (default), `IMMEDIATE` or `SPECIFIC_DATE`.
     #[serde(default)]
     cancellation_type: Option<String>,
+    /// With `SPECIFIC_DATE`: an RFC 3339 time or a `YYYY-MM-DD` date in the future.
     #[serde(default)]
     cancellation_date: Option<String>,
 }
@@ -189,8 +251,24 @@ fn parse_when(field: &str, text: &str) -> Result<i64, crate::error::Invalid> {
         .ok_or_else(|| invalid(field, "must be an RFC 3339 time or a YYYY-MM-DD date"))
 }
 
+/// Cancel a subscription.
+///
 /// `cancellationType`: `CURRENT_PERIOD_ENDS` (default) keeps access until the period ends,
 /// `IMMEDIATE` ends it now, `SPECIFIC_DATE` ends it at `cancellationDate`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscriptions/{id}/cancel",
+    tag = "subscriptions",
+    operation_id = "cancelSubscription",
+    params(("id" = String, Path, description = "The subscription id")),
+    request_body(content = CancelRequest, description = "Every field is optional; an empty body reads as `{}`"),
+    responses(
+        (status = 200, description = "The subscription", body = SubscriptionView),
+        (status = 400, description = "A field is invalid", body = ErrorEnvelope),
+        (status = 404, description = "No such subscription", body = ErrorEnvelope),
+        (status = 409, description = "The subscription has already ended", body = ErrorEnvelope),
+    )
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -258,7 +336,21 @@ pub async fn cancel(
     Ok(Json(view))
 }
 
+/// Resume a subscription.
+///
 /// Clears a scheduled cancellation or plan change.
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscriptions/{id}/resume",
+    tag = "subscriptions",
+    operation_id = "resumeSubscription",
+    params(("id" = String, Path, description = "The subscription id")),
+    responses(
+        (status = 200, description = "The subscription", body = SubscriptionView),
+        (status = 404, description = "No such subscription", body = ErrorEnvelope),
+        (status = 409, description = "The subscription has already ended", body = ErrorEnvelope),
+    )
+)]
 pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,

@@ -30,14 +30,33 @@ use crate::app::AppState;
 use crate::auth::EdgeCaller;
 use crate::entitlements;
 use crate::extract::ApiQuery;
+use crate::openapi::{ErrorEnvelope, SyncFrame};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
+    /// The last version the edge applied; the stream resumes after it when the change log
+    /// still has every later version, and starts with a snapshot otherwise.
     since: Option<u64>,
 }
 
 type Out = mpsc::Sender<Result<Bytes, Infallible>>;
 
+/// Open the sync stream (edges).
+///
+/// The long-lived feed an edge reads: newline-delimited JSON frames, a snapshot or the
+/// missing deltas first, then deltas and heartbeats. Needs an edge sync key (`esk_…`).
+#[utoipa::path(
+    get,
+    path = "/internal/sync/stream",
+    tag = "sync",
+    operation_id = "openSyncStream",
+    params(StreamQuery),
+    responses(
+        (status = 200, description = "One frame per line, for as long as the connection lasts", body = SyncFrame, content_type = "application/x-ndjson"),
+        (status = 400, description = "`since` is not a number", body = ErrorEnvelope),
+    )
+)]
 pub async fn stream(
     State(state): State<AppState>,
     edge: EdgeCaller,

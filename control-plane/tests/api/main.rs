@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // test helpers panic with context on purpose
 
 mod bad_input;
+mod billing;
 mod checkout_page;
 mod e2e;
 mod helpers;

@@ -1,0 +1,199 @@
+//! Usage meters: reports (a delta or an absolute `set`) counted per meter window, and the
+//! windows themselves. A METER feature resets at its `resetPeriod`: `BILLING_PERIOD` follows
+//! the current period of the subscription that grants it (a calendar month from the
+//! customer's creation when only the free plan grants it); `DAILY`/`WEEKLY`/`MONTHLY`/`YEARLY`
+//! are calendar cycles anchored at the customer's creation.
+//!
+//! * [`routes`] — `POST /api/v1/usage/` and Kelviq's `POST /api/v1/report/usage/`.
+
+pub mod routes;
+
+use chrono::TimeZone;
+use sqlx::{Row, SqliteConnection};
+use tollgate_shared::Mode;
+
+use crate::catalog::period::ChargePeriod;
+use crate::entitlements::GRANTING;
+
+/// `[start, end)`; `end == None` never resets (a `ONE_TIME` purchase).
+pub type Window = (i64, Option<i64>);
+
+/// The cycle of `period` anchored at `anchor` that contains `now`.
+pub fn cycle_window(anchor: i64, period: ChargePeriod, now: i64) -> Window {
+    let Some(anchor_dt) = chrono::Utc.timestamp_opt(anchor, 0).single() else {
+        return (anchor, None);
+    };
+    let at = |n: i64| -> Option<i64> {
+        period
+            .boundary(anchor_dt, u32::try_from(n).ok()?)
+            .map(|d| d.timestamp())
+    };
+    if now < anchor {
+        return (anchor, at(1));
+    }
+    let step = i64::from(period.nominal_days().max(1)) * 86_400;
+    let mut n = ((now - anchor) / step - 1).max(0);
+    // The estimate is within a step or two of the answer; walk to it.
+    while n > 0 && at(n).is_some_and(|b| b > now) {
+        n -= 1;
+    }
+    loop {
+        match at(n + 1) {
+            Some(next) if next <= now => n += 1,
+            next => {
+                return (
+                    if n == 0 {
+                        anchor
+                    } else {
+                        at(n).unwrap_or(anchor)
+                    },
+                    next,
+                );
+            }
+        }
+    }
+}
+
+pub async fn window(
+    conn: &mut SqliteConnection,
+    mode: Mode,
+    customer_id: &str,
+    feature_id: &str,
+    reset_period: Option<&str>,
+    now: i64,
+) -> Result<Window, sqlx::Error> {
+    let created: i64 =
+        sqlx::query_scalar("SELECT created_at FROM customers WHERE mode = ? AND customer_id = ?")
+            .bind(mode.as_str())
+            .bind(customer_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .unwrap_or(now);
+    let calendar = match reset_period.unwrap_or("BILLING_PERIOD") {
+        "BILLING_PERIOD" => None,
+        other => ChargePeriod::parse(other),
+    };
+    if let Some(period) = calendar {
+        return Ok(cycle_window(created, period, now));
+    }
+    let granting = sqlx::query(&format!(
+        "SELECT s.current_period_start, s.current_period_end FROM subscriptions s
+         JOIN plan_features pf ON pf.mode = s.mode AND pf.plan_identifier = s.plan_identifier
+              AND pf.feature_identifier = ? AND pf.has_access = 1
+         WHERE s.mode = ? AND s.customer_id = ? AND s.status IN {GRANTING}
+         ORDER BY s.current_period_start LIMIT 1"
+    ))
+    .bind(feature_id)
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match granting {
+        Some(r) => Ok((
+            r.try_get("current_period_start")?,
+            r.try_get("current_period_end")?,
+        )),
+        None => Ok(cycle_window(created, ChargePeriod::Monthly, now)),
+    }
+}
+
+/// Usage counted in the window that starts at `window_start`.
+pub async fn usage_in(
+    conn: &mut SqliteConnection,
+    mode: Mode,
+    customer_id: &str,
+    feature_id: &str,
+    window_start: i64,
+) -> Result<i64, sqlx::Error> {
+    let v: Option<i64> = sqlx::query_scalar(
+        "SELECT value FROM usage_counters WHERE mode = ? AND customer_id = ? AND feature_id = ? AND window_start = ?",
+    )
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .bind(feature_id)
+    .bind(window_start)
+    .fetch_optional(conn)
+    .await?;
+    Ok(v.unwrap_or(0))
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Report {
+    Delta(i64),
+    Set(i64),
+}
+
+/// Adds (or sets) usage in the current window; never below zero.
+pub async fn record(
+    conn: &mut SqliteConnection,
+    mode: Mode,
+    customer_id: &str,
+    feature_id: &str,
+    window: Window,
+    report: Report,
+) -> Result<(), sqlx::Error> {
+    let (delta, set) = match report {
+        Report::Delta(d) => (d, None),
+        Report::Set(v) => (0, Some(v)),
+    };
+    sqlx::query(
+        "INSERT INTO usage_counters (mode, customer_id, feature_id, window_start, window_end, value)
+         VALUES (?1, ?2, ?3, ?4, ?5, MAX(0, COALESCE(?7, ?6)))
+         ON CONFLICT (mode, customer_id, feature_id, window_start)
+         DO UPDATE SET value = MAX(0, COALESCE(?7, value + ?6)), window_end = excluded.window_end",
+    )
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .bind(feature_id)
+    .bind(window.0)
+    .bind(window.1)
+    .bind(delta)
+    .bind(set)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn t(y: i32, m: u32, d: u32) -> i64 {
+        Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap().timestamp()
+    }
+
+    #[test]
+    fn monthly_windows_follow_the_calendar_from_the_anchor() {
+        let anchor = t(2025, 1, 31);
+        assert_eq!(
+            cycle_window(anchor, ChargePeriod::Monthly, t(2025, 2, 10)),
+            (anchor, Some(t(2025, 2, 28)))
+        );
+        assert_eq!(
+            cycle_window(anchor, ChargePeriod::Monthly, t(2025, 3, 1)),
+            (t(2025, 2, 28), Some(t(2025, 3, 31)))
+        );
+        assert_eq!(
+            cycle_window(anchor, ChargePeriod::Monthly, t(2025, 3, 31)),
+            (t(2025, 3, 31), Some(t(2025, 4, 30)))
+        );
+        assert_eq!(
+            cycle_window(anchor, ChargePeriod::Monthly, t(2027, 6, 15)),
+            (t(2027, 5, 31), Some(t(2027, 6, 30)))
+        );
+    }
+
+    #[test]
+    fn daily_windows_far_from_the_anchor() {
+        let anchor = t(2020, 1, 1);
+        assert_eq!(
+            cycle_window(anchor, ChargePeriod::Daily, t(2026, 3, 5) + 3600),
+            (t(2026, 3, 5), Some(t(2026, 3, 6)))
+        );
+        assert_eq!(
+            cycle_window(anchor, ChargePeriod::Daily, anchor - 10),
+            (anchor, Some(t(2020, 1, 2)))
+        );
+    }
+}

@@ -169,6 +169,32 @@ mod tests {
     }
 
     #[test]
+    fn quarter_and_half_year_clamp_at_month_ends_and_recover() {
+        let anchor = at(2023, 8, 31);
+        let q: Vec<_> = (1..=3)
+            .map(|n| ChargePeriod::ThreeMonths.boundary(anchor, n).unwrap())
+            .collect();
+        assert_eq!(q, vec![at(2023, 11, 30), at(2024, 2, 29), at(2024, 5, 31)]);
+        let h: Vec<_> = (1..=3)
+            .map(|n| ChargePeriod::SixMonths.boundary(anchor, n).unwrap())
+            .collect();
+        assert_eq!(h, vec![at(2024, 2, 29), at(2024, 8, 31), at(2025, 2, 28)]);
+        assert_eq!(
+            ChargePeriod::Weekly.boundary(at(2024, 2, 26), 1),
+            Some(at(2024, 3, 4)),
+            "crosses Feb 29"
+        );
+        assert_eq!(
+            ChargePeriod::Daily.boundary(at(2024, 2, 28), 1),
+            Some(at(2024, 2, 29))
+        );
+        assert_eq!(
+            ChargePeriod::TwentyEightDays.boundary(at(2024, 2, 1), 1),
+            Some(at(2024, 2, 29))
+        );
+    }
+
+    #[test]
     fn names_round_trip() {
         for name in ALL_PERIODS.split(", ") {
             assert_eq!(

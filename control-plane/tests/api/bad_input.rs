@@ -305,6 +305,163 @@ async fn bad_requests_get_clear_4xx_envelopes_and_change_nothing() {
             400,
         ),
         case(Method::POST, "/api/v1/subscriptions/ghost/resume/", "", 404),
+        // Subscribe (PayKit).
+        case(
+            Method::POST,
+            "/api/v1/subscribe/",
+            r#"{"planId":"pro"}"#,
+            400,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/subscribe/",
+            r#"{"customerId":"keeper"}"#,
+            400,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/subscribe/",
+            r#"{"customerId":"keeper","planId":"ghost"}"#,
+            400,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/subscribe/",
+            r#"{"customerId":"keeper","planId":"pro"}"#,
+            400,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/subscribe/",
+            r#"{"customerId":"keeper","planId":"pro","chargePeriod":"DAILY"}"#,
+            400,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/subscribe/",
+            r#"{"customerId":"keeper","planId":"pro","chargePeriod":"MONTHLY","quantity":0}"#,
+            400,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/subscribe/",
+            r#"{"customerId":"keeper","planId":"pro","chargePeriod":"MONTHLY","forceCheckout":"yes"}"#,
+            400,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/subscribe/",
+            r#"{"customerId":"keeper","planId":"pro","chargePeriod":"MONTHLY","successUrl":"ftp://x"}"#,
+            400,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/subscribe/",
+            r#"{"customerId":"keeper","planId":"enterprise","chargePeriod":"MONTHLY","prorationBehavior":"LATER"}"#,
+            400,
+        ),
+        // Usage.
+        case(
+            Method::POST,
+            "/api/v1/usage/",
+            r#"{"customerId":"keeper","featureId":"api-calls"}"#,
+            400,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/usage/",
+            r#"{"customerId":"keeper","featureId":"api-calls","quantity":1,"set":1}"#,
+            400,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/usage/",
+            r#"{"customerId":"keeper","featureId":"api-calls","set":-1}"#,
+            400,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/usage/",
+            r#"{"customerId":"keeper","featureId":"api-calls","quantity":"many"}"#,
+            400,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/usage/",
+            r#"{"customerId":"ghost","featureId":"api-calls","quantity":1}"#,
+            404,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/usage/",
+            r#"{"customerId":"keeper","featureId":"ghost","quantity":1}"#,
+            404,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/usage/",
+            r#"{"customerId":"keeper","featureId":"sso","quantity":1}"#,
+            400,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/report/usage/",
+            r#"{"customerId":"keeper","featureId":"api-calls","value":1,"behaviour":"ADD"}"#,
+            400,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/report/usage/",
+            r#"{"customerId":"keeper","featureId":"api-calls"}"#,
+            400,
+        ),
+        // Invoices, payment methods, test clocks.
+        case(Method::GET, "/api/v1/invoices/in_ghost/", "", 404),
+        case(Method::GET, "/api/v1/invoices/?page=0", "", 400),
+        case(
+            Method::POST,
+            "/api/v1/customers/keeper/payment-methods/",
+            r#"{"token":"tok_visa"}"#,
+            400,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/customers/keeper/payment-methods/",
+            r#"{"token":"pm_card_chargeDeclined"}"#,
+            402,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/customers/ghost/payment-methods/",
+            r#"{"token":"pm_card_visa"}"#,
+            404,
+        ),
+        case(
+            Method::DELETE,
+            "/api/v1/customers/ghost/payment-methods/",
+            "",
+            404,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/test-clocks/",
+            r#"{"frozenTime":"yesterday"}"#,
+            400,
+        ),
+        case(Method::POST, "/api/v1/test-clocks/", r#"{}"#, 400),
+        case(Method::GET, "/api/v1/test-clocks/clock_ghost/", "", 404),
+        case(
+            Method::POST,
+            "/api/v1/test-clocks/clock_ghost/advance/",
+            r#"{"frozenTime":"2030-01-01T00:00:00Z"}"#,
+            404,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/customers/",
+            r#"{"customerId":"clocked","testClock":"clock_ghost"}"#,
+            400,
+        ),
         // Keys.
         case(Method::POST, "/api/v1/api-keys/", r#"{"kind":"root"}"#, 400),
         case(
@@ -431,6 +588,32 @@ async fn wrong_keys_and_other_modes_are_refused() {
         StatusCode::FORBIDDEN,
         "the complete helper is test-mode only"
     );
+    let (status, _) = live
+        .post(
+            "/api/v1/test-clocks/",
+            json!({"frozenTime":"2026-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "test clocks are test-mode only"
+    );
+    let (status, _) = live
+        .post(
+            "/api/v1/subscribe/",
+            json!({"customerId":"mine","planId":"pro","chargePeriod":"MONTHLY","successUrl":"https://a.example.com/"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "live mode has its own (empty) world; a live subscribe creates a live customer"
+    );
+    let (status, _) = live
+        .get(&format!("/api/v1/invoices/?customer_id=mine"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
     let (_, still) = api.get(&format!("/api/v1/subscriptions/{id}/")).await;
     assert_eq!(still["status"], "active");
 }

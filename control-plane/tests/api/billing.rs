@@ -656,3 +656,35 @@ async fn simultaneous_subscribes_leave_exactly_one_active_subscription() {
     assert_eq!(granting(&api, "race").await.len(), 1);
     assert_eq!(invoices(&api, "race").await.len(), 1, "charged once");
 }
+
+#[tokio::test]
+async fn checkout_trial_days_start_a_trial() {
+    let cp = ControlPlane::start();
+    let api = cp.api();
+    let clock = clocked(&api, "co-trial", "2026-06-01T00:00:00Z").await;
+    let (_, co) = api
+        .post(
+            "/api/v1/checkout/",
+            json!({"planIdentifier":"pro","chargePeriod":"MONTHLY","customerId":"co-trial","trialDays":7,
+                   "successUrl":"https://a.example.com/"}),
+        )
+        .await;
+    let session = co["checkoutSessionId"].as_str().unwrap();
+    let (_, done) = api
+        .post(&format!("/api/v1/checkout/{session}/complete/"), json!({}))
+        .await;
+    assert_eq!(done["subscription"]["status"], "trialing", "{done}");
+    assert_eq!(done["subscription"]["trialEnd"], "2026-06-08T00:00:00Z");
+    assert!(
+        invoices(&api, "co-trial").await.is_empty(),
+        "nothing charged during the trial"
+    );
+    advance(&api, &clock, "2026-06-08T00:00:00Z").await;
+    let id = done["subscription"]["id"].as_str().unwrap();
+    let s = sub(&api, id).await;
+    assert_eq!(
+        (s["status"].as_str(), s["currentPeriodEnd"].as_str()),
+        (Some("active"), Some("2026-07-08T00:00:00Z"))
+    );
+    assert_eq!(invoices(&api, "co-trial").await[0]["total"], "49.00");
+}

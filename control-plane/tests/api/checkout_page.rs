@@ -108,8 +108,11 @@ async fn a_person_pays_on_the_hosted_checkout_page() {
 
     // A declined card: the page says so, nothing is granted.
     fill(&browser, "4000 0000 0000 0002").await;
+    // The click navigates; wait for the re-rendered page rather than reading the old one.
     let error = browser
-        .find(Locator::Id("error"))
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id("error"))
         .await
         .unwrap()
         .text()
@@ -125,7 +128,14 @@ async fn a_person_pays_on_the_hosted_checkout_page() {
 
     // The good card: redirected to successUrl with the session id filled in.
     fill(&browser, "4242 4242 4242 4242").await;
-    let landed = browser.current_url().await.unwrap();
+    let mut landed = browser.current_url().await.unwrap();
+    for _ in 0..300 {
+        if landed.path() == "/healthz" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        landed = browser.current_url().await.unwrap();
+    }
     assert_eq!(landed.path(), "/healthz");
     assert_eq!(landed.query(), Some(format!("paid={session_id}").as_str()));
     wait_until("pro granted at the edge", || async {

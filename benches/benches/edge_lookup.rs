@@ -4,7 +4,8 @@
 //!   and 4096 ids in rotation so the map is not all in cache), for an unknown customer (the
 //!   defaults path, which builds a body per request), and the baseline: a
 //!   `HashMap<String, Bytes>` lookup plus a response around a body of the same size. Read the
-//!   edge rows as a multiple of the baseline rows.
+//!   edge rows as a multiple of the baseline rows; `part_sha256_of_key` isolates one step of the
+//!   edge path (hashing the caller's key) to show where that multiple goes.
 //! * `snapshot_load/100k`: a 100,000-customer snapshot (5 entitlements each) from parsed frames
 //!   into a live `Store` — the edge side of SPEC §9's "1,000,000 customers in ≤ 2 s".
 //!
@@ -16,7 +17,7 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use http::StatusCode;
 use http_body_util::BodyExt;
-use tollgate_benches::{Baseline, customer_id, customers, edge_state, load_snapshot, request};
+use tollgate_benches::{Baseline, KEY, customer_id, customers, edge_state, load_snapshot, request};
 use tollgate_edge::Store;
 use tollgate_edge::http::route;
 
@@ -80,6 +81,10 @@ fn entitlements_request(c: &mut Criterion) {
             i = (i + 1) % baseline_ids.len();
             baseline.respond(black_box(&baseline_ids[i]))
         })
+    });
+    // One part of the edge path, for attribution: the key's SHA-256, done on every request.
+    g.bench_function("part_sha256_of_key", |b| {
+        b.iter(|| tollgate_shared::keys::hash_key(black_box(KEY)))
     });
     g.finish();
 }

@@ -76,7 +76,7 @@ pub fn entitlements_for(i: u64) -> Vec<Entitlement> {
     vec![
         meter("api-calls", Limit::Max(1_000), usage, true),
         boolean("export-data", true),
-        boolean("sso", i % 3 == 0),
+        boolean("sso", matches!(i % 3, 0)),
         meter("storage-gb", Limit::Unlimited, usage / 10, false),
         customizable("team-size", Limit::Max(5 + (i % 20) as i64)),
     ]

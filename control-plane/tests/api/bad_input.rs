@@ -610,9 +610,7 @@ async fn wrong_keys_and_other_modes_are_refused() {
         StatusCode::OK,
         "live mode has its own (empty) world; a live subscribe creates a live customer"
     );
-    let (status, _) = live
-        .get(&format!("/api/v1/invoices/?customer_id=mine"))
-        .await;
+    let (status, _) = live.get("/api/v1/invoices/?customer_id=mine").await;
     assert_eq!(status, StatusCode::OK);
     let (_, still) = api.get(&format!("/api/v1/subscriptions/{id}/")).await;
     assert_eq!(still["status"], "active");

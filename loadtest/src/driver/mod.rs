@@ -1,0 +1,194 @@
+//! The load itself: `connections` keep-alive HTTP/1 connections, one request in flight each.
+//!
+//! * [`closed`] — closed-loop: peak throughput, latencies are service times.
+//! * [`open`] — open-loop at a fixed rate, without coordinated omission.
+//! * [`conn`] — one request/response exchange and per-connection counters.
+//! * [`progress`] — the indicatif bar.
+//!
+//! Connections are opened before the clock starts. Every loop is bounded by a request budget
+//! and by a deadline.
+
+mod closed;
+mod conn;
+mod open;
+mod progress;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+
+use crate::report::{Counts, Mode, RunResult};
+use crate::target::{Sender, Target};
+use conn::ConnStats;
+
+/// Latencies are recorded in microseconds, 1 µs to 60 s, 3 significant digits.
+const HIST_MAX_US: u64 = 60_000_000;
+
+pub fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, HIST_MAX_US, 3).context("creating a latency histogram")
+}
+
+/// A multi-threaded runtime with exactly `threads` workers, for the generator.
+pub fn runtime(threads: u16) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(usize::from(threads.max(1)))
+        .thread_name("loadgen")
+        .enable_all()
+        .build()
+        .context("building the load generator runtime")
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub label: String,
+    pub connections: u16,
+    pub duration: Duration,
+    /// `Some` makes the run open-loop at this many requests per second in total.
+    pub rate: Option<f64>,
+    pub timeout: Duration,
+    pub max_requests: u64,
+    pub progress: bool,
+}
+
+/// What every connection task of one run shares.
+struct Shared {
+    target: Arc<Target>,
+    plan: Plan,
+    start: Instant,
+    /// Responses so far, for the progress bar.
+    done: AtomicU64,
+    /// Open-loop: the next unclaimed send slot.
+    next_slot: AtomicU64,
+}
+
+/// Opens all connections concurrently before the clock starts, so connecting is never part
+/// of a measured latency. A failed connect leaves `None`; the connection retries in its loop.
+async fn connect_all(target: &Arc<Target>, conns: u64, timeout: Duration) -> Vec<Option<Sender>> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..conns {
+        let target = target.clone();
+        set.spawn(async move { target.connect(timeout).await.ok() });
+    }
+    let mut senders = Vec::with_capacity(conns as usize);
+    while let Some(joined) = set.join_next().await {
+        senders.push(joined.ok().flatten());
+    }
+    senders
+}
+
+/// Runs one plan against one target and returns its results. Call inside the generator runtime.
+pub async fn run(target: Arc<Target>, plan: Plan) -> anyhow::Result<RunResult> {
+    let conns = u64::from(plan.connections.max(1));
+    let mut senders = connect_all(&target, conns, plan.timeout).await;
+    let shared = Arc::new(Shared {
+        target,
+        plan,
+        start: Instant::now(),
+        done: AtomicU64::new(0),
+        next_slot: AtomicU64::new(0),
+    });
+    let pb = progress::bar(&shared.plan);
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticker = tokio::spawn(progress::tick(shared.clone(), pb.clone(), stop.clone()));
+
+    let mut tasks = Vec::with_capacity(conns as usize);
+    for j in 0..conns {
+        let conn = senders.pop().flatten();
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            match shared.plan.rate {
+                Some(rate) => open::run(shared, conn, rate).await,
+                None => {
+                    let budget = shared.plan.max_requests.div_ceil(conns);
+                    closed::run(shared, conn, j, budget).await
+                }
+            }
+        }));
+    }
+    let mut total = ConnStats::new()?;
+    for task in tasks {
+        total.merge(&task.await.context("a connection task panicked")??)?;
+    }
+    let elapsed = shared.start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let _ = ticker.await;
+    pb.finish_and_clear();
+
+    let plan = &shared.plan;
+    Ok(RunResult::new(
+        plan.label.clone(),
+        shared.target.display.clone(),
+        if plan.rate.is_some() {
+            Mode::Open
+        } else {
+            Mode::Closed
+        },
+        plan.connections,
+        plan.rate,
+        elapsed,
+        Counts {
+            completed: total.ok + total.http_errors,
+            ok: total.ok,
+            errors: total.http_errors,
+            io_errors: total.io_errors,
+            timeouts: total.timeouts,
+            missed: total.missed,
+            body_bytes: total.body_bytes,
+        },
+        &total.latency,
+        plan.rate.is_some().then_some(&total.lag),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    use super::*;
+    use crate::baseline;
+
+    fn plan(rate: Option<f64>) -> Plan {
+        Plan {
+            label: "test".into(),
+            connections: 4,
+            duration: Duration::from_millis(500),
+            rate,
+            timeout: Duration::from_secs(5),
+            max_requests: 1_000_000,
+            progress: false,
+        }
+    }
+
+    /// Accounting, not timing: every open-loop slot ends up counted exactly once.
+    #[test]
+    fn drives_a_baseline_closed_and_open_loop() {
+        let server = baseline::spawn(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            baseline::body_of_len(100),
+            Some(1),
+        )
+        .expect("baseline starts");
+        let url = format!("http://{}", server.addr());
+        let target = Arc::new(Target::new(&url, "pk_test_abcdefgh", "c", 10).expect("target"));
+        let rt = runtime(1).expect("runtime");
+
+        let closed = rt
+            .block_on(run(target.clone(), plan(None)))
+            .expect("closed run");
+        assert!(closed.counts.ok > 0);
+        assert_eq!(closed.counts.errors, 0);
+        assert_eq!(closed.counts.body_bytes, closed.counts.ok * 100);
+
+        let open = rt
+            .block_on(run(target, plan(Some(200.0))))
+            .expect("open run");
+        let c = open.counts;
+        assert_eq!(c.completed + c.io_errors + c.timeouts + c.missed, 100);
+        assert!(c.ok > 0);
+        assert!(open.generator_lag_us.is_some());
+        server.stop().expect("baseline stops");
+    }
+}

@@ -2,7 +2,7 @@
 //! keys of its own mode; edge sync keys see both modes, so only a live secret key makes them.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::auth::{AuthError, Caller, insert_key};
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, invalid};
-use crate::extract::{ApiJson, ApiQuery, Page, Paginated, list_url};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
 use crate::openapi::ErrorEnvelope;
 use crate::sync::changelog;
 
@@ -66,7 +66,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<KeyView>)> {
     let kind = KeyKind::parse(&req.kind)
         .ok_or_else(|| invalid("kind", "must be one of secret, publishable, edge_sync"))?;
-    if req.name.as_ref().is_some_and(|n| n.len() > 200) {
+    if req.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
         return Err(invalid("name", "at most 200 characters").into());
     }
     let mode = match kind {
@@ -177,7 +177,7 @@ pub async fn list(
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<KeyView>> {
     let now = state.clock.unix();
     let mut tx = state.db.write().await?;

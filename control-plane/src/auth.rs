@@ -50,8 +50,25 @@ struct Found {
     mode: Option<Mode>,
 }
 
+/// The id of the valid secret key a request carries, if it carries one. Idempotency keys are
+/// scoped by it, so the same key sent as Bearer or as Basic is one scope, and requests that
+/// would fail authentication never reach the idempotency store.
+pub async fn secret_key_id(state: &AppState, headers: &axum::http::HeaderMap) -> Option<String> {
+    match lookup_headers(state, headers).await {
+        Ok((found, _)) if found.kind == KeyKind::Secret && found.mode.is_some() => Some(found.id),
+        _ => None,
+    }
+}
+
 async fn lookup(state: &AppState, parts: &Parts) -> Result<(Found, KeyHash), AuthError> {
-    let header = parts.headers.get(AUTHORIZATION).ok_or(AuthError::Missing)?;
+    lookup_headers(state, &parts.headers).await
+}
+
+async fn lookup_headers(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<(Found, KeyHash), AuthError> {
+    let header = headers.get(AUTHORIZATION).ok_or(AuthError::Missing)?;
     let credential = credential_from_header(header.as_bytes()).ok_or(AuthError::Invalid)?;
     let claim = classify(&credential).ok_or(AuthError::Invalid)?;
     let hash = hash_key(&credential);

@@ -120,6 +120,7 @@ impl From<CheckoutError> for ApiError {
             CheckoutError::AlreadyCompleted(_) => ErrorKind::Conflict,
             CheckoutError::Declined(_) => ErrorKind::PaymentRequired,
             CheckoutError::TestModeOnly => ErrorKind::Forbidden,
+            CheckoutError::Unavailable(_) => ErrorKind::Conflict,
             CheckoutError::Customer(_) | CheckoutError::Catalog(_) => ErrorKind::Internal,
             CheckoutError::Db(db) => return ApiError::internal("checkout", db),
         };

@@ -69,14 +69,21 @@ fn body_rejection(e: BytesRejection) -> ApiError {
 
 fn camel_keys(value: Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let v = if k == "metadata" { v } else { camel_keys(v) };
-                    (snake_to_camel(&k), v)
-                })
-                .collect(),
-        ),
+        Value::Object(map) => {
+            // When both spellings arrive, the documented camelCase one wins.
+            let mut out = Map::with_capacity(map.len());
+            let camel_given: Vec<String> =
+                map.keys().filter(|k| !k.contains('_')).cloned().collect();
+            for (k, v) in map {
+                let camel = snake_to_camel(&k);
+                if camel != k && camel_given.contains(&camel) {
+                    continue;
+                }
+                let v = if k == "metadata" { v } else { camel_keys(v) };
+                out.insert(camel, v);
+            }
+            Value::Object(out)
+        }
         Value::Array(items) => Value::Array(items.into_iter().map(camel_keys).collect()),
         other => other,
     }
@@ -99,6 +106,21 @@ pub fn snake_to_camel(key: &str) -> String {
         }
     }
     out
+}
+
+/// A path parameter; an undecodable one (invalid UTF-8, say) is a 400 envelope, not axum's
+/// plain-text rejection.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| ApiPath(v))
+            .map_err(|e| ApiError::new(ErrorKind::BadRequest, format!("path: {}", e.body_text())))
+    }
 }
 
 /// A query string; bad values become a 400 envelope naming the parameter.
@@ -218,6 +240,17 @@ mod tests {
         assert_eq!(a.plan_identifier, b.plan_identifier);
         let m: Body = parse_json(br#"{"planIdentifier":"pro","metadata":{"keep_me":1}}"#).unwrap();
         assert!(m.metadata.unwrap().get("keep_me").is_some());
+    }
+
+    #[test]
+    fn camel_case_wins_when_both_spellings_arrive() {
+        for body in [
+            br#"{"plan_identifier":"a","planIdentifier":"b"}"#.as_slice(),
+            br#"{"planIdentifier":"b","plan_identifier":"a"}"#,
+        ] {
+            let parsed: Body = parse_json(body).unwrap();
+            assert_eq!(parsed.plan_identifier, "b");
+        }
     }
 
     #[test]

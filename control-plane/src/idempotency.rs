@@ -1,11 +1,12 @@
 //! `Idempotency-Key` on every POST (Stripe semantics): the first response is stored; a retry
 //! with the same key and the same request replays it; the same key with a different request is
-//! a 422; a retry while the first is still running is a 409. Keys are scoped to the credential
-//! that sent them. Server errors are not stored, so a retry after a 5xx runs again.
+//! a 422; a retry while the first is still running is a 409. Keys are scoped to the secret key
+//! that sent them (Bearer or Basic alike); unauthenticated requests store nothing. Server
+//! errors are not stored, so a retry after a 5xx runs again.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -41,10 +42,10 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         )
         .into_response();
     };
-    let Some(auth) = req.headers().get(AUTHORIZATION) else {
+    let Some(scope) = crate::auth::secret_key_id(&state, req.headers()).await else {
+        // Not authenticated: the handler answers 401/403 and nothing is stored.
         return next.run(req).await;
     };
-    let scope = hex(&Sha256::digest(auth.as_bytes()));
     let (parts, body) = req.into_parts();
     let bytes = match to_bytes(body, BODY_LIMIT).await {
         Ok(b) => b,

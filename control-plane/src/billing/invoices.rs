@@ -140,7 +140,7 @@ async fn create(
     };
     let paid = payment == Payment::Paid;
     if paid {
-        sqlx::query("UPDATE customers SET balance_minor = balance_minor - ? WHERE mode = ? AND customer_id = ?")
+        sqlx::query("UPDATE customers SET balance_minor = MAX(-4611686018427387904, MIN(4611686018427387904, balance_minor - ?)) WHERE mode = ? AND customer_id = ?")
             .bind(from_balance)
             .bind(draft.mode.as_str())
             .bind(draft.customer_id)

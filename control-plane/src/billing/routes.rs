@@ -1,7 +1,7 @@
 //! `/api/v1/invoices/` and `/api/v1/customers/{customerId}/payment-methods/`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tollgate_shared::{ErrorKind, Mode};
@@ -12,12 +12,14 @@ use crate::auth::Caller;
 use crate::checkout::payments::{Decline, TestCard};
 use crate::customers;
 use crate::error::{ApiError, ApiResult, invalid};
-use crate::extract::{ApiJson, ApiQuery, Page, Paginated, list_url};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
 use crate::openapi::ErrorEnvelope;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
+    #[serde(alias = "customerId")]
     customer_id: Option<String>,
+    #[serde(alias = "subscriptionId")]
     subscription_id: Option<String>,
     page: Option<u32>,
     page_size: Option<u32>,
@@ -93,7 +95,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<InvoiceView>> {
     let mut conn = state.db.pool.acquire().await?;
     view(&mut conn, caller.mode, &id)
@@ -139,7 +141,7 @@ pub struct PaymentMethodView {
 pub async fn attach_payment_method(
     State(state): State<AppState>,
     caller: Caller,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
     ApiJson(req): ApiJson<AttachRequest>,
 ) -> ApiResult<(StatusCode, Json<PaymentMethodView>)> {
     if caller.mode != Mode::Test {
@@ -203,7 +205,7 @@ pub async fn attach_payment_method(
 pub async fn detach_payment_methods(
     State(state): State<AppState>,
     caller: Caller,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.db.write().await?;
     customers::get(tx.conn(), caller.mode, &customer_id).await?;

@@ -3,7 +3,7 @@
 //! renewal, trial end, scheduled change, retry and meter reset due in between has run.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, invalid};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::openapi::ErrorEnvelope;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -44,17 +44,30 @@ pub struct ClockView {
     /// How many billing steps the last advance ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     steps_run: Option<usize>,
+    /// Steps of the last advance that failed (logged; retried on the next advance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    steps_failed: Option<usize>,
 }
 
+/// Test clocks live between 1970 and 2200; one advance moves at most ten years, which bounds
+/// how much billing work one request can trigger.
+const EARLIEST: i64 = 0;
+const LATEST: i64 = 7_258_118_400; // 2200-01-01T00:00:00Z
+const MAX_ADVANCE_SECS: i64 = 10 * 366 * 86_400;
+
 fn parse_time(text: &str) -> Result<i64, crate::error::Invalid> {
-    DateTime::parse_from_rfc3339(text)
+    let t = DateTime::parse_from_rfc3339(text)
         .map(|d| d.timestamp())
         .map_err(|_| {
             invalid(
                 "frozenTime",
                 "must be an RFC 3339 time such as 2026-01-31T00:00:00Z",
             )
-        })
+        })?;
+    if !(EARLIEST..LATEST).contains(&t) {
+        return Err(invalid("frozenTime", "must be between 1970 and 2200"));
+    }
+    Ok(t)
 }
 
 fn test_mode_only(caller: &Caller) -> Result<(), ApiError> {
@@ -88,7 +101,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<ClockView>)> {
     test_mode_only(&caller)?;
     let frozen = parse_time(&req.frozen_time)?;
-    if req.name.as_ref().is_some_and(|n| n.len() > 200) {
+    if req.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
         return Err(invalid("name", "at most 200 characters").into());
     }
     let id = format!("clock_{}", uuid::Uuid::new_v4().simple());
@@ -103,7 +116,15 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&state, &id, None).await?)))
 }
 
-async fn view(state: &AppState, id: &str, steps_run: Option<usize>) -> ApiResult<ClockView> {
+async fn frozen_time(state: &AppState, id: &str) -> ApiResult<i64> {
+    sqlx::query_scalar("SELECT frozen_time FROM test_clocks WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&state.db.pool)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("test clock '{id}' not found")))
+}
+
+async fn view(state: &AppState, id: &str, run: Option<super::worker::Run>) -> ApiResult<ClockView> {
     let row = sqlx::query("SELECT id, name, frozen_time, created_at FROM test_clocks WHERE id = ?")
         .bind(id)
         .fetch_optional(&state.db.pool)
@@ -117,7 +138,8 @@ async fn view(state: &AppState, id: &str, steps_run: Option<usize>) -> ApiResult
         frozen_time: rfc3339(row.try_get("frozen_time")?),
         status: "ready",
         created_at: rfc3339(row.try_get("created_at")?),
-        steps_run,
+        steps_run: run.map(|r| r.steps),
+        steps_failed: run.map(|r| r.failed),
     })
 }
 
@@ -136,7 +158,7 @@ async fn view(state: &AppState, id: &str, steps_run: Option<usize>) -> ApiResult
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ClockView>> {
     test_mode_only(&caller)?;
     Ok(Json(view(&state, &id, None).await?))
@@ -160,15 +182,17 @@ pub async fn get(
 pub async fn advance(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Advance>,
 ) -> ApiResult<Json<ClockView>> {
     test_mode_only(&caller)?;
     let target = parse_time(&req.frozen_time)?;
-    let current = view(&state, &id, None).await?;
-    let current = parse_time(&current.frozen_time)?;
+    let current = frozen_time(&state, &id).await?;
     if target < current {
         return Err(invalid("frozenTime", "test clocks only move forward").into());
+    }
+    if target - current > MAX_ADVANCE_SECS {
+        return Err(invalid("frozenTime", "one advance moves at most ten years").into());
     }
     let mut tx = state.db.write().await?;
     sqlx::query("UPDATE test_clocks SET frozen_time = ? WHERE id = ?")
@@ -177,8 +201,8 @@ pub async fn advance(
         .execute(tx.conn())
         .await?;
     state.commit(tx).await?;
-    let steps = run_due(&state, Scope::TestClock(&id), target).await?;
-    Ok(Json(view(&state, &id, Some(steps)).await?))
+    let run = run_due(&state, Scope::TestClock(&id), target).await?;
+    Ok(Json(view(&state, &id, Some(run)).await?))
 }
 
 /// Checks a new customer may live on test clock `id`; returns the clock's time, which becomes

@@ -63,25 +63,30 @@ async fn next_due(
     state: &AppState,
     scope: Scope<'_>,
     until: i64,
+    skip: &Skip,
 ) -> Result<Option<Due>, sqlx::Error> {
     let (filter, clock) = scope_filter(scope);
     let sub = sqlx::query(&format!(
         "SELECT s.mode, s.id, MIN(COALESCE(s.current_period_end, {NEVER}), COALESCE(s.cancel_at, {NEVER}),
                 COALESCE(s.next_retry_at, {NEVER})) AS due
          FROM subscriptions s JOIN customers c ON c.mode = s.mode AND c.customer_id = s.customer_id
-         WHERE s.status IN {GRANTING} AND {filter} AND due <= ?2 ORDER BY due LIMIT 1"
+         WHERE s.status IN {GRANTING} AND {filter} AND due <= ?2
+           AND s.id NOT IN (SELECT value FROM json_each(?3)) ORDER BY due LIMIT 1"
     ))
     .bind(clock)
     .bind(until)
+    .bind(skip.subscriptions_json())
     .fetch_optional(&state.db.pool)
     .await?;
     let ents = sqlx::query(&format!(
         "SELECT e.mode, e.customer_id, e.next_change_at AS due
          FROM customer_entitlements e JOIN customers c ON c.mode = e.mode AND c.customer_id = e.customer_id
-         WHERE e.next_change_at IS NOT NULL AND {filter} AND e.next_change_at <= ?2 ORDER BY e.next_change_at LIMIT 1"
+         WHERE e.next_change_at IS NOT NULL AND {filter} AND e.next_change_at <= ?2
+           AND e.customer_id NOT IN (SELECT value FROM json_each(?3)) ORDER BY e.next_change_at LIMIT 1"
     ))
     .bind(clock)
     .bind(until)
+    .bind(skip.customers_json())
     .fetch_optional(&state.db.pool)
     .await?;
     let sub = sub
@@ -109,41 +114,85 @@ async fn next_due(
     })
 }
 
-/// Runs everything due at or before `until` in `scope`, oldest first. Returns the steps run.
-pub async fn run_due(state: &AppState, scope: Scope<'_>, until: i64) -> Result<usize, sqlx::Error> {
-    let mut steps = 0;
-    while let Some(due) = next_due(state, scope, until).await? {
+/// Items that failed in this pass, so one broken row cannot block everything due after it.
+#[derive(Default)]
+struct Skip {
+    subscriptions: Vec<String>,
+    customers: Vec<String>,
+}
+
+impl Skip {
+    fn subscriptions_json(&self) -> String {
+        serde_json::to_string(&self.subscriptions).unwrap_or_else(|_| "[]".into())
+    }
+
+    fn customers_json(&self) -> String {
+        serde_json::to_string(&self.customers).unwrap_or_else(|_| "[]".into())
+    }
+}
+
+/// What one pass of the billing clock did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Run {
+    pub steps: usize,
+    /// Items that failed; they are logged, counted in metrics, and retried on the next pass.
+    pub failed: usize,
+}
+
+/// Runs everything due at or before `until` in `scope`, oldest first.
+pub async fn run_due(state: &AppState, scope: Scope<'_>, until: i64) -> Result<Run, sqlx::Error> {
+    let mut run = Run::default();
+    let mut skip = Skip::default();
+    while let Some(due) = next_due(state, scope, until, &skip).await? {
         let span = info_span!("billing_step", ?due);
-        let progressed = match &due {
+        let outcome = match &due {
             Due::Subscription { mode, id, at } => {
                 subscription_step(state, *mode, id, *at)
                     .instrument(span)
-                    .await?
+                    .await
             }
             Due::Entitlements {
                 mode,
                 customer_id,
                 at,
             } => {
-                let mut tx = state.db.write().await?;
-                entitlements::recompile(&mut tx, *at, *mode, std::slice::from_ref(customer_id))
-                    .await?;
-                state.commit(tx).await?;
-                true
+                async {
+                    let mut tx = state.db.write().await?;
+                    entitlements::recompile(&mut tx, *at, *mode, std::slice::from_ref(customer_id))
+                        .await?;
+                    state.commit(tx).await?;
+                    Ok(true)
+                }
+                .instrument(span)
+                .await
             }
         };
-        steps += 1;
-        metrics::counter!("tollgate_billing_steps_total").increment(1);
-        if !progressed || steps >= MAX_STEPS {
+        match outcome {
+            Ok(true) => {
+                run.steps += 1;
+                metrics::counter!("tollgate_billing_steps_total").increment(1);
+            }
+            Ok(false) | Err(_) => {
+                if let Err(e) = &outcome {
+                    tracing::error!(error = %e, ?due, "billing step failed; skipping it until the next pass");
+                }
+                run.failed += 1;
+                metrics::counter!("tollgate_billing_step_failures_total").increment(1);
+                match due {
+                    Due::Subscription { id, .. } => skip.subscriptions.push(id),
+                    Due::Entitlements { customer_id, .. } => skip.customers.push(customer_id),
+                }
+            }
+        }
+        if run.steps + run.failed >= MAX_STEPS {
             warn!(
-                steps,
-                ?due,
-                "billing clock stopped early: an item did not progress"
+                ?run,
+                "billing clock pass hit its step limit; the rest waits for the next pass"
             );
             break;
         }
     }
-    Ok(steps)
+    Ok(run)
 }
 
 /// The background loop for customers on real time.

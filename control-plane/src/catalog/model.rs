@@ -124,7 +124,7 @@ pub fn check_identifier(field: &str, id: &str) -> Result<(), Invalid> {
 }
 
 pub fn check_name(field: &str, name: &str) -> Result<(), Invalid> {
-    if name.trim().is_empty() || name.len() > 200 {
+    if name.trim().is_empty() || name.chars().count() > 200 {
         return Err(invalid(field, "must be 1-200 characters"));
     }
     Ok(())
@@ -192,6 +192,21 @@ impl PlanInput {
             })?;
             let amount_minor = parse_amount(&p.amount, &currency)
                 .map_err(|e| invalid(format!("prices[{i}].amount"), e.to_string()))?;
+            if prices
+                .first()
+                .is_some_and(|first| first.currency != currency.as_str())
+            {
+                return Err(invalid(
+                    format!("prices[{i}].currency"),
+                    "all prices of a plan share one currency",
+                ));
+            }
+            if self.is_default && amount_minor > 0 {
+                return Err(invalid(
+                    format!("prices[{i}].amount"),
+                    "a default (free) plan's prices must be 0",
+                ));
+            }
             prices.push(PriceDef {
                 charge_period,
                 amount_minor,

@@ -47,8 +47,28 @@ pub enum MoneyError {
 }
 
 /// `"49.00"` in usd → 4900.
+/// The largest amount a price may have, in minor units (10^12: ten billion dollars). With
+/// quantities capped at 10,000, every total and sum stays far inside `i64`.
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000;
+
 pub fn parse_amount(text: &str, currency: &Currency) -> Result<i64, MoneyError> {
-    let d = Decimal::from_str(text.trim()).map_err(|_| MoneyError::NotDecimal(text.to_owned()))?;
+    // Digits with an optional fraction, nothing else: no signs, exponents, `_` or spaces.
+    let plain = match text.split_once('.') {
+        Some((int, frac)) => {
+            !int.is_empty()
+                && !frac.is_empty()
+                && int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+        }
+        None => !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()),
+    };
+    if !plain {
+        return Err(if text.trim_start().starts_with('-') {
+            MoneyError::Negative
+        } else {
+            MoneyError::NotDecimal(text.to_owned())
+        });
+    }
+    let d = Decimal::from_str(text).map_err(|_| MoneyError::NotDecimal(text.to_owned()))?;
     if d.is_sign_negative() && !d.is_zero() {
         return Err(MoneyError::Negative);
     }
@@ -59,7 +79,10 @@ pub fn parse_amount(text: &str, currency: &Currency) -> Result<i64, MoneyError> 
     let minor = d
         .checked_mul(Decimal::from(10i64.pow(exp)))
         .ok_or(MoneyError::TooLarge)?;
-    i64::try_from(minor.trunc()).map_err(|_| MoneyError::TooLarge)
+    i64::try_from(minor.trunc())
+        .ok()
+        .filter(|m| *m <= MAX_AMOUNT_MINOR)
+        .ok_or(MoneyError::TooLarge)
 }
 
 /// 4900 in usd → `"49.00"`; -250 → `"-2.50"`.
@@ -80,6 +103,14 @@ mod tests {
     fn parses_and_formats_in_minor_units() {
         assert_eq!(parse_amount("49.00", &usd()), Ok(4900));
         assert_eq!(parse_amount("49", &usd()), Ok(4900));
+        for junk in ["1_000", "1e5", " 1 ", "+1", "1.", ".5", ""] {
+            assert!(parse_amount(junk, &usd()).is_err(), "{junk:?}");
+        }
+        assert_eq!(parse_amount("10000000000.00", &usd()), Ok(MAX_AMOUNT_MINOR));
+        assert_eq!(
+            parse_amount("10000000000.01", &usd()),
+            Err(MoneyError::TooLarge)
+        );
         assert_eq!(parse_amount("0.1", &usd()), Ok(10));
         assert_eq!(format_amount(4900, "usd"), "49.00");
         assert_eq!(format_amount(-250, "usd"), "-2.50");

@@ -2,7 +2,7 @@
 //! the same transaction, so grants changed here reach the edges like any other change.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::entitlements;
 use crate::error::{ApiResult, invalid};
-use crate::extract::{ApiJson, ApiQuery, Page, Paginated, list_url};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
 use crate::openapi::ErrorEnvelope;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -67,7 +67,7 @@ pub async fn create_feature(
 pub async fn get_feature(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<FeatureView>> {
     let mut conn = state.db.pool.acquire().await?;
     Ok(Json(
@@ -148,7 +148,7 @@ pub async fn create_plan(
 pub async fn replace_plan(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<PlanInput>,
 ) -> ApiResult<Json<PlanView>> {
     if input.identifier != id {
@@ -161,11 +161,24 @@ pub async fn replace_plan(
     let def = input.validate()?;
     let now = state.clock.unix();
     let mut tx = state.db.write().await?;
-    if store::plan_def(tx.conn(), caller.mode, &id)
-        .await?
-        .is_none()
-    {
+    let Some(existing) = store::plan_def(tx.conn(), caller.mode, &id).await? else {
         return Err(super::CatalogError::PlanNotFound(id).into());
+    };
+    // Subscriptions carry their plan's group; moving a plan under them would split them from it.
+    if existing.group != def.group || existing.is_default != def.is_default {
+        let subscribed: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM subscriptions WHERE mode = ? AND plan_identifier = ? AND status <> 'canceled'",
+        )
+        .bind(caller.mode.as_str())
+        .bind(&id)
+        .fetch_one(tx.conn())
+        .await?;
+        if subscribed > 0 {
+            return Err(super::CatalogError::Exists(format!(
+                "plan '{id}' has {subscribed} subscription(s); its group and isDefault cannot change"
+            ))
+            .into());
+        }
     }
     if store::write_plan(&mut tx, caller.mode, &def, now, OnExisting::Replace).await? {
         entitlements::recompile_mode(&mut tx, now, caller.mode).await?;
@@ -190,7 +203,7 @@ pub async fn replace_plan(
 pub async fn get_plan(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<PlanView>> {
     let mut conn = state.db.pool.acquire().await?;
     Ok(Json(store::plan_view(&mut conn, caller.mode, &id).await?))

@@ -32,6 +32,10 @@ pub enum CheckoutError {
     Declined(#[from] Decline),
     #[error("this helper exists in test mode only")]
     TestModeOnly,
+    /// The checkout can no longer be paid: its price is gone, its pending subscription was
+    /// canceled, or the customer already has a plan in the group.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Customer(#[from] CustomerError),
     #[error(transparent)]
@@ -110,15 +114,42 @@ pub async fn complete(
     if session.status == "complete" {
         return Err(CheckoutError::AlreadyCompleted(id.to_owned()));
     }
-    let card = payments::charge_at_checkout(mode, card)?;
-    let now = crate::billing::customer_now(tx.conn(), mode, &session.customer_id, now).await?;
+    if session.status != "open" {
+        return Err(CheckoutError::Unavailable(format!(
+            "checkout session '{id}' has expired"
+        )));
+    }
     let price = resolve_price(
         tx.conn(),
         mode,
         &session.plan_identifier,
         Some(&session.charge_period),
     )
-    .await?;
+    .await
+    .map_err(|_| {
+        CheckoutError::Unavailable(format!(
+            "plan '{}' no longer has a {} price",
+            session.plan_identifier, session.charge_period
+        ))
+    })?;
+    if let Some(pending) = &session.subscription_id {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM subscriptions WHERE mode = ? AND id = ?")
+                .bind(mode.as_str())
+                .bind(pending)
+                .fetch_optional(tx.conn())
+                .await?;
+        if status.as_deref() != Some("incomplete") {
+            return Err(CheckoutError::Unavailable(format!(
+                "the subscription this checkout was for is {}",
+                status.unwrap_or_default()
+            )));
+        }
+    }
+    ensure_free_group(&mut tx, mode, &session.customer_id, &price.group).await?;
+    // Only now, with every check passed, is the card charged.
+    let card = payments::charge_at_checkout(mode, card)?;
+    let now = crate::billing::customer_now(tx.conn(), mode, &session.customer_id, now).await?;
     sqlx::query(
         "INSERT INTO payment_methods (id, mode, customer_id, brand, last4, behaviour, created_at) VALUES (?, ?, ?, 'visa', ?, ?, ?)",
     )
@@ -192,6 +223,34 @@ pub async fn complete(
         session,
         subscription_id,
     })
+}
+
+/// A checkout starts a customer's first paid plan in a group; changing plans is `subscribe` /
+/// `update`'s job (with proration), so a customer who already has one gets a 409 instead of a
+/// second charge.
+pub async fn ensure_free_group(
+    tx: &mut crate::db::WriteTx,
+    mode: Mode,
+    customer_id: &str,
+    group: &str,
+) -> Result<(), CheckoutError> {
+    let current: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT plan_identifier FROM subscriptions WHERE mode = ? AND customer_id = ? AND grp = ?
+         AND status IN {}",
+        crate::entitlements::GRANTING
+    ))
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .bind(group)
+    .fetch_optional(tx.conn())
+    .await?;
+    match current {
+        Some(plan) => Err(CheckoutError::Unavailable(format!(
+            "customer '{customer_id}' already has plan '{plan}' in group '{group}'; change plans with \
+             POST /api/v1/subscriptions/{{id}}/update/ or /api/v1/subscribe/"
+        ))),
+        None => Ok(()),
+    }
 }
 
 pub struct NewSession<'a> {

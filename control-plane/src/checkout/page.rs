@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::{Html, IntoResponse, Response};
@@ -16,6 +16,7 @@ use crate::app::AppState;
 use crate::catalog::money::format_amount;
 use crate::catalog::period::ChargePeriod;
 use crate::catalog::store::resolve_price;
+use crate::extract::ApiPath;
 use crate::openapi::PayForm;
 
 fn escape(s: &str) -> String {
@@ -150,6 +151,23 @@ fn completed(session: &Session) -> Response {
 fn failure(e: CheckoutError) -> Response {
     match e {
         CheckoutError::NotFound(_) => not_found(),
+        CheckoutError::Unavailable(reason) => page(
+            StatusCode::CONFLICT,
+            layout(
+                "Unavailable",
+                &format!(
+                    "<h1 id=\"unavailable\">This checkout can no longer be paid</h1><p>{}</p>",
+                    escape(&reason)
+                ),
+            ),
+        ),
+        CheckoutError::Catalog(_) => page(
+            StatusCode::CONFLICT,
+            layout(
+                "Unavailable",
+                "<h1 id=\"unavailable\">This plan is no longer available</h1>",
+            ),
+        ),
         other => {
             tracing::error!(error = %other, "checkout page failed");
             page(
@@ -176,7 +194,7 @@ fn failure(e: CheckoutError) -> Response {
         (status = 409, description = "The plan is no longer available", body = String, content_type = "text/html"),
     )
 )]
-pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn show(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Response {
     let mut conn = match state.db.pool.acquire().await {
         Ok(c) => c,
         Err(e) => return failure(e.into()),
@@ -264,7 +282,11 @@ fn read_card(
         (status = 404, description = "No such checkout session", body = String, content_type = "text/html"),
     )
 )]
-pub async fn pay(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
+pub async fn pay(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    body: Bytes,
+) -> Response {
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let session = {
         let mut conn = match state.db.pool.acquire().await {

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -16,7 +16,7 @@ use crate::auth::Caller;
 use crate::catalog::store::resolve_price;
 use crate::customers::{self, NewCustomer, check_customer_id, check_email};
 use crate::error::{ApiResult, Invalid, invalid};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::openapi::ErrorEnvelope;
 use crate::subscriptions::{self, SubscriptionView};
 
@@ -131,7 +131,7 @@ pub async fn create(
 
     let now = state.clock.unix();
     let mut tx = state.db.write().await?;
-    resolve_price(
+    let price = resolve_price(
         tx.conn(),
         caller.mode,
         &req.plan_identifier,
@@ -139,6 +139,9 @@ pub async fn create(
     )
     .await
     .map_err(CheckoutError::from)?;
+    if price.is_default {
+        return Err(invalid("planIdentifier", "the free default plan needs no checkout").into());
+    }
     // Auto-create the customer from `customerId`, or find/create one by `email`.
     let existing = match (&req.customer_id, &req.email) {
         (Some(id), _) => customers::find(tx.conn(), caller.mode, id).await?,
@@ -169,6 +172,7 @@ pub async fn create(
             id
         }
     };
+    super::ensure_free_group(&mut tx, caller.mode, &customer_id, &price.group).await?;
     let session_id = format!("cs_{}_{}", caller.mode, uuid::Uuid::new_v4().simple());
     sqlx::query(
         "INSERT INTO checkout_sessions (id, mode, customer_id, plan_identifier, charge_period, quantity, trial_days,
@@ -242,7 +246,7 @@ pub struct CompleteResponse {
 pub async fn complete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(session_id): Path<String>,
+    ApiPath(session_id): ApiPath<String>,
     ApiJson(req): ApiJson<CompleteRequest>,
 ) -> ApiResult<Json<CompleteResponse>> {
     if caller.mode != Mode::Test {

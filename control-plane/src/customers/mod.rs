@@ -41,7 +41,7 @@ pub struct CustomerView {
 
 pub fn check_email(email: &str) -> Result<(), Invalid> {
     let ok = email.len() <= 254
-        && !email.chars().any(char::is_whitespace)
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
                 && domain.contains('.')
@@ -57,7 +57,7 @@ pub fn check_email(email: &str) -> Result<(), Invalid> {
 }
 
 pub fn check_customer_id(id: &str) -> Result<(), Invalid> {
-    let ok = !id.is_empty() && id.len() <= 255 && !id.chars().any(|c| c.is_control());
+    let ok = !id.is_empty() && id.chars().count() <= 255 && !id.chars().any(|c| c.is_control());
     if ok {
         Ok(())
     } else {

@@ -1,7 +1,7 @@
 //! `/api/v1/customers/`: create (201), get, list, update, and customer tokens.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::clock::rfc3339;
 use crate::error::{ApiResult, invalid};
-use crate::extract::{ApiJson, ApiQuery, Page, Paginated, list_url};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
 use crate::openapi::ErrorEnvelope;
 
 /// A new customer. Every field is optional. Keys may also be sent in snake_case.
@@ -64,7 +64,7 @@ pub async fn create(
     if let Some(email) = &input.email {
         check_email(email)?;
     }
-    if input.name.as_ref().is_some_and(|n| n.len() > 200) {
+    if input.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
         return Err(invalid("name", "at most 200 characters").into());
     }
     let metadata = input.metadata.unwrap_or(Value::Object(Default::default()));
@@ -106,7 +106,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
 ) -> ApiResult<Json<CustomerView>> {
     let mut conn = state.db.pool.acquire().await?;
     Ok(Json(
@@ -196,13 +196,13 @@ pub struct UpdateCustomer {
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
     ApiJson(input): ApiJson<UpdateCustomer>,
 ) -> ApiResult<Json<CustomerView>> {
     if let Some(email) = &input.email {
         check_email(email)?;
     }
-    if input.name.as_ref().is_some_and(|n| n.len() > 200) {
+    if input.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
         return Err(invalid("name", "at most 200 characters").into());
     }
     if let Some(m) = &input.metadata {
@@ -262,7 +262,7 @@ pub struct TokenResponse {
 pub async fn mint_token(
     State(state): State<AppState>,
     caller: Caller,
-    Path(customer_id): Path<String>,
+    ApiPath(customer_id): ApiPath<String>,
     ApiJson(input): ApiJson<TokenRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
     let ttl = input.ttl_seconds.unwrap_or(3600);

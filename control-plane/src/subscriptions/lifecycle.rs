@@ -471,6 +471,42 @@ async fn create(
         }
         return Ok(outcome(Action::Created, &id, invoice_id));
     }
+    // One pending checkout per group: the same request gets the same checkout back, another
+    // plan replaces it (so a customer can never pay twice for one group).
+    let pending = sqlx::query(
+        "SELECT s.id, s.plan_identifier, s.charge_period, s.quantity, c.id AS session FROM subscriptions s
+         JOIN checkout_sessions c ON c.subscription_id = s.id AND c.status = 'open'
+         WHERE s.mode = ? AND s.customer_id = ? AND s.grp = ? AND s.status = 'incomplete'",
+    )
+    .bind(req.mode.as_str())
+    .bind(req.customer_id)
+    .bind(&req.target.group)
+    .fetch_all(tx.conn())
+    .await?;
+    for p in pending {
+        let id: String = p.try_get("id")?;
+        let same = p.try_get::<String, _>("plan_identifier")? == req.target.plan
+            && p.try_get::<String, _>("charge_period")? == req.target.charge_period.as_str()
+            && p.try_get::<i64, _>("quantity")? == quantity;
+        if same {
+            return Ok(Outcome {
+                action: Action::CheckoutRequired,
+                subscription_id: Some(id),
+                invoice_id: None,
+                checkout_session: Some(p.try_get("session")?),
+            });
+        }
+        super::expire_checkouts(tx, req.mode, &id).await?;
+        sqlx::query(
+            "UPDATE subscriptions SET status = 'canceled', canceled_at = ?, ended_at = ?, modified_at = ? WHERE id = ?",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .bind(&id)
+        .execute(tx.conn())
+        .await?;
+    }
     let success_url = req.success_url.ok_or_else(|| {
         crate::error::invalid(
             "successUrl",

@@ -26,7 +26,7 @@ pub const STATUSES: [&str; 5] = ["incomplete", "trialing", "active", "past_due",
 pub enum SubscriptionError {
     #[error(transparent)]
     Invalid(#[from] Invalid),
-    #[error("Subscription not found")]
+    #[error("Subscription '{0}' not found")]
     NotFound(String),
     #[error("subscription is {status}; {action} is not possible")]
     NotChangeable {
@@ -300,6 +300,20 @@ pub async fn current(
         row.try_get("customer_id")?,
         row.try_get("grp")?,
     ))
+}
+
+/// Closes the open checkout sessions of a pending subscription that is going away.
+pub async fn expire_checkouts(
+    tx: &mut WriteTx,
+    mode: Mode,
+    subscription_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE checkout_sessions SET status = 'expired' WHERE mode = ? AND subscription_id = ? AND status = 'open'")
+        .bind(mode.as_str())
+        .bind(subscription_id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
 
 pub fn is_granting(status: &str) -> bool {

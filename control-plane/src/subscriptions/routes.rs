@@ -2,7 +2,7 @@
 //! upgrade/downgrade rules (proration, period-end scheduling) belong to the lifecycle service.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,7 @@ use crate::auth::Caller;
 use crate::catalog::store::resolve_price;
 use crate::entitlements;
 use crate::error::{ApiResult, invalid};
-use crate::extract::{ApiJson, ApiQuery, Page, Paginated, list_url};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
 use crate::openapi::ErrorEnvelope;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -96,7 +96,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<SubscriptionView>> {
     let mut conn = state.db.pool.acquire().await?;
     Ok(Json(super::get(&mut conn, caller.mode, &id).await?))
@@ -155,7 +155,7 @@ pub const PRORATION_BEHAVIORS: [&str; 3] =
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateRequest>,
 ) -> ApiResult<Json<UpdateResponse>> {
     let proration =
@@ -228,6 +228,10 @@ pub async fn update(
     }))
 }
 
+/// Resume takes no fields; the body, if any, must still be a JSON object.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ResumeRequest {}
+
 /// When to cancel. Keys may also be sent in snake_case.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -272,7 +276,7 @@ fn parse_when(field: &str, text: &str) -> Result<i64, crate::error::Invalid> {
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<CancelRequest>,
 ) -> ApiResult<Json<SubscriptionView>> {
     let now = state.clock.unix();
@@ -280,6 +284,9 @@ pub async fn cancel(
         .cancellation_type
         .as_deref()
         .unwrap_or("CURRENT_PERIOD_ENDS");
+    if let (Some(text), false) = (req.cancellation_date.as_deref(), kind == "SPECIFIC_DATE") {
+        parse_when("cancellationDate", text)?;
+    }
     let specific = match kind {
         "IMMEDIATE" | "CURRENT_PERIOD_ENDS" => None,
         "SPECIFIC_DATE" => {
@@ -311,6 +318,16 @@ pub async fn cancel(
             action: "canceling",
         }
         .into());
+    }
+    // An unpaid subscription has no period to run out: canceling it ends it now, and its
+    // checkout can no longer be paid.
+    let kind = if status == "incomplete" {
+        "IMMEDIATE"
+    } else {
+        kind
+    };
+    if status == "incomplete" {
+        super::expire_checkouts(&mut tx, caller.mode, &id).await?;
     }
     let sql = match (kind, specific) {
         ("IMMEDIATE", _) => {
@@ -354,7 +371,8 @@ pub async fn cancel(
 pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(_resume): ApiJson<ResumeRequest>,
 ) -> ApiResult<Json<SubscriptionView>> {
     let now = state.clock.unix();
     let mut tx = state.db.write().await?;

@@ -117,6 +117,11 @@ pub async fn usage_in(
     Ok(v.unwrap_or(0))
 }
 
+/// Usage saturates here; with reports capped at [`MAX_REPORT`] the sum cannot overflow.
+pub const MAX_USAGE: i64 = 1 << 62;
+/// The largest delta or `set` one report may carry.
+pub const MAX_REPORT: i64 = 1_000_000_000_000;
+
 #[derive(Debug, Clone, Copy)]
 pub enum Report {
     Delta(i64),
@@ -138,9 +143,9 @@ pub async fn record(
     };
     sqlx::query(
         "INSERT INTO usage_counters (mode, customer_id, feature_id, window_start, window_end, value)
-         VALUES (?1, ?2, ?3, ?4, ?5, MAX(0, COALESCE(?7, ?6)))
+         VALUES (?1, ?2, ?3, ?4, ?5, MAX(0, MIN(?8, COALESCE(?7, ?6))))
          ON CONFLICT (mode, customer_id, feature_id, window_start)
-         DO UPDATE SET value = MAX(0, COALESCE(?7, value + ?6)), window_end = excluded.window_end",
+         DO UPDATE SET value = MAX(0, MIN(?8, COALESCE(?7, value + ?6))), window_end = excluded.window_end",
     )
     .bind(mode.as_str())
     .bind(customer_id)
@@ -149,6 +154,7 @@ pub async fn record(
     .bind(window.1)
     .bind(delta)
     .bind(set)
+    .bind(MAX_USAGE)
     .execute(conn)
     .await?;
     Ok(())

@@ -83,12 +83,18 @@ pub async fn report(
             );
         }
     };
+    let field = if matches!(report, Report::Set(_)) {
+        "set"
+    } else {
+        "quantity"
+    };
     apply(
         &state,
         caller.mode,
         &req.customer_id,
         &req.feature_id,
         report,
+        field,
     )
     .await
     .map(Json)
@@ -129,6 +135,7 @@ pub async fn report_kelviq(
         &req.customer_id,
         &req.feature_id,
         report,
+        "value",
     )
     .await
     .map(Json)
@@ -140,9 +147,15 @@ async fn apply(
     customer_id: &str,
     feature_id: &str,
     report: Report,
+    field: &str,
 ) -> ApiResult<MeterState> {
-    if matches!(report, Report::Delta(d) if d.unsigned_abs() > 1_000_000_000_000) {
-        return Err(invalid("quantity", "too large").into());
+    crate::customers::check_customer_id(customer_id)?;
+    let too_large = match report {
+        Report::Delta(d) => d.unsigned_abs() > super::MAX_REPORT as u64,
+        Report::Set(v) => v > super::MAX_REPORT,
+    };
+    if too_large {
+        return Err(invalid(field, format!("at most {} per report", super::MAX_REPORT)).into());
     }
     let real_now = state.clock.unix();
     let mut tx = state.db.write().await?;

@@ -725,3 +725,177 @@ async fn edge_refuses_bad_requests_with_envelopes() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
+
+/// Regressions from the bad-input sweep: each of these once answered 5xx, stored something, or
+/// charged twice.
+#[tokio::test]
+async fn sweep_regressions() {
+    let cp = ControlPlane::start();
+    let api = cp.api();
+    api.create_customer("r").await;
+
+    // Undecodable path ids get the envelope.
+    let (status, body) = api.get("/api/v1/customers/%FF/").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_envelope(status, &body, "invalid UTF-8 in a path");
+
+    // Usage cannot be driven into overflow.
+    let (status, _) = api
+        .post(
+            "/api/v1/usage/",
+            json!({"customerId":"r","featureId":"api-calls","set":i64::MAX}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = api
+        .post(
+            "/api/v1/report/usage/",
+            json!({"customerId":"r","featureId":"api-calls","value":i64::MAX}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("value"),
+        "{body}"
+    );
+    let (status, _) = api
+        .post(
+            "/api/v1/usage/",
+            json!({"customerId":"","featureId":"api-calls","quantity":1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Prices are bounded and plain decimals.
+    let (status, _) = api
+        .post("/api/v1/plans/", json!({"identifier":"huge","name":"H","group":"g","prices":[{"chargePeriod":"MONTHLY","amount":"92233720368547758.07","currency":"usd"}]}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = api
+        .post("/api/v1/plans/", json!({"identifier":"odd","name":"O","group":"g","prices":[{"chargePeriod":"MONTHLY","amount":"1e5","currency":"usd"}]}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A canceled pending subscription's checkout cannot be paid; a repeated subscribe reuses
+    // the open checkout instead of opening a second one.
+    let first = api.post("/api/v1/subscribe/", json!({"customerId":"r","planId":"pro","chargePeriod":"MONTHLY","successUrl":"https://a.example.com/"})).await.1;
+    let again = api.post("/api/v1/subscribe/", json!({"customerId":"r","planId":"pro","chargePeriod":"MONTHLY","successUrl":"https://a.example.com/"})).await.1;
+    assert_eq!(first["paymentUrl"], again["paymentUrl"]);
+    assert_eq!(first["subscription"]["id"], again["subscription"]["id"]);
+    let pending = first["subscription"]["id"].as_str().unwrap();
+    let url = first["paymentUrl"].as_str().unwrap();
+    let session = url.trim_end_matches('/').rsplit('/').next().unwrap();
+    let (status, canceled) = api
+        .post(
+            &format!("/api/v1/subscriptions/{pending}/cancel/"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, canceled["status"].as_str()),
+        (StatusCode::OK, Some("canceled"))
+    );
+    let (status, body) = api
+        .post(&format!("/api/v1/checkout/{session}/complete/"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (_, invoices) = api.get("/api/v1/invoices/?customerId=r").await;
+    assert_eq!(invoices["count"], 0, "nothing was charged");
+
+    // A customer with a plan in a group cannot buy a second one through checkout.
+    api.subscribe_paid("r", "pro", "MONTHLY").await;
+    let (status, body) = api
+        .post("/api/v1/checkout/", json!({"planIdentifier":"enterprise","chargePeriod":"MONTHLY","customerId":"r","successUrl":"https://a.example.com/"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    // …and a subscribed plan cannot move to another group under its subscribers.
+    let (_, pro) = api.get("/api/v1/plans/pro/").await;
+    let mut moved = pro.clone();
+    moved["group"] = json!("elsewhere");
+    let (status, body) = api
+        .call(reqwest::Method::PUT, "/api/v1/plans/pro/", Some(moved))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // Test clocks stay inside sane times.
+    let (status, _) = api
+        .post(
+            "/api/v1/test-clocks/",
+            json!({"frozenTime":"9999-12-31T23:59:59-23:59"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, clock) = api
+        .post(
+            "/api/v1/test-clocks/",
+            json!({"frozenTime":"2026-01-01T00:00:00Z"}),
+        )
+        .await;
+    let (status, _) = api
+        .post(
+            &format!(
+                "/api/v1/test-clocks/{}/advance/",
+                clock["id"].as_str().unwrap()
+            ),
+            json!({"frozenTime":"2199-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "one advance moves at most ten years"
+    );
+
+    // Idempotency: a refused request stores nothing; Bearer and Basic with one key share a scope.
+    let body = br#"{"customerId":"idem-r"}"#;
+    let bad = cp.api_with("sk_test_notarealkeyatall1");
+    let (status, _) = bad
+        .raw(
+            reqwest::Method::POST,
+            "/api/v1/customers/",
+            body,
+            &[("idempotency-key", "same")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = api
+        .raw(
+            reqwest::Method::POST,
+            "/api/v1/customers/",
+            body,
+            &[("idempotency-key", "same")],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the 401 was not stored and replayed"
+    );
+    let resp = client()
+        .post(format!("{}/api/v1/customers/", cp.url))
+        .bearer_auth(&cp.keys.secret)
+        .header("idempotency-key", "same")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(resp.headers()["idempotent-replayed"], "true");
+
+    // Resume reads its body like every other endpoint.
+    let (_, subs) = api
+        .get("/api/v1/subscriptions/?customer_id=r&status=active")
+        .await;
+    let active = subs["results"][0]["id"].as_str().unwrap();
+    let (status, _) = api
+        .raw(
+            reqwest::Method::POST,
+            &format!("/api/v1/subscriptions/{active}/resume/"),
+            b"{nope",
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

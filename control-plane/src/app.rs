@@ -24,8 +24,8 @@ use crate::clock::SharedClock;
 use crate::db::{Db, WriteTx};
 use crate::sync::{SyncNotifier, changelog};
 use crate::{
-    api_keys, billing, catalog, checkout, customers, idempotency, observe, subscriptions, sync,
-    usage,
+    api_keys, billing, catalog, checkout, customers, fourgeeks, idempotency, observe,
+    subscriptions, sync, usage,
 };
 
 /// Request bodies above this are refused with 413 before any handler runs.
@@ -283,6 +283,14 @@ fn router(state: AppState) -> Router {
         )
         .route("/api/v1/usage", post(usage::routes::report))
         .route("/api/v1/report/usage", post(usage::routes::report_kelviq))
+        .route(
+            "/v1/subscriptions",
+            post(fourgeeks::create).get(fourgeeks::list),
+        )
+        .route(
+            "/v1/subscriptions/{id}",
+            get(fourgeeks::get).delete(fourgeeks::cancel),
+        )
         .route(
             "/api/v1/api-keys",
             post(api_keys::create).get(api_keys::list),

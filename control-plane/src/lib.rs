@@ -27,6 +27,7 @@ pub mod db;
 pub mod entitlements;
 pub mod error;
 pub mod extract;
+pub mod fourgeeks;
 pub mod idempotency;
 pub mod observe;
 pub mod openapi;

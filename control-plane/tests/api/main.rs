@@ -8,5 +8,6 @@ mod bad_input;
 mod billing;
 mod checkout_page;
 mod e2e;
+mod fourgeeks;
 mod helpers;
 mod sync;

@@ -1,0 +1,416 @@
+//! The 4geeks dialect (SPEC §4, seeds/4geeks-subscriptions-api.md): `/v1/subscriptions` with
+//! snake_case fields, Basic auth, 4geeks' response envelopes and `count, current_page,
+//! total_pages` pagination — mapped onto the same customers, checkout and lifecycle services.
+//! Creating always goes through the hosted checkout (a pending subscription and a
+//! `checkout_url`), as 4geeks does.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::{Row, SqliteConnection};
+use tollgate_shared::{ErrorKind, Mode};
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::catalog::store::{PlanPrice, resolve_price};
+use crate::checkout::ensure_free_group;
+use crate::checkout::routes::check_redirect;
+use crate::customers::{self, NewCustomer, check_customer_id};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::openapi::ErrorEnvelope;
+use crate::subscriptions::lifecycle::{self, Action, Proration};
+use crate::subscriptions::{SubscriptionError, expire_checkouts, is_granting};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct CreateRequest {
+    /// A price id (`price_…`), a public plan key (`plan_…`, its only price), or a plan identifier.
+    #[serde(default, rename = "planId")]
+    plan_id: Option<Value>,
+    /// An existing customer; when left out a guest customer is created.
+    #[serde(default, rename = "customerId")]
+    customer_id: Option<Value>,
+    #[serde(default)]
+    quantity: Option<i64>,
+    #[serde(default, rename = "trialDays")]
+    trial_days: Option<u32>,
+    /// Where the customer returns after checkout (absolute http/https).
+    #[serde(default, rename = "returnUrl")]
+    return_url: Option<Value>,
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorKind::BadRequest, message)
+}
+
+fn required_string(v: &Option<Value>, field: &str) -> ApiResult<String> {
+    match v {
+        None | Some(Value::Null) => Err(bad(format!("Missing required field: {field}"))),
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(_) => Err(bad(format!("{field}: must be a non-empty string"))),
+    }
+}
+
+/// Resolves 4geeks' `plan_id` onto a plan and period.
+async fn resolve(conn: &mut SqliteConnection, mode: Mode, plan_id: &str) -> ApiResult<PlanPrice> {
+    let by_price =
+        sqlx::query("SELECT plan_identifier, charge_period FROM prices WHERE mode = ? AND id = ?")
+            .bind(mode.as_str())
+            .bind(plan_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let (plan, period) = match by_price {
+        Some(r) => (
+            r.try_get::<String, _>("plan_identifier")?,
+            Some(r.try_get::<String, _>("charge_period")?),
+        ),
+        None => {
+            let by_key: Option<String> = sqlx::query_scalar(
+                "SELECT identifier FROM plans WHERE mode = ? AND public_key = ?",
+            )
+            .bind(mode.as_str())
+            .bind(plan_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            (by_key.unwrap_or_else(|| plan_id.to_owned()), None)
+        }
+    };
+    resolve_price(conn, mode, &plan, period.as_deref())
+        .await
+        .map_err(|e| match e {
+            crate::catalog::CatalogError::Invalid(i) if i.field == "chargePeriod" => bad(format!(
+                "plan_id: plan '{plan}' has several prices; send one of its price ids (price_…)"
+            )),
+            crate::catalog::CatalogError::Invalid(_) => {
+                bad(format!("plan_id: no plan or price '{plan_id}'"))
+            }
+            other => ApiError::from(other),
+        })
+}
+
+/// Create subscription (checkout link): a pending subscription and its hosted checkout URL.
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions",
+    tag = "4geeks",
+    operation_id = "fourgeeksCreateSubscription",
+    request_body(content = CreateRequest, description = "snake_case: plan_id, customer_id, quantity, trial_days, return_url"),
+    responses(
+        (status = 201, description = "`{code, title, content, data:{subscription_id, checkout_url, test}}`"),
+        (status = 400, description = "Missing or invalid field", body = ErrorEnvelope),
+        (status = 409, description = "The customer already has a plan in this group", body = ErrorEnvelope),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let plan_id = required_string(&req.plan_id, "plan_id")?;
+    let return_url = required_string(&req.return_url, "return_url")?;
+    check_redirect("return_url", &return_url, &state.config.redirect_hosts)?;
+    let customer_id = match &req.customer_id {
+        None | Some(Value::Null) => format!("cus_{}", uuid::Uuid::new_v4().simple()),
+        Some(_) => required_string(&req.customer_id, "customer_id")?,
+    };
+    check_customer_id(&customer_id).map_err(|e| bad(format!("customer_id: {}", e.message)))?;
+    if req.quantity.is_some_and(|q| !(1..=10_000).contains(&q)) {
+        return Err(bad("quantity: must be between 1 and 10000"));
+    }
+    if req.trial_days.is_some_and(|d| d > 730) {
+        return Err(bad("trial_days: must be between 0 and 730"));
+    }
+    let mode = caller.mode;
+    let real_now = state.clock.unix();
+    let mut tx = state.db.write().await?;
+    let target = resolve(tx.conn(), mode, &plan_id).await?;
+    if target.is_default {
+        return Err(bad("plan_id: the free default plan needs no subscription"));
+    }
+    if customers::find(tx.conn(), mode, &customer_id)
+        .await?
+        .is_none()
+    {
+        let empty = Value::Object(Default::default());
+        customers::insert(
+            &mut tx,
+            mode,
+            real_now,
+            NewCustomer {
+                customer_id: &customer_id,
+                name: None,
+                email: None,
+                metadata: &empty,
+                test_clock: None,
+            },
+        )
+        .await?;
+    }
+    ensure_free_group(&mut tx, mode, &customer_id, &target.group).await?;
+    let now = crate::billing::customer_now(tx.conn(), mode, &customer_id, real_now).await?;
+    let outcome = lifecycle::change(
+        &mut tx,
+        now,
+        lifecycle::Request {
+            mode,
+            customer_id: &customer_id,
+            target,
+            quantity: req.quantity,
+            force_checkout: true,
+            success_url: Some(&return_url),
+            cancel_url: Some(&return_url),
+            proration: Proration::ImmediateCharge,
+            trial_days: req.trial_days,
+        },
+    )
+    .await?;
+    let (Action::CheckoutRequired, Some(id), Some(session)) = (
+        outcome.action,
+        outcome.subscription_id,
+        outcome.checkout_session,
+    ) else {
+        return Err(ApiError::new(ErrorKind::Internal, "Unexpected error"));
+    };
+    state.commit(tx).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "code": 201,
+            "title": "Subscription created",
+            "content": "Checkout URL generated. Redirect the customer to complete payment.",
+            "data": {
+                "subscription_id": id,
+                "checkout_url": crate::checkout::checkout_url(&state.config.public_url, &session),
+                "test": mode == Mode::Test,
+            }
+        })),
+    ))
+}
+
+/// 4geeks' statuses: ours, with `incomplete` called `pending`.
+fn status_name(status: &str) -> &str {
+    if status == "incomplete" {
+        "pending"
+    } else {
+        status
+    }
+}
+
+const COLUMNS: &str = "s.id, s.customer_id, s.status, s.current_period_start, s.current_period_end, s.trial_end,
+    s.created_at, (SELECT p.id FROM prices p WHERE p.mode = s.mode AND p.plan_identifier = s.plan_identifier
+    AND p.charge_period = s.charge_period) AS price_id";
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    subscription_id: String,
+    plan_id: Option<String>,
+    customer_id: String,
+    status: String,
+    next_billing_date: Option<String>,
+    test: bool,
+}
+
+fn summary(r: &sqlx::sqlite::SqliteRow, mode: Mode) -> Result<Summary, sqlx::Error> {
+    let status: String = r.try_get("status")?;
+    let end: Option<i64> = r.try_get("current_period_end")?;
+    Ok(Summary {
+        subscription_id: r.try_get("id")?,
+        plan_id: r.try_get("price_id")?,
+        customer_id: r.try_get("customer_id")?,
+        next_billing_date: end.filter(|_| is_granting(&status)).map(crate::clock::date),
+        status: status_name(&status).to_owned(),
+        test: mode == Mode::Test,
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    page: Option<u32>,
+    page_size: Option<u32>,
+    status: Option<String>,
+    plan_id: Option<String>,
+    test: Option<bool>,
+}
+
+/// List subscriptions: `{count, current_page, total_pages, results}`.
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions",
+    tag = "4geeks",
+    operation_id = "fourgeeksListSubscriptions",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "`{count, current_page, total_pages, results:[{subscription_id, plan_id, customer_id, status, next_billing_date, test}]}`"),
+        (status = 400, description = "A query parameter is invalid", body = ErrorEnvelope),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let page = crate::extract::Page::parse(q.page, q.page_size)?;
+    let mode = caller.mode;
+    // `test=false` with a test key (or `true` with a live one) asks for the other world: empty.
+    let other_world = q.test.is_some_and(|t| t != (mode == Mode::Test));
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| if s == "pending" { "incomplete" } else { s });
+    let filter = "s.mode = ?1 AND (?2 IS NULL OR s.status = ?2) AND (?3 IS NULL OR EXISTS (SELECT 1 FROM prices p
+        WHERE p.mode = s.mode AND p.id = ?3 AND p.plan_identifier = s.plan_identifier AND p.charge_period = s.charge_period)) AND NOT ?4";
+    let count: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM subscriptions s WHERE {filter}"
+    ))
+    .bind(mode.as_str())
+    .bind(status)
+    .bind(&q.plan_id)
+    .bind(other_world)
+    .fetch_one(&state.db.pool)
+    .await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM subscriptions s WHERE {filter} ORDER BY s.created_at DESC, s.rowid DESC LIMIT ?5 OFFSET ?6"
+    ))
+    .bind(mode.as_str())
+    .bind(status)
+    .bind(&q.plan_id)
+    .bind(other_world)
+    .bind(page.limit())
+    .bind(page.offset())
+    .fetch_all(&state.db.pool)
+    .await?;
+    let results = rows
+        .iter()
+        .map(|r| summary(r, mode))
+        .collect::<Result<Vec<_>, _>>()?;
+    let total_pages = (count + page.limit() - 1) / page.limit();
+    Ok(Json(
+        json!({"count": count, "current_page": page.page, "total_pages": total_pages, "results": results}),
+    ))
+}
+
+/// Retrieve a subscription by id — or, for a public plan key (`plan_…`), list its subscriptions.
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions/{id}",
+    tag = "4geeks",
+    operation_id = "fourgeeksGetSubscription",
+    params(("id" = String, Path, description = "A subscription id, or a public plan key `plan_…`")),
+    responses(
+        (status = 200, description = "The subscription, or an array of a plan's subscriptions"),
+        (status = 404, description = "Subscription not found", body = ErrorEnvelope),
+    )
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    let mode = caller.mode;
+    if id.starts_with("plan_") {
+        let plan: Option<String> =
+            sqlx::query_scalar("SELECT identifier FROM plans WHERE mode = ? AND public_key = ?")
+                .bind(mode.as_str())
+                .bind(&id)
+                .fetch_optional(&state.db.pool)
+                .await?;
+        let plan = plan.ok_or_else(|| ApiError::new(ErrorKind::NotFound, "Plan not found"))?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM subscriptions s WHERE s.mode = ? AND s.plan_identifier = ? ORDER BY s.created_at DESC LIMIT 1000"
+        ))
+        .bind(mode.as_str())
+        .bind(&plan)
+        .fetch_all(&state.db.pool)
+        .await?;
+        let items: Vec<Value> = rows
+            .iter()
+            .map(|r| summary(r, mode))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .map(|s| json!({"subscription_id": s.subscription_id, "customer_id": s.customer_id, "status": s.status, "next_billing_date": s.next_billing_date, "test": s.test}))
+            .collect();
+        return Ok(Json(Value::Array(items)));
+    }
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM subscriptions s WHERE s.mode = ? AND s.id = ?"
+    ))
+    .bind(mode.as_str())
+    .bind(&id)
+    .fetch_optional(&state.db.pool)
+    .await?
+    .ok_or_else(|| ApiError::new(ErrorKind::NotFound, "Subscription not found"))?;
+    let s = summary(&row, mode)?;
+    let rfc = |col: &str| {
+        row.try_get::<Option<i64>, _>(col)
+            .map(|t| t.map(crate::clock::rfc3339))
+    };
+    Ok(Json(json!({
+        "subscription_id": s.subscription_id,
+        "plan_id": s.plan_id,
+        "customer_id": s.customer_id,
+        "status": s.status,
+        "current_period_start": rfc("current_period_start")?,
+        "current_period_end": rfc("current_period_end")?,
+        "next_billing_date": s.next_billing_date,
+        "trial_end": rfc("trial_end")?,
+        "created_at": rfc("created_at")?,
+        "test": s.test,
+    })))
+}
+
+/// Cancel a subscription now.
+#[utoipa::path(
+    delete,
+    path = "/v1/subscriptions/{id}",
+    tag = "4geeks",
+    operation_id = "fourgeeksCancelSubscription",
+    params(("id" = String, Path, description = "The subscription id")),
+    responses(
+        (status = 200, description = "`{code, title, content, subscription_id}`"),
+        (status = 404, description = "Subscription not found", body = ErrorEnvelope),
+        (status = 409, description = "Already canceled", body = ErrorEnvelope),
+    )
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    let mode = caller.mode;
+    let real_now = state.clock.unix();
+    let mut tx = state.db.write().await?;
+    let (status, customer_id, _) = crate::subscriptions::current(&mut tx, mode, &id)
+        .await
+        .map_err(|e| match e {
+            SubscriptionError::NotFound(_) => {
+                ApiError::new(ErrorKind::NotFound, "Subscription not found")
+            }
+            other => other.into(),
+        })?;
+    if !is_granting(&status) && status != "incomplete" {
+        return Err(ApiError::new(
+            ErrorKind::Conflict,
+            format!("Cancellation cannot be completed: the subscription is {status}"),
+        ));
+    }
+    let now = crate::billing::customer_now(tx.conn(), mode, &customer_id, real_now).await?;
+    expire_checkouts(&mut tx, mode, &id).await?;
+    sqlx::query(
+        "UPDATE subscriptions SET status = 'canceled', canceled_at = ?1, ended_at = ?1, modified_at = ?1 WHERE mode = ?2 AND id = ?3",
+    )
+    .bind(now)
+    .bind(mode.as_str())
+    .bind(&id)
+    .execute(tx.conn())
+    .await?;
+    crate::entitlements::recompile(&mut tx, real_now, mode, &[customer_id]).await?;
+    state.commit(tx).await?;
+    Ok(Json(json!({
+        "code": 200,
+        "title": "Subscription cancelled",
+        "content": "The subscription has been successfully cancelled.",
+        "subscription_id": id,
+    })))
+}

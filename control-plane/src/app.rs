@@ -25,7 +25,7 @@ use crate::db::{Db, WriteTx};
 use crate::sync::{SyncNotifier, changelog};
 use crate::{
     api_keys, billing, catalog, checkout, customers, fourgeeks, idempotency, observe,
-    subscriptions, sync, usage,
+    subscriptions, sync, usage, webhooks,
 };
 
 /// Request bodies above this are refused with 413 before any handler runs.
@@ -47,6 +47,8 @@ pub struct Config {
     pub dunning_retry_days: Vec<u32>,
     /// How often the billing clock looks for due work (renewals, trial ends, retries).
     pub billing_tick: Duration,
+    /// First webhook retry delay; later ones double (at most an hour).
+    pub webhook_retry_base: Duration,
 }
 
 /// Settled configuration, as handlers see it.
@@ -56,6 +58,7 @@ pub struct Settings {
     /// Days after a failed renewal on which the charge is retried; after the last, the
     /// subscription is canceled.
     pub dunning_retry_days: Vec<u32>,
+    pub webhook_retry_base: Duration,
     pub redirect_hosts: Vec<String>,
     pub sync_heartbeat: Duration,
 }
@@ -69,13 +72,19 @@ pub struct AppState {
     pub token_key: Arc<SigningKey>,
     pub token_verifying_key: String,
     pub shutdown: watch::Receiver<bool>,
+    /// Wakes the webhook worker when a commit queued deliveries.
+    pub webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
     /// Commits and, if the transaction appended to the change log, wakes the sync streams.
     pub async fn commit(&self, tx: WriteTx) -> Result<(), sqlx::Error> {
         let appended = tx.appended;
+        let webhooks = tx.webhooks;
         tx.commit().await?;
+        if webhooks {
+            self.webhook_wake.notify_one();
+        }
         if let Some(v) = appended {
             self.sync.committed(v);
         }
@@ -123,6 +132,7 @@ impl Application {
                 redirect_hosts: config.redirect_hosts.clone(),
                 sync_heartbeat: config.sync_heartbeat,
                 dunning_retry_days: config.dunning_retry_days.clone(),
+                webhook_retry_base: config.webhook_retry_base,
             }),
             sync: SyncNotifier::new(latest),
             token_verifying_key: tollgate_shared::token::encode_verifying_key(
@@ -130,6 +140,7 @@ impl Application {
             ),
             token_key: Arc::new(token_key),
             shutdown,
+            webhook_wake: Arc::new(tokio::sync::Notify::new()),
         };
         let generated_keys = crate::auth::bootstrap(&state, &config.keys).await?;
         if let Some(path) = &config.catalog {
@@ -164,6 +175,10 @@ impl Application {
     ) -> anyhow::Result<()> {
         let app = NormalizePathLayer::trim_trailing_slash().layer(self.router);
         let app = axum::ServiceExt::<Request>::into_make_service(app);
+        tokio::spawn(crate::webhooks::delivery::run_forever(
+            self.state.clone(),
+            Duration::from_secs(1),
+        ));
         tokio::spawn(crate::billing::worker::run_forever(
             self.state.clone(),
             self.billing_tick,
@@ -283,6 +298,18 @@ fn router(state: AppState) -> Router {
         )
         .route("/api/v1/usage", post(usage::routes::report))
         .route("/api/v1/report/usage", post(usage::routes::report_kelviq))
+        .route(
+            "/api/v1/webhook-endpoints",
+            post(webhooks::routes::create).get(webhooks::routes::list),
+        )
+        .route(
+            "/api/v1/webhook-endpoints/{id}",
+            delete(webhooks::routes::delete),
+        )
+        .route(
+            "/api/v1/webhook-endpoints/{id}/deliveries",
+            get(webhooks::routes::deliveries),
+        )
         .route(
             "/v1/subscriptions",
             post(fourgeeks::create).get(fourgeeks::list),

@@ -29,6 +29,8 @@ pub struct WriteTx {
     pub tx: Transaction<'static, Sqlite>,
     /// The change-log version this transaction appended, if any (see `sync::changelog`).
     pub appended: Option<u64>,
+    /// Whether this transaction queued webhook deliveries (see `webhooks`).
+    pub webhooks: bool,
     _gate: OwnedMutexGuard<()>,
 }
 
@@ -58,6 +60,11 @@ impl std::ops::DerefMut for WriteTx {
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "billing", include_str!("../migrations/0002_billing.sql")),
+    (
+        3,
+        "webhooks",
+        include_str!("../migrations/0003_webhooks.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed control plane needs no files beside it.
@@ -124,6 +131,7 @@ impl Db {
         Ok(WriteTx {
             tx,
             appended: None,
+            webhooks: false,
             _gate: gate,
         })
     }

@@ -278,6 +278,14 @@ pub async fn recompile(
             }));
         }
     }
+    if !changes.is_empty() && crate::webhooks::listening(tx, mode).await? {
+        for change in &changes {
+            if let Change::Customer(c) = change {
+                let data = serde_json::json!({"customerId": c.customer_id, "entitlements": c.entitlements});
+                crate::webhooks::emit(tx, mode, now, "entitlements.updated", data).await?;
+            }
+        }
+    }
     changelog::append(tx, now, changes).await?;
     Ok(())
 }

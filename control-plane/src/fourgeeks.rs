@@ -405,6 +405,7 @@ pub async fn cancel(
     .bind(&id)
     .execute(tx.conn())
     .await?;
+    crate::webhooks::emit_subscription(&mut tx, mode, now, "subscription.canceled", &id).await?;
     crate::entitlements::recompile(&mut tx, real_now, mode, &[customer_id]).await?;
     state.commit(tx).await?;
     Ok(Json(json!({

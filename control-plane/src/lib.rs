@@ -34,3 +34,4 @@ pub mod openapi;
 pub mod subscriptions;
 pub mod sync;
 pub mod usage;
+pub mod webhooks;

@@ -73,6 +73,9 @@ struct Serve {
     /// How often the billing clock looks for renewals, trial ends and retries, in milliseconds.
     #[arg(long, env = "TOLLGATE_BILLING_TICK_MS", default_value_t = 1_000)]
     billing_tick_ms: u64,
+    /// First retry delay of a failed webhook delivery, in milliseconds (later ones double).
+    #[arg(long, env = "TOLLGATE_WEBHOOK_RETRY_BASE_MS", default_value_t = 5_000)]
+    webhook_retry_base_ms: u64,
     /// How long SIGTERM waits for in-flight requests, in seconds.
     #[arg(long, env = "TOLLGATE_DRAIN_SECS", default_value_t = 10)]
     drain_secs: u64,
@@ -120,6 +123,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         drain: Duration::from_secs(args.drain_secs),
         dunning_retry_days: args.dunning_retry_days,
         billing_tick: Duration::from_millis(args.billing_tick_ms),
+        webhook_retry_base: Duration::from_millis(args.webhook_retry_base_ms),
     };
     let app = Application::build(config, Arc::new(SystemClock)).await?;
     let addr = app.local_addr()?;

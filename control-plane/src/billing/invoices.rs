@@ -163,6 +163,7 @@ async fn create(
     .bind(paid.then_some(now))
     .execute(tx.conn())
     .await?;
+    crate::webhooks::emit_invoice(tx, draft.mode, now, paid, &id).await?;
     Ok(Created { id, total, payment })
 }
 
@@ -227,6 +228,7 @@ pub async fn retry(
             .bind(invoice_id)
             .execute(tx.conn())
             .await?;
+        crate::webhooks::emit_invoice(tx, mode, now, true, invoice_id).await?;
     }
     Ok(payment)
 }

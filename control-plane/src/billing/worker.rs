@@ -313,6 +313,8 @@ async fn subscription_step(
                 .bind(id)
                 .execute(tx.conn())
                 .await?;
+                crate::webhooks::emit_subscription(&mut tx, mode, at, "subscription.updated", id)
+                    .await?;
             }
             Payment::Failed(_) => {
                 let attempts = sub.dunning_attempts + 1;
@@ -365,7 +367,7 @@ async fn end(
     .bind(id)
     .execute(tx.conn())
     .await?;
-    Ok(())
+    crate::webhooks::emit_subscription(tx, mode, at, "subscription.canceled", id).await
 }
 
 /// A period boundary: cancel, or end the trial, or apply the scheduled change; then charge
@@ -470,6 +472,12 @@ async fn period_end(
     .bind(id)
     .execute(tx.conn())
     .await?;
+    let event = match (paid, trial_ending) {
+        (true, true) => "subscription.activated",
+        (true, false) => "subscription.renewed",
+        (false, _) => "subscription.past_due",
+    };
+    crate::webhooks::emit_subscription(tx, mode, at, event, id).await?;
     if !paid && first_retry.is_none() {
         // No retries configured: the failure is final.
         invoices::set_status(tx, &created.id, "uncollectible").await?;

@@ -217,6 +217,14 @@ pub async fn complete(
         .bind(id)
         .execute(tx.conn())
         .await?;
+    let completed = serde_json::json!({
+        "checkoutSessionId": id,
+        "customerId": session.customer_id,
+        "subscriptionId": subscription_id,
+        "planIdentifier": session.plan_identifier,
+        "chargePeriod": session.charge_period,
+    });
+    crate::webhooks::emit(&mut tx, mode, now, "checkout.completed", completed).await?;
     state.commit(tx).await?;
     metrics::counter!("tollgate_checkouts_completed_total").increment(1);
     Ok(Completed {

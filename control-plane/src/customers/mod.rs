@@ -116,7 +116,9 @@ pub async fn insert(
     .execute(tx.conn())
     .await?;
     entitlements::recompile(tx, now, mode, &[new.customer_id.to_owned()]).await?;
-    get(tx.conn(), mode, new.customer_id).await
+    let view = get(tx.conn(), mode, new.customer_id).await?;
+    crate::webhooks::emit(tx, mode, now, "customer.created", &view).await?;
+    Ok(view)
 }
 
 pub async fn find(

@@ -163,6 +163,27 @@ pub async fn change(
     now: i64,
     req: Request<'_>,
 ) -> Result<Outcome, SubscriptionError> {
+    let mode = req.mode;
+    let outcome = decide(tx, now, req).await?;
+    let updated = matches!(
+        outcome.action,
+        Action::Upgraded
+            | Action::DowngradeScheduled
+            | Action::CancelScheduled
+            | Action::Resumed
+            | Action::QuantityChanged
+    );
+    if let (true, Some(id)) = (updated, &outcome.subscription_id) {
+        crate::webhooks::emit_subscription(tx, mode, now, "subscription.updated", id).await?;
+    }
+    Ok(outcome)
+}
+
+async fn decide(
+    tx: &mut WriteTx,
+    now: i64,
+    req: Request<'_>,
+) -> Result<Outcome, SubscriptionError> {
     let current = current_in_group(tx, req.mode, req.customer_id, &req.target.group).await?;
     let free = req.target.is_default || req.target.amount_minor == 0;
     let Some(current) = current else {
@@ -535,6 +556,7 @@ async fn create(
     .bind(now)
     .execute(tx.conn())
     .await?;
+    crate::webhooks::emit_subscription(tx, req.mode, now, "subscription.created", &id).await?;
     let session = crate::checkout::open_session(
         tx,
         now,

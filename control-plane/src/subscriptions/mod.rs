@@ -279,6 +279,12 @@ pub async fn start(
     .execute(tx.conn())
     .await?;
     entitlements::recompile(tx, now, mode, &[customer_id.to_owned()]).await?;
+    let event = if pending.is_some() {
+        "subscription.activated"
+    } else {
+        "subscription.created"
+    };
+    crate::webhooks::emit_subscription(tx, mode, now, event, &id).await?;
     Ok(id)
 }
 

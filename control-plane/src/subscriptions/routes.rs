@@ -348,6 +348,12 @@ pub async fn cancel(
         .execute(tx.conn())
         .await?;
     entitlements::recompile(&mut tx, now, caller.mode, &[customer_id]).await?;
+    let event = if kind == "IMMEDIATE" {
+        "subscription.canceled"
+    } else {
+        "subscription.updated"
+    };
+    crate::webhooks::emit_subscription(&mut tx, caller.mode, now, event, &id).await?;
     let view = super::get(tx.conn(), caller.mode, &id).await?;
     state.commit(tx).await?;
     Ok(Json(view))
@@ -393,6 +399,8 @@ pub async fn resume(
     .bind(&id)
     .execute(tx.conn())
     .await?;
+    crate::webhooks::emit_subscription(&mut tx, caller.mode, now, "subscription.updated", &id)
+        .await?;
     let view = super::get(tx.conn(), caller.mode, &id).await?;
     state.commit(tx).await?;
     Ok(Json(view))

@@ -159,6 +159,7 @@ impl ControlPlane {
                 .env("TOLLGATE_PUBLISHABLE_KEY", &keys.publishable)
                 .env("TOLLGATE_LIVE_SECRET_KEY", &keys.live_secret)
                 .env("TOLLGATE_EDGE_SYNC_KEY", &keys.edge_sync)
+                .env("TOLLGATE_WEBHOOK_RETRY_BASE_MS", "200")
                 .env("RUST_LOG", "warn"),
         );
         let addr = proc.listening_addr();

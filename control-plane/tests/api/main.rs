@@ -11,3 +11,4 @@ mod e2e;
 mod fourgeeks;
 mod helpers;
 mod sync;
+mod webhooks;

@@ -290,6 +290,25 @@ pub async fn recompile(
     Ok(())
 }
 
+/// A customer's entitlements as last compiled (what the edges have).
+pub async fn stored(
+    conn: &mut SqliteConnection,
+    mode: Mode,
+    customer_id: &str,
+) -> Result<Vec<Entitlement>, sqlx::Error> {
+    let json: Option<String> = sqlx::query_scalar(
+        "SELECT entitlements FROM customer_entitlements WHERE mode = ? AND customer_id = ?",
+    )
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .fetch_optional(conn)
+    .await?;
+    match json {
+        Some(j) => serde_json::from_str(&j).map_err(|e| sqlx::Error::Decode(Box::new(e))),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// After a catalog edit: new defaults, and every known customer of the mode recompiled.
 pub async fn recompile_mode(tx: &mut WriteTx, now: i64, mode: Mode) -> Result<(), sqlx::Error> {
     let entitlements = compile_defaults(tx.conn(), mode).await?;

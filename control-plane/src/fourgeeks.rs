@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::openapi::ErrorEnvelope;
 use crate::subscriptions::lifecycle::{self, Action, Proration};
-use crate::subscriptions::{SubscriptionError, expire_checkouts, is_granting};
+use crate::subscriptions::{SubscriptionError, is_granting};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateRequest {
@@ -396,16 +396,7 @@ pub async fn cancel(
         ));
     }
     let now = crate::billing::customer_now(tx.conn(), mode, &customer_id, real_now).await?;
-    expire_checkouts(&mut tx, mode, &id).await?;
-    sqlx::query(
-        "UPDATE subscriptions SET status = 'canceled', canceled_at = ?1, ended_at = ?1, modified_at = ?1 WHERE mode = ?2 AND id = ?3",
-    )
-    .bind(now)
-    .bind(mode.as_str())
-    .bind(&id)
-    .execute(tx.conn())
-    .await?;
-    crate::webhooks::emit_subscription(&mut tx, mode, now, "subscription.canceled", &id).await?;
+    crate::subscriptions::end_now(&mut tx, mode, &id, now).await?;
     crate::entitlements::recompile(&mut tx, real_now, mode, &[customer_id]).await?;
     state.commit(tx).await?;
     Ok(Json(json!({

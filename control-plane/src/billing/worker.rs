@@ -299,7 +299,7 @@ async fn subscription_step(
     }
     let retry_days = &state.config.dunning_retry_days;
     if sub.cancel_at == Some(at) {
-        end(&mut tx, mode, id, at, "canceled").await?;
+        crate::subscriptions::end_now(&mut tx, mode, id, at).await?;
     } else if sub.next_retry_at == Some(at) {
         let invoice = sub.dunning_invoice.clone().unwrap_or_default();
         match invoices::retry(&mut tx, at, mode, &invoice).await? {
@@ -335,7 +335,7 @@ async fn subscription_step(
                     }
                     None => {
                         invoices::set_status(&mut tx, &invoice, "uncollectible").await?;
-                        end(&mut tx, mode, id, at, "canceled").await?;
+                        crate::subscriptions::end_now(&mut tx, mode, id, at).await?;
                     }
                 }
             }
@@ -346,28 +346,6 @@ async fn subscription_step(
     entitlements::recompile(&mut tx, at, mode, std::slice::from_ref(&sub.customer_id)).await?;
     state.commit(tx).await?;
     Ok(true)
-}
-
-async fn end(
-    tx: &mut crate::db::WriteTx,
-    mode: Mode,
-    id: &str,
-    at: i64,
-    status: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE subscriptions SET status = ?, ended_at = ?, canceled_at = COALESCE(canceled_at, ?), next_retry_at = NULL,
-           modified_at = ? WHERE mode = ? AND id = ?",
-    )
-    .bind(status)
-    .bind(at)
-    .bind(at)
-    .bind(at)
-    .bind(mode.as_str())
-    .bind(id)
-    .execute(tx.conn())
-    .await?;
-    crate::webhooks::emit_subscription(tx, mode, at, "subscription.canceled", id).await
 }
 
 /// A period boundary: cancel, or end the trial, or apply the scheduled change; then charge
@@ -381,7 +359,7 @@ async fn period_end(
     at: i64,
 ) -> Result<(), sqlx::Error> {
     if sub.cancel_at_period_end {
-        return end(tx, mode, id, at, "canceled").await;
+        return crate::subscriptions::end_now(tx, mode, id, at).await;
     }
     let trial_ending = sub.status == "trialing";
     if trial_ending
@@ -389,7 +367,7 @@ async fn period_end(
             .await?
             .is_none()
     {
-        return end(tx, mode, id, at, "canceled").await;
+        return crate::subscriptions::end_now(tx, mode, id, at).await;
     }
     let (mut plan, mut period, mut amount, mut currency) = (
         sub.plan.clone(),
@@ -481,7 +459,7 @@ async fn period_end(
     if !paid && first_retry.is_none() {
         // No retries configured: the failure is final.
         invoices::set_status(tx, &created.id, "uncollectible").await?;
-        end(tx, mode, id, at, "canceled").await?;
+        crate::subscriptions::end_now(tx, mode, id, at).await?;
     }
     Ok(())
 }

@@ -517,16 +517,7 @@ async fn create(
                 checkout_session: Some(p.try_get("session")?),
             });
         }
-        super::expire_checkouts(tx, req.mode, &id).await?;
-        sqlx::query(
-            "UPDATE subscriptions SET status = 'canceled', canceled_at = ?, ended_at = ?, modified_at = ? WHERE id = ?",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .bind(&id)
-        .execute(tx.conn())
-        .await?;
+        super::end_now(tx, req.mode, &id, now).await?;
     }
     let success_url = req.success_url.ok_or_else(|| {
         crate::error::invalid(

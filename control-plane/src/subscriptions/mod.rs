@@ -308,6 +308,22 @@ pub async fn current(
     ))
 }
 
+/// Ends a subscription at `at`: `canceled`, no more retries, its checkouts expired, and
+/// `subscription.canceled` emitted. The caller recompiles entitlements.
+pub async fn end_now(tx: &mut WriteTx, mode: Mode, id: &str, at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE subscriptions SET status = 'canceled', ended_at = ?1, canceled_at = COALESCE(canceled_at, ?1),
+           next_retry_at = NULL, modified_at = ?1 WHERE mode = ?2 AND id = ?3",
+    )
+    .bind(at)
+    .bind(mode.as_str())
+    .bind(id)
+    .execute(tx.conn())
+    .await?;
+    expire_checkouts(tx, mode, id).await?;
+    crate::webhooks::emit_subscription(tx, mode, at, "subscription.canceled", id).await
+}
+
 /// Closes the open checkout sessions of a pending subscription that is going away.
 pub async fn expire_checkouts(
     tx: &mut WriteTx,

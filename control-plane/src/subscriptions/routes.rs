@@ -321,39 +321,29 @@ pub async fn cancel(
     }
     // An unpaid subscription has no period to run out: canceling it ends it now, and its
     // checkout can no longer be paid.
-    let kind = if status == "incomplete" {
-        "IMMEDIATE"
+    let now = crate::billing::customer_now(tx.conn(), caller.mode, &customer_id, now).await?;
+    if kind == "IMMEDIATE" || status == "incomplete" {
+        super::end_now(&mut tx, caller.mode, &id, now).await?;
     } else {
-        kind
-    };
-    if status == "incomplete" {
-        super::expire_checkouts(&mut tx, caller.mode, &id).await?;
+        let sql = match specific {
+            Some(_) => {
+                "UPDATE subscriptions SET cancel_at = ?4, canceled_at = ?1, modified_at = ?1 WHERE mode = ?2 AND id = ?3"
+            }
+            None => {
+                "UPDATE subscriptions SET cancel_at_period_end = 1, canceled_at = ?1, modified_at = ?1 WHERE mode = ?2 AND id = ?3"
+            }
+        };
+        sqlx::query(sql)
+            .bind(now)
+            .bind(caller.mode.as_str())
+            .bind(&id)
+            .bind(specific)
+            .execute(tx.conn())
+            .await?;
+        crate::webhooks::emit_subscription(&mut tx, caller.mode, now, "subscription.updated", &id)
+            .await?;
     }
-    let sql = match (kind, specific) {
-        ("IMMEDIATE", _) => {
-            "UPDATE subscriptions SET status = 'canceled', canceled_at = ?1, ended_at = ?1, modified_at = ?1 WHERE mode = ?2 AND id = ?3"
-        }
-        (_, Some(_)) => {
-            "UPDATE subscriptions SET cancel_at = ?4, canceled_at = ?1, modified_at = ?1 WHERE mode = ?2 AND id = ?3"
-        }
-        _ => {
-            "UPDATE subscriptions SET cancel_at_period_end = 1, canceled_at = ?1, modified_at = ?1 WHERE mode = ?2 AND id = ?3"
-        }
-    };
-    sqlx::query(sql)
-        .bind(now)
-        .bind(caller.mode.as_str())
-        .bind(&id)
-        .bind(specific)
-        .execute(tx.conn())
-        .await?;
     entitlements::recompile(&mut tx, now, caller.mode, &[customer_id]).await?;
-    let event = if kind == "IMMEDIATE" {
-        "subscription.canceled"
-    } else {
-        "subscription.updated"
-    };
-    crate::webhooks::emit_subscription(&mut tx, caller.mode, now, event, &id).await?;
     let view = super::get(tx.conn(), caller.mode, &id).await?;
     state.commit(tx).await?;
     Ok(Json(view))

@@ -195,11 +195,10 @@ async fn apply(
     .await?;
     record(tx.conn(), mode, customer_id, feature_id, win, report).await?;
     entitlements::recompile(&mut tx, real_now, mode, &[customer_id.to_owned()]).await?;
-    let compiled = entitlements::compile_customer(tx.conn(), mode, customer_id, real_now).await?;
+    let compiled = entitlements::stored(tx.conn(), mode, customer_id).await?;
     state.commit(tx).await?;
     metrics::counter!("tollgate_usage_reports_total").increment(1);
     let e: Entitlement = compiled
-        .entitlements
         .into_iter()
         .find(|e| e.feature_id == feature_id)
         .ok_or_else(|| {

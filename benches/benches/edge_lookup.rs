@@ -1,8 +1,11 @@
 //! The edge's hot path without sockets, next to a baseline, plus snapshot load throughput.
 //!
 //! * `entitlements_request/*`: `tollgate_edge::http::route` for a known customer (one hot id,
-//!   and 4096 ids in rotation so the map is not all in cache), for an unknown customer (the
-//!   defaults path, which builds a body per request), and the baseline: a
+//!   and 4096 ids in rotation so the map is not all in cache), as the first request of a
+//!   connection (`edge_known_*`: the key is parsed and hashed) and as a later request on a
+//!   keep-alive connection (`*_keepalive`: the key is recognised from the connection's cache),
+//!   for an unknown customer (the defaults path, which builds a body per request), and the
+//!   baseline: a
 //!   `HashMap<String, Bytes>` lookup plus a response around a body of the same size. Read the
 //!   edge rows as a multiple of the baseline rows; `part_sha256_of_key` isolates one step of the
 //!   edge path (hashing the caller's key) to show where that multiple goes.
@@ -12,6 +15,7 @@
 //! `cargo bench -p tollgate-benches` (add `-- --quick` for a rough pass).
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
@@ -19,7 +23,7 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use tollgate_benches::{Baseline, KEY, customer_id, customers, edge_state, load_snapshot, request};
 use tollgate_edge::Store;
-use tollgate_edge::http::route;
+use tollgate_edge::http::{Connection, route};
 
 const CUSTOMERS: u64 = 100_000;
 const ROTATION: u64 = 4_096;
@@ -35,7 +39,8 @@ fn body_len(resp: http::Response<http_body_util::Full<bytes::Bytes>>) -> usize {
 }
 
 fn entitlements_request(c: &mut Criterion) {
-    let state = edge_state(CUSTOMERS).expect("the bench snapshot loads");
+    let state = Arc::new(edge_state(CUSTOMERS).expect("the bench snapshot loads"));
+    let connection = Connection::new(state.clone());
     let hot = request(&customer_id(CUSTOMERS / 2));
     let rotating: Vec<_> = (0..ROTATION)
         .map(|i| request(&customer_id(i.wrapping_mul(7_919) % CUSTOMERS)))
@@ -67,6 +72,16 @@ fn entitlements_request(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % rotating.len();
             route(black_box(&state), black_box(&rotating[i]))
+        })
+    });
+    g.bench_function("edge_known_hot_keepalive", |b| {
+        b.iter(|| connection.call(black_box(&hot)).into_inner())
+    });
+    g.bench_function("edge_known_rotating_keepalive", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 1) % rotating.len();
+            connection.call(black_box(&rotating[i])).into_inner()
         })
     });
     g.bench_function("edge_unknown_defaults", |b| {

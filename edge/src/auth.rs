@@ -1,5 +1,11 @@
 //! Who may read entitlements at the edge: publishable or secret keys of a mode (checked by
 //! hash against the set the snapshot delivered), or a customer token scoped to one customer.
+//!
+//! [`KeyCache`] remembers, per connection, the last key header that was accepted, so the
+//! requests that follow on a keep-alive connection skip parsing and hashing it.
+
+use std::cell::RefCell;
+use std::sync::Arc;
 
 use tollgate_shared::keys::{EDGE_SYNC_PREFIX, credential_from_header, hash_key};
 use tollgate_shared::token::{self, TOKEN_PREFIX};
@@ -46,5 +52,110 @@ pub fn authenticate(auth: &Auth, header: Option<&[u8]>) -> Result<Caller, AuthEr
         Some((mode, KeyKind::Publishable | KeyKind::Secret)) => Ok(Caller::Key(*mode)),
         Some((_, KeyKind::EdgeSync)) => Err(AuthError::WrongKind),
         None => Err(AuthError::Invalid),
+    }
+}
+
+/// Longest `Authorization` header [`KeyCache`] keeps (real ones are under 100 bytes).
+const MAX_CACHED_HEADER: usize = 256;
+
+/// The last key one connection authenticated with, and the mode it resolved to.
+///
+/// Keep-alive clients send the same `Authorization` header on every request, so comparing the
+/// raw header with the last accepted one replaces parsing it, a SHA-256 and a map lookup. An
+/// entry is only valid for the [`Auth`] it was checked against (compared by identity): any
+/// snapshot or delta that changes keys publishes a new `Auth`, so a revoked key is refused on
+/// the very next request. Only keys are cached; customer tokens expire and are always verified.
+/// Not `Sync`: it lives inside one connection's service, which handles one request at a time.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    last: RefCell<Option<CachedKey>>,
+}
+
+#[derive(Debug)]
+struct CachedKey {
+    header: Box<[u8]>,
+    auth: Arc<Auth>,
+    mode: Mode,
+}
+
+impl KeyCache {
+    /// [`authenticate`], answered from the cache when `header` is the last accepted one.
+    pub fn authenticate(
+        &self,
+        auth: &Arc<Auth>,
+        header: Option<&[u8]>,
+    ) -> Result<Caller, AuthError> {
+        if let Some(mode) = self.cached(auth, header) {
+            return Ok(Caller::Key(mode));
+        }
+        let caller = authenticate(auth, header)?;
+        if let (Caller::Key(mode), Some(h)) = (&caller, header) {
+            self.remember(auth, h, *mode);
+        }
+        Ok(caller)
+    }
+
+    fn cached(&self, auth: &Arc<Auth>, header: Option<&[u8]>) -> Option<Mode> {
+        let header = header?;
+        let last = self.last.try_borrow().ok()?;
+        let c = last.as_ref()?;
+        (Arc::ptr_eq(&c.auth, auth) && *c.header == *header).then_some(c.mode)
+    }
+
+    fn remember(&self, auth: &Arc<Auth>, header: &[u8], mode: Mode) {
+        if header.len() > MAX_CACHED_HEADER {
+            return;
+        }
+        if let Ok(mut last) = self.last.try_borrow_mut() {
+            *last = Some(CachedKey {
+                header: header.into(),
+                auth: auth.clone(),
+                mode,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_shared::keys::hash_key;
+
+    fn auth_with(key: &str) -> Arc<Auth> {
+        let mut auth = Auth::default();
+        auth.keys
+            .insert(hash_key(key), (Mode::Test, KeyKind::Publishable));
+        Arc::new(auth)
+    }
+
+    #[test]
+    fn cache_answers_the_same_header_for_the_same_auth_only() {
+        let cache = KeyCache::default();
+        let auth = auth_with("pk_test_abcdefgh");
+        let good: &[u8] = b"Bearer pk_test_abcdefgh";
+        assert_eq!(
+            cache.authenticate(&auth, Some(good)),
+            Ok(Caller::Key(Mode::Test))
+        );
+        assert_eq!(
+            cache.authenticate(&auth, Some(good)),
+            Ok(Caller::Key(Mode::Test))
+        );
+        // Another header is checked for real, and a failure does not poison the cache.
+        assert_eq!(
+            cache.authenticate(&auth, Some(b"Bearer pk_test_zzzzzzzz")),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(cache.authenticate(&auth, None), Err(AuthError::Missing));
+        assert_eq!(
+            cache.authenticate(&auth, Some(good)),
+            Ok(Caller::Key(Mode::Test))
+        );
+        // A new key set without the key (a revocation) is consulted, not the cache.
+        let revoked = Arc::new(Auth::default());
+        assert_eq!(
+            cache.authenticate(&revoked, Some(good)),
+            Err(AuthError::Invalid)
+        );
     }
 }

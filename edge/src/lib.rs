@@ -53,10 +53,10 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let state = state.clone();
+                let connection = http::Connection::new(state.clone());
                 let conn = builder.serve_connection(
                     TokioIo::new(stream),
-                    service_fn(move |req| http::handle(state.clone(), req)),
+                    service_fn(move |req| connection.call(&req)),
                 );
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {

@@ -23,6 +23,8 @@ use tokio::sync::oneshot;
 use crate::cli::BaselineArgs;
 
 const DRAIN: Duration = Duration::from_secs(5);
+/// Name of the baseline server's runtime threads (its CPU time is read by this name).
+pub const THREAD_NAME: &str = "baseline";
 
 /// A JSON-ish body of exactly `len` bytes (`{"p":"xxxx"}`; bodies under 8 bytes are all `x`).
 pub fn body_of_len(len: usize) -> Bytes {
@@ -127,7 +129,7 @@ pub fn server_runtime(threads: Option<u16>) -> anyhow::Result<tokio::runtime::Ru
     });
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
-        .thread_name("baseline")
+        .thread_name(THREAD_NAME)
         .enable_all()
         .build()
         .context("building the baseline server runtime")

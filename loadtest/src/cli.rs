@@ -8,12 +8,15 @@ use clap::{Args, Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples (loopback only):
+  loadtest seed --control-plane-url http://127.0.0.1:8080 --secret-key sk_test_... \\
+      --customers 1000
   loadtest baseline --listen 127.0.0.1:8090 --body-bytes 600
   loadtest edge --url http://127.0.0.1:8081 --key pk_test_... --customers 1000 \\
       --connections 16 --duration 10
   loadtest edge --url http://127.0.0.1:8081 --key pk_test_... --rate 5000 --plot open.svg
   loadtest compare --edge-url http://127.0.0.1:8081 --key pk_test_... --customers 1000 \\
-      --connections 16 --duration 10 --json compare.json --plot compare.svg";
+      --connections 16 --duration 10 --rounds 4 --edge-pid 1234 \\
+      --json compare.json --plot compare.svg";
 
 /// Tollgate load generator: drives an edge (or a baseline hyper server) over keep-alive
 /// HTTP/1 connections and reports throughput and latency percentiles.
@@ -32,6 +35,50 @@ pub enum Command {
     Edge(EdgeArgs),
     /// Baseline vs edge in one run: same generator, same body size, same settings.
     Compare(CompareArgs),
+    /// Create customers `{prefix}0..N` through a control plane's API, every second one with a
+    /// paid subscription, so an edge has realistic data to serve.
+    Seed(SeedArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SeedArgs {
+    /// Base URL of the control plane (plain http).
+    #[arg(
+        long,
+        env = "LOADTEST_CONTROL_PLANE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub control_plane_url: String,
+    /// Test-mode secret key (`sk_test_…`), sent as `Authorization: Bearer KEY`.
+    #[arg(long, env = "LOADTEST_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: String,
+    /// Customers to create: `{prefix}0` … `{prefix}{N-1}`.
+    #[arg(long, env = "LOADTEST_CUSTOMERS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub customers: u64,
+    /// Customer id prefix.
+    #[arg(long, env = "LOADTEST_CUSTOMER_PREFIX", default_value = "cus_")]
+    pub customer_prefix: String,
+    /// Every Nth customer (the 2nd, 4th, … for 2) buys `--plan`; 0 gives nobody a subscription.
+    #[arg(long, env = "LOADTEST_SEED_PAID_EVERY", default_value_t = 2)]
+    pub paid_every: u64,
+    /// Plan identifier of the paid subscriptions.
+    #[arg(long, env = "LOADTEST_SEED_PLAN", default_value = "pro")]
+    pub plan: String,
+    /// Charge period of the paid subscriptions.
+    #[arg(long, env = "LOADTEST_SEED_CHARGE_PERIOD", default_value = "MONTHLY")]
+    pub charge_period: String,
+    /// Requests in flight at once.
+    #[arg(long, env = "LOADTEST_SEED_CONCURRENCY", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Give up on one request after this many milliseconds (it is retried a few times).
+    #[arg(long, env = "LOADTEST_SEED_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub timeout_ms: u64,
+    /// No progress bar (it is also hidden when stderr is not a terminal).
+    #[arg(long, env = "LOADTEST_QUIET")]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -132,6 +179,14 @@ pub struct CompareArgs {
     /// Worker threads of the in-process baseline server (default: one per CPU).
     #[arg(long, env = "LOADTEST_BASELINE_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub baseline_threads: Option<u16>,
+    /// Split each closed-loop measurement into this many slices, alternating baseline and edge
+    /// (B E E B B E …), so a change in background load hits both alike.
+    #[arg(long, env = "LOADTEST_ROUNDS", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub rounds: u16,
+    /// Process id of the edge (Linux): also report its CPU time per request.
+    #[arg(long, env = "LOADTEST_EDGE_PID")]
+    pub edge_pid: Option<u32>,
     #[command(flatten)]
     pub load: LoadArgs,
 }

@@ -2,18 +2,22 @@
 //!
 //! * [`cli`] — the clap scenarios and their flags (every flag also reads an env var).
 //! * [`baseline`] — the minimal hyper server a real edge is measured against.
+//! * [`cpu`] — server CPU time per request, from `/proc` (Linux).
 //! * [`target`] — one HTTP/1 target: URL parsing, request building, connecting.
 //! * [`driver`] — closed-loop and open-loop load over keep-alive connections.
 //! * [`report`] — results: the table, JSON, percentiles.
 //! * [`plot`] — a small hand-written SVG latency-percentile plot.
 //! * [`scenario`] — `edge` and `compare`, built from the pieces above.
+//! * [`seed`] — `seed`: customers and paid subscriptions through the control plane's API.
 
 mod baseline;
 mod cli;
+mod cpu;
 mod driver;
 mod plot;
 mod report;
 mod scenario;
+mod seed;
 mod target;
 
 use clap::Parser;
@@ -25,5 +29,6 @@ fn main() -> anyhow::Result<()> {
         Command::Baseline(args) => baseline::run_cli(&args),
         Command::Edge(args) => scenario::edge(&args),
         Command::Compare(args) => scenario::compare(&args),
+        Command::Seed(args) => seed::run(&args),
     }
 }

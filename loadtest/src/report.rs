@@ -8,6 +8,8 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::cpu::PerRequest;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -73,6 +75,9 @@ pub struct RunResult {
     pub generator_lag_us: Option<Latency>,
     /// `(quantile, microseconds)` points of the latency distribution, for plotting.
     pub percentiles: Vec<(f64, u64)>,
+    /// Server CPU time per request, where the server's process could be watched.
+    #[serde(rename = "serverCpuUsPerRequest")]
+    pub server_cpu: Option<PerRequest>,
 }
 
 impl RunResult {
@@ -104,13 +109,14 @@ impl RunResult {
                 .iter_quantiles(2)
                 .map(|v| (v.quantile_iterated_to(), v.value_iterated_to()))
                 .collect(),
+            server_cpu: None,
         }
     }
 }
 
 pub fn print_table(runs: &[RunResult]) {
     println!(
-        "{:<18} {:>6} {:>5} {:>10} {:>10} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "{:<18} {:>6} {:>5} {:>10} {:>10} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}",
         "run",
         "mode",
         "conns",
@@ -122,7 +128,8 @@ pub fn print_table(runs: &[RunResult]) {
         "p90 us",
         "p99 us",
         "p99.9 us",
-        "max us"
+        "max us",
+        "cpu us/req"
     );
     for r in runs {
         let l = &r.latency_us;
@@ -133,8 +140,11 @@ pub fn print_table(runs: &[RunResult]) {
             Mode::Closed => "closed",
             Mode::Open => "open",
         };
+        let cpu = r
+            .server_cpu
+            .map_or_else(|| "-".into(), |c| format!("{:.2}", c.total_us));
         println!(
-            "{:<18} {:>6} {:>5} {:>10} {:>10.0} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "{:<18} {:>6} {:>5} {:>10} {:>10.0} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}",
             r.label,
             mode,
             r.connections,
@@ -146,7 +156,8 @@ pub fn print_table(runs: &[RunResult]) {
             l.p90,
             l.p99,
             l.p999,
-            l.max
+            l.max,
+            cpu
         );
     }
     for r in runs {

@@ -9,7 +9,8 @@ use serde_json::json;
 
 use crate::baseline;
 use crate::cli::{CompareArgs, EdgeArgs, LoadArgs};
-use crate::driver::{self, Plan};
+use crate::cpu::{self, Ticks};
+use crate::driver::{self, Measured, Plan};
 use crate::plot;
 use crate::report::{self, RunResult};
 use crate::target::Target;
@@ -79,7 +80,66 @@ pub fn edge(args: &EdgeArgs) -> anyhow::Result<()> {
     )
 }
 
+/// One side of a comparison: a target, where to read its CPU time, and what it measured.
+struct Side {
+    name: &'static str,
+    target: Arc<Target>,
+    cpu: Option<cpu::Source>,
+    closed: Option<Measured>,
+    closed_ticks: Ticks,
+    /// Closed-loop req/s of each round, in order.
+    rounds: Vec<f64>,
+}
+
+impl Side {
+    fn new(name: &'static str, target: Arc<Target>, cpu: Option<cpu::Source>) -> Side {
+        Side {
+            name,
+            target,
+            cpu,
+            closed: None,
+            closed_ticks: Ticks::default(),
+            rounds: Vec::new(),
+        }
+    }
+
+    /// One measured run, with the server's CPU time over exactly that run.
+    async fn measure(&self, plan: Plan) -> anyhow::Result<(Measured, Option<Ticks>)> {
+        let before = self.cpu.as_ref().and_then(Ticks::read);
+        let measured = driver::measure(self.target.clone(), plan).await?;
+        let after = self.cpu.as_ref().and_then(Ticks::read);
+        let spent = before.zip(after).map(|(b, a)| a.since(b));
+        Ok((measured, spent))
+    }
+
+    /// One closed-loop slice, added to this side's totals.
+    async fn closed_round(&mut self, plan: Plan) -> anyhow::Result<()> {
+        let (measured, spent) = self.measure(plan).await?;
+        self.rounds.push(measured.requests_per_sec());
+        self.closed_ticks = self.closed_ticks.plus(spent.unwrap_or_default());
+        match &mut self.closed {
+            Some(total) => total.merge(&measured)?,
+            None => self.closed = Some(measured),
+        }
+        Ok(())
+    }
+
+    fn closed_result(&self) -> Option<RunResult> {
+        let m = self.closed.as_ref()?;
+        let mut r = m.result();
+        r.server_cpu = self
+            .cpu
+            .as_ref()
+            .and_then(|_| self.closed_ticks.per_request(m.completed()));
+        Some(r)
+    }
+}
+
 /// `loadtest compare`: baseline and edge under the same generator, body size and settings.
+///
+/// Closed-loop first, in `rounds` alternating slices (B E E B B E …) whose results are merged
+/// per server, so background load that comes and goes during the run is shared fairly; then
+/// open-loop, one run each, at `open_fraction` of each server's closed-loop peak.
 pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     let load = &args.load;
     let timeout = Duration::from_millis(load.timeout_ms);
@@ -112,24 +172,53 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
         &load.customer_prefix,
         load.customers,
     )?);
+    let mut sides = [
+        Side::new(
+            "baseline",
+            base,
+            Some(cpu::Source::OwnThreads(baseline::THREAD_NAME)),
+        ),
+        Side::new(
+            "edge",
+            edge.clone(),
+            args.edge_pid.map(cpu::Source::Process),
+        ),
+    ];
 
+    let rounds = u32::from(args.rounds.max(1));
+    let slice = load.duration / rounds;
     let runs = rt.block_on(async {
-        let mut runs = vec![
-            measure(&base, load, "baseline", None).await?,
-            measure(&edge, load, "edge", None).await?,
-        ];
+        if !load.warmup.is_zero() {
+            for side in &sides {
+                let label = format!("{} warm-up", side.name);
+                driver::run(side.target.clone(), plan(load, &label, load.warmup, None)).await?;
+            }
+        }
+        for round in 0..rounds {
+            // B E, E B, B E, …: each server goes first half of the time.
+            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for i in order {
+                let side = &mut sides[i];
+                let p = plan(load, side.name, slice, None);
+                side.closed_round(p).await?;
+            }
+        }
+        let mut runs: Vec<RunResult> = sides.iter().filter_map(Side::closed_result).collect();
         if !args.no_open_loop {
-            for (target, label, peak) in [
-                (&base, "baseline open", runs[0].requests_per_sec),
-                (&edge, "edge open", runs[1].requests_per_sec),
-            ] {
+            for side in &sides {
+                let label = format!("{} open", side.name);
+                let peak = side.closed.as_ref().map_or(0.0, Measured::requests_per_sec);
                 let rate = peak * args.open_fraction;
                 if rate < 1.0 {
                     eprintln!("{label}: skipped, the closed-loop peak was {peak:.1} req/s");
                     continue;
                 }
-                let p = plan(load, label, load.duration, Some(rate));
-                runs.push(driver::run(target.clone(), p).await?);
+                let (measured, spent) = side
+                    .measure(plan(load, &label, load.duration, Some(rate)))
+                    .await?;
+                let mut r = measured.result();
+                r.server_cpu = spent.and_then(|t| t.per_request(measured.completed()));
+                runs.push(r);
             }
         }
         anyhow::Ok(runs)
@@ -137,7 +226,7 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     server.stop()?;
 
     report::print_table(&runs);
-    let summary = summarize(&runs, body_bytes, args.open_fraction);
+    let summary = summarize(&runs, &sides, body_bytes, args.open_fraction);
     print_summary(&summary);
     write_outputs(
         load,
@@ -154,11 +243,37 @@ fn find<'a>(runs: &'a [RunResult], label: &str) -> Option<&'a RunResult> {
     runs.iter().find(|r| r.label == label)
 }
 
-fn summarize(runs: &[RunResult], body_bytes: usize, open_fraction: f64) -> serde_json::Value {
+fn summarize(
+    runs: &[RunResult],
+    sides: &[Side; 2],
+    body_bytes: usize,
+    open_fraction: f64,
+) -> serde_json::Value {
     let rps = |l| find(runs, l).map(|r| r.requests_per_sec);
     let p99 = |l| find(runs, l).map(|r| r.latency_us.p99);
+    let cpu = |l| find(runs, l).and_then(|r| r.server_cpu);
     let ratio = match (rps("edge"), rps("baseline")) {
         (Some(e), Some(b)) if b > 0.0 => Some(e / b),
+        _ => None,
+    };
+    let rounds: Vec<_> = sides[0]
+        .rounds
+        .iter()
+        .zip(&sides[1].rounds)
+        .map(|(b, e)| json!({ "baselineRps": b, "edgeRps": e, "ratio": e / b.max(1e-9) }))
+        .collect();
+    let round_ratios = sides[0]
+        .rounds
+        .iter()
+        .zip(&sides[1].rounds)
+        .map(|(b, e)| e / b.max(1e-9));
+    let range = round_ratios
+        .clone()
+        .fold(None, |acc: Option<(f64, f64)>, r| {
+            Some(acc.map_or((r, r), |(lo, hi)| (lo.min(r), hi.max(r))))
+        });
+    let cpu_ratio = match (cpu("edge"), cpu("baseline")) {
+        (Some(e), Some(b)) if b.total_us > 0.0 => Some(e.total_us / b.total_us),
         _ => None,
     };
     json!({
@@ -167,6 +282,10 @@ fn summarize(runs: &[RunResult], body_bytes: usize, open_fraction: f64) -> serde
         "edgeRps": rps("edge"),
         "throughputRatio": ratio,
         "throughputRatioTarget": THROUGHPUT_RATIO_TARGET,
+        "throughputRatioRoundRange": range.map(|(lo, hi)| [lo, hi]),
+        "rounds": rounds,
+        "serverCpuUsPerRequest": { "baseline": cpu("baseline"), "edge": cpu("edge") },
+        "serverCpuRatio": cpu_ratio,
         "closedP99Us": { "baseline": p99("baseline"), "edge": p99("edge") },
         "openLoopFraction": open_fraction,
         "openP99Us": { "baseline": p99("baseline open"), "edge": p99("edge open") },
@@ -184,6 +303,26 @@ fn print_summary(s: &serde_json::Value) {
             } else {
                 "NOT met"
             }
+        );
+    }
+    if let Some([lo, hi]) = s["throughputRatioRoundRange"]
+        .as_array()
+        .and_then(|a| Some([a.first()?.as_f64()?, a.get(1)?.as_f64()?]))
+    {
+        println!(
+            "  per round: {lo:.3} .. {hi:.3} over {} rounds",
+            s["rounds"].as_array().map_or(0, Vec::len)
+        );
+    }
+    if let Some(cpu_ratio) = s["serverCpuRatio"].as_f64() {
+        println!(
+            "server CPU per request: baseline {:.2} us, edge {:.2} us (edge/baseline = {cpu_ratio:.3})",
+            s["serverCpuUsPerRequest"]["baseline"]["total_us"]
+                .as_f64()
+                .unwrap_or(0.0),
+            s["serverCpuUsPerRequest"]["edge"]["total_us"]
+                .as_f64()
+                .unwrap_or(0.0),
         );
     }
     println!(

@@ -79,8 +79,63 @@ async fn connect_all(target: &Arc<Target>, conns: u64, timeout: Duration) -> Vec
     senders
 }
 
+/// One run's raw measurements; runs of the same target can be merged before summarizing.
+pub struct Measured {
+    pub label: String,
+    pub target: String,
+    pub mode: Mode,
+    pub connections: u16,
+    pub rate: Option<f64>,
+    pub elapsed: Duration,
+    stats: ConnStats,
+}
+
+impl Measured {
+    /// Adds another run of the same target (e.g. a later round) to this one.
+    pub fn merge(&mut self, other: &Measured) -> anyhow::Result<()> {
+        self.elapsed += other.elapsed;
+        self.stats.merge(&other.stats)
+    }
+
+    pub fn completed(&self) -> u64 {
+        self.stats.ok + self.stats.http_errors
+    }
+
+    pub fn requests_per_sec(&self) -> f64 {
+        self.completed() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub fn result(&self) -> RunResult {
+        let s = &self.stats;
+        RunResult::new(
+            self.label.clone(),
+            self.target.clone(),
+            self.mode,
+            self.connections,
+            self.rate,
+            self.elapsed,
+            Counts {
+                completed: self.completed(),
+                ok: s.ok,
+                errors: s.http_errors,
+                io_errors: s.io_errors,
+                timeouts: s.timeouts,
+                missed: s.missed,
+                body_bytes: s.body_bytes,
+            },
+            &s.latency,
+            (self.mode == Mode::Open).then_some(&s.lag),
+        )
+    }
+}
+
 /// Runs one plan against one target and returns its results. Call inside the generator runtime.
 pub async fn run(target: Arc<Target>, plan: Plan) -> anyhow::Result<RunResult> {
+    Ok(measure(target, plan).await?.result())
+}
+
+/// [`run`], returning the raw measurements.
+pub async fn measure(target: Arc<Target>, plan: Plan) -> anyhow::Result<Measured> {
     let conns = u64::from(plan.connections.max(1));
     let mut senders = connect_all(&target, conns, plan.timeout).await;
     let shared = Arc::new(Shared {
@@ -118,29 +173,19 @@ pub async fn run(target: Arc<Target>, plan: Plan) -> anyhow::Result<RunResult> {
     pb.finish_and_clear();
 
     let plan = &shared.plan;
-    Ok(RunResult::new(
-        plan.label.clone(),
-        shared.target.display.clone(),
-        if plan.rate.is_some() {
+    Ok(Measured {
+        label: plan.label.clone(),
+        target: shared.target.display.clone(),
+        mode: if plan.rate.is_some() {
             Mode::Open
         } else {
             Mode::Closed
         },
-        plan.connections,
-        plan.rate,
+        connections: plan.connections,
+        rate: plan.rate,
         elapsed,
-        Counts {
-            completed: total.ok + total.http_errors,
-            ok: total.ok,
-            errors: total.http_errors,
-            io_errors: total.io_errors,
-            timeouts: total.timeouts,
-            missed: total.missed,
-            body_bytes: total.body_bytes,
-        },
-        &total.latency,
-        plan.rate.is_some().then_some(&total.lag),
-    ))
+        stats: total,
+    })
 }
 
 #[cfg(test)]

@@ -352,6 +352,21 @@ impl Api {
         )
     }
 
+    /// A POST whose transport failure (the server was killed) is `None` rather than a panic.
+    pub async fn try_post(&self, path: &str, body: Value) -> Option<StatusCode> {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .basic_auth(&self.key, Some(""))
+            .json(&body)
+            .send()
+            .await
+            .ok()?;
+        let status = resp.status();
+        resp.bytes().await.ok()?;
+        Some(status)
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(body)).await
     }

@@ -7,6 +7,7 @@
 mod bad_input;
 mod billing;
 mod checkout_page;
+mod durability;
 mod e2e;
 mod fourgeeks;
 mod helpers;

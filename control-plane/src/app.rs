@@ -74,6 +74,9 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Wakes the webhook worker when a commit queued deliveries.
     pub webhook_wake: Arc<tokio::sync::Notify>,
+    /// Snapshots hold a pooled connection and a read transaction while they stream; at most
+    /// this many at once, so reconnecting edges cannot starve the API of connections.
+    pub snapshot_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -141,6 +144,7 @@ impl Application {
             token_key: Arc::new(token_key),
             shutdown,
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
+            snapshot_slots: Arc::new(tokio::sync::Semaphore::new(2)),
         };
         let generated_keys = crate::auth::bootstrap(&state, &config.keys).await?;
         if let Some(path) = &config.catalog {

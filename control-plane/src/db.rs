@@ -65,6 +65,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../migrations/0003_webhooks.sql"),
     ),
+    (
+        4,
+        "lifecycle_fixes",
+        include_str!("../migrations/0004_lifecycle_fixes.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed control plane needs no files beside it.

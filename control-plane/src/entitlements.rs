@@ -244,7 +244,19 @@ pub async fn recompile(
     mode: Mode,
     customer_ids: &[String],
 ) -> Result<(), sqlx::Error> {
-    let mut changes = Vec::with_capacity(customer_ids.len());
+    recompile_after(tx, now, mode, customer_ids, Vec::new()).await
+}
+
+/// [`recompile`], with `leading` changes put first in the same change-log entry.
+async fn recompile_after(
+    tx: &mut WriteTx,
+    now: i64,
+    mode: Mode,
+    customer_ids: &[String],
+    leading: Vec<Change>,
+) -> Result<(), sqlx::Error> {
+    let mut changes = leading;
+    changes.reserve(customer_ids.len());
     for customer_id in customer_ids {
         let Compiled {
             entitlements,
@@ -310,18 +322,15 @@ pub async fn stored(
 }
 
 /// After a catalog edit: new defaults, and every known customer of the mode recompiled.
+/// New defaults and every customer land in one delta, so no edge serves new defaults next to
+/// old customer bodies.
 pub async fn recompile_mode(tx: &mut WriteTx, now: i64, mode: Mode) -> Result<(), sqlx::Error> {
     let entitlements = compile_defaults(tx.conn(), mode).await?;
-    changelog::append(
-        tx,
-        now,
-        vec![Change::Defaults(ModeDefaults { mode, entitlements })],
-    )
-    .await?;
     let customers: Vec<String> =
         sqlx::query_scalar("SELECT customer_id FROM customer_entitlements WHERE mode = ?")
             .bind(mode.as_str())
             .fetch_all(tx.conn())
             .await?;
-    recompile(tx, now, mode, &customers).await
+    let defaults = vec![Change::Defaults(ModeDefaults { mode, entitlements })];
+    recompile_after(tx, now, mode, &customers, defaults).await
 }

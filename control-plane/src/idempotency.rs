@@ -19,6 +19,9 @@ use crate::error::ApiError;
 
 pub const HEADER: &str = "idempotency-key";
 
+/// How long a first request may hold its key before a retry may take it over.
+const IN_FLIGHT_LEASE_SECS: i64 = 60;
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -155,7 +158,27 @@ async fn claim(
         return Ok(Claim::Mismatch);
     }
     match row.try_get::<Option<i64>, _>("status")? {
-        None => Ok(Claim::InFlight),
+        None => {
+            // A claim whose request died with its connection or process would block the key
+            // forever; after a lease it may be taken over (the handler's own transaction
+            // either committed, and a repeat is refused by its own rules, or it did not).
+            let now = state.clock.unix();
+            let taken = sqlx::query(
+                "UPDATE idempotency_keys SET created_at = ? WHERE scope = ? AND key = ? AND status IS NULL AND created_at < ?",
+            )
+            .bind(now)
+            .bind(scope)
+            .bind(key)
+            .bind(now - IN_FLIGHT_LEASE_SECS)
+            .execute(&state.db.pool)
+            .await?
+            .rows_affected();
+            Ok(if taken == 1 {
+                Claim::Mine
+            } else {
+                Claim::InFlight
+            })
+        }
         Some(status) => Ok(Claim::Replay {
             status: status as u16,
             body: row

@@ -131,7 +131,12 @@ async fn create(
     .await?
     .unwrap_or(0);
     // Negative totals become credit; positive ones use credit before the card.
-    let from_balance = if total > 0 { balance.min(total) } else { total };
+    let from_balance = match (collect, total > 0) {
+        // Paid by other means (the checkout page's charge): the credit stays for later.
+        (false, _) => 0,
+        (true, true) => balance.min(total),
+        (true, false) => total,
+    };
     let due = total - from_balance;
     let payment = if collect {
         charge_card(tx.conn(), draft.mode, draft.customer_id, due).await?

@@ -116,14 +116,6 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&state, &id, None).await?)))
 }
 
-async fn frozen_time(state: &AppState, id: &str) -> ApiResult<i64> {
-    sqlx::query_scalar("SELECT frozen_time FROM test_clocks WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&state.db.pool)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("test clock '{id}' not found")))
-}
-
 async fn view(state: &AppState, id: &str, run: Option<super::worker::Run>) -> ApiResult<ClockView> {
     let row = sqlx::query("SELECT id, name, frozen_time, created_at FROM test_clocks WHERE id = ?")
         .bind(id)
@@ -187,14 +179,22 @@ pub async fn advance(
 ) -> ApiResult<Json<ClockView>> {
     test_mode_only(&caller)?;
     let target = parse_time(&req.frozen_time)?;
-    let current = frozen_time(&state, &id).await?;
+    // Read and move the clock inside one (serialized) write: concurrent advances cannot move it
+    // backwards between the check and the update.
+    let mut tx = state.db.write().await?;
+    let current: i64 = sqlx::query_scalar("SELECT frozen_time FROM test_clocks WHERE id = ?")
+        .bind(&id)
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(ErrorKind::NotFound, format!("test clock '{id}' not found"))
+        })?;
     if target < current {
         return Err(invalid("frozenTime", "test clocks only move forward").into());
     }
     if target - current > MAX_ADVANCE_SECS {
         return Err(invalid("frozenTime", "one advance moves at most ten years").into());
     }
-    let mut tx = state.db.write().await?;
     sqlx::query("UPDATE test_clocks SET frozen_time = ? WHERE id = ?")
         .bind(target)
         .bind(&id)

@@ -158,10 +158,19 @@ pub async fn run_due(state: &AppState, scope: Scope<'_>, until: i64) -> Result<R
             } => {
                 async {
                     let mut tx = state.db.write().await?;
-                    entitlements::recompile(&mut tx, *at, *mode, std::slice::from_ref(customer_id))
-                        .await?;
+                    entitlements::recompile(&mut tx, *at, *mode, std::slice::from_ref(customer_id)).await?;
+                    let next: Option<i64> = sqlx::query_scalar(
+                        "SELECT next_change_at FROM customer_entitlements WHERE mode = ? AND customer_id = ?",
+                    )
+                    .bind(mode.as_str())
+                    .bind(customer_id)
+                    .fetch_optional(tx.conn())
+                    .await?
+                    .flatten();
                     state.commit(tx).await?;
-                    Ok(true)
+                    // A window that did not move (its subscription's step was skipped) must not
+                    // be picked again and again in this pass.
+                    Ok(next.is_none_or(|n| n > *at))
                 }
                 .instrument(span)
                 .await
@@ -224,10 +233,12 @@ struct Sub {
     cancel_at_period_end: bool,
     scheduled_plan: Option<String>,
     scheduled_period: Option<String>,
+    scheduled_quantity: Option<i64>,
     anchor: i64,
     index: i64,
     dunning_invoice: Option<String>,
     dunning_attempts: i64,
+    dunning_started_at: Option<i64>,
 }
 
 async fn load(
@@ -238,7 +249,8 @@ async fn load(
     let Some(r) = sqlx::query(
         "SELECT customer_id, status, plan_identifier, charge_period, amount_minor, currency, quantity, current_period_start,
                 current_period_end, cancel_at, next_retry_at, cancel_at_period_end, scheduled_plan, scheduled_period,
-                COALESCE(cycle_anchor, current_period_start) AS anchor, cycle_index, dunning_invoice, dunning_attempts
+                COALESCE(cycle_anchor, current_period_start) AS anchor, cycle_index, dunning_invoice, dunning_attempts,
+                scheduled_quantity, dunning_started_at
          FROM subscriptions WHERE mode = ? AND id = ?",
     )
     .bind(mode.as_str())
@@ -267,6 +279,8 @@ async fn load(
         index: r.try_get("cycle_index")?,
         dunning_invoice: r.try_get("dunning_invoice")?,
         dunning_attempts: r.try_get("dunning_attempts")?,
+        scheduled_quantity: r.try_get("scheduled_quantity")?,
+        dunning_started_at: r.try_get("dunning_started_at")?,
     }))
 }
 
@@ -320,7 +334,7 @@ async fn subscription_step(
                 let attempts = sub.dunning_attempts + 1;
                 match retry_days.get(attempts as usize) {
                     Some(days) => {
-                        let failed_at = sub.period_start;
+                        let failed_at = sub.dunning_started_at.unwrap_or(sub.period_start);
                         sqlx::query(
                             "UPDATE subscriptions SET dunning_attempts = ?, next_retry_at = ?, modified_at = ?
                              WHERE mode = ? AND id = ?",
@@ -361,6 +375,14 @@ async fn period_end(
     if sub.cancel_at_period_end {
         return crate::subscriptions::end_now(tx, mode, id, at).await;
     }
+    // Still unpaid when the next period is due (retries longer than a short period): the
+    // failed invoice is given up and the subscription ends, rather than renewing on credit.
+    if sub.status == "past_due" {
+        if let Some(invoice) = &sub.dunning_invoice {
+            invoices::set_status(tx, invoice, "uncollectible").await?;
+        }
+        return crate::subscriptions::end_now(tx, mode, id, at).await;
+    }
     let trial_ending = sub.status == "trialing";
     if trial_ending
         && invoices::card_on_file(tx.conn(), mode, &sub.customer_id)
@@ -396,7 +418,11 @@ async fn period_end(
         (sub.anchor, sub.index + 1)
     };
     let next_end = end_of(period, anchor, index + 1);
-    let total = amount.saturating_mul(sub.quantity);
+    let quantity = sub
+        .scheduled_quantity
+        .filter(|_| sub.scheduled_plan.is_some())
+        .unwrap_or(sub.quantity);
+    let total = amount.saturating_mul(quantity);
     let created = invoices::create_and_collect(
         tx,
         at,
@@ -411,7 +437,7 @@ async fn period_end(
                 "subscription_cycle"
             },
             lines: vec![Line {
-                description: format!("{} × {plan} ({})", sub.quantity, period.recurrence()),
+                description: format!("{quantity} × {plan} ({})", period.recurrence()),
                 amount_minor: total,
                 period_start: Some(at),
                 period_end: next_end,
@@ -429,9 +455,9 @@ async fn period_end(
         .map(|d| at + i64::from(*d) * 86_400);
     sqlx::query(
         "UPDATE subscriptions SET status = ?, plan_identifier = ?, charge_period = ?, amount_minor = ?, currency = ?,
-           current_period_start = ?, current_period_end = ?, cycle_anchor = ?, cycle_index = ?,
-           scheduled_plan = NULL, scheduled_period = NULL,
-           dunning_invoice = ?, dunning_attempts = 0, next_retry_at = ?, modified_at = ?
+           quantity = ?, current_period_start = ?, current_period_end = ?, cycle_anchor = ?, cycle_index = ?,
+           scheduled_plan = NULL, scheduled_period = NULL, scheduled_quantity = NULL,
+           dunning_invoice = ?, dunning_attempts = 0, dunning_started_at = ?, next_retry_at = ?, modified_at = ?
          WHERE mode = ? AND id = ?",
     )
     .bind(if paid { "active" } else { "past_due" })
@@ -439,11 +465,13 @@ async fn period_end(
     .bind(period.as_str())
     .bind(amount)
     .bind(&currency)
+    .bind(quantity)
     .bind(at)
     .bind(next_end)
     .bind(anchor)
     .bind(index)
     .bind((!paid).then_some(&created.id))
+    .bind((!paid).then_some(at))
     .bind(if paid { None } else { first_retry })
     .bind(at)
     .bind(mode.as_str())

@@ -148,6 +148,10 @@ pub async fn current_in_group(
 /// Is `target` (at `new_total`) a step up from `current`? A higher price per unit of time,
 /// or the same plan on a longer period.
 pub fn is_upgrade(current: &Current, target: &PlanPrice, new_total: i64) -> bool {
+    // A one-time price has no period to spread over: compare what is paid.
+    if current.period == ChargePeriod::OneTime || target.charge_period == ChargePeriod::OneTime {
+        return new_total > current.total();
+    }
     if current.plan == target.plan {
         return target.charge_period.nominal_days() > current.period.nominal_days();
     }
@@ -185,7 +189,8 @@ async fn decide(
     req: Request<'_>,
 ) -> Result<Outcome, SubscriptionError> {
     let current = current_in_group(tx, req.mode, req.customer_id, &req.target.group).await?;
-    let free = req.target.is_default || req.target.amount_minor == 0;
+    // Only the group's default plan is "free": a 0-priced plan of its own is still a plan to join.
+    let free = req.target.is_default;
     let Some(current) = current else {
         if free {
             return Ok(Outcome {
@@ -210,14 +215,21 @@ async fn decide(
         return Ok(outcome(Action::NoOp, &current.id, None));
     }
     if free {
-        schedule(tx, now, req.mode, &current.id, &req.target, true).await?;
+        schedule(tx, now, req.mode, &current.id, &req.target, quantity, true).await?;
         return Ok(outcome(Action::CancelScheduled, &current.id, None));
     }
     let new_total = req.target.amount_minor.saturating_mul(quantity);
     if is_upgrade(&current, &req.target, new_total) {
         return upgrade(tx, now, &req, &current, quantity, Action::Upgraded).await;
     }
-    schedule(tx, now, req.mode, &current.id, &req.target, false).await?;
+    if current.currency != req.target.currency {
+        return Err(crate::error::invalid(
+            "planIdentifier",
+            "cannot switch between prices in different currencies",
+        )
+        .into());
+    }
+    schedule(tx, now, req.mode, &current.id, &req.target, quantity, false).await?;
     Ok(outcome(Action::DowngradeScheduled, &current.id, None))
 }
 
@@ -237,7 +249,7 @@ async fn clear_pending(
     id: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE subscriptions SET scheduled_plan = NULL, scheduled_period = NULL, cancel_at_period_end = 0,
+        "UPDATE subscriptions SET scheduled_plan = NULL, scheduled_period = NULL, scheduled_quantity = NULL, cancel_at_period_end = 0,
            cancel_at = NULL, canceled_at = NULL, modified_at = ? WHERE mode = ? AND id = ?",
     )
     .bind(now)
@@ -255,14 +267,16 @@ async fn schedule(
     mode: Mode,
     id: &str,
     target: &PlanPrice,
+    quantity: i64,
     to_free: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE subscriptions SET scheduled_plan = ?, scheduled_period = ?, cancel_at_period_end = ?, cancel_at = NULL,
-           canceled_at = CASE WHEN ? THEN ? ELSE NULL END, modified_at = ? WHERE mode = ? AND id = ?",
+        "UPDATE subscriptions SET scheduled_plan = ?, scheduled_period = ?, scheduled_quantity = ?, cancel_at_period_end = ?,
+           cancel_at = NULL, canceled_at = CASE WHEN ? THEN ? ELSE NULL END, modified_at = ? WHERE mode = ? AND id = ?",
     )
     .bind(&target.plan)
     .bind(target.charge_period.as_str())
+    .bind(quantity)
     .bind(to_free)
     .bind(to_free)
     .bind(now)
@@ -309,7 +323,10 @@ async fn upgrade(
     }
     if !trialing {
         let mut lines = Vec::new();
-        let (credit, charge) = if same_cycle {
+        let (credit, charge) = if current.period_end.is_none() {
+            // ONE_TIME: the old purchase is credited whole and the new one charged whole.
+            (-current.total(), new_total)
+        } else if same_cycle {
             upgrade_in_cycle(
                 current.total(),
                 new_total,
@@ -402,7 +419,7 @@ async fn upgrade(
     let new_cycle = !same_cycle && !trialing;
     sqlx::query(
         "UPDATE subscriptions SET plan_identifier = ?, charge_period = ?, amount_minor = ?, currency = ?, quantity = ?,
-           scheduled_plan = NULL, scheduled_period = NULL, cancel_at_period_end = 0, cancel_at = NULL, canceled_at = NULL,
+           scheduled_plan = NULL, scheduled_period = NULL, scheduled_quantity = NULL, cancel_at_period_end = 0, cancel_at = NULL, canceled_at = NULL,
            current_period_start = CASE WHEN ? THEN ? ELSE current_period_start END,
            current_period_end = CASE WHEN ? THEN ? ELSE current_period_end END,
            cycle_anchor = CASE WHEN ? THEN ? ELSE cycle_anchor END,

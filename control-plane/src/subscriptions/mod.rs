@@ -321,6 +321,31 @@ pub async fn end_now(tx: &mut WriteTx, mode: Mode, id: &str, at: i64) -> Result<
     .execute(tx.conn())
     .await?;
     expire_checkouts(tx, mode, id).await?;
+    // Proration lines waiting for a next invoice that will never come are invoiced now.
+    let pending: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM invoice_lines WHERE subscription_id = ? AND invoice_id IS NULL AND mode = ?")
+            .bind(id)
+            .bind(mode.as_str())
+            .fetch_one(tx.conn())
+            .await?;
+    if pending > 0 {
+        let (customer_id, currency): (String, String) = sqlx::query_as(
+            "SELECT customer_id, currency FROM subscriptions WHERE mode = ? AND id = ?",
+        )
+        .bind(mode.as_str())
+        .bind(id)
+        .fetch_one(tx.conn())
+        .await?;
+        let draft = crate::billing::invoices::Draft {
+            mode,
+            customer_id: &customer_id,
+            subscription_id: Some(id),
+            currency: &currency,
+            reason: "subscription_final",
+            lines: Vec::new(),
+        };
+        crate::billing::invoices::create_and_collect(tx, at, draft).await?;
+    }
     crate::webhooks::emit_subscription(tx, mode, at, "subscription.canceled", id).await
 }
 

@@ -296,11 +296,7 @@ pub async fn cancel(
                     "required when cancellationType is SPECIFIC_DATE",
                 )
             })?;
-            let at = parse_when("cancellationDate", text)?;
-            if at <= now {
-                return Err(invalid("cancellationDate", "must be in the future").into());
-            }
-            Some(at)
+            Some(parse_when("cancellationDate", text)?)
         }
         other => {
             return Err(invalid(
@@ -321,8 +317,20 @@ pub async fn cancel(
     }
     // An unpaid subscription has no period to run out: canceling it ends it now, and its
     // checkout can no longer be paid.
+    // "Now" is the customer's: a test-clock customer's dates are checked against the clock.
     let now = crate::billing::customer_now(tx.conn(), caller.mode, &customer_id, now).await?;
-    if kind == "IMMEDIATE" || status == "incomplete" {
+    if specific.is_some_and(|at| at <= now) {
+        return Err(invalid("cancellationDate", "must be in the future").into());
+    }
+    let one_time: bool = sqlx::query_scalar(
+        "SELECT current_period_end IS NULL FROM subscriptions WHERE mode = ? AND id = ?",
+    )
+    .bind(caller.mode.as_str())
+    .bind(&id)
+    .fetch_one(tx.conn())
+    .await?;
+    // A ONE_TIME purchase has no period end to wait for: "at period end" means now.
+    if kind == "IMMEDIATE" || status == "incomplete" || (one_time && specific.is_none()) {
         super::end_now(&mut tx, caller.mode, &id, now).await?;
     } else {
         let sql = match specific {

@@ -67,7 +67,7 @@ pub async fn stream(
     tokio::spawn(
         async move {
             metrics::gauge!("tollgate_sync_streams").increment(1.0);
-            match feed(&state, q.since, &tx).await {
+            match feed(&state, &edge.key_id, q.since, &tx).await {
                 Ok(()) | Err(FeedError::Gone) => debug!("edge disconnected"),
                 Err(FeedError::Db(e)) => {
                     tracing::warn!(error = %e, "sync feed failed; edge will reconnect")
@@ -95,18 +95,35 @@ impl From<sqlx::Error> for FeedError {
     }
 }
 
+/// An edge that reads nothing for this long is dropped (it reconnects and resyncs).
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn send(out: &Out, body: FrameBody) -> Result<(), FeedError> {
-    out.send(Ok(Bytes::from(Frame::new(body).to_line())))
-        .await
-        .map_err(|_| FeedError::Gone)
+    let line = Ok(Bytes::from(Frame::new(body).to_line()));
+    match tokio::time::timeout(SEND_TIMEOUT, out.send(line)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(FeedError::Gone),
+    }
 }
 
-async fn feed(state: &AppState, since: Option<u64>, out: &Out) -> Result<(), FeedError> {
+async fn feed(
+    state: &AppState,
+    key_id: &str,
+    since: Option<u64>,
+    out: &Out,
+) -> Result<(), FeedError> {
     let mut wake = state.sync.subscribe();
     wake.borrow_and_update();
     let mut last = match since {
         Some(v) if can_resume(state, v).await? => v,
-        _ => snapshot(state, out).await?,
+        _ => {
+            let _slot = state
+                .snapshot_slots
+                .acquire()
+                .await
+                .map_err(|_| FeedError::Gone)?;
+            snapshot(state, out).await?
+        }
     };
     let heartbeat = state.config.sync_heartbeat;
     let mut shutdown = state.shutdown.clone();
@@ -125,12 +142,28 @@ async fn feed(state: &AppState, since: Option<u64>, out: &Out) -> Result<(), Fee
         }
         tokio::select! {
             changed = wake.changed() => if changed.is_err() { return Ok(()) },
-            () = tokio::time::sleep(heartbeat) => send(out, FrameBody::Heartbeat { version: last }).await?,
+            () = tokio::time::sleep(heartbeat) => {
+                // A revoked sync key loses its open stream too, not only future connections.
+                if !key_active(state, key_id).await? {
+                    return Err(FeedError::Gone);
+                }
+                send(out, FrameBody::Heartbeat { version: last }).await?
+            }
             () = out.closed() => return Err(FeedError::Gone),
             // Ending the body lets graceful shutdown finish; edges reconnect elsewhere.
             () = async { let _ = shutdown.wait_for(|stopping| *stopping).await; } => return Ok(()),
         }
     }
+}
+
+async fn key_active(state: &AppState, key_id: &str) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL")
+            .bind(key_id)
+            .fetch_optional(&state.db.pool)
+            .await?
+            .is_some(),
+    )
 }
 
 /// Deltas alone will do when the edge is not ahead of us and nothing it needs was pruned.

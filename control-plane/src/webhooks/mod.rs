@@ -102,12 +102,11 @@ pub async fn emit(
     for endpoint in targets {
         sqlx::query(
             "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, status, next_attempt_at, created_at)
-             VALUES (?, ?, ?, 'pending', ?, ?)",
+             VALUES (?, ?, ?, 'pending', 0, ?)",
         )
         .bind(format!("whd_{}", uuid::Uuid::new_v4().simple()))
         .bind(&id)
         .bind(endpoint)
-        .bind(now)
         .bind(now)
         .execute(tx.conn())
         .await?;

@@ -688,3 +688,95 @@ async fn checkout_trial_days_start_a_trial() {
     );
     assert_eq!(invoices(&api, "co-trial").await[0]["total"], "49.00");
 }
+
+/// Regressions from code review: each of these once billed or ended the wrong way.
+#[tokio::test]
+async fn review_regressions() {
+    let cp = ControlPlane::start();
+    let api = cp.api();
+    let (status, _) = api
+        .post(
+            "/api/v1/plans/",
+            json!({"identifier":"daily","name":"Daily","group":"dg","prices":[{"chargePeriod":"DAILY","amount":"1.00","currency":"usd"}],
+                   "features":[{"featureId":"sso"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = api
+        .post("/api/v1/plans/", json!({"identifier":"zero","name":"Zero","group":"zg","prices":[{"chargePeriod":"MONTHLY","amount":"0.00","currency":"usd"}],"features":[{"featureId":"sso"}]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Dunning longer than a DAILY period: unpaid at the next period end → ended, not renewed on credit.
+    let clock = clocked(&api, "short", "2026-03-01T00:00:00Z").await;
+    let (_, co) = api
+        .post("/api/v1/checkout/", json!({"planIdentifier":"daily","chargePeriod":"DAILY","customerId":"short","successUrl":"https://a.example.com/"}))
+        .await;
+    let session = co["checkoutSessionId"].as_str().unwrap();
+    let (_, done) = api
+        .post(
+            &format!("/api/v1/checkout/{session}/complete/"),
+            json!({"paymentMethod":"pm_card_chargeCustomerFail"}),
+        )
+        .await;
+    let id = done["subscription"]["id"].as_str().unwrap().to_owned();
+    advance(&api, &clock, "2026-03-02T00:00:00Z").await;
+    assert_eq!(sub(&api, &id).await["status"], "past_due");
+    advance(&api, &clock, "2026-03-04T00:00:00Z").await;
+    assert_eq!(sub(&api, &id).await["status"], "canceled");
+    let all = invoices(&api, "short").await;
+    assert_eq!(
+        all.iter().filter(|i| i["status"] == "open").count(),
+        0,
+        "no orphaned open invoices"
+    );
+    assert_eq!(
+        all.iter()
+            .filter(|i| i["status"] == "uncollectible")
+            .count(),
+        1
+    );
+
+    // A 0-priced plan of its own is joined, not mistaken for the free default.
+    api.create_customer("zeroed").await;
+    card(&api, "zeroed", "pm_card_visa").await;
+    let body = subscribe_ok(&api, "zeroed", "zero", "MONTHLY", "created").await;
+    assert_eq!(body["subscription"]["plan"]["identifier"], "zero");
+
+    // A scheduled downgrade keeps its quantity: enterprise × 3 → pro × 2 bills pro × 2.
+    let clock = clocked(&api, "qty", "2026-04-01T00:00:00Z").await;
+    card(&api, "qty", "pm_card_visa").await;
+    api.post("/api/v1/subscribe/", json!({"customerId":"qty","planId":"enterprise","chargePeriod":"MONTHLY","quantity":3,"trialDays":0})).await;
+    let down = api
+        .post(
+            "/api/v1/subscribe/",
+            json!({"customerId":"qty","planId":"pro","chargePeriod":"MONTHLY","quantity":2}),
+        )
+        .await
+        .1;
+    assert_eq!(down["action"], "downgrade_scheduled", "{down}");
+    advance(&api, &clock, "2026-05-01T00:00:00Z").await;
+    let renewal = &invoices(&api, "qty").await[0];
+    assert_eq!(renewal["total"], "98.00", "{renewal}");
+    let s = sub(&api, down["subscription"]["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (s["quantity"].as_i64(), s["plan"]["identifier"].as_str()),
+        (Some(2), Some("pro"))
+    );
+
+    // ONE_TIME: more seats cost the difference in full; "cancel at period end" ends it now.
+    api.create_customer("lifer").await;
+    card(&api, "lifer", "pm_card_visa").await;
+    let life = subscribe_ok(&api, "lifer", "sso-lifetime", "ONE_TIME", "created").await;
+    let more = api.post("/api/v1/subscribe/", json!({"customerId":"lifer","planId":"sso-lifetime","chargePeriod":"ONE_TIME","quantity":3})).await.1;
+    assert_eq!(more["action"], "quantity_changed", "{more}");
+    assert_eq!(more["invoice"]["total"], "598.00");
+    let id = life["subscription"]["id"].as_str().unwrap();
+    let (_, c) = api
+        .post(
+            &format!("/api/v1/subscriptions/{id}/cancel/"),
+            json!({"cancellationType":"CURRENT_PERIOD_ENDS"}),
+        )
+        .await;
+    assert_eq!(c["status"], "canceled", "{c}");
+}

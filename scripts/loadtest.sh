@@ -10,12 +10,32 @@
 #      alternating rounds, then open-loop at half of each one's peak, with server CPU per request;
 #   5. writes loadtest/results/compare.json and compare.svg, and stops both processes.
 #
+# `scripts/loadtest.sh all` does the same, then, against the same two processes:
+#   6. `loadtest control-plane --mix usage`: open-loop usage reports at SPEC's 2,000/s, then a
+#      closed-loop peak run (LOADTEST_PEAK_SECS, 5 s), with control-plane CPU per request;
+#   7. `loadtest control-plane --mix subscriptions`: cards on file for every customer, then the
+#      same at SPEC's 500 subscription changes/s (pro <-> enterprise);
+#   8. `loadtest propagation`: usage `set` reports at 1,000/s, polled at the edge until visible;
+#   writing loadtest/results/control-plane-usage.json, control-plane-subscriptions.json and
+#   propagation.json, each with an .svg plot.
+#
 # Knobs (environment, read by `loadtest` itself): LOADTEST_CUSTOMERS (1000),
 # LOADTEST_CONNECTIONS (16), LOADTEST_DURATION_SECS (10), LOADTEST_WARMUP_SECS (1),
-# LOADTEST_ROUNDS (4), LOADTEST_THREADS (1, generator threads). Extra arguments go to `loadtest compare`, e.g.
+# LOADTEST_ROUNDS (4), LOADTEST_THREADS (1, generator threads); for `all` also
+# LOADTEST_CONTROL_PLANE_RATE (per-mix SPEC target), LOADTEST_CHANGES_PER_SEC (1000),
+# LOADTEST_CONTROL_PLANE_CONNECTIONS (64), LOADTEST_POLL_INTERVAL_US (1000),
+# LOADTEST_PEAK_SECS (5). Extra arguments go to
+# `loadtest compare`, e.g.
 #   scripts/loadtest.sh --no-open-loop
+#   scripts/loadtest.sh all --no-open-loop
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+MODE=compare
+if [ "${1:-}" = all ]; then
+  MODE=all
+  shift
+fi
 
 export LOADTEST_CUSTOMERS="${LOADTEST_CUSTOMERS:-1000}"
 export LOADTEST_CUSTOMER_PREFIX="${LOADTEST_CUSTOMER_PREFIX:-cus_}"
@@ -65,7 +85,8 @@ listening_addr() {
 "$BIN/control-plane" serve --listen 127.0.0.1:0 --catalog catalog/example.json \
   --database-url "sqlite://$work/tollgate.db" >"$work/control-plane.log" 2>&1 &
 pids+=($!)
-CP="$(listening_addr "$work/control-plane.log" "${pids[-1]}")"
+CP_PID=$!
+CP="$(listening_addr "$work/control-plane.log" "$CP_PID")"
 
 "$BIN/edge" --listen 127.0.0.1:0 --control-plane-url "http://$CP" \
   >"$work/edge.log" 2>&1 &
@@ -103,3 +124,16 @@ echo "edge holds ${have:-0} customers"
 mkdir -p "$RESULTS"
 "$BIN/loadtest" compare --edge-url "http://$EDGE" --key "$TOLLGATE_PUBLISHABLE_KEY" \
   --edge-pid "$EDGE_PID" --json "$RESULTS/compare.json" --plot "$RESULTS/compare.svg" "$@"
+
+[ "$MODE" = all ] || exit 0
+
+"$BIN/loadtest" control-plane --url "http://$CP" --secret-key "$TOLLGATE_SECRET_KEY" \
+  --mix usage --peak-secs "${LOADTEST_PEAK_SECS:-5}" --control-plane-pid "$CP_PID" \
+  --json "$RESULTS/control-plane-usage.json" --plot "$RESULTS/control-plane-usage.svg"
+"$BIN/loadtest" control-plane --url "http://$CP" --secret-key "$TOLLGATE_SECRET_KEY" \
+  --mix subscriptions --peak-secs "${LOADTEST_PEAK_SECS:-5}" --control-plane-pid "$CP_PID" \
+  --json "$RESULTS/control-plane-subscriptions.json" \
+  --plot "$RESULTS/control-plane-subscriptions.svg"
+"$BIN/loadtest" propagation --control-plane-url "http://$CP" \
+  --secret-key "$TOLLGATE_SECRET_KEY" --edge-url "http://$EDGE" --key "$TOLLGATE_PUBLISHABLE_KEY" \
+  --json "$RESULTS/propagation.json" --plot "$RESULTS/propagation.svg"

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const EXAMPLES: &str = "\
 Examples (loopback only):
@@ -16,9 +16,16 @@ Examples (loopback only):
   loadtest edge --url http://127.0.0.1:8081 --key pk_test_... --rate 5000 --plot open.svg
   loadtest compare --edge-url http://127.0.0.1:8081 --key pk_test_... --customers 1000 \\
       --connections 16 --duration 10 --rounds 4 --edge-pid 1234 \\
-      --json compare.json --plot compare.svg";
+      --json compare.json --plot compare.svg
+  loadtest control-plane --url http://127.0.0.1:8080 --secret-key sk_test_... \\
+      --customers 1000 --mix usage --rate 2000 --duration 10 --json usage.json
+  loadtest control-plane --url http://127.0.0.1:8080 --secret-key sk_test_... \\
+      --customers 1000 --mix subscriptions --rate 500 --peak-secs 5
+  loadtest propagation --control-plane-url http://127.0.0.1:8080 --secret-key sk_test_... \\
+      --edge-url http://127.0.0.1:8081 --key pk_test_... --changes-per-sec 1000 \\
+      --duration 10 --customers 1000 --plot propagation.svg";
 
-/// Tollgate load generator: drives an edge (or a baseline hyper server) over keep-alive
+/// Tollgate load generator: drives an edge (or a baseline hyper server), or a control plane, over keep-alive
 /// HTTP/1 connections and reports throughput and latency percentiles.
 #[derive(Parser, Debug)]
 #[command(name = "loadtest", version, after_help = EXAMPLES)]
@@ -38,6 +45,12 @@ pub enum Command {
     /// Create customers `{prefix}0..N` through a control plane's API, every second one with a
     /// paid subscription, so an edge has realistic data to serve.
     Seed(SeedArgs),
+    /// Open-loop write load on a control plane (loopback only): usage reports, or subscription
+    /// changes (pro <-> enterprise) for seeded customers.
+    ControlPlane(ControlPlaneArgs),
+    /// Commit -> visible-at-edge latency (loopback only): usage `set` reports at a fixed rate to
+    /// the control plane, polled at the edge until they show.
+    Propagation(PropagationArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -189,6 +202,181 @@ pub struct CompareArgs {
     pub edge_pid: Option<u32>,
     #[command(flatten)]
     pub load: LoadArgs,
+}
+
+/// `--json`, `--plot` and `--quiet`, for the control-plane scenarios.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Write the results as JSON to this file.
+    #[arg(long, env = "LOADTEST_JSON")]
+    pub json: Option<PathBuf>,
+    /// Write an SVG latency-percentile plot to this file.
+    #[arg(long, env = "LOADTEST_PLOT")]
+    pub plot: Option<PathBuf>,
+    /// No progress bar (it is also hidden when stderr is not a terminal).
+    #[arg(long, env = "LOADTEST_QUIET")]
+    pub quiet: bool,
+}
+
+/// What `control-plane` sends.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// `POST /api/v1/usage/` with `quantity: 1` for METER feature `api-calls`, customer
+    /// `{prefix}{i mod N}`.
+    Usage,
+    /// `POST /api/v1/subscribe/` for customer `{prefix}{i mod N}`, MONTHLY, alternating
+    /// `enterprise` and `pro` on each visit; a setup phase first puts `pm_card_visa` on file.
+    Subscriptions,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ControlPlaneArgs {
+    /// Base URL of the control plane (plain http, loopback).
+    #[arg(
+        long,
+        visible_alias = "control-plane-url",
+        env = "LOADTEST_CONTROL_PLANE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// Test-mode secret key (`sk_test_…`), sent as `Authorization: Bearer KEY`.
+    #[arg(long, env = "LOADTEST_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: String,
+    /// Seeded customers to spread the load over: `{prefix}0` … `{prefix}{N-1}`.
+    #[arg(long, env = "LOADTEST_CUSTOMERS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub customers: u64,
+    /// Customer id prefix (as given to `loadtest seed`).
+    #[arg(
+        long,
+        visible_alias = "customer-prefix",
+        env = "LOADTEST_CUSTOMER_PREFIX",
+        default_value = "cus_"
+    )]
+    pub prefix: String,
+    /// What to send.
+    #[arg(long, env = "LOADTEST_MIX", value_enum, default_value_t = Mix::Usage)]
+    pub mix: Mix,
+    /// Open-loop rate, requests per second (default: SPEC §9's target for the mix, 2000 for
+    /// usage, 500 for subscriptions).
+    #[arg(long, env = "LOADTEST_CONTROL_PLANE_RATE", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Length of the open-loop run, in seconds.
+    #[arg(long, env = "LOADTEST_DURATION_SECS", default_value = "10", value_parser = parse_secs)]
+    pub duration: Duration,
+    /// After the open-loop run, a closed-loop run of this many seconds to find the peak rate
+    /// (0 skips it).
+    #[arg(long, env = "LOADTEST_PEAK_SECS", default_value = "0", value_parser = parse_secs)]
+    pub peak_secs: Duration,
+    /// Keep-alive HTTP/1 connections, each with one request in flight.
+    #[arg(long, env = "LOADTEST_CONTROL_PLANE_CONNECTIONS", default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub connections: u16,
+    /// Generator worker threads.
+    #[arg(long, env = "LOADTEST_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+    /// Give up on one request (and reconnect) after this many milliseconds.
+    #[arg(long, env = "LOADTEST_CONTROL_PLANE_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub timeout_ms: u64,
+    /// Hard cap on requests per run, whatever the duration.
+    #[arg(long, env = "LOADTEST_MAX_REQUESTS", default_value_t = 100_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_requests: u64,
+    /// Requests in flight at once during the setup phase (attaching cards).
+    #[arg(long, env = "LOADTEST_SETUP_CONCURRENCY", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub setup_concurrency: u16,
+    /// Process id of the control plane (Linux): also report its CPU time per request.
+    #[arg(long, env = "LOADTEST_CONTROL_PLANE_PID")]
+    pub control_plane_pid: Option<u32>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PropagationArgs {
+    /// Base URL of the control plane (plain http, loopback).
+    #[arg(
+        long,
+        env = "LOADTEST_CONTROL_PLANE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub control_plane_url: String,
+    /// Test-mode secret key (`sk_test_…`) for the control plane.
+    #[arg(long, env = "LOADTEST_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: String,
+    /// Base URL of the edge (plain http, loopback).
+    #[arg(
+        long,
+        env = "LOADTEST_EDGE_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub edge_url: String,
+    /// Publishable (or secret) key for the edge.
+    #[arg(long, env = "LOADTEST_KEY", hide_env_values = true)]
+    pub key: String,
+    /// Usage `set` reports per second, open loop; each one is a committed change.
+    #[arg(long, env = "LOADTEST_CHANGES_PER_SEC", default_value = "1000", value_parser = parse_rate)]
+    pub changes_per_sec: f64,
+    /// Length of the run, in seconds.
+    #[arg(long, env = "LOADTEST_DURATION_SECS", default_value = "10", value_parser = parse_secs)]
+    pub duration: Duration,
+    /// Seeded customers to spread the changes over (change i goes to `{prefix}{i mod N}`). Keep
+    /// N / rate well above the latencies measured, so one customer's changes never overlap.
+    #[arg(long, env = "LOADTEST_CUSTOMERS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub customers: u64,
+    /// Customer id prefix (as given to `loadtest seed`).
+    #[arg(
+        long,
+        visible_alias = "customer-prefix",
+        env = "LOADTEST_CUSTOMER_PREFIX",
+        default_value = "cus_"
+    )]
+    pub prefix: String,
+    /// METER feature whose usage is set and polled.
+    #[arg(
+        long,
+        env = "LOADTEST_PROPAGATION_FEATURE",
+        default_value = "api-calls"
+    )]
+    pub feature: String,
+    /// Track at most this many changes per second (every k-th acknowledged change, k =
+    /// ceil(rate / this)); the others are sent but not polled for.
+    #[arg(long, env = "LOADTEST_MAX_TRACKED_PER_SEC", default_value = "200", value_parser = parse_rate)]
+    pub max_tracked_per_sec: f64,
+    /// Dedicated keep-alive edge connections polling for tracked changes, one poll in flight
+    /// each; tracked change j goes to poller j mod P.
+    #[arg(long, env = "LOADTEST_POLLERS", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub pollers: u16,
+    /// Minimum time between two passes of one poller over its pending changes, in µs. tokio's
+    /// timer rounds up to 1 ms ticks, so 1000 gives ~2 ms resolution. 0 polls back to back
+    /// (~0.3 ms resolution), but on a small machine its ~10k GET/s take enough CPU from the
+    /// control plane to slow the very commits being measured.
+    #[arg(long, env = "LOADTEST_POLL_INTERVAL_US", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub poll_interval_us: u64,
+    /// A tracked change not visible after this many milliseconds counts as not visible.
+    #[arg(long, env = "LOADTEST_VISIBLE_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub visible_timeout_ms: u64,
+    /// Keep-alive connections to the control plane for the `set` reports.
+    #[arg(long, env = "LOADTEST_CONTROL_PLANE_CONNECTIONS", default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub connections: u16,
+    /// Generator worker threads (reports and polling share them).
+    #[arg(long, env = "LOADTEST_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+    /// Give up on one request (and reconnect) after this many milliseconds.
+    #[arg(long, env = "LOADTEST_CONTROL_PLANE_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub timeout_ms: u64,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 const MAX_SECS: f64 = 24.0 * 3600.0;

@@ -9,12 +9,18 @@
 //! * [`plot`] — a small hand-written SVG latency-percentile plot.
 //! * [`scenario`] — `edge` and `compare`, built from the pieces above.
 //! * [`seed`] — `seed`: customers and paid subscriptions through the control plane's API.
+//! * [`control_plane`] — `control-plane`: open-loop usage or subscription writes.
+//! * [`propagation`] — `propagation`: commit → visible-at-edge latency.
+//! * [`api`] — a small JSON client for set-up steps (seeding, cards, `/readyz`).
 
+mod api;
 mod baseline;
 mod cli;
+mod control_plane;
 mod cpu;
 mod driver;
 mod plot;
+mod propagation;
 mod report;
 mod scenario;
 mod seed;
@@ -30,5 +36,7 @@ fn main() -> anyhow::Result<()> {
         Command::Edge(args) => scenario::edge(&args),
         Command::Compare(args) => scenario::compare(&args),
         Command::Seed(args) => seed::run(&args),
+        Command::ControlPlane(args) => control_plane::run(&args),
+        Command::Propagation(args) => propagation::run(&args),
     }
 }

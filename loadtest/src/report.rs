@@ -1,5 +1,6 @@
 //! Results of a run, as a table for people and JSON for tools.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
@@ -9,6 +10,10 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::cpu::PerRequest;
+
+/// An open-loop run sustained its offered rate when its successful responses per second reached
+/// at least this fraction of it (the elapsed time includes draining the last responses).
+pub const SUSTAINED_FRACTION: f64 = 0.97;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -78,6 +83,12 @@ pub struct RunResult {
     /// Server CPU time per request, where the server's process could be watched.
     #[serde(rename = "serverCpuUsPerRequest")]
     pub server_cpu: Option<PerRequest>,
+    /// Responses by status or by a field of the body, where the scenario counts them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tally: BTreeMap<String, u64>,
+    /// Status and start of the body of the first failed response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
 }
 
 impl RunResult {
@@ -110,6 +121,8 @@ impl RunResult {
                 .map(|v| (v.quantile_iterated_to(), v.value_iterated_to()))
                 .collect(),
             server_cpu: None,
+            tally: BTreeMap::new(),
+            first_error: None,
         }
     }
 }
@@ -161,6 +174,13 @@ pub fn print_table(runs: &[RunResult]) {
         );
     }
     for r in runs {
+        if !r.tally.is_empty() {
+            let parts: Vec<String> = r.tally.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            println!("{}: {}", r.label, parts.join(", "));
+        }
+        if let Some(e) = &r.first_error {
+            println!("{}: first error: {e}", r.label);
+        }
         if let Some(lag) = &r.generator_lag_us {
             println!(
                 "{}: generator lag p99 {} us, max {} us{}",

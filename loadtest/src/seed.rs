@@ -18,125 +18,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use hyper::{Method, Request, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::StatusCode;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
+use crate::api::{Api, describe};
 use crate::cli::SeedArgs;
 
-/// Attempts per request: the first plus retries after I/O errors, timeouts and 5xx answers.
-const ATTEMPTS: u32 = 4;
-const RETRY_PAUSE: Duration = Duration::from_millis(100);
 const SUCCESS_URL: &str = "https://a.example.com/";
 const PAYMENT_METHOD: &str = "pm_card_visa";
-
-/// A control plane reached over plain HTTP/1 with one secret key.
-struct Api {
-    client: Client<HttpConnector, Full<Bytes>>,
-    /// `http://host:port{base path}` without a trailing slash.
-    base: String,
-    authorization: HeaderValue,
-    timeout: Duration,
-}
-
-struct Answer {
-    status: StatusCode,
-    body: Bytes,
-    replayed: bool,
-}
-
-impl Api {
-    fn new(url: &str, secret_key: &str, timeout: Duration) -> anyhow::Result<Api> {
-        let uri: Uri = url
-            .parse()
-            .with_context(|| format!("parsing URL {url:?}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some(other) => bail!("only plain http control planes are supported, not {other}"),
-            None => bail!("URL {url:?} needs a scheme, e.g. http://127.0.0.1:8080"),
-        }
-        let authority = uri.authority().context("URL has no host")?;
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        Ok(Api {
-            client: Client::builder(TokioExecutor::new()).build(http),
-            base: format!("http://{authority}{}", uri.path().trim_end_matches('/')),
-            authorization: HeaderValue::from_str(&format!("Bearer {secret_key}"))
-                .context("the key cannot be sent in an HTTP header")?,
-            timeout,
-        })
-    }
-
-    /// One POST of a JSON body, retried (same idempotency key) on transient failures.
-    async fn post(
-        &self,
-        path: &str,
-        idempotency_key: &str,
-        body: &Value,
-    ) -> anyhow::Result<Answer> {
-        let body = Bytes::from(serde_json::to_vec(body).context("encoding a request body")?);
-        let mut last_error = anyhow!("no attempt made");
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(RETRY_PAUSE * attempt).await;
-            }
-            match self.post_once(path, idempotency_key, body.clone()).await {
-                // 409 here is "a request with this key is still running" or "exists": only the
-                // caller knows which, so it is returned, not retried.
-                Ok(answer) if !answer.status.is_server_error() => return Ok(answer),
-                Ok(answer) => {
-                    last_error = anyhow!("POST {path}: {}", describe(&answer));
-                }
-                Err(e) => last_error = e.context(format!("POST {path}")),
-            }
-        }
-        Err(last_error)
-    }
-
-    async fn post_once(
-        &self,
-        path: &str,
-        idempotency_key: &str,
-        body: Bytes,
-    ) -> anyhow::Result<Answer> {
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(format!("{}{path}", self.base))
-            .header(AUTHORIZATION, self.authorization.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header("idempotency-key", idempotency_key)
-            .body(Full::new(body))
-            .context("building a request")?;
-        let exchange = async {
-            let resp = self.client.request(req).await?;
-            let status = resp.status();
-            let replayed = resp.headers().contains_key("idempotent-replayed");
-            let body = resp.into_body().collect().await?.to_bytes();
-            anyhow::Ok(Answer {
-                status,
-                body,
-                replayed,
-            })
-        };
-        tokio::time::timeout(self.timeout, exchange)
-            .await
-            .context("request timed out")?
-    }
-}
-
-fn describe(answer: &Answer) -> String {
-    let snippet: String = String::from_utf8_lossy(&answer.body)
-        .chars()
-        .take(300)
-        .collect();
-    format!("HTTP {}: {snippet}", answer.status)
-}
 
 /// What happened to one customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,16 +219,6 @@ pub fn run(args: &SeedArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn refuses_what_it_cannot_reach() {
-        let t = Duration::from_secs(1);
-        assert!(Api::new("https://127.0.0.1:8080", "sk_test_x", t).is_err());
-        assert!(Api::new("127.0.0.1:8080", "sk_test_x", t).is_err());
-        assert!(Api::new("http://127.0.0.1:8080", "bad\nkey", t).is_err());
-        let api = Api::new("http://127.0.0.1:8080/", "sk_test_x", t).expect("valid");
-        assert_eq!(api.base, "http://127.0.0.1:8080");
-    }
 
     #[test]
     fn tally_counts_paid_customers() {

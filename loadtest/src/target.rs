@@ -1,39 +1,97 @@
-//! One HTTP/1 target: where to connect, and how to build request `i`
-//! (`GET {base}/api/v1/entitlements/?customerId={prefix}{i mod customers}`).
+//! One HTTP/1 target: where to connect, and how to build request `i`. Either the edge's
+//! `GET {base}/api/v1/entitlements/?customerId={prefix}{i mod customers}`, or a JSON `POST` to a
+//! fixed path whose body is made from `i` (the control-plane scenarios).
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{AUTHORIZATION, HOST, HeaderValue};
-use hyper::{Request, StatusCode, Uri};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-pub type Sender = SendRequest<Empty<Bytes>>;
+/// An empty `Full` is end-of-stream from the start, so a `GET` goes out exactly as with `Empty`
+/// (no `Content-Length`, no body).
+pub type Sender = SendRequest<Full<Bytes>>;
 
-#[derive(Debug)]
+/// Makes the JSON body of request `i`.
+pub type BodyFn = Box<dyn Fn(u64) -> Bytes + Send + Sync>;
+
+/// What request `i` is.
+enum Shape {
+    /// `GET {path_prefix}{i mod customers}`.
+    Entitlements { path_prefix: String, customers: u64 },
+    /// `POST {path}` with `body(i)` as JSON.
+    PostJson { path: Uri, body: BodyFn },
+}
+
+/// What a run counts per response, next to success and failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tally {
+    /// Nothing (the edge: keep the hot loop lean).
+    Nothing,
+    /// The status code: `HTTP 200`, `HTTP 404`, …
+    Status,
+    /// A successful JSON body's top-level string field (e.g. a subscribe's `action`);
+    /// `HTTP nnn` for other statuses.
+    Field(&'static str),
+}
+
 pub struct Target {
     host: String,
     port: u16,
     host_header: HeaderValue,
     authorization: HeaderValue,
-    /// `{base}/api/v1/entitlements/?customerId={encoded prefix}`.
-    path_prefix: String,
-    customers: u64,
+    /// The URL's path without a trailing slash (usually empty).
+    base: String,
+    shape: Shape,
+    pub tally: Tally,
     /// The URL without credentials, for reports.
     pub display: String,
 }
 
 impl Target {
+    /// The edge's `GET /api/v1/entitlements/?customerId=…`, cycling over `customers` ids.
     pub fn new(
         url: &str,
         key: &str,
         customer_prefix: &str,
         customers: u64,
+    ) -> anyhow::Result<Self> {
+        Target::build(url, key, |base| {
+            let mut path_prefix = format!("{base}/api/v1/entitlements/?customerId=");
+            percent_encode(customer_prefix, &mut path_prefix);
+            Ok(Shape::Entitlements {
+                path_prefix,
+                customers: customers.max(1),
+            })
+        })
+    }
+
+    /// `POST {base}{path}` with `body(i)` as the JSON body of request `i`.
+    pub fn post_json(url: &str, key: &str, path: &str, body: BodyFn) -> anyhow::Result<Self> {
+        Target::build(url, key, |base| {
+            let path = Uri::try_from(format!("{base}{path}"))
+                .with_context(|| format!("invalid path {path:?}"))?;
+            Ok(Shape::PostJson { path, body })
+        })
+    }
+
+    /// Counts `tally` for every response of runs against this target.
+    pub fn with_tally(mut self, tally: Tally) -> Self {
+        self.tally = tally;
+        self
+    }
+
+    fn build(
+        url: &str,
+        key: &str,
+        shape: impl FnOnce(&str) -> anyhow::Result<Shape>,
     ) -> anyhow::Result<Self> {
         let uri: Uri = url
             .parse()
@@ -49,18 +107,17 @@ impl Target {
             .trim_start_matches('[')
             .trim_end_matches(']');
         let port = authority.port_u16().unwrap_or(80);
-        let base = uri.path().trim_end_matches('/');
-        let mut path_prefix = format!("{base}/api/v1/entitlements/?customerId=");
-        percent_encode(customer_prefix, &mut path_prefix);
+        let base = uri.path().trim_end_matches('/').to_owned();
         let target = Target {
             host: host.to_owned(),
             port,
             host_header: HeaderValue::from_str(authority.as_str()).context("invalid host")?,
             authorization: HeaderValue::from_str(&format!("Bearer {key}"))
                 .context("the key cannot be sent in an HTTP header")?,
-            path_prefix,
-            customers: customers.max(1),
+            shape: shape(&base)?,
             display: format!("http://{authority}{base}"),
+            base,
+            tally: Tally::Nothing,
         };
         target
             .request(0)
@@ -68,16 +125,44 @@ impl Target {
         Ok(target)
     }
 
-    pub fn request(&self, i: u64) -> anyhow::Result<Request<Empty<Bytes>>> {
-        let mut path = String::with_capacity(self.path_prefix.len() + 20);
-        path.push_str(&self.path_prefix);
-        let _ = write!(path, "{}", i % self.customers);
-        let mut req = Request::new(Empty::new());
-        *req.uri_mut() = Uri::try_from(path)?;
+    pub fn request(&self, i: u64) -> anyhow::Result<Request<Full<Bytes>>> {
+        match &self.shape {
+            Shape::Entitlements {
+                path_prefix,
+                customers,
+            } => {
+                let mut path = String::with_capacity(path_prefix.len() + 20);
+                path.push_str(path_prefix);
+                let _ = write!(path, "{}", i % customers);
+                let mut req = Request::new(Full::new(Bytes::new()));
+                *req.uri_mut() = Uri::try_from(path)?;
+                self.headers(&mut req);
+                Ok(req)
+            }
+            Shape::PostJson { path, body } => {
+                let mut req = Request::new(Full::new(body(i)));
+                *req.method_mut() = Method::POST;
+                *req.uri_mut() = path.clone();
+                self.headers(&mut req);
+                req.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                Ok(req)
+            }
+        }
+    }
+
+    /// `GET {base}{path_and_query}` with this target's host and key (e.g. for polling).
+    pub fn get(&self, path_and_query: &str) -> anyhow::Result<Request<Full<Bytes>>> {
+        let mut req = Request::new(Full::new(Bytes::new()));
+        *req.uri_mut() = Uri::try_from(format!("{}{path_and_query}", self.base))?;
+        self.headers(&mut req);
+        Ok(req)
+    }
+
+    fn headers(&self, req: &mut Request<Full<Bytes>>) {
         let headers = req.headers_mut();
         headers.insert(HOST, self.host_header.clone());
         headers.insert(AUTHORIZATION, self.authorization.clone());
-        Ok(req)
     }
 
     /// Opens one keep-alive HTTP/1 connection; its driver runs as a task until the sender drops.
@@ -114,8 +199,27 @@ impl Target {
     }
 }
 
+/// Refuses URLs whose host is not loopback (`127.0.0.0/8`, `::1`, `localhost`): the scenarios
+/// that write to a control plane are for throw-away local set-ups only.
+pub fn ensure_loopback(url: &str) -> anyhow::Result<()> {
+    let uri: Uri = url
+        .parse()
+        .with_context(|| format!("parsing URL {url:?}"))?;
+    let host = uri
+        .host()
+        .with_context(|| format!("URL {url:?} has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        bail!("{url}: this scenario only runs against loopback (127.0.0.0/8, ::1, localhost)");
+    }
+    Ok(())
+}
+
 /// RFC 3986 query-component encoding: unreserved characters pass, everything else is `%XX`.
-fn percent_encode(s: &str, out: &mut String) {
+pub fn percent_encode(s: &str, out: &mut String) {
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(b));
@@ -128,19 +232,61 @@ fn percent_encode(s: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::body::Body as _;
 
     #[test]
     fn builds_entitlement_requests() {
         let t = Target::new("http://127.0.0.1:8081/", "pk_test_abcdefgh", "c u&", 3)
             .expect("valid target");
         let req = t.request(4).expect("valid request");
+        assert_eq!(req.method(), Method::GET);
         assert_eq!(
             req.uri().to_string(),
             "/api/v1/entitlements/?customerId=c%20u%261"
         );
         assert_eq!(req.headers()[HOST], "127.0.0.1:8081");
         assert_eq!(req.headers()[AUTHORIZATION], "Bearer pk_test_abcdefgh");
+        assert!(req.body().is_end_stream(), "a GET carries no body");
         assert_eq!(t.display, "http://127.0.0.1:8081");
+    }
+
+    #[test]
+    fn builds_json_posts() {
+        let t = Target::post_json(
+            "http://127.0.0.1:8080/base/",
+            "sk_test_x",
+            "/api/v1/usage/",
+            Box::new(|i| Bytes::from(format!("{{\"n\":{i}}}"))),
+        )
+        .expect("valid target");
+        let req = t.request(7).expect("valid request");
+        assert_eq!(req.method(), Method::POST);
+        assert_eq!(req.uri().to_string(), "/base/api/v1/usage/");
+        assert_eq!(req.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(req.headers()[AUTHORIZATION], "Bearer sk_test_x");
+        assert_eq!(req.body().size_hint().exact(), Some(7));
+        let get = t.get("/readyz").expect("valid request");
+        assert_eq!(get.uri().to_string(), "/base/readyz");
+    }
+
+    #[test]
+    fn loopback_only() {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://[::1]:9/",
+            "http://localhost:1",
+        ] {
+            assert!(ensure_loopback(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://10.0.0.1",
+            "http://example.com",
+            "http://[::2]",
+            "/x",
+        ] {
+            assert!(ensure_loopback(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -148,5 +294,7 @@ mod tests {
         assert!(Target::new("https://127.0.0.1", "k", "", 1).is_err());
         assert!(Target::new("127.0.0.1:8081", "k", "", 1).is_err());
         assert!(Target::new("http://127.0.0.1", "bad\nkey", "", 1).is_err());
+        let body: BodyFn = Box::new(|_| Bytes::new());
+        assert!(Target::post_json("http://127.0.0.1", "k", "/a b", body).is_err());
     }
 }

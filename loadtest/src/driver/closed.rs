@@ -30,7 +30,16 @@ pub(super) async fn run(
         };
         let sent = Instant::now();
         let outcome = exchange(sender, &shared.target, seq, plan.timeout).await;
-        settle(&mut stats, &mut conn, outcome, sent.elapsed());
+        let answered = Instant::now();
+        shared.observe(seq, &outcome, answered);
+        let tally = shared.target.tally;
+        settle(
+            &mut stats,
+            &mut conn,
+            tally,
+            outcome,
+            answered.saturating_duration_since(sent),
+        );
         shared.done.fetch_add(1, Ordering::Relaxed);
         seq = seq.wrapping_add(stride);
     }

@@ -6,7 +6,8 @@
 //! * [`progress`] — the indicatif bar.
 //!
 //! Connections are opened before the clock starts. Every loop is bounded by a request budget
-//! and by a deadline.
+//! and by a deadline. An [`Observer`] may be told of every successful response as it arrives
+//! (the propagation scenario starts its clock there).
 
 mod closed;
 mod conn;
@@ -53,6 +54,13 @@ pub struct Plan {
     pub progress: bool,
 }
 
+/// Told of every successful (2xx/304) response of a run, as soon as its body has been read.
+pub trait Observer: Send + Sync {
+    /// Request `seq` (the open-loop slot, or the closed-loop sequence number) was answered
+    /// successfully at `at`.
+    fn acknowledged(&self, seq: u64, at: Instant);
+}
+
 /// What every connection task of one run shares.
 struct Shared {
     target: Arc<Target>,
@@ -62,6 +70,16 @@ struct Shared {
     done: AtomicU64,
     /// Open-loop: the next unclaimed send slot.
     next_slot: AtomicU64,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+impl Shared {
+    fn observe(&self, seq: u64, outcome: &conn::Outcome, at: Instant) {
+        let observer = self.observer.as_ref().filter(|_| outcome.is_success());
+        if let Some(observer) = observer {
+            observer.acknowledged(seq, at);
+        }
+    }
 }
 
 /// Opens all connections concurrently before the clock starts, so connecting is never part
@@ -107,7 +125,7 @@ impl Measured {
 
     pub fn result(&self) -> RunResult {
         let s = &self.stats;
-        RunResult::new(
+        let mut r = RunResult::new(
             self.label.clone(),
             self.target.clone(),
             self.mode,
@@ -125,7 +143,10 @@ impl Measured {
             },
             &s.latency,
             (self.mode == Mode::Open).then_some(&s.lag),
-        )
+        );
+        r.tally.clone_from(&s.tally);
+        r.first_error.clone_from(&s.first_error);
+        r
     }
 }
 
@@ -136,6 +157,15 @@ pub async fn run(target: Arc<Target>, plan: Plan) -> anyhow::Result<RunResult> {
 
 /// [`run`], returning the raw measurements.
 pub async fn measure(target: Arc<Target>, plan: Plan) -> anyhow::Result<Measured> {
+    measure_observed(target, plan, None).await
+}
+
+/// [`measure`], telling `observer` of every successful response.
+pub async fn measure_observed(
+    target: Arc<Target>,
+    plan: Plan,
+    observer: Option<Arc<dyn Observer>>,
+) -> anyhow::Result<Measured> {
     let conns = u64::from(plan.connections.max(1));
     let mut senders = connect_all(&target, conns, plan.timeout).await;
     let shared = Arc::new(Shared {
@@ -144,6 +174,7 @@ pub async fn measure(target: Arc<Target>, plan: Plan) -> anyhow::Result<Measured
         start: Instant::now(),
         done: AtomicU64::new(0),
         next_slot: AtomicU64::new(0),
+        observer,
     });
     let pb = progress::bar(&shared.plan);
     let stop = Arc::new(AtomicBool::new(false));
@@ -234,6 +265,49 @@ mod tests {
         assert_eq!(c.completed + c.io_errors + c.timeouts + c.missed, 100);
         assert!(c.ok > 0);
         assert!(open.generator_lag_us.is_some());
+        server.stop().expect("baseline stops");
+    }
+
+    struct Count(AtomicU64);
+
+    impl Observer for Count {
+        fn acknowledged(&self, _seq: u64, _at: Instant) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// JSON POSTs: every success is observed once, every response tallied once.
+    #[test]
+    fn observes_and_tallies_posts() {
+        let server = baseline::spawn(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            bytes::Bytes::from_static(br#"{"action":"upgraded"}"#),
+            Some(1),
+        )
+        .expect("baseline starts");
+        let url = format!("http://{}", server.addr());
+        let target = Target::post_json(
+            &url,
+            "sk_test_abcdefgh",
+            "/api/v1/subscribe/",
+            Box::new(|i| bytes::Bytes::from(format!("{{\"i\":{i}}}"))),
+        )
+        .expect("target")
+        .with_tally(crate::target::Tally::Field("action"));
+        let count = Arc::new(Count(AtomicU64::new(0)));
+        let observer: Arc<dyn Observer> = count.clone();
+        let rt = runtime(1).expect("runtime");
+        let run = rt
+            .block_on(measure_observed(
+                Arc::new(target),
+                plan(Some(200.0)),
+                Some(observer),
+            ))
+            .expect("open run")
+            .result();
+        assert!(run.counts.ok > 0);
+        assert_eq!(count.0.load(Ordering::Relaxed), run.counts.ok);
+        assert_eq!(run.tally.get("upgraded"), Some(&run.counts.ok));
         server.stop().expect("baseline stops");
     }
 }

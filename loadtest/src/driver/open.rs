@@ -72,7 +72,16 @@ pub(super) async fn run(
             scheduled
         };
         let outcome = exchange(sender, &shared.target, k, plan.timeout).await;
-        settle(&mut stats, &mut conn, outcome, origin.elapsed());
+        let answered = Instant::now();
+        shared.observe(k, &outcome, answered);
+        let tally = shared.target.tally;
+        settle(
+            &mut stats,
+            &mut conn,
+            tally,
+            outcome,
+            answered.saturating_duration_since(origin),
+        );
         shared.done.fetch_add(1, Ordering::Relaxed);
     }
     Ok(stats)

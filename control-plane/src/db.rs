@@ -21,6 +21,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 #[derive(Clone)]
 pub struct Db {
     pub pool: SqlitePool,
+    /// Read-only connections for the edge sync streams.
+    pub sync_pool: SqlitePool,
     write_gate: Arc<Mutex<()>>,
 }
 
@@ -121,11 +123,19 @@ impl Db {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         Migrator::new(Embedded).await?.run(&pool).await?;
+        // Sync streams read on their own connections: under API load they must not queue behind
+        // request handlers for a pooled connection, or propagation waits on unrelated traffic.
+        let sync_pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(options.read_only(true))
+            .await?;
         Ok(Db {
             pool,
+            sync_pool,
             write_gate: Arc::new(Mutex::new(())),
         })
     }

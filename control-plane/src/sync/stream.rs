@@ -130,7 +130,7 @@ async fn feed(
     loop {
         wake.borrow_and_update();
         let deltas = {
-            let mut conn = state.db.pool.acquire().await?;
+            let mut conn = state.db.sync_pool.acquire().await?;
             changelog::after(&mut conn, last, 512).await?
         };
         if !deltas.is_empty() {
@@ -168,7 +168,7 @@ async fn key_active(state: &AppState, key_id: &str) -> Result<bool, sqlx::Error>
 
 /// Deltas alone will do when the edge is not ahead of us and nothing it needs was pruned.
 async fn can_resume(state: &AppState, since: u64) -> Result<bool, sqlx::Error> {
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = state.db.sync_pool.acquire().await?;
     let latest = changelog::latest(&mut conn).await?;
     if since > latest {
         return Ok(false);
@@ -184,7 +184,7 @@ async fn can_resume(state: &AppState, since: u64) -> Result<bool, sqlx::Error> {
 async fn snapshot(state: &AppState, out: &Out) -> Result<u64, FeedError> {
     let started = std::time::Instant::now();
     // One read transaction: every row below is from the same committed state.
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.sync_pool.begin().await?;
     let version = changelog::latest(&mut tx).await?;
     let keys = sqlx::query(
         "SELECT kind, mode, hash FROM api_keys WHERE revoked_at IS NULL AND mode IS NOT NULL",

@@ -5,7 +5,7 @@
 //! falls back to its default plan. BOOLEAN features are granted if any plan grants them;
 //! METER and CUSTOMIZABLE limits add up across groups, and any unlimited grant wins.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use sqlx::{Row, SqliteConnection};
 use tollgate_shared::entitlement::Limit;
@@ -112,54 +112,73 @@ pub async fn compile_customer(
     customer_id: &str,
     real_now: i64,
 ) -> Result<Compiled, sqlx::Error> {
-    let now = crate::billing::customer_now(conn, mode, customer_id, real_now).await?;
-    let subs = sqlx::query(&format!(
-        "SELECT plan_identifier, grp FROM subscriptions WHERE mode = ? AND customer_id = ? AND status IN {GRANTING}"
+    // Five queries, whatever the catalog's size: this runs inside every write that touches the
+    // customer, usage reports included.
+    let customer: Option<(i64, Option<i64>)> = sqlx::query_as(
+        "SELECT c.created_at, t.frozen_time FROM customers c LEFT JOIN test_clocks t ON t.id = c.test_clock
+         WHERE c.mode = ? AND c.customer_id = ?",
+    )
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (created, now) = match customer {
+        Some((created, frozen)) => (created, frozen.unwrap_or(real_now)),
+        None => (real_now, real_now),
+    };
+    // The plans that grant: every granting subscription's, plus the default plan of each
+    // group the customer has no granting subscription in.
+    let rows = sqlx::query(&format!(
+        "SELECT pf.feature_identifier, pf.has_access, pf.usage_limit FROM plan_features pf
+         WHERE pf.mode = ?1 AND pf.plan_identifier IN (
+           SELECT s.plan_identifier FROM subscriptions s WHERE s.mode = ?1 AND s.customer_id = ?2 AND s.status IN {GRANTING}
+           UNION ALL
+           SELECT p.identifier FROM plans p WHERE p.mode = ?1 AND p.is_default = 1 AND p.grp NOT IN (
+             SELECT s.grp FROM subscriptions s WHERE s.mode = ?1 AND s.customer_id = ?2 AND s.status IN {GRANTING}))"
     ))
     .bind(mode.as_str())
     .bind(customer_id)
     .fetch_all(&mut *conn)
     .await?;
-    let mut grants = BTreeMap::new();
-    let mut covered = HashSet::new();
-    for s in &subs {
-        let grp: String = s.try_get("grp")?;
-        covered.insert(grp);
-        let plan: String = s.try_get("plan_identifier")?;
-        plan_grants(conn, mode, &plan, &mut grants).await?;
-    }
-    let defaults =
-        sqlx::query("SELECT identifier, grp FROM plans WHERE mode = ? AND is_default = 1")
-            .bind(mode.as_str())
-            .fetch_all(&mut *conn)
-            .await?;
-    for d in defaults {
-        let grp: String = d.try_get("grp")?;
-        if !covered.contains(&grp) {
-            let plan: String = d.try_get("identifier")?;
-            plan_grants(conn, mode, &plan, &mut grants).await?;
-        }
+    let mut grants: BTreeMap<String, Vec<Grant>> = BTreeMap::new();
+    for r in rows {
+        grants
+            .entry(r.try_get("feature_identifier")?)
+            .or_default()
+            .push(Grant {
+                has_access: r.try_get::<i64, _>("has_access")? != 0,
+                limit: r.try_get("usage_limit")?,
+            });
     }
     let features = features(conn, mode).await?;
     let mut meters = BTreeMap::new();
-    for f in features.iter().filter(|f| f.ty == FeatureType::Meter) {
-        let (start, end) = crate::usage::window(
-            conn,
-            mode,
-            customer_id,
-            &f.id,
-            f.reset_period.as_deref(),
-            now,
-        )
-        .await?;
-        let usage = crate::usage::usage_in(conn, mode, customer_id, &f.id, start).await?;
-        meters.insert(
-            f.id.clone(),
-            Meter {
-                usage,
-                reset_at: end,
-            },
-        );
+    if features.iter().any(|f| f.ty == FeatureType::Meter) {
+        let billing = crate::usage::billing_windows(conn, mode, customer_id).await?;
+        let counters: Vec<(String, i64, i64)> =
+            sqlx::query_as("SELECT feature_id, window_start, value FROM usage_counters WHERE mode = ? AND customer_id = ?")
+                .bind(mode.as_str())
+                .bind(customer_id)
+                .fetch_all(&mut *conn)
+                .await?;
+        for f in features.iter().filter(|f| f.ty == FeatureType::Meter) {
+            let (start, end) = crate::usage::window_from(
+                created,
+                f.reset_period.as_deref(),
+                billing.get(&f.id).copied(),
+                now,
+            );
+            let usage = counters
+                .iter()
+                .find(|(id, s, _)| *id == f.id && *s == start)
+                .map_or(0, |c| c.2);
+            meters.insert(
+                f.id.clone(),
+                Meter {
+                    usage,
+                    reset_at: end,
+                },
+            );
+        }
     }
     let next_change_at = meters.values().filter_map(|m| m.reset_at).min();
     Ok(Compiled {

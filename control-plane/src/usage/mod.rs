@@ -54,6 +54,25 @@ pub fn cycle_window(anchor: i64, period: ChargePeriod, now: i64) -> Window {
     }
 }
 
+/// The window of a meter with `reset_period`, for a customer created at `created`, whose
+/// granting subscription (if any) is in its period `billing`.
+pub fn window_from(
+    created: i64,
+    reset_period: Option<&str>,
+    billing: Option<Window>,
+    now: i64,
+) -> Window {
+    match reset_period.unwrap_or("BILLING_PERIOD") {
+        "BILLING_PERIOD" => {
+            billing.unwrap_or_else(|| cycle_window(created, ChargePeriod::Monthly, now))
+        }
+        other => match ChargePeriod::parse(other) {
+            Some(period) => cycle_window(created, period, now),
+            None => cycle_window(created, ChargePeriod::Monthly, now),
+        },
+    }
+}
+
 pub async fn window(
     conn: &mut SqliteConnection,
     mode: Mode,
@@ -69,52 +88,41 @@ pub async fn window(
             .fetch_optional(&mut *conn)
             .await?
             .unwrap_or(now);
-    let calendar = match reset_period.unwrap_or("BILLING_PERIOD") {
-        "BILLING_PERIOD" => None,
-        other => ChargePeriod::parse(other),
-    };
-    if let Some(period) = calendar {
-        return Ok(cycle_window(created, period, now));
-    }
-    let granting = sqlx::query(&format!(
-        "SELECT s.current_period_start, s.current_period_end FROM subscriptions s
-         JOIN plan_features pf ON pf.mode = s.mode AND pf.plan_identifier = s.plan_identifier
-              AND pf.feature_identifier = ? AND pf.has_access = 1
-         WHERE s.mode = ? AND s.customer_id = ? AND s.status IN {GRANTING}
-         ORDER BY s.current_period_start LIMIT 1"
-    ))
-    .bind(feature_id)
-    .bind(mode.as_str())
-    .bind(customer_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match granting {
-        Some(r) => Ok((
-            r.try_get("current_period_start")?,
-            r.try_get("current_period_end")?,
-        )),
-        None => Ok(cycle_window(created, ChargePeriod::Monthly, now)),
-    }
+    let billing = billing_windows(conn, mode, customer_id)
+        .await?
+        .remove(feature_id);
+    Ok(window_from(created, reset_period, billing, now))
 }
 
-/// Usage counted in the window that starts at `window_start`.
-pub async fn usage_in(
+/// For each feature a customer's granting subscriptions grant: the current period of the one
+/// that started first (the window of its `BILLING_PERIOD` meters).
+pub async fn billing_windows(
     conn: &mut SqliteConnection,
     mode: Mode,
     customer_id: &str,
-    feature_id: &str,
-    window_start: i64,
-) -> Result<i64, sqlx::Error> {
-    let v: Option<i64> = sqlx::query_scalar(
-        "SELECT value FROM usage_counters WHERE mode = ? AND customer_id = ? AND feature_id = ? AND window_start = ?",
-    )
+) -> Result<std::collections::HashMap<String, Window>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT pf.feature_identifier, s.current_period_start, s.current_period_end FROM subscriptions s
+         JOIN plan_features pf ON pf.mode = s.mode AND pf.plan_identifier = s.plan_identifier AND pf.has_access = 1
+         WHERE s.mode = ? AND s.customer_id = ? AND s.status IN {GRANTING}
+         ORDER BY s.current_period_start DESC"
+    ))
     .bind(mode.as_str())
     .bind(customer_id)
-    .bind(feature_id)
-    .bind(window_start)
-    .fetch_optional(conn)
+    .fetch_all(conn)
     .await?;
-    Ok(v.unwrap_or(0))
+    let mut out = std::collections::HashMap::new();
+    // Latest start first, so the earliest one is inserted last and wins.
+    for r in rows {
+        out.insert(
+            r.try_get("feature_identifier")?,
+            (
+                r.try_get("current_period_start")?,
+                r.try_get("current_period_end")?,
+            ),
+        );
+    }
+    Ok(out)
 }
 
 /// Usage saturates here; with reports capped at [`MAX_REPORT`] the sum cannot overflow.

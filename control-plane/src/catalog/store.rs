@@ -95,24 +95,46 @@ pub async fn feature_view(
     })
 }
 
+/// One page of a catalog table's identifiers for `mode`, with the total count.
+async fn page_of_ids(
+    conn: &mut SqliteConnection,
+    table: CatalogTable,
+    mode: Mode,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<String>, i64), sqlx::Error> {
+    let (table, order) = match table {
+        CatalogTable::Features => ("features", "identifier"),
+        CatalogTable::Plans => ("plans", "grp, identifier"),
+    };
+    let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE mode = ?"))
+        .bind(mode.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+    let ids = sqlx::query_scalar(&format!(
+        "SELECT identifier FROM {table} WHERE mode = ? ORDER BY {order} LIMIT ? OFFSET ?"
+    ))
+    .bind(mode.as_str())
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(conn)
+    .await?;
+    Ok((ids, count))
+}
+
+#[derive(Clone, Copy)]
+enum CatalogTable {
+    Features,
+    Plans,
+}
+
 pub async fn list_features(
     conn: &mut SqliteConnection,
     mode: Mode,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<FeatureView>, i64), CatalogError> {
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM features WHERE mode = ?")
-        .bind(mode.as_str())
-        .fetch_one(&mut *conn)
-        .await?;
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT identifier FROM features WHERE mode = ? ORDER BY identifier LIMIT ? OFFSET ?",
-    )
-    .bind(mode.as_str())
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&mut *conn)
-    .await?;
+    let (ids, count) = page_of_ids(conn, CatalogTable::Features, mode, limit, offset).await?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         out.push(feature_view(conn, mode, &id).await?);
@@ -370,18 +392,7 @@ pub async fn list_plans(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<PlanView>, i64), CatalogError> {
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plans WHERE mode = ?")
-        .bind(mode.as_str())
-        .fetch_one(&mut *conn)
-        .await?;
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT identifier FROM plans WHERE mode = ? ORDER BY grp, identifier LIMIT ? OFFSET ?",
-    )
-    .bind(mode.as_str())
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&mut *conn)
-    .await?;
+    let (ids, count) = page_of_ids(conn, CatalogTable::Plans, mode, limit, offset).await?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         out.push(plan_view(conn, mode, &id).await?);

@@ -257,12 +257,13 @@ fn combine(
 
 /// Recompiles each customer, stores the result and appends one change-log entry for those
 /// whose entitlements changed.
+/// Returns each customer's entitlements as compiled, in `customer_ids` order.
 pub async fn recompile(
     tx: &mut WriteTx,
     now: i64,
     mode: Mode,
     customer_ids: &[String],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<Vec<Entitlement>>, sqlx::Error> {
     recompile_after(tx, now, mode, customer_ids, Vec::new()).await
 }
 
@@ -273,7 +274,8 @@ async fn recompile_after(
     mode: Mode,
     customer_ids: &[String],
     leading: Vec<Change>,
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<Vec<Entitlement>>, sqlx::Error> {
+    let mut compiled_all = Vec::with_capacity(customer_ids.len());
     let mut changes = leading;
     changes.reserve(customer_ids.len());
     for customer_id in customer_ids {
@@ -305,9 +307,10 @@ async fn recompile_after(
             changes.push(Change::Customer(CustomerEntitlements {
                 mode,
                 customer_id: customer_id.clone(),
-                entitlements,
+                entitlements: entitlements.clone(),
             }));
         }
+        compiled_all.push(entitlements);
     }
     if !changes.is_empty() && crate::webhooks::listening(tx, mode).await? {
         for change in &changes {
@@ -318,26 +321,7 @@ async fn recompile_after(
         }
     }
     changelog::append(tx, now, changes).await?;
-    Ok(())
-}
-
-/// A customer's entitlements as last compiled (what the edges have).
-pub async fn stored(
-    conn: &mut SqliteConnection,
-    mode: Mode,
-    customer_id: &str,
-) -> Result<Vec<Entitlement>, sqlx::Error> {
-    let json: Option<String> = sqlx::query_scalar(
-        "SELECT entitlements FROM customer_entitlements WHERE mode = ? AND customer_id = ?",
-    )
-    .bind(mode.as_str())
-    .bind(customer_id)
-    .fetch_optional(conn)
-    .await?;
-    match json {
-        Some(j) => serde_json::from_str(&j).map_err(|e| sqlx::Error::Decode(Box::new(e))),
-        None => Ok(Vec::new()),
-    }
+    Ok(compiled_all)
 }
 
 /// After a catalog edit: new defaults, and every known customer of the mode recompiled.
@@ -351,5 +335,6 @@ pub async fn recompile_mode(tx: &mut WriteTx, now: i64, mode: Mode) -> Result<()
             .fetch_all(tx.conn())
             .await?;
     let defaults = vec![Change::Defaults(ModeDefaults { mode, entitlements })];
-    recompile_after(tx, now, mode, &customers, defaults).await
+    recompile_after(tx, now, mode, &customers, defaults).await?;
+    Ok(())
 }

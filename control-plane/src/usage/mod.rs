@@ -73,27 +73,6 @@ pub fn window_from(
     }
 }
 
-pub async fn window(
-    conn: &mut SqliteConnection,
-    mode: Mode,
-    customer_id: &str,
-    feature_id: &str,
-    reset_period: Option<&str>,
-    now: i64,
-) -> Result<Window, sqlx::Error> {
-    let created: i64 =
-        sqlx::query_scalar("SELECT created_at FROM customers WHERE mode = ? AND customer_id = ?")
-            .bind(mode.as_str())
-            .bind(customer_id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .unwrap_or(now);
-    let billing = billing_windows(conn, mode, customer_id)
-        .await?
-        .remove(feature_id);
-    Ok(window_from(created, reset_period, billing, now))
-}
-
 /// For each feature a customer's granting subscriptions grant: the current period of the one
 /// that started first (the window of its `BILLING_PERIOD` meters).
 pub async fn billing_windows(

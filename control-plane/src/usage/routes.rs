@@ -6,10 +6,9 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use tollgate_shared::{Entitlement, ErrorKind, FeatureType, Mode};
 
-use super::{Report, record, window};
+use super::{Report, record};
 use crate::app::AppState;
 use crate::auth::Caller;
-use crate::billing::customer_now;
 use crate::entitlements;
 use crate::error::{ApiError, ApiResult, invalid};
 use crate::extract::ApiJson;
@@ -158,14 +157,24 @@ async fn apply(
         return Err(invalid(field, format!("at most {} per report", super::MAX_REPORT)).into());
     }
     let real_now = state.clock.unix();
-    let mut tx = state.db.write().await?;
-    crate::customers::get(tx.conn(), mode, customer_id).await?;
+    // Reads that cannot change under us (customers are never deleted, a feature's type never
+    // changes) happen before taking the write lock, so the serialized part stays short.
+    let mut conn = state.db.pool.acquire().await?;
+    let customer: (i64, Option<i64>) = sqlx::query_as(
+        "SELECT c.created_at, t.frozen_time FROM customers c LEFT JOIN test_clocks t ON t.id = c.test_clock
+         WHERE c.mode = ? AND c.customer_id = ?",
+    )
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| crate::customers::CustomerError::NotFound(customer_id.to_owned()))?;
     let feature = sqlx::query_as::<_, (String, Option<String>)>(
         "SELECT type, reset_period FROM features WHERE mode = ? AND identifier = ?",
     )
     .bind(mode.as_str())
     .bind(feature_id)
-    .fetch_optional(tx.conn())
+    .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| {
         ApiError::new(
@@ -173,6 +182,7 @@ async fn apply(
             format!("feature '{feature_id}' not found"),
         )
     })?;
+    drop(conn);
     if FeatureType::parse(&feature.0) != Some(FeatureType::Meter) {
         return Err(invalid(
             "featureId",
@@ -183,19 +193,17 @@ async fn apply(
         )
         .into());
     }
-    let now = customer_now(tx.conn(), mode, customer_id, real_now).await?;
-    let win = window(
-        tx.conn(),
-        mode,
-        customer_id,
-        feature_id,
-        feature.1.as_deref(),
-        now,
-    )
-    .await?;
+    let (created, now) = (customer.0, customer.1.unwrap_or(real_now));
+    let mut tx = state.db.write().await?;
+    let billing = super::billing_windows(tx.conn(), mode, customer_id)
+        .await?
+        .remove(feature_id);
+    let win = super::window_from(created, feature.1.as_deref(), billing, now);
     record(tx.conn(), mode, customer_id, feature_id, win, report).await?;
-    entitlements::recompile(&mut tx, real_now, mode, &[customer_id.to_owned()]).await?;
-    let compiled = entitlements::stored(tx.conn(), mode, customer_id).await?;
+    let compiled = entitlements::recompile(&mut tx, real_now, mode, &[customer_id.to_owned()])
+        .await?
+        .pop()
+        .unwrap_or_default();
     state.commit(tx).await?;
     metrics::counter!("tollgate_usage_reports_total").increment(1);
     let e: Entitlement = compiled

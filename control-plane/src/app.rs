@@ -1,5 +1,6 @@
-//! Startup: the shared state every handler sees, the router, and the server loop with its
-//! graceful shutdown. `main.rs` only parses flags and calls [`Application::build`] / `run`.
+//! Startup: the state every handler sees, the router, the background workers, and the server
+//! loop with its graceful shutdown. `main.rs` only parses flags and calls
+//! [`Application::build`] / [`Application::run`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,90 +10,46 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::SigningKey;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, Semaphore, watch};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 use tracing::{info, warn};
 
-use crate::auth::BootstrapKeys;
+use crate::auth::keys::KeyCache;
+use crate::auth::model::BootstrapKeys;
 use crate::clock::SharedClock;
-use crate::db::{Db, WriteTx};
-use crate::sync::{SyncNotifier, changelog};
+use crate::db::{Backend, Db, PoolSizes};
+use crate::http::error::ApiError;
+use crate::settings::Settings;
+use crate::state::AppState;
+use crate::sync::notifier::SyncNotifier;
+use crate::write::{Hooks, Writer, WriterControl};
 use crate::{
-    api_keys, billing, catalog, checkout, customers, fourgeeks, idempotency, observe,
+    auth, billing, catalog, checkout, customers, dialects, idempotency, maintenance, observe,
     subscriptions, sync, usage, webhooks,
 };
-
-/// Request bodies above this are refused with 413 before any handler runs.
-pub const BODY_LIMIT: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
+    pub pools: PoolSizes,
     pub catalog: Option<PathBuf>,
     /// Base of the URLs we hand out (checkout pages, pagination links). Defaults to the
     /// listen address.
     pub public_url: Option<String>,
     pub keys: BootstrapKeys,
-    /// Hosts a `successUrl`/`cancelUrl` may point at; empty allows any http(s) host.
-    pub redirect_hosts: Vec<String>,
-    pub sync_heartbeat: Duration,
+    pub settings: Settings,
     pub drain: Duration,
-    pub dunning_retry_days: Vec<u32>,
     /// How often the billing clock looks for due work (renewals, trial ends, retries).
     pub billing_tick: Duration,
-    /// First webhook retry delay; later ones double (at most an hour).
-    pub webhook_retry_base: Duration,
-}
-
-/// Settled configuration, as handlers see it.
-#[derive(Debug)]
-pub struct Settings {
-    pub public_url: String,
-    /// Days after a failed renewal on which the charge is retried; after the last, the
-    /// subscription is canceled.
-    pub dunning_retry_days: Vec<u32>,
-    pub webhook_retry_base: Duration,
-    pub redirect_hosts: Vec<String>,
-    pub sync_heartbeat: Duration,
-}
-
-#[derive(Clone)]
-pub struct AppState {
-    pub db: Db,
-    pub clock: SharedClock,
-    pub config: Arc<Settings>,
-    pub sync: SyncNotifier,
-    pub token_key: Arc<SigningKey>,
-    pub token_verifying_key: String,
-    pub shutdown: watch::Receiver<bool>,
-    /// Wakes the webhook worker when a commit queued deliveries.
-    pub webhook_wake: Arc<tokio::sync::Notify>,
-    /// Snapshots hold a pooled connection and a read transaction while they stream; at most
-    /// this many at once, so reconnecting edges cannot starve the API of connections.
-    pub snapshot_slots: Arc<tokio::sync::Semaphore>,
-}
-
-impl AppState {
-    /// Commits and, if the transaction appended to the change log, wakes the sync streams.
-    pub async fn commit(&self, tx: WriteTx) -> Result<(), sqlx::Error> {
-        let appended = tx.appended;
-        let webhooks = tx.webhooks;
-        tx.commit().await?;
-        if webhooks {
-            self.webhook_wake.notify_one();
-        }
-        if let Some(v) = appended {
-            self.sync.committed(v);
-        }
-        Ok(())
-    }
+    /// How often pruning runs.
+    pub maintenance_every: Duration,
 }
 
 pub struct Application {
@@ -100,17 +57,19 @@ pub struct Application {
     router: Router,
     state: AppState,
     shutdown_tx: watch::Sender<bool>,
+    writer: WriterControl,
     drain: Duration,
     billing_tick: Duration,
+    maintenance_every: Duration,
     /// Keys generated on this start, to print once.
     pub generated_keys: Vec<(String, String)>,
 }
 
 impl Application {
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Application> {
-        let db = Db::connect(&config.database_url)
+        let db = Db::open(&config.database_url, config.pools)
             .await
-            .with_context(|| format!("opening {}", config.database_url))?;
+            .with_context(|| format!("opening {}", redact(&config.database_url)))?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -121,35 +80,50 @@ impl Application {
             .unwrap_or_else(|| format!("http://{addr}"))
             .trim_end_matches('/')
             .to_owned();
-        let token_key = token_signing_key(&db).await?;
         let latest = {
-            let mut conn = db.pool.acquire().await?;
-            changelog::latest(&mut conn).await?
+            let mut conn = db.read_for_sync().await?;
+            sync::changelog::latest(&mut conn).await?
         };
+        let notifier = SyncNotifier::new(latest);
+        let webhook_wake = Arc::new(Notify::new());
+        let auth = KeyCache::new(db.clone());
+        let forget = auth.clone();
+        let (writer, writer_control) = Writer::start(
+            &db,
+            clock.clone(),
+            Hooks {
+                sync: notifier.clone(),
+                webhook_wake: webhook_wake.clone(),
+                revoked: Arc::new(move |hashes: &[String]| forget.forget(hashes)),
+            },
+        )
+        .await
+        .context("starting the writer")?;
+        let token_key = token_signing_key(&writer).await?;
         let (shutdown_tx, shutdown) = watch::channel(false);
+        let settings = Settings {
+            public_url,
+            ..config.settings.clone()
+        };
         let state = AppState {
             db,
+            writer,
             clock,
-            config: Arc::new(Settings {
-                public_url,
-                redirect_hosts: config.redirect_hosts.clone(),
-                sync_heartbeat: config.sync_heartbeat,
-                dunning_retry_days: config.dunning_retry_days.clone(),
-                webhook_retry_base: config.webhook_retry_base,
-            }),
-            sync: SyncNotifier::new(latest),
+            config: Arc::new(settings),
+            auth,
+            sync: notifier,
             token_verifying_key: tollgate_shared::token::encode_verifying_key(
                 &token_key.verifying_key(),
             ),
             token_key: Arc::new(token_key),
             shutdown,
-            webhook_wake: Arc::new(tokio::sync::Notify::new()),
-            snapshot_slots: Arc::new(tokio::sync::Semaphore::new(2)),
+            webhook_wake,
+            snapshot_slots: Arc::new(Semaphore::new(2)),
         };
-        let generated_keys = crate::auth::bootstrap(&state, &config.keys).await?;
+        let generated_keys = auth::bootstrap::bootstrap(&state.writer, &config.keys).await?;
         if let Some(path) = &config.catalog {
             let file = catalog::file::read(path)?;
-            let changed = catalog::file::apply(&state, &file).await?;
+            let changed = catalog::file::apply(&state.writer, &file).await?;
             info!(path = %path.display(), changed, "catalog file applied");
         }
         Ok(Application {
@@ -157,8 +131,10 @@ impl Application {
             router: router(state.clone()),
             state,
             shutdown_tx,
+            writer: writer_control,
             drain: config.drain,
             billing_tick: config.billing_tick,
+            maintenance_every: config.maintenance_every,
             generated_keys,
         })
     }
@@ -172,23 +148,49 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, ends the sync streams and waits
-    /// up to the drain deadline for in-flight requests.
+    /// up to the drain deadline for in-flight requests; the writer finishes what is queued.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let state = self.state;
         let app = NormalizePathLayer::trim_trailing_slash().layer(self.router);
         let app = axum::ServiceExt::<Request>::into_make_service(app);
-        tokio::spawn(crate::webhooks::delivery::run_forever(
-            self.state.clone(),
-            Duration::from_secs(1),
-        ));
-        tokio::spawn(crate::billing::worker::run_forever(
-            self.state.clone(),
-            self.billing_tick,
-        ));
+        let stopping = state.shutdown.clone();
+        tokio::spawn(
+            webhooks::delivery::Deliverer {
+                writer: state.writer.clone(),
+                clock: state.clock.clone(),
+                retry_base: state.config.webhook_retry_base,
+                wake: state.webhook_wake.clone(),
+            }
+            .run_forever(Duration::from_secs(1), stopping.clone()),
+        );
+        tokio::spawn(
+            state
+                .billing()
+                .run_forever(self.billing_tick, stopping.clone()),
+        );
+        tokio::spawn(
+            maintenance::Maintenance {
+                writer: state.writer.clone(),
+                clock: state.clock.clone(),
+                idempotency_ttl_secs: state.config.idempotency_ttl_secs,
+                change_log_retention_secs: state.config.change_log_retention_secs,
+            }
+            .run_forever(self.maintenance_every, stopping.clone()),
+        );
+        if state.db.backend() == Backend::Postgres {
+            tokio::spawn(sync::listen::run(
+                state.db.clone(),
+                state.db.write_url().to_owned(),
+                state.sync.clone(),
+                stopping.clone(),
+            ));
+        }
+        tokio::spawn(observe::gauges(state.clone(), stopping.clone()));
         let shutdown_tx = self.shutdown_tx;
-        let mut stopped = self.state.shutdown.clone();
+        let mut stopped = stopping.clone();
         // Without TCP_NODELAY, Nagle and delayed ACKs hold small sync frames back ~40 ms.
         let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
             let _ = tcp.set_nodelay(true);
@@ -206,34 +208,43 @@ impl Application {
                 tokio::time::sleep(drain).await;
             } => warn!("drain deadline passed; exiting with requests still open"),
         }
+        self.writer.stop(drain).await;
+        state.db.close().await;
         Ok(())
     }
 }
 
-async fn token_signing_key(db: &Db) -> anyhow::Result<SigningKey> {
-    let stored: Option<String> =
-        sqlx::query_scalar("SELECT value FROM settings WHERE name = 'token_signing_key'")
-            .fetch_optional(&db.pool)
-            .await?;
-    if let Some(b64) = stored {
-        let bytes: [u8; 32] = B64
-            .decode(b64)?
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("stored token signing key is corrupt"))?;
-        return Ok(tollgate_shared::token::signing_key_from_bytes(&bytes));
+/// A database URL without its password, for logs and errors.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
     }
-    let key = tollgate_shared::token::new_signing_key();
-    sqlx::query(
-        "INSERT INTO settings (name, value) VALUES ('token_signing_key', ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(B64.encode(key.to_bytes()))
-    .execute(&db.pool)
-    .await?;
-    Ok(key)
+}
+
+/// The customer-token signing key: made on first start, shared by every replica.
+async fn token_signing_key(writer: &Writer) -> anyhow::Result<SigningKey> {
+    let fresh = B64.encode(tollgate_shared::token::new_signing_key().to_bytes());
+    let stored = writer
+        .run("token_signing_key", async move |uow| {
+            Ok::<_, ApiError>(
+                auth::store::setting_or_insert(uow, "token_signing_key", &fresh).await?,
+            )
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("storing the token signing key: {e}"))?;
+    let bytes: [u8; 32] = B64
+        .decode(stored)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("stored token signing key is corrupt"))?;
+    Ok(tollgate_shared::token::signing_key_from_bytes(&bytes))
 }
 
 fn router(state: AppState) -> Router {
-    use axum::routing::delete;
+    let body_limit = state.config.body_limit;
     let api = Router::new()
         .route(
             "/api/v1/customers",
@@ -277,20 +288,17 @@ fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/subscriptions/{id}/update",
-            post(subscriptions::routes::update),
+            post(dialects::kelviq::update),
         )
         .route(
             "/api/v1/subscriptions/{id}/cancel",
-            post(subscriptions::routes::cancel),
+            post(dialects::kelviq::cancel),
         )
         .route(
             "/api/v1/subscriptions/{id}/resume",
-            post(subscriptions::routes::resume),
+            post(dialects::kelviq::resume),
         )
-        .route(
-            "/api/v1/subscribe",
-            post(subscriptions::subscribe::subscribe),
-        )
+        .route("/api/v1/subscribe", post(dialects::paykit::subscribe))
         .route("/api/v1/invoices", get(billing::routes::list))
         .route("/api/v1/invoices/{id}", get(billing::routes::get))
         .route(
@@ -298,14 +306,20 @@ fn router(state: AppState) -> Router {
             post(billing::routes::attach_payment_method)
                 .delete(billing::routes::detach_payment_methods),
         )
-        .route("/api/v1/test-clocks", post(billing::test_clocks::create))
-        .route("/api/v1/test-clocks/{id}", get(billing::test_clocks::get))
+        .route(
+            "/api/v1/test-clocks",
+            post(billing::test_clocks::routes::create),
+        )
+        .route(
+            "/api/v1/test-clocks/{id}",
+            get(billing::test_clocks::routes::get),
+        )
         .route(
             "/api/v1/test-clocks/{id}/advance",
-            post(billing::test_clocks::advance),
+            post(billing::test_clocks::routes::advance),
         )
         .route("/api/v1/usage", post(usage::routes::report))
-        .route("/api/v1/report/usage", post(usage::routes::report_kelviq))
+        .route("/api/v1/report/usage", post(dialects::kelviq::report_usage))
         .route(
             "/api/v1/webhook-endpoints",
             post(webhooks::routes::create).get(webhooks::routes::list),
@@ -320,20 +334,20 @@ fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/subscriptions",
-            post(fourgeeks::create).get(fourgeeks::list),
+            post(dialects::fourgeeks::create).get(dialects::fourgeeks::list),
         )
         .route(
             "/v1/subscriptions/{id}",
-            get(fourgeeks::get).delete(fourgeeks::cancel),
+            get(dialects::fourgeeks::get).delete(dialects::fourgeeks::cancel),
         )
         .route(
             "/api/v1/api-keys",
-            post(api_keys::create).get(api_keys::list),
+            post(auth::routes::create).get(auth::routes::list),
         )
-        .route("/api/v1/api-keys/{id}", delete(api_keys::revoke))
+        .route("/api/v1/api-keys/{id}", delete(auth::routes::revoke))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            idempotency::middleware,
+            idempotency::middleware::middleware,
         ));
     Router::new()
         .merge(api)
@@ -349,7 +363,7 @@ fn router(state: AppState) -> Router {
         .route("/openapi.json", get(crate::openapi::serve))
         .fallback(observe::not_found)
         .method_not_allowed_fallback(observe::method_not_allowed)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(observe::track))
         .with_state(state)
 }

@@ -1,21 +1,34 @@
 //! Tollgate's control plane: owns the catalog, customers, checkout and subscriptions, compiles
 //! every customer's entitlements in the same transaction as the change, and streams them to
-//! the edges.
+//! the edges. Runs on SQLite (embedded, the default) or PostgreSQL (several replicas).
 //!
-//! Domains (each a module that owns its routes, rules and rows):
+//! The layering (docs/ARCHITECTURE.md): routes → domain decisions → stores → the unit of work.
+//! Nothing imports upward; `../shared/tools/import_cycles.py` finds no cycle.
+//!
+//! Leaves (import no domain):
+//! * [`db`] — engines, migrations, the read pools, and the unit of work ([`db::Uow`]).
+//! * [`http`] — the error type and envelope, rendered replies, extractors, doc-only schemas.
+//! * [`validate`] — validated request values (`Quantity`, `TrialDays`, `RedirectUrl`…).
+//! * [`clock`], [`ids`], [`settings`].
+//!
+//! Domains (each `model` pure, `store` owning its tables, `routes` thin):
 //! * [`catalog`] — features, plans, prices, money and charge periods; the catalog file.
-//! * [`customers`] — customers and customer tokens.
-//! * [`checkout`] — checkout sessions, the hosted page, the test-mode payment provider.
-//! * [`subscriptions`] — subscription rows, views and transitions.
+//! * [`customers`] — customers, cards on file, credit, a customer's "now".
+//! * [`subscriptions`] — rows, PayKit's decision table (`lifecycle`), applying decisions.
+//! * [`checkout`] — sessions, the hosted page, the test-mode payment provider.
+//! * [`billing`] — proration, invoices, the billing clock and test clocks.
+//! * [`usage`] — meters and their windows.
 //! * [`entitlements`] — compiling what a customer may use (SPEC §6).
-//! * [`sync`] — the change log and the snapshot/delta stream to edges.
-//! * [`auth`], [`api_keys`] — secret/publishable/edge keys, bootstrap, management.
+//! * [`webhooks`] — endpoints, the outbox, delivery.
+//! * [`auth`] — keys, callers, bootstrap; [`idempotency`] — stored answers.
+//! * [`dialects`] — Kelviq, PayKit and 4geeks side by side.
 //!
-//! Plumbing: [`app`] (startup, router, shutdown), [`db`] (pool, migrations, the write path),
-//! [`clock`], [`error`] (the one mapping to the error envelope), [`extract`] (JSON, query and
-//! pagination), [`idempotency`], [`observe`] (health, metrics, tracing), [`openapi`].
+//! Above the domains:
+//! * [`write`] — the writer task: group commit, savepoints, and the side effects it derives.
+//! * [`sync`] — the change log and the snapshot/delta stream to edges.
+//! * [`state`], [`app`] (startup, router, shutdown), [`error`] (domain errors → HTTP),
+//!   [`observe`] (health, metrics, tracing), [`openapi`], [`maintenance`] (pruning).
 
-pub mod api_keys;
 pub mod app;
 pub mod auth;
 pub mod billing;
@@ -24,14 +37,20 @@ pub mod checkout;
 pub mod clock;
 pub mod customers;
 pub mod db;
+pub mod dialects;
 pub mod entitlements;
 pub mod error;
-pub mod extract;
-pub mod fourgeeks;
+pub mod http;
 pub mod idempotency;
+pub mod ids;
+pub mod maintenance;
 pub mod observe;
 pub mod openapi;
+pub mod settings;
+pub mod state;
 pub mod subscriptions;
 pub mod sync;
 pub mod usage;
+pub mod validate;
 pub mod webhooks;
+pub mod write;

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tollgate_control_plane::app::{Application, Config};
-use tollgate_control_plane::auth::BootstrapKeys;
+use tollgate_control_plane::auth::model::BootstrapKeys;
 use tollgate_control_plane::clock::SystemClock;
+use tollgate_control_plane::db::PoolSizes;
+use tollgate_control_plane::settings::Settings;
 
 /// Tollgate control plane: catalog, customers, checkout, subscriptions, and edge sync.
 #[derive(Parser, Debug)]
@@ -79,6 +81,28 @@ struct Serve {
     /// How long SIGTERM waits for in-flight requests, in seconds.
     #[arg(long, env = "TOLLGATE_DRAIN_SECS", default_value_t = 10)]
     drain_secs: u64,
+    /// Read connections in the API's pool (writes have one connection of their own).
+    #[arg(long, env = "TOLLGATE_READ_POOL", default_value_t = 8)]
+    read_pool: u32,
+    /// Read connections reserved for edge sync streams.
+    #[arg(long, env = "TOLLGATE_SYNC_POOL", default_value_t = 4)]
+    sync_pool: u32,
+    /// Request bodies larger than this are refused with 413.
+    #[arg(long, env = "TOLLGATE_BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
+    body_limit_bytes: usize,
+    /// How long an idempotent answer is replayed (and kept), in seconds.
+    #[arg(long, env = "TOLLGATE_IDEMPOTENCY_TTL_SECS", default_value_t = 86_400)]
+    idempotency_ttl_secs: i64,
+    /// How long a checkout session can be paid, in seconds (Stripe's 24 h by default).
+    #[arg(long, env = "TOLLGATE_CHECKOUT_TTL_SECS", default_value_t = 86_400)]
+    checkout_ttl_secs: i64,
+    /// How long the change log keeps entries, in seconds (edges further behind resync with a
+    /// snapshot; the newest 10,000 entries are always kept).
+    #[arg(long, env = "TOLLGATE_CHANGE_LOG_RETENTION_SECS", default_value_t = 7 * 86_400)]
+    change_log_retention_secs: i64,
+    /// How often pruning runs, in seconds.
+    #[arg(long, env = "TOLLGATE_MAINTENANCE_SECS", default_value_t = 60)]
+    maintenance_secs: u64,
 }
 
 #[tokio::main]
@@ -103,9 +127,26 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(args: Serve) -> anyhow::Result<()> {
     tollgate_control_plane::observe::install_metrics();
+    let mut settings = Settings::for_url("");
+    settings.redirect_hosts = args
+        .redirect_hosts
+        .into_iter()
+        .filter(|h| !h.is_empty())
+        .collect();
+    settings.sync_heartbeat = Duration::from_millis(args.sync_heartbeat_ms);
+    settings.dunning_retry_days = args.dunning_retry_days;
+    settings.webhook_retry_base = Duration::from_millis(args.webhook_retry_base_ms);
+    settings.body_limit = args.body_limit_bytes;
+    settings.idempotency_ttl_secs = args.idempotency_ttl_secs;
+    settings.checkout_ttl_secs = args.checkout_ttl_secs;
+    settings.change_log_retention_secs = args.change_log_retention_secs;
     let config = Config {
         listen: args.listen,
         database_url: args.database_url,
+        pools: PoolSizes {
+            read: args.read_pool,
+            sync: args.sync_pool,
+        },
         catalog: args.catalog,
         public_url: args.public_url,
         keys: BootstrapKeys {
@@ -114,16 +155,10 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
             live_secret: args.live_secret_key,
             edge_sync: args.edge_sync_key,
         },
-        redirect_hosts: args
-            .redirect_hosts
-            .into_iter()
-            .filter(|h| !h.is_empty())
-            .collect(),
-        sync_heartbeat: Duration::from_millis(args.sync_heartbeat_ms),
+        settings,
         drain: Duration::from_secs(args.drain_secs),
-        dunning_retry_days: args.dunning_retry_days,
         billing_tick: Duration::from_millis(args.billing_tick_ms),
-        webhook_retry_base: Duration::from_millis(args.webhook_retry_base_ms),
+        maintenance_every: Duration::from_secs(args.maintenance_secs),
     };
     let app = Application::build(config, Arc::new(SystemClock)).await?;
     let addr = app.local_addr()?;

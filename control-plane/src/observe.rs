@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use tollgate_shared::ErrorKind;
 use tracing::Instrument;
 
-use crate::app::AppState;
-use crate::error::ApiError;
-use crate::openapi::{ErrorEnvelope, Readiness};
+use crate::http::error::ApiError;
+use crate::http::schema::{ErrorEnvelope, Readiness};
+use crate::state::AppState;
 
 /// One span and one set of metrics per request, labelled by the matched route (not the raw
 /// URI, which would explode label cardinality and leak ids into logs).
@@ -21,7 +21,7 @@ pub async fn track(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     let span = tracing::info_span!("request", %method, %route, status = tracing::field::Empty);
     let started = Instant::now();
     let resp = next.run(req).instrument(span.clone()).await;
@@ -41,6 +41,22 @@ pub async fn track(req: Request, next: Next) -> Response {
         tracing::debug!(parent: &span, status, elapsed_ms = elapsed * 1000.0, "request");
     }
     resp
+}
+
+/// Methods outside the standard set are counted as `other`, so made-up methods cannot grow the
+/// label set.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Liveness.
@@ -69,7 +85,11 @@ pub async fn healthz() -> &'static str {
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match sqlx::query("SELECT 1").execute(&state.db.pool).await {
+    let ping = async {
+        let mut conn = state.db.read().await?;
+        sqlx::query("SELECT 1").execute(&mut *conn).await
+    };
+    match ping.await {
         Ok(_) => axum::Json(serde_json::json!({"ready": true})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "database not reachable");
@@ -119,4 +139,22 @@ pub async fn method_not_allowed() -> ApiError {
         ErrorKind::MethodNotAllowed,
         "method not allowed on this route",
     )
+}
+
+/// Domain gauges an operator wants, refreshed every few seconds: webhook backlog, the newest
+/// change-log version, the write queue.
+pub async fn gauges(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        metrics::gauge!("tollgate_sync_version").set(state.sync.latest() as f64);
+        metrics::gauge!("tollgate_write_queue_units").set(state.writer.queue_depth() as f64);
+        if let Ok(mut conn) = state.db.read().await
+            && let Ok(n) = crate::webhooks::store::backlog(&mut conn).await
+        {
+            metrics::gauge!("tollgate_webhook_backlog").set(n as f64);
+        }
+    }
 }

@@ -10,7 +10,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBuilder};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
-use crate::app::BODY_LIMIT;
+use crate::http::schema::ErrorEnvelope;
+
+/// Request bodies above this are refused with 413 (the default of `--body-limit-bytes`).
+const BODY_LIMIT: usize = 64 * 1024;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -57,37 +60,37 @@ a retry with the same key and request replays the first response.
         crate::checkout::page::pay,
         crate::subscriptions::routes::list,
         crate::subscriptions::routes::get,
-        crate::subscriptions::routes::update,
-        crate::subscriptions::routes::cancel,
-        crate::subscriptions::routes::resume,
-        crate::subscriptions::subscribe::subscribe,
+        crate::dialects::kelviq::update,
+        crate::dialects::kelviq::cancel,
+        crate::dialects::kelviq::resume,
+        crate::dialects::paykit::subscribe,
         crate::billing::routes::list,
         crate::billing::routes::get,
         crate::billing::routes::attach_payment_method,
         crate::billing::routes::detach_payment_methods,
-        crate::billing::test_clocks::create,
-        crate::billing::test_clocks::get,
-        crate::billing::test_clocks::advance,
+        crate::billing::test_clocks::routes::create,
+        crate::billing::test_clocks::routes::get,
+        crate::billing::test_clocks::routes::advance,
         crate::usage::routes::report,
-        crate::usage::routes::report_kelviq,
+        crate::dialects::kelviq::report_usage,
         crate::webhooks::routes::create,
         crate::webhooks::routes::list,
         crate::webhooks::routes::delete,
         crate::webhooks::routes::deliveries,
-        crate::fourgeeks::create,
-        crate::fourgeeks::list,
-        crate::fourgeeks::get,
-        crate::fourgeeks::cancel,
-        crate::api_keys::create,
-        crate::api_keys::list,
-        crate::api_keys::revoke,
+        crate::dialects::fourgeeks::create,
+        crate::dialects::fourgeeks::list,
+        crate::dialects::fourgeeks::get,
+        crate::dialects::fourgeeks::cancel,
+        crate::auth::routes::create,
+        crate::auth::routes::list,
+        crate::auth::routes::revoke,
         crate::sync::stream::stream,
         crate::observe::healthz,
         crate::observe::readyz,
         crate::observe::metrics,
         serve,
     ),
-    components(schemas(ErrorEnvelope)),
+    components(schemas(ErrorEnvelope, crate::http::schema::ErrorBody)),
     tags(
         (name = "customers", description = "Customers and customer tokens"),
         (name = "catalog", description = "Features and plans"),
@@ -139,72 +142,6 @@ pub struct EdgeApiDoc;
 )]
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
-}
-
-/// The error envelope of every JSON error response (`tollgate_shared::ErrorEnvelope`).
-#[derive(ToSchema)]
-#[schema(example = json!({"error": {"code": 404, "type": "not_found", "message": "Customer 'c1' not found"}}))]
-pub struct ErrorEnvelope {
-    pub error: ErrorBody,
-}
-
-#[derive(ToSchema)]
-pub struct ErrorBody {
-    /// The HTTP status code, repeated.
-    pub code: u16,
-    /// A stable name for the kind of error, such as `bad_request` or `not_found`.
-    #[schema(rename = "type")]
-    pub kind: String,
-    /// What went wrong, naming the offending field where there is one.
-    pub message: String,
-}
-
-/// `GET /readyz` when the database answers.
-#[derive(ToSchema)]
-pub struct Readiness {
-    pub ready: bool,
-}
-
-/// The form the hosted checkout page posts.
-#[derive(ToSchema)]
-pub struct PayForm {
-    /// 12-19 digits; spaces are ignored. In test mode 4242 4242 4242 4242 pays and
-    /// 4000 0000 0000 0002 is declined.
-    pub card_number: String,
-    /// `MM/YY`, not in the past.
-    pub expiry: String,
-    /// 3-4 digits.
-    pub cvc: String,
-    /// Name on the card.
-    pub name: Option<String>,
-}
-
-/// One line of the sync stream (`tollgate_shared::sync::Frame`), e.g.
-/// `{"protocol":1,"frame":{"type":"delta","data":{…}}}`. See docs/sync.md.
-#[derive(ToSchema)]
-pub struct SyncFrame {
-    /// Wire protocol version; edges refuse versions they do not know.
-    pub protocol: u32,
-    pub frame: SyncFrameBody,
-}
-
-#[derive(ToSchema)]
-pub struct SyncFrameBody {
-    #[schema(rename = "type")]
-    pub kind: SyncFrameType,
-    /// The frame's payload; its shape depends on `type`.
-    #[schema(value_type = Object)]
-    pub data: serde_json::Value,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum SyncFrameType {
-    SnapshotBegin,
-    SnapshotChunk,
-    SnapshotEnd,
-    Delta,
-    Heartbeat,
 }
 
 /// One feature as a customer sees it (`tollgate_shared::Entitlement`, Kelviq's shape).

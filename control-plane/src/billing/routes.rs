@@ -2,18 +2,21 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tollgate_shared::{ErrorKind, Mode};
 
-use super::invoices::{InvoiceView, view};
-use crate::app::AppState;
-use crate::auth::Caller;
+use super::invoices::model::InvoiceView;
+use super::invoices::store::{list_ids, view};
+use crate::auth::model::Caller;
 use crate::checkout::payments::{Decline, TestCard};
-use crate::customers;
-use crate::error::{ApiError, ApiResult, invalid};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
-use crate::openapi::ErrorEnvelope;
+use crate::customers::store as customers;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
+use crate::http::reply::Reply;
+use crate::http::schema::ErrorEnvelope;
+use crate::idempotency::middleware::Idem;
+use crate::state::AppState;
+use crate::validate::invalid;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
@@ -44,25 +47,16 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Paginated<InvoiceView>>> {
     let page = Page::parse(q.page, q.page_size)?;
-    let filter =
-        "mode = ?1 AND (?2 IS NULL OR customer_id = ?2) AND (?3 IS NULL OR subscription_id = ?3)";
-    let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM invoices WHERE {filter}"))
-        .bind(caller.mode.as_str())
-        .bind(&q.customer_id)
-        .bind(&q.subscription_id)
-        .fetch_one(&state.db.pool)
-        .await?;
-    let ids: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT id FROM invoices WHERE {filter} ORDER BY created_at DESC, rowid DESC LIMIT ?4 OFFSET ?5"
-    ))
-    .bind(caller.mode.as_str())
-    .bind(&q.customer_id)
-    .bind(&q.subscription_id)
-    .bind(page.limit())
-    .bind(page.offset())
-    .fetch_all(&state.db.pool)
+    let mut conn = state.db.read().await?;
+    let (ids, count) = list_ids(
+        &mut conn,
+        caller.mode,
+        q.customer_id.as_deref(),
+        q.subscription_id.as_deref(),
+        page.limit(),
+        page.offset(),
+    )
     .await?;
-    let mut conn = state.db.pool.acquire().await?;
     let mut items = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(v) = view(&mut conn, caller.mode, &id).await? {
@@ -97,7 +91,7 @@ pub async fn get(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<InvoiceView>> {
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = state.db.read().await?;
     view(&mut conn, caller.mode, &id)
         .await?
         .map(Json)
@@ -141,9 +135,10 @@ pub struct PaymentMethodView {
 pub async fn attach_payment_method(
     State(state): State<AppState>,
     caller: Caller,
+    Idem(claim): Idem,
     ApiPath(customer_id): ApiPath<String>,
     ApiJson(req): ApiJson<AttachRequest>,
-) -> ApiResult<(StatusCode, Json<PaymentMethodView>)> {
+) -> Result<Reply, ApiError> {
     if caller.mode != Mode::Test {
         return Err(ApiError::new(
             ErrorKind::Forbidden,
@@ -162,31 +157,29 @@ pub async fn attach_payment_method(
             Decline::CardDeclined.to_string(),
         ));
     }
-    let now = state.clock.unix();
-    let mut tx = state.db.write().await?;
-    customers::get(tx.conn(), caller.mode, &customer_id).await?;
-    let id = format!("pm_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(
-        "INSERT INTO payment_methods (id, mode, customer_id, brand, last4, behaviour, created_at) VALUES (?, ?, ?, 'visa', ?, ?, ?)",
-    )
-    .bind(&id)
-    .bind(caller.mode.as_str())
-    .bind(&customer_id)
-    .bind(card.last4())
-    .bind(card.behaviour())
-    .bind(now)
-    .execute(tx.conn())
-    .await?;
-    state.commit(tx).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(PaymentMethodView {
-            id,
-            customer_id,
-            brand: "visa",
-            last4: card.last4(),
-        }),
-    ))
+    let mode = caller.mode;
+    Ok(state
+        .writer
+        .reply(claim, "attach_payment_method", async move |uow| {
+            customers::get(uow.conn(), mode, &customer_id).await?;
+            let now = uow.now();
+            let id = customers::attach_card(
+                uow,
+                mode,
+                &customer_id,
+                card.last4(),
+                card.behaviour(),
+                now,
+            )
+            .await?;
+            Ok(Reply::created(&PaymentMethodView {
+                id,
+                customer_id: customer_id.clone(),
+                brand: "visa",
+                last4: card.last4(),
+            }))
+        })
+        .await)
 }
 
 /// Removes every card on file (later charges then fail with "no payment method").
@@ -206,14 +199,14 @@ pub async fn detach_payment_methods(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(customer_id): ApiPath<String>,
-) -> ApiResult<StatusCode> {
-    let mut tx = state.db.write().await?;
-    customers::get(tx.conn(), caller.mode, &customer_id).await?;
-    sqlx::query("DELETE FROM payment_methods WHERE mode = ? AND customer_id = ?")
-        .bind(caller.mode.as_str())
-        .bind(&customer_id)
-        .execute(tx.conn())
-        .await?;
-    state.commit(tx).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Reply {
+    let mode = caller.mode;
+    state
+        .writer
+        .reply(None, "detach_payment_methods", async move |uow| {
+            customers::get(uow.conn(), mode, &customer_id).await?;
+            customers::detach_cards(uow, mode, &customer_id).await?;
+            Ok(Reply::no_content())
+        })
+        .await
 }

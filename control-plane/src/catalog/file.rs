@@ -10,8 +10,8 @@ use tollgate_shared::Mode;
 
 use super::model::{FeatureInput, PlanInput};
 use super::store::{self, OnExisting};
-use crate::app::AppState;
-use crate::entitlements;
+use crate::http::error::ApiError;
+use crate::write::Writer;
 
 #[derive(Debug, Deserialize)]
 pub struct CatalogFile {
@@ -24,13 +24,12 @@ pub struct CatalogFile {
 pub fn read(path: &Path) -> anyhow::Result<CatalogFile> {
     let text =
         std::fs::read(path).with_context(|| format!("reading catalog file {}", path.display()))?;
-    crate::extract::parse_json(&text)
+    crate::http::extract::parse_json(&text)
         .map_err(|e| anyhow::anyhow!("catalog file {}: {}", path.display(), e.message))
 }
 
-/// Returns how many features and plans changed per mode.
-pub async fn apply(state: &AppState, file: &CatalogFile) -> anyhow::Result<usize> {
-    let mut changed = 0;
+/// Returns how many features and plans changed, over both modes.
+pub async fn apply(writer: &Writer, file: &CatalogFile) -> anyhow::Result<usize> {
     let features = file
         .features
         .iter()
@@ -47,31 +46,38 @@ pub async fn apply(state: &AppState, file: &CatalogFile) -> anyhow::Result<usize
                 .with_context(|| format!("plan '{}'", p.identifier))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut changed = 0;
     for mode in [Mode::Test, Mode::Live] {
-        let now = state.clock.unix();
-        let mut tx = state.db.write().await?;
-        let mut mode_changed = 0;
-        for f in &features {
-            if store::write_feature(&mut tx, mode, f, now, OnExisting::Replace)
-                .await
-                .map_err(|e| anyhow::anyhow!("feature '{}': {e}", f.identifier))?
-            {
-                mode_changed += 1;
-            }
-        }
-        for p in &plans {
-            if store::write_plan(&mut tx, mode, p, now, OnExisting::Replace)
-                .await
-                .map_err(|e| anyhow::anyhow!("plan '{}': {e}", p.identifier))?
-            {
-                mode_changed += 1;
-            }
-        }
-        if mode_changed > 0 {
-            entitlements::recompile_mode(&mut tx, now, mode).await?;
-        }
-        state.commit(tx).await?;
-        changed += mode_changed;
+        let (features, plans) = (features.clone(), plans.clone());
+        changed += writer
+            .run("apply_catalog_file", async move |uow| {
+                let mut changed = 0;
+                for f in &features {
+                    if store::write_feature(uow, mode, f, OnExisting::Replace)
+                        .await
+                        .map_err(|e| file_error("feature", &f.identifier, e))?
+                    {
+                        changed += 1;
+                    }
+                }
+                for p in &plans {
+                    if store::write_plan(uow, mode, p, OnExisting::Replace)
+                        .await
+                        .map_err(|e| file_error("plan", &p.identifier, e))?
+                    {
+                        changed += 1;
+                    }
+                }
+                Ok::<usize, ApiError>(changed)
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("applying the catalog file: {}", e.message))?;
     }
     Ok(changed)
+}
+
+fn file_error(what: &str, id: &str, e: super::model::CatalogError) -> ApiError {
+    let mut out = ApiError::from(e);
+    out.message = format!("{what} '{id}': {}", out.message);
+    out
 }

@@ -13,19 +13,3 @@ pub mod money;
 pub mod period;
 pub mod routes;
 pub mod store;
-
-use crate::error::Invalid;
-
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    #[error(transparent)]
-    Invalid(#[from] Invalid),
-    #[error("feature '{0}' not found")]
-    FeatureNotFound(String),
-    #[error("plan '{0}' not found")]
-    PlanNotFound(String),
-    #[error("{0}")]
-    Exists(String),
-    #[error(transparent)]
-    Db(#[from] sqlx::Error),
-}

@@ -5,7 +5,21 @@ use tollgate_shared::FeatureType;
 
 use super::money::{Currency, format_amount, parse_amount};
 use super::period::{ALL_PERIODS, ChargePeriod};
-use crate::error::{Invalid, invalid};
+use crate::validate::{Invalid, invalid};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("feature '{0}' not found")]
+    FeatureNotFound(String),
+    #[error("plan '{0}' not found")]
+    PlanNotFound(String),
+    #[error("{0}")]
+    Exists(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
 
 /// A feature. Keys may also be sent in snake_case.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]

@@ -1,19 +1,22 @@
-//! `/api/v1/features/` and `/api/v1/plans/`. Every write recompiles the mode's customers in
-//! the same transaction, so grants changed here reach the edges like any other change.
+//! `/api/v1/features/` and `/api/v1/plans/`. A write records which customers it affects; the
+//! unit of work recompiles them in the same transaction, so grants changed here reach the edges
+//! like any other change.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::model::{FeatureInput, FeatureView, PlanInput, PlanView};
+use super::model::{CatalogError, FeatureInput, FeatureView, PlanInput, PlanView};
 use super::store::{self, OnExisting};
-use crate::app::AppState;
-use crate::auth::Caller;
-use crate::entitlements;
-use crate::error::{ApiResult, invalid};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
-use crate::openapi::ErrorEnvelope;
+use crate::auth::model::Caller;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
+use crate::http::reply::Reply;
+use crate::http::schema::ErrorEnvelope;
+use crate::idempotency::middleware::Idem;
+use crate::state::AppState;
+use crate::subscriptions::store as subscriptions;
+use crate::validate::invalid;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -40,16 +43,19 @@ pub struct ListQuery {
 pub async fn create_feature(
     State(state): State<AppState>,
     caller: Caller,
+    Idem(claim): Idem,
     ApiJson(input): ApiJson<FeatureInput>,
-) -> ApiResult<(StatusCode, Json<FeatureView>)> {
+) -> Result<Reply, ApiError> {
     let def = input.validate()?;
-    let now = state.clock.unix();
-    let mut tx = state.db.write().await?;
-    store::write_feature(&mut tx, caller.mode, &def, now, OnExisting::Fail).await?;
-    entitlements::recompile_mode(&mut tx, now, caller.mode).await?;
-    let view = store::feature_view(tx.conn(), caller.mode, &def.identifier).await?;
-    state.commit(tx).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    let mode = caller.mode;
+    Ok(state
+        .writer
+        .reply(claim, "create_feature", async move |uow| {
+            store::write_feature(uow, mode, &def, OnExisting::Fail).await?;
+            let view = store::feature_view(uow.conn(), mode, &def.identifier).await?;
+            Ok(Reply::created(&view))
+        })
+        .await)
 }
 
 /// Get a feature.
@@ -69,7 +75,7 @@ pub async fn get_feature(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<FeatureView>> {
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = state.db.read().await?;
     Ok(Json(
         store::feature_view(&mut conn, caller.mode, &id).await?,
     ))
@@ -93,7 +99,7 @@ pub async fn list_features(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Paginated<FeatureView>>> {
     let page = Page::parse(q.page, q.page_size)?;
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = state.db.read().await?;
     let (items, count) =
         store::list_features(&mut conn, caller.mode, page.limit(), page.offset()).await?;
     let base = list_url(&state.config.public_url, "/api/v1/features/", &[]);
@@ -116,16 +122,19 @@ pub async fn list_features(
 pub async fn create_plan(
     State(state): State<AppState>,
     caller: Caller,
+    Idem(claim): Idem,
     ApiJson(input): ApiJson<PlanInput>,
-) -> ApiResult<(StatusCode, Json<PlanView>)> {
+) -> Result<Reply, ApiError> {
     let def = input.validate()?;
-    let now = state.clock.unix();
-    let mut tx = state.db.write().await?;
-    store::write_plan(&mut tx, caller.mode, &def, now, OnExisting::Fail).await?;
-    entitlements::recompile_mode(&mut tx, now, caller.mode).await?;
-    let view = store::plan_view(tx.conn(), caller.mode, &def.identifier).await?;
-    state.commit(tx).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    let mode = caller.mode;
+    Ok(state
+        .writer
+        .reply(claim, "create_plan", async move |uow| {
+            store::write_plan(uow, mode, &def, OnExisting::Fail).await?;
+            let view = store::plan_view(uow.conn(), mode, &def.identifier).await?;
+            Ok(Reply::created(&view))
+        })
+        .await)
 }
 
 /// Replace a plan.
@@ -150,7 +159,7 @@ pub async fn replace_plan(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<PlanInput>,
-) -> ApiResult<Json<PlanView>> {
+) -> Result<Reply, ApiError> {
     if input.identifier != id {
         return Err(invalid(
             "identifier",
@@ -159,33 +168,29 @@ pub async fn replace_plan(
         .into());
     }
     let def = input.validate()?;
-    let now = state.clock.unix();
-    let mut tx = state.db.write().await?;
-    let Some(existing) = store::plan_def(tx.conn(), caller.mode, &id).await? else {
-        return Err(super::CatalogError::PlanNotFound(id).into());
-    };
-    // Subscriptions carry their plan's group; moving a plan under them would split them from it.
-    if existing.group != def.group || existing.is_default != def.is_default {
-        let subscribed: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM subscriptions WHERE mode = ? AND plan_identifier = ? AND status <> 'canceled'",
-        )
-        .bind(caller.mode.as_str())
-        .bind(&id)
-        .fetch_one(tx.conn())
-        .await?;
-        if subscribed > 0 {
-            return Err(super::CatalogError::Exists(format!(
-                "plan '{id}' has {subscribed} subscription(s); its group and isDefault cannot change"
-            ))
-            .into());
-        }
-    }
-    if store::write_plan(&mut tx, caller.mode, &def, now, OnExisting::Replace).await? {
-        entitlements::recompile_mode(&mut tx, now, caller.mode).await?;
-    }
-    let view = store::plan_view(tx.conn(), caller.mode, &id).await?;
-    state.commit(tx).await?;
-    Ok(Json(view))
+    let mode = caller.mode;
+    Ok(state
+        .writer
+        .reply(None, "replace_plan", async move |uow| {
+            let Some(existing) = store::plan_def(uow.conn(), mode, &id).await? else {
+                return Err(CatalogError::PlanNotFound(id.clone()).into());
+            };
+            // Subscriptions carry their plan's group; moving a plan under them would split
+            // them from it.
+            if existing.group != def.group || existing.is_default != def.is_default {
+                let subscribed = subscriptions::count_live_on_plan(uow.conn(), mode, &id).await?;
+                if subscribed > 0 {
+                    return Err(CatalogError::Exists(format!(
+                        "plan '{id}' has {subscribed} subscription(s); its group and isDefault cannot change"
+                    ))
+                    .into());
+                }
+            }
+            store::write_plan(uow, mode, &def, OnExisting::Replace).await?;
+            let view = store::plan_view(uow.conn(), mode, &id).await?;
+            Ok(Reply::ok(&view))
+        })
+        .await)
 }
 
 /// Get a plan.
@@ -205,7 +210,7 @@ pub async fn get_plan(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<PlanView>> {
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = state.db.read().await?;
     Ok(Json(store::plan_view(&mut conn, caller.mode, &id).await?))
 }
 
@@ -227,7 +232,7 @@ pub async fn list_plans(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Paginated<PlanView>>> {
     let page = Page::parse(q.page, q.page_size)?;
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = state.db.read().await?;
     let (items, count) =
         store::list_plans(&mut conn, caller.mode, page.limit(), page.offset()).await?;
     let base = list_url(&state.config.public_url, "/api/v1/plans/", &[]);

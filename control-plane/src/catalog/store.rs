@@ -1,14 +1,19 @@
-//! Catalog rows. Writes take a [`WriteTx`] so callers recompile entitlements in the same
-//! transaction; reads take any connection.
+//! The catalog's tables — `features`, `plans`, `prices`, `plan_features` — and every statement
+//! on them. Writes take the unit of work and record what a change means for customers; reads
+//! take any connection.
 
-use sqlx::{Row, SqliteConnection};
-use tollgate_shared::Mode;
+use sqlx::{AnyConnection, Row};
+use tollgate_shared::{FeatureType, Mode};
 
-use super::CatalogError;
-use super::model::{FeatureDef, FeatureView, GrantView, PlanDef, PlanView, PriceView};
+use super::model::{
+    CatalogError, FeatureDef, FeatureView, GrantDef, GrantView, PlanDef, PlanView, PriceDef,
+    PriceView,
+};
 use super::period::ChargePeriod;
-use crate::db::WriteTx;
-use crate::error::invalid;
+use crate::db::Uow;
+use crate::db::uow::CatalogTouch;
+use crate::ids;
+use crate::validate::invalid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnExisting {
@@ -16,15 +21,14 @@ pub enum OnExisting {
     Replace,
 }
 
-/// Returns whether anything changed.
+/// Creates or updates a feature. Returns whether anything changed.
 pub async fn write_feature(
-    tx: &mut WriteTx,
+    uow: &mut Uow,
     mode: Mode,
     def: &FeatureDef,
-    now: i64,
     on_existing: OnExisting,
 ) -> Result<bool, CatalogError> {
-    if let Some(existing) = feature_def(tx.conn(), mode, &def.identifier).await? {
+    if let Some(existing) = feature_def(uow.conn(), mode, &def.identifier).await? {
         if on_existing == OnExisting::Fail {
             return Err(CatalogError::Exists(format!(
                 "feature '{}' already exists",
@@ -42,8 +46,9 @@ pub async fn write_feature(
             .into());
         }
     }
+    let now = uow.now();
     sqlx::query(
-        "INSERT INTO features (mode, identifier, name, type, reset_period, created_at) VALUES (?, ?, ?, ?, ?, ?)
+        "INSERT INTO features (mode, identifier, name, type, reset_period, created_at) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (mode, identifier) DO UPDATE SET name = excluded.name, reset_period = excluded.reset_period",
     )
     .bind(mode.as_str())
@@ -52,35 +57,56 @@ pub async fn write_feature(
     .bind(def.feature_type.as_str())
     .bind(&def.reset_period)
     .bind(now)
-    .execute(tx.conn())
+    .execute(uow.conn())
     .await?;
+    // A new feature (or a new reset period) shows in every customer's list.
+    uow.catalog_changed(mode, CatalogTouch::Everyone);
     Ok(true)
 }
 
-async fn feature_def(
-    conn: &mut SqliteConnection,
+pub async fn feature_def(
+    conn: &mut AnyConnection,
     mode: Mode,
     id: &str,
 ) -> Result<Option<FeatureDef>, sqlx::Error> {
-    let row = sqlx::query("SELECT identifier, name, type, reset_period FROM features WHERE mode = ? AND identifier = ?")
-        .bind(mode.as_str())
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
-    row.map(|r| {
-        Ok(FeatureDef {
-            identifier: r.try_get("identifier")?,
-            name: r.try_get("name")?,
-            feature_type: tollgate_shared::FeatureType::parse(r.try_get("type")?)
-                .unwrap_or(tollgate_shared::FeatureType::Boolean),
-            reset_period: r.try_get("reset_period")?,
-        })
+    let row = sqlx::query(
+        "SELECT identifier, name, type, reset_period FROM features WHERE mode = $1 AND identifier = $2",
+    )
+    .bind(mode.as_str())
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| feature_from_row(&r)).transpose()
+}
+
+fn feature_from_row(r: &sqlx::any::AnyRow) -> Result<FeatureDef, sqlx::Error> {
+    Ok(FeatureDef {
+        identifier: r.try_get("identifier")?,
+        name: r.try_get("name")?,
+        feature_type: FeatureType::parse(&r.try_get::<String, _>("type")?)
+            .unwrap_or(FeatureType::Boolean),
+        reset_period: r.try_get("reset_period")?,
     })
-    .transpose()
+}
+
+/// Every feature of a mode, in identifier order (the order entitlements are listed in).
+pub async fn features(
+    conn: &mut AnyConnection,
+    mode: Mode,
+) -> Result<Vec<FeatureDef>, sqlx::Error> {
+    sqlx::query(
+        "SELECT identifier, name, type, reset_period FROM features WHERE mode = $1 ORDER BY identifier",
+    )
+    .bind(mode.as_str())
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(feature_from_row)
+    .collect()
 }
 
 pub async fn feature_view(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     mode: Mode,
     id: &str,
 ) -> Result<FeatureView, CatalogError> {
@@ -95,64 +121,53 @@ pub async fn feature_view(
     })
 }
 
-/// One page of a catalog table's identifiers for `mode`, with the total count.
-async fn page_of_ids(
-    conn: &mut SqliteConnection,
-    table: CatalogTable,
+pub async fn list_features(
+    conn: &mut AnyConnection,
     mode: Mode,
     limit: i64,
     offset: i64,
-) -> Result<(Vec<String>, i64), sqlx::Error> {
-    let (table, order) = match table {
-        CatalogTable::Features => ("features", "identifier"),
-        CatalogTable::Plans => ("plans", "grp, identifier"),
-    };
-    let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE mode = ?"))
+) -> Result<(Vec<FeatureView>, i64), CatalogError> {
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM features WHERE mode = $1")
         .bind(mode.as_str())
         .fetch_one(&mut *conn)
         .await?;
-    let ids = sqlx::query_scalar(&format!(
-        "SELECT identifier FROM {table} WHERE mode = ? ORDER BY {order} LIMIT ? OFFSET ?"
-    ))
+    let rows = sqlx::query(
+        "SELECT identifier, name, type, reset_period FROM features WHERE mode = $1
+         ORDER BY identifier LIMIT $2 OFFSET $3",
+    )
     .bind(mode.as_str())
     .bind(limit)
     .bind(offset)
     .fetch_all(conn)
     .await?;
-    Ok((ids, count))
-}
-
-#[derive(Clone, Copy)]
-enum CatalogTable {
-    Features,
-    Plans,
-}
-
-pub async fn list_features(
-    conn: &mut SqliteConnection,
-    mode: Mode,
-    limit: i64,
-    offset: i64,
-) -> Result<(Vec<FeatureView>, i64), CatalogError> {
-    let (ids, count) = page_of_ids(conn, CatalogTable::Features, mode, limit, offset).await?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(feature_view(conn, mode, &id).await?);
-    }
-    Ok((out, count))
+    let items = rows
+        .iter()
+        .map(|r| {
+            let def = feature_from_row(r)?;
+            Ok(FeatureView {
+                identifier: def.identifier,
+                name: def.name,
+                feature_type: def.feature_type.as_str().to_owned(),
+                reset_period: def.reset_period,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok((items, count))
 }
 
 /// Creates or replaces a plan with its prices and grants. Price ids stay stable per charge
 /// period across edits. Returns whether anything changed.
 pub async fn write_plan(
-    tx: &mut WriteTx,
+    uow: &mut Uow,
     mode: Mode,
     def: &PlanDef,
-    now: i64,
     on_existing: OnExisting,
 ) -> Result<bool, CatalogError> {
     for (i, g) in def.grants.iter().enumerate() {
-        if feature_def(tx.conn(), mode, &g.feature_id).await?.is_none() {
+        if feature_def(uow.conn(), mode, &g.feature_id)
+            .await?
+            .is_none()
+        {
             return Err(invalid(
                 format!("features[{i}].featureId"),
                 format!("no feature '{}'", g.feature_id),
@@ -160,7 +175,7 @@ pub async fn write_plan(
             .into());
         }
     }
-    let existing = plan_def(tx.conn(), mode, &def.identifier).await?;
+    let existing = plan_def(uow.conn(), mode, &def.identifier).await?;
     if existing.is_some() && on_existing == OnExisting::Fail {
         return Err(CatalogError::Exists(format!(
             "plan '{}' already exists",
@@ -172,12 +187,12 @@ pub async fn write_plan(
     }
     if def.is_default {
         let other: Option<String> = sqlx::query_scalar(
-            "SELECT identifier FROM plans WHERE mode = ? AND grp = ? AND is_default = 1 AND identifier <> ?",
+            "SELECT identifier FROM plans WHERE mode = $1 AND grp = $2 AND is_default = 1 AND identifier <> $3",
         )
         .bind(mode.as_str())
         .bind(&def.group)
         .bind(&def.identifier)
-        .fetch_optional(tx.conn())
+        .fetch_optional(uow.conn())
         .await?;
         if let Some(other) = other {
             return Err(CatalogError::Exists(format!(
@@ -186,23 +201,22 @@ pub async fn write_plan(
             )));
         }
     }
-    let public_key = format!("plan_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let now = uow.now();
     sqlx::query(
         "INSERT INTO plans (mode, identifier, public_key, name, grp, is_default, trial_days, created_at, modified_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
          ON CONFLICT (mode, identifier) DO UPDATE SET name = excluded.name, grp = excluded.grp,
            is_default = excluded.is_default, trial_days = excluded.trial_days, modified_at = excluded.modified_at",
     )
     .bind(mode.as_str())
     .bind(&def.identifier)
-    .bind(public_key)
+    .bind(ids::new("plan"))
     .bind(&def.name)
     .bind(&def.group)
-    .bind(def.is_default)
-    .bind(def.trial_days)
+    .bind(i64::from(def.is_default))
+    .bind(i64::from(def.trial_days))
     .bind(now)
-    .bind(now)
-    .execute(tx.conn())
+    .execute(uow.conn())
     .await?;
     let kept: Vec<&str> = def
         .prices
@@ -210,68 +224,85 @@ pub async fn write_plan(
         .map(|p| p.charge_period.as_str())
         .collect();
     let old_periods: Vec<String> = sqlx::query_scalar(
-        "SELECT charge_period FROM prices WHERE mode = ? AND plan_identifier = ?",
+        "SELECT charge_period FROM prices WHERE mode = $1 AND plan_identifier = $2",
     )
     .bind(mode.as_str())
     .bind(&def.identifier)
-    .fetch_all(tx.conn())
+    .fetch_all(uow.conn())
     .await?;
     for old in old_periods.iter().filter(|p| !kept.contains(&p.as_str())) {
         sqlx::query(
-            "DELETE FROM prices WHERE mode = ? AND plan_identifier = ? AND charge_period = ?",
+            "DELETE FROM prices WHERE mode = $1 AND plan_identifier = $2 AND charge_period = $3",
         )
         .bind(mode.as_str())
         .bind(&def.identifier)
         .bind(old)
-        .execute(tx.conn())
+        .execute(uow.conn())
         .await?;
     }
-    for p in &def.prices {
+    for (position, p) in def.prices.iter().enumerate() {
         sqlx::query(
-            "INSERT INTO prices (id, mode, plan_identifier, charge_period, amount_minor, currency) VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO prices (id, mode, plan_identifier, charge_period, amount_minor, currency, position)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (mode, plan_identifier, charge_period)
-             DO UPDATE SET amount_minor = excluded.amount_minor, currency = excluded.currency",
+             DO UPDATE SET amount_minor = excluded.amount_minor, currency = excluded.currency,
+               position = excluded.position",
         )
-        .bind(format!("price_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]))
+        .bind(ids::new("price"))
         .bind(mode.as_str())
         .bind(&def.identifier)
         .bind(p.charge_period.as_str())
         .bind(p.amount_minor)
         .bind(&p.currency)
-        .execute(tx.conn())
+        .bind(position as i64)
+        .execute(uow.conn())
         .await?;
     }
-    sqlx::query("DELETE FROM plan_features WHERE mode = ? AND plan_identifier = ?")
+    sqlx::query("DELETE FROM plan_features WHERE mode = $1 AND plan_identifier = $2")
         .bind(mode.as_str())
         .bind(&def.identifier)
-        .execute(tx.conn())
+        .execute(uow.conn())
         .await?;
-    for g in &def.grants {
+    for (position, g) in def.grants.iter().enumerate() {
         sqlx::query(
-            "INSERT INTO plan_features (mode, plan_identifier, feature_identifier, has_access, usage_limit)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO plan_features (mode, plan_identifier, feature_identifier, has_access, usage_limit, position)
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(mode.as_str())
         .bind(&def.identifier)
         .bind(&g.feature_id)
-        .bind(g.has_access)
+        .bind(i64::from(g.has_access))
         .bind(g.usage_limit)
-        .execute(tx.conn())
+        .bind(position as i64)
+        .execute(uow.conn())
         .await?;
     }
+    // Who is affected: a default plan's grants reach everyone without a subscription in its
+    // group; any other plan's only its subscribers.
+    let touches_defaults = def.is_default || existing.as_ref().is_some_and(|e| e.is_default);
+    uow.catalog_changed(
+        mode,
+        if touches_defaults {
+            CatalogTouch::Everyone
+        } else {
+            CatalogTouch::Plans(vec![def.identifier.clone()])
+        },
+    );
     Ok(true)
 }
 
 pub async fn plan_def(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     mode: Mode,
     id: &str,
 ) -> Result<Option<PlanDef>, sqlx::Error> {
-    let Some(row) = sqlx::query("SELECT identifier, name, grp, is_default, trial_days FROM plans WHERE mode = ? AND identifier = ?")
-        .bind(mode.as_str())
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
+    let Some(row) = sqlx::query(
+        "SELECT identifier, name, grp, is_default, trial_days FROM plans WHERE mode = $1 AND identifier = $2",
+    )
+    .bind(mode.as_str())
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
     else {
         return Ok(None);
     };
@@ -279,39 +310,61 @@ pub async fn plan_def(
         .await?
         .into_iter()
         .filter_map(|p| {
-            Some(super::model::PriceDef {
+            Some(PriceDef {
                 charge_period: ChargePeriod::parse(&p.charge_period)?,
                 amount_minor: p.amount_minor,
                 currency: p.currency,
             })
         })
         .collect::<Vec<_>>();
-    let grants = sqlx::query(
-        "SELECT feature_identifier, has_access, usage_limit FROM plan_features
-         WHERE mode = ? AND plan_identifier = ? ORDER BY rowid",
-    )
-    .bind(mode.as_str())
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|r| {
-        Ok(super::model::GrantDef {
-            feature_id: r.try_get("feature_identifier")?,
-            has_access: r.try_get::<i64, _>("has_access")? != 0,
-            usage_limit: r.try_get("usage_limit")?,
-        })
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let grants = grants(conn, mode, id).await?;
     Ok(Some(PlanDef {
         identifier: row.try_get("identifier")?,
         name: row.try_get("name")?,
         group: row.try_get("grp")?,
         is_default: row.try_get::<i64, _>("is_default")? != 0,
-        trial_days: row.try_get::<i64, _>("trial_days")? as u32,
+        trial_days: u32::try_from(row.try_get::<i64, _>("trial_days")?).unwrap_or(0),
         prices,
         grants,
     }))
+}
+
+/// A plan's grants in definition order.
+pub async fn grants(
+    conn: &mut AnyConnection,
+    mode: Mode,
+    plan: &str,
+) -> Result<Vec<GrantDef>, sqlx::Error> {
+    sqlx::query(
+        "SELECT feature_identifier, has_access, usage_limit FROM plan_features
+         WHERE mode = $1 AND plan_identifier = $2 ORDER BY position, feature_identifier",
+    )
+    .bind(mode.as_str())
+    .bind(plan)
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(|r| {
+        Ok(GrantDef {
+            feature_id: r.try_get("feature_identifier")?,
+            has_access: r.try_get::<i64, _>("has_access")? != 0,
+            usage_limit: r.try_get("usage_limit")?,
+        })
+    })
+    .collect()
+}
+
+/// The default (free) plans of a mode: `(identifier, group)`.
+pub async fn default_plans(
+    conn: &mut AnyConnection,
+    mode: Mode,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT identifier, grp FROM plans WHERE mode = $1 AND is_default = 1 ORDER BY identifier",
+    )
+    .bind(mode.as_str())
+    .fetch_all(conn)
+    .await
 }
 
 /// A price row as stored.
@@ -324,12 +377,13 @@ pub struct PriceRow {
 }
 
 pub async fn prices(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     mode: Mode,
     plan: &str,
 ) -> Result<Vec<PriceRow>, sqlx::Error> {
     sqlx::query(
-        "SELECT id, charge_period, amount_minor, currency FROM prices WHERE mode = ? AND plan_identifier = ? ORDER BY rowid",
+        "SELECT id, charge_period, amount_minor, currency FROM prices WHERE mode = $1 AND plan_identifier = $2
+         ORDER BY position, id",
     )
     .bind(mode.as_str())
     .bind(plan)
@@ -348,7 +402,7 @@ pub async fn prices(
 }
 
 pub async fn plan_view(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     mode: Mode,
     id: &str,
 ) -> Result<PlanView, CatalogError> {
@@ -356,7 +410,7 @@ pub async fn plan_view(
         .await?
         .ok_or_else(|| CatalogError::PlanNotFound(id.to_owned()))?;
     let public_key: String =
-        sqlx::query_scalar("SELECT public_key FROM plans WHERE mode = ? AND identifier = ?")
+        sqlx::query_scalar("SELECT public_key FROM plans WHERE mode = $1 AND identifier = $2")
             .bind(mode.as_str())
             .bind(id)
             .fetch_one(&mut *conn)
@@ -387,12 +441,23 @@ pub async fn plan_view(
 }
 
 pub async fn list_plans(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     mode: Mode,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<PlanView>, i64), CatalogError> {
-    let (ids, count) = page_of_ids(conn, CatalogTable::Plans, mode, limit, offset).await?;
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plans WHERE mode = $1")
+        .bind(mode.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT identifier FROM plans WHERE mode = $1 ORDER BY grp, identifier LIMIT $2 OFFSET $3",
+    )
+    .bind(mode.as_str())
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         out.push(plan_view(conn, mode, &id).await?);
@@ -414,10 +479,17 @@ pub struct PlanPrice {
     pub currency: String,
 }
 
+fn no_period(period: &str) -> crate::validate::Invalid {
+    invalid(
+        "chargePeriod",
+        format!("'{period}' is not one of {}", super::period::ALL_PERIODS),
+    )
+}
+
 /// Resolves `plan` at `period` (or its only price when `period` is `None`), naming the field
 /// at fault when either does not exist.
 pub async fn resolve_price(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     mode: Mode,
     plan: &str,
     period: Option<&str>,
@@ -426,38 +498,29 @@ pub async fn resolve_price(
         .await?
         .ok_or_else(|| invalid("planIdentifier", format!("no plan '{plan}'")))?;
     let rows = prices(conn, mode, plan).await?;
+    let free = |charge_period: ChargePeriod, def: PlanDef| PlanPrice {
+        plan: def.identifier,
+        plan_name: def.name,
+        group: def.group,
+        is_default: true,
+        trial_days: def.trial_days,
+        price_id: None,
+        charge_period,
+        amount_minor: 0,
+        currency: "usd".into(),
+    };
     // A default plan without prices is free at any period: subscribing to it means "fall back
     // to the free plan", whatever period the caller names.
     if rows.is_empty() && def.is_default {
         let charge_period = match period {
-            Some(p) => ChargePeriod::parse(p).ok_or_else(|| {
-                invalid(
-                    "chargePeriod",
-                    format!("must be one of {}", super::period::ALL_PERIODS),
-                )
-            })?,
+            Some(p) => ChargePeriod::parse(p).ok_or_else(|| no_period(p))?,
             None => ChargePeriod::Monthly,
         };
-        return Ok(PlanPrice {
-            plan: def.identifier,
-            plan_name: def.name,
-            group: def.group,
-            is_default: true,
-            trial_days: def.trial_days,
-            price_id: None,
-            charge_period,
-            amount_minor: 0,
-            currency: "usd".into(),
-        });
+        return Ok(free(charge_period, def));
     }
     let row = match period {
         Some(p) => {
-            ChargePeriod::parse(p).ok_or_else(|| {
-                invalid(
-                    "chargePeriod",
-                    format!("must be one of {}", super::period::ALL_PERIODS),
-                )
-            })?;
+            ChargePeriod::parse(p).ok_or_else(|| no_period(p))?;
             rows.into_iter()
                 .find(|r| r.charge_period == p)
                 .ok_or_else(|| invalid("chargePeriod", format!("plan '{plan}' has no {p} price")))?
@@ -466,19 +529,6 @@ pub async fn resolve_price(
             .into_iter()
             .next()
             .ok_or_else(|| invalid("chargePeriod", "required"))?,
-        None if rows.is_empty() && def.is_default => {
-            return Ok(PlanPrice {
-                plan: def.identifier,
-                plan_name: def.name,
-                group: def.group,
-                is_default: true,
-                trial_days: def.trial_days,
-                price_id: None,
-                charge_period: ChargePeriod::Monthly,
-                amount_minor: 0,
-                currency: "usd".into(),
-            });
-        }
         None => {
             return Err(invalid(
                 "chargePeriod",
@@ -498,4 +548,63 @@ pub async fn resolve_price(
         amount_minor: row.amount_minor,
         currency: row.currency,
     })
+}
+
+/// 4geeks' `plan_id`: a price id (`price_…`) or a public plan key (`plan_…`), resolved to
+/// `(plan identifier, charge period if the id named one)`.
+pub async fn plan_by_public_id(
+    conn: &mut AnyConnection,
+    mode: Mode,
+    public_id: &str,
+) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
+    let by_price = sqlx::query_as::<_, (String, String)>(
+        "SELECT plan_identifier, charge_period FROM prices WHERE mode = $1 AND id = $2",
+    )
+    .bind(mode.as_str())
+    .bind(public_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some((plan, period)) = by_price {
+        return Ok(Some((plan, Some(period))));
+    }
+    let by_key: Option<String> =
+        sqlx::query_scalar("SELECT identifier FROM plans WHERE mode = $1 AND public_key = $2")
+            .bind(mode.as_str())
+            .bind(public_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(by_key.map(|p| (p, None)))
+}
+
+/// The price id of `plan` at `period`, if it has one.
+pub async fn price_id(
+    conn: &mut AnyConnection,
+    mode: Mode,
+    plan: &str,
+    period: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM prices WHERE mode = $1 AND plan_identifier = $2 AND charge_period = $3",
+    )
+    .bind(mode.as_str())
+    .bind(plan)
+    .bind(period)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The display name of a plan (its identifier when the plan is gone).
+pub async fn plan_name(
+    conn: &mut AnyConnection,
+    mode: Mode,
+    plan: &str,
+) -> Result<String, sqlx::Error> {
+    Ok(sqlx::query_scalar::<_, String>(
+        "SELECT name FROM plans WHERE mode = $1 AND identifier = $2",
+    )
+    .bind(mode.as_str())
+    .bind(plan)
+    .fetch_optional(conn)
+    .await?
+    .unwrap_or_else(|| plan.to_owned()))
 }

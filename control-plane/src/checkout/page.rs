@@ -9,15 +9,19 @@ use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::{Html, IntoResponse, Response};
 use bytes::Bytes;
+use tollgate_shared::ErrorKind;
 
+use super::complete::complete;
+use super::model::{CheckoutError, Session, SessionStatus};
 use super::payments::TestCard;
-use super::{CheckoutError, Session, load, success_redirect};
-use crate::app::AppState;
+use super::store;
 use crate::catalog::money::format_amount;
 use crate::catalog::period::ChargePeriod;
 use crate::catalog::store::resolve_price;
-use crate::extract::ApiPath;
-use crate::openapi::PayForm;
+use crate::http::error::ApiError;
+use crate::http::extract::ApiPath;
+use crate::http::schema::PayForm;
+use crate::state::AppState;
 
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -57,7 +61,7 @@ async fn render_form(
     session: &Session,
     error: Option<&str>,
 ) -> Result<String, CheckoutError> {
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = state.db.read().await?;
     let price = resolve_price(
         &mut conn,
         session.mode,
@@ -123,6 +127,13 @@ async fn render_form(
     Ok(layout(&format!("Checkout · {}", price.plan_name), &body))
 }
 
+async fn load(state: &AppState, id: &str) -> Result<Session, CheckoutError> {
+    let mut conn = state.db.read().await?;
+    store::load(&mut conn, id)
+        .await?
+        .ok_or_else(|| CheckoutError::NotFound(id.to_owned()))
+}
+
 fn page(status: StatusCode, html: String) -> Response {
     (status, Html(html)).into_response()
 }
@@ -138,7 +149,7 @@ fn not_found() -> Response {
 }
 
 fn completed(session: &Session) -> Response {
-    let link = escape(&success_redirect(session));
+    let link = escape(&session.success_redirect());
     page(
         StatusCode::OK,
         layout(
@@ -195,16 +206,11 @@ fn failure(e: CheckoutError) -> Response {
     )
 )]
 pub async fn show(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Response {
-    let mut conn = match state.db.pool.acquire().await {
-        Ok(c) => c,
-        Err(e) => return failure(e.into()),
-    };
-    let session = match load(&mut conn, &id).await {
+    let session = match load(&state, &id).await {
         Ok(s) => s,
         Err(e) => return failure(e),
     };
-    drop(conn);
-    if session.status == "complete" {
+    if session.status == SessionStatus::Complete {
         return completed(&session);
     }
     match render_form(&state, &session, None).await {
@@ -288,17 +294,11 @@ pub async fn pay(
     body: Bytes,
 ) -> Response {
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let session = {
-        let mut conn = match state.db.pool.acquire().await {
-            Ok(c) => c,
-            Err(e) => return failure(e.into()),
-        };
-        match load(&mut conn, &id).await {
-            Ok(s) => s,
-            Err(e) => return failure(e),
-        }
+    let session = match load(&state, &id).await {
+        Ok(s) => s,
+        Err(e) => return failure(e),
     };
-    if session.status == "complete" {
+    if session.status == SessionStatus::Complete {
         return completed(&session);
     }
     let show_error = |message: String, status: StatusCode| {
@@ -315,16 +315,41 @@ pub async fn pay(
         Ok(card) => card,
         Err(message) => return show_error(message.to_owned(), StatusCode::BAD_REQUEST).await,
     };
-    match super::complete(&state, session.mode, &id, card).await {
+    let mode = session.mode;
+    let ttl = state.config.checkout_ttl_secs;
+    let session_id = id.clone();
+    let paid = state
+        .writer
+        .run("pay_checkout_page", async move |uow| {
+            // An error rolls the whole unit back: a declined card stores nothing.
+            complete(uow, mode, &session_id, card, ttl)
+                .await
+                .map_err(ApiError::from)
+        })
+        .await;
+    match paid {
         Ok(done) => (
             StatusCode::SEE_OTHER,
-            [(LOCATION, success_redirect(&done.session))],
+            [(LOCATION, done.session.success_redirect())],
         )
             .into_response(),
-        Err(CheckoutError::Declined(d)) => {
-            show_error(d.to_string(), StatusCode::PAYMENT_REQUIRED).await
+        Err(e) if e.kind == ErrorKind::PaymentRequired => {
+            show_error(e.message, StatusCode::PAYMENT_REQUIRED).await
         }
-        Err(CheckoutError::AlreadyCompleted(_)) => completed(&session),
-        Err(e) => failure(e),
+        Err(e) if e.kind == ErrorKind::NotFound => not_found(),
+        Err(e) if e.kind == ErrorKind::Conflict => match load(&state, &id).await {
+            Ok(now) if now.status == SessionStatus::Complete => completed(&now),
+            _ => failure(CheckoutError::Unavailable(e.message)),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "checkout page payment failed");
+            page(
+                e.status(),
+                layout(
+                    "Try again",
+                    "<h1>Something went wrong</h1><p>Nothing was charged. Please try again.</p>",
+                ),
+            )
+        }
     }
 }

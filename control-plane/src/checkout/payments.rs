@@ -65,6 +65,29 @@ pub enum Decline {
     NoPaymentMethod,
 }
 
+/// How a charge went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payment {
+    Paid,
+    Failed(Decline),
+}
+
+/// A later (off-session) charge against the card on file, whose stored behaviour is `card`
+/// (`succeeds` / `fails_later`), or `None` without one.
+pub fn charge_off_session(mode: Mode, card: Option<&str>, amount: i64) -> Payment {
+    if amount <= 0 {
+        return Payment::Paid;
+    }
+    if mode == Mode::Live {
+        return Payment::Failed(Decline::NoLiveProvider);
+    }
+    match card {
+        Some("succeeds") => Payment::Paid,
+        Some(_) => Payment::Failed(Decline::CardDeclined),
+        None => Payment::Failed(Decline::NoPaymentMethod),
+    }
+}
+
 /// The first charge, made at checkout.
 pub fn charge_at_checkout(mode: Mode, card: Option<TestCard>) -> Result<TestCard, Decline> {
     if mode == Mode::Live {

@@ -2,23 +2,27 @@
 
 use std::net::IpAddr;
 
-use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tollgate_shared::Mode;
 
+use super::complete::{self as completion, ensure_free_group};
+use super::model::{CheckoutError, checkout_url};
 use super::payments::TestCard;
-use super::{CheckoutError, success_redirect};
-use crate::app::AppState;
-use crate::auth::Caller;
+use super::store::{self, NewSession};
+use crate::auth::model::Caller;
 use crate::catalog::store::resolve_price;
-use crate::customers::{self, NewCustomer, check_customer_id, check_email};
-use crate::error::{ApiResult, Invalid, invalid};
-use crate::extract::{ApiJson, ApiPath};
-use crate::openapi::ErrorEnvelope;
-use crate::subscriptions::{self, SubscriptionView};
+use crate::customers::model::check_email;
+use crate::customers::store as customers;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::reply::Reply;
+use crate::http::schema::ErrorEnvelope;
+use crate::idempotency::middleware::Idem;
+use crate::state::AppState;
+use crate::subscriptions::model::SubscriptionView;
+use crate::subscriptions::store as subscriptions;
+use crate::validate::{CustomerId, Invalid, Quantity, RedirectUrl, TrialDays, invalid};
 
 /// A checkout session (Kelviq's parameters). One of `customerId` and `email` is required; a
 /// customer that does not exist yet is created. Keys may also be sent in snake_case.
@@ -59,23 +63,6 @@ pub struct CheckoutCreated {
     checkout_session_id: String,
 }
 
-/// Redirect targets must be absolute http(s) URLs, on an allowed host when a list is set.
-pub fn check_redirect(field: &str, url: &str, allowed_hosts: &[String]) -> Result<(), Invalid> {
-    let parsed = url::Url::parse(url)
-        .map_err(|_| invalid(field, "must be an absolute http or https URL"))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(invalid(field, "must be an absolute http or https URL"));
-    }
-    if !allowed_hosts.is_empty()
-        && !parsed
-            .host_str()
-            .is_some_and(|h| allowed_hosts.iter().any(|a| a == h))
-    {
-        return Err(invalid(field, "host is not in the allowed redirect hosts"));
-    }
-    Ok(())
-}
-
 fn check_optional_id(field: &str, v: &Option<String>) -> Result<(), Invalid> {
     match v {
         Some(s) if s.is_empty() || s.len() > 255 => Err(invalid(field, "must be 1-255 characters")),
@@ -100,109 +87,93 @@ fn check_optional_id(field: &str, v: &Option<String>) -> Result<(), Invalid> {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    Idem(claim): Idem,
     ApiJson(req): ApiJson<CreateCheckout>,
-) -> ApiResult<(StatusCode, Json<CheckoutCreated>)> {
-    check_redirect("successUrl", &req.success_url, &state.config.redirect_hosts)?;
-    if let Some(cancel) = &req.cancel_url {
-        check_redirect("cancelUrl", cancel, &state.config.redirect_hosts)?;
-    }
-    let quantity = req.quantity.unwrap_or(1);
-    if !(1..=10_000).contains(&quantity) {
-        return Err(invalid("quantity", "must be between 1 and 10000").into());
-    }
-    if req.trial_days.is_some_and(|d| !(0..=730).contains(&d)) {
-        return Err(invalid("trialDays", "must be between 0 and 730").into());
-    }
+) -> Result<Reply, ApiError> {
+    let hosts = &state.config.redirect_hosts;
+    let success_url = RedirectUrl::parse("successUrl", &req.success_url, hosts)?;
+    let cancel_url = RedirectUrl::parse_opt("cancelUrl", req.cancel_url.as_deref(), hosts)?;
+    let quantity = Quantity::parse_opt("quantity", req.quantity)?.map_or(1, Quantity::get);
+    let trial_days = TrialDays::parse_opt("trialDays", req.trial_days)?;
     check_optional_id("offeringId", &req.offering_id)?;
     check_optional_id("pricingTableId", &req.pricing_table_id)?;
     if let Some(ip) = &req.ip_address {
         ip.parse::<IpAddr>()
             .map_err(|_| invalid("ipAddress", "must be an IPv4 or IPv6 address"))?;
     }
-    if let Some(id) = &req.customer_id {
-        check_customer_id(id)?;
-    }
+    let customer_id = req
+        .customer_id
+        .as_deref()
+        .map(|id| CustomerId::parse("customerId", id))
+        .transpose()?;
     if let Some(email) = &req.email {
         check_email(email)?;
     }
-    if req.customer_id.is_none() && req.email.is_none() {
+    if customer_id.is_none() && req.email.is_none() {
         return Err(invalid("customerId", "either customerId or email is required").into());
     }
-
-    let now = state.clock.unix();
-    let mut tx = state.db.write().await?;
-    let price = resolve_price(
-        tx.conn(),
-        caller.mode,
-        &req.plan_identifier,
-        Some(&req.charge_period),
-    )
-    .await
-    .map_err(CheckoutError::from)?;
-    if price.is_default {
-        return Err(invalid("planIdentifier", "the free default plan needs no checkout").into());
-    }
-    // Auto-create the customer from `customerId`, or find/create one by `email`.
-    let existing = match (&req.customer_id, &req.email) {
-        (Some(id), _) => customers::find(tx.conn(), caller.mode, id).await?,
-        (None, Some(email)) => customers::find_by_email(tx.conn(), caller.mode, email).await?,
-        (None, None) => None,
-    };
-    let customer_id = match existing {
-        Some(c) => c.customer_id,
-        None => {
-            let id = req
-                .customer_id
-                .clone()
-                .unwrap_or_else(|| format!("cus_{}", uuid::Uuid::new_v4().simple()));
-            let empty = Value::Object(Default::default());
-            customers::insert(
-                &mut tx,
-                caller.mode,
+    let mode = caller.mode;
+    let public_url = state.config.public_url.clone();
+    Ok(state
+        .writer
+        .reply(claim, "create_checkout", async move |uow| {
+            let price = resolve_price(
+                uow.conn(),
+                mode,
+                &req.plan_identifier,
+                Some(&req.charge_period),
+            )
+            .await
+            .map_err(CheckoutError::from)?;
+            if price.is_default {
+                return Err(
+                    invalid("planIdentifier", "the free default plan needs no checkout").into(),
+                );
+            }
+            // Auto-create the customer from `customerId`, or find/create one by `email`.
+            let customer = match (&customer_id, &req.email) {
+                (Some(id), email) => {
+                    customers::find_or_create(uow, mode, id.as_str(), email.as_deref()).await?
+                }
+                (None, Some(email)) => {
+                    match customers::find_by_email(uow.conn(), mode, email).await? {
+                        Some(c) => c,
+                        None => {
+                            let id = crate::ids::new("cus");
+                            customers::find_or_create(uow, mode, &id, Some(email)).await?
+                        }
+                    }
+                }
+                (None, None) => return Err(invalid("customerId", "required").into()),
+            };
+            customers::lock(uow, mode, &customer.customer_id).await?;
+            ensure_free_group(uow, mode, &customer.customer_id, &price.group).await?;
+            let now = uow.now();
+            let session_id = store::open_session(
+                uow,
                 now,
-                NewCustomer {
-                    customer_id: &id,
-                    name: None,
-                    email: req.email.as_deref(),
-                    metadata: &empty,
-                    test_clock: None,
+                NewSession {
+                    mode,
+                    customer_id: &customer.customer_id,
+                    plan: &price.plan,
+                    period: price.charge_period.as_str(),
+                    quantity,
+                    trial_days: trial_days.map(|d| i64::from(d.get())),
+                    success_url: success_url.as_str(),
+                    cancel_url: cancel_url.as_ref().map(RedirectUrl::as_str),
+                    offering_id: req.offering_id.as_deref(),
+                    pricing_table_id: req.pricing_table_id.as_deref(),
+                    ip_address: req.ip_address.as_deref(),
+                    subscription_id: None,
                 },
             )
             .await?;
-            id
-        }
-    };
-    super::ensure_free_group(&mut tx, caller.mode, &customer_id, &price.group).await?;
-    let session_id = format!("cs_{}_{}", caller.mode, uuid::Uuid::new_v4().simple());
-    sqlx::query(
-        "INSERT INTO checkout_sessions (id, mode, customer_id, plan_identifier, charge_period, quantity, trial_days,
-           success_url, cancel_url, offering_id, pricing_table_id, ip_address, status, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
-    )
-    .bind(&session_id)
-    .bind(caller.mode.as_str())
-    .bind(&customer_id)
-    .bind(&req.plan_identifier)
-    .bind(&req.charge_period)
-    .bind(quantity)
-    .bind(req.trial_days)
-    .bind(&req.success_url)
-    .bind(&req.cancel_url)
-    .bind(&req.offering_id)
-    .bind(&req.pricing_table_id)
-    .bind(&req.ip_address)
-    .bind(now)
-    .execute(tx.conn())
-    .await?;
-    state.commit(tx).await?;
-    let checkout_url = format!("{}/checkout/{session_id}/", state.config.public_url);
-    Ok((
-        StatusCode::CREATED,
-        Json(CheckoutCreated {
-            checkout_url,
-            checkout_session_id: session_id,
-        }),
-    ))
+            Ok(Reply::created(&CheckoutCreated {
+                checkout_url: checkout_url(&public_url, &session_id),
+                checkout_session_id: session_id,
+            }))
+        })
+        .await)
 }
 
 /// How to pay a session. Keys may also be sent in snake_case.
@@ -246,9 +217,10 @@ pub struct CompleteResponse {
 pub async fn complete(
     State(state): State<AppState>,
     caller: Caller,
+    Idem(claim): Idem,
     ApiPath(session_id): ApiPath<String>,
     ApiJson(req): ApiJson<CompleteRequest>,
-) -> ApiResult<Json<CompleteResponse>> {
+) -> Result<Reply, ApiError> {
     if caller.mode != Mode::Test {
         return Err(CheckoutError::TestModeOnly.into());
     }
@@ -259,29 +231,21 @@ pub async fn complete(
             "use pm_card_visa, pm_card_chargeDeclined or pm_card_chargeCustomerFail",
         )
     })?;
-    let done = super::complete(&state, caller.mode, &session_id, Some(card)).await?;
-    let mut conn = state.db.pool.acquire().await?;
-    let subscription = subscriptions::get(&mut conn, caller.mode, &done.subscription_id).await?;
-    Ok(Json(CompleteResponse {
-        checkout_session_id: session_id,
-        status: "complete",
-        redirect_url: success_redirect(&done.session),
-        subscription,
-    }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redirects_must_be_absolute_http() {
-        assert!(check_redirect("successUrl", "https://app.example.com/ok", &[]).is_ok());
-        assert!(check_redirect("successUrl", "/relative", &[]).is_err());
-        assert!(check_redirect("successUrl", "javascript:alert(1)", &[]).is_err());
-        assert!(check_redirect("successUrl", "ftp://x.example.com/", &[]).is_err());
-        let allowed = vec!["app.example.com".to_owned()];
-        assert!(check_redirect("successUrl", "https://evil.example.net/", &allowed).is_err());
-        assert!(check_redirect("successUrl", "https://app.example.com/", &allowed).is_ok());
-    }
+    let mode = caller.mode;
+    let ttl = state.config.checkout_ttl_secs;
+    Ok(state
+        .writer
+        .reply(claim, "complete_checkout", async move |uow| {
+            let done = completion::complete(uow, mode, &session_id, Some(card), ttl).await?;
+            let subscription = subscriptions::view(uow.conn(), mode, &done.subscription_id)
+                .await?
+                .ok_or_else(|| CheckoutError::NotFound(session_id.clone()))?;
+            Ok(Reply::ok(&CompleteResponse {
+                checkout_session_id: session_id.clone(),
+                status: "complete",
+                redirect_url: done.session.success_redirect(),
+                subscription,
+            }))
+        })
+        .await)
 }

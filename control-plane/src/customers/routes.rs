@@ -7,15 +7,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tollgate_shared::token::{TokenClaims, mint};
 
-use super::{
-    CustomerError, CustomerView, NewCustomer, check_customer_id, check_email, check_metadata,
-};
-use crate::app::AppState;
-use crate::auth::Caller;
+use super::model::{CustomerView, NewCustomer, check_email, check_metadata};
+use super::store;
+use crate::auth::model::Caller;
+use crate::billing::test_clocks::store as test_clocks;
 use crate::clock::rfc3339;
-use crate::error::{ApiResult, invalid};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
-use crate::openapi::ErrorEnvelope;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
+use crate::http::reply::Reply;
+use crate::http::schema::ErrorEnvelope;
+use crate::idempotency::middleware::Idem;
+use crate::state::AppState;
+use crate::validate::{CustomerId, check_len, invalid};
 
 /// A new customer. Every field is optional. Keys may also be sent in snake_case.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -55,40 +58,51 @@ pub struct CreateCustomer {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    Idem(claim): Idem,
     ApiJson(input): ApiJson<CreateCustomer>,
-) -> ApiResult<(StatusCode, Json<CustomerView>)> {
-    let customer_id = input
-        .customer_id
-        .unwrap_or_else(|| format!("cus_{}", uuid::Uuid::new_v4().simple()));
-    check_customer_id(&customer_id)?;
+) -> Result<Reply, ApiError> {
+    let customer_id = match &input.customer_id {
+        Some(id) => CustomerId::parse("customerId", id)?.into_string(),
+        None => crate::ids::new("cus"),
+    };
     if let Some(email) = &input.email {
         check_email(email)?;
     }
-    if input.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-        return Err(invalid("name", "at most 200 characters").into());
-    }
-    let metadata = input.metadata.unwrap_or(Value::Object(Default::default()));
+    check_len("name", input.name.as_deref(), 200)?;
+    let metadata = input
+        .metadata
+        .clone()
+        .unwrap_or(Value::Object(Default::default()));
     check_metadata(&metadata)?;
-    let mut now = state.clock.unix();
-    if let Some(clock) = &input.test_clock {
-        now = crate::billing::test_clocks::attachable(&state, caller.mode, clock).await?;
+    if input.test_clock.is_some() && caller.mode != tollgate_shared::Mode::Test {
+        return Err(invalid("testClock", "test clocks exist in test mode only").into());
     }
-    let mut tx = state.db.write().await?;
-    let view = super::insert(
-        &mut tx,
-        caller.mode,
-        now,
-        NewCustomer {
-            customer_id: &customer_id,
-            name: input.name.as_deref(),
-            email: input.email.as_deref(),
-            metadata: &metadata,
-            test_clock: input.test_clock.as_deref(),
-        },
-    )
-    .await?;
-    state.commit(tx).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    let mode = caller.mode;
+    Ok(state
+        .writer
+        .reply(claim, "create_customer", async move |uow| {
+            let created_at = match &input.test_clock {
+                Some(clock) => test_clocks::frozen_time(uow.conn(), clock)
+                    .await?
+                    .ok_or_else(|| invalid("testClock", format!("no test clock '{clock}'")))?,
+                None => uow.now(),
+            };
+            let view = store::insert(
+                uow,
+                mode,
+                NewCustomer {
+                    customer_id: &customer_id,
+                    name: input.name.as_deref(),
+                    email: input.email.as_deref(),
+                    metadata: &metadata,
+                    test_clock: input.test_clock.as_deref(),
+                    created_at,
+                },
+            )
+            .await?;
+            Ok(Reply::created(&view))
+        })
+        .await)
 }
 
 /// Get a customer.
@@ -108,9 +122,9 @@ pub async fn get(
     caller: Caller,
     ApiPath(customer_id): ApiPath<String>,
 ) -> ApiResult<Json<CustomerView>> {
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = state.db.read().await?;
     Ok(Json(
-        super::get(&mut conn, caller.mode, &customer_id).await?,
+        store::get(&mut conn, caller.mode, &customer_id).await?,
     ))
 }
 
@@ -143,8 +157,8 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Paginated<CustomerView>>> {
     let page = Page::parse(q.page, q.page_size)?;
-    let mut conn = state.db.pool.acquire().await?;
-    let (items, count) = super::list(
+    let mut conn = state.db.read().await?;
+    let (items, count) = store::list(
         &mut conn,
         caller.mode,
         q.email.as_deref(),
@@ -198,32 +212,30 @@ pub async fn update(
     caller: Caller,
     ApiPath(customer_id): ApiPath<String>,
     ApiJson(input): ApiJson<UpdateCustomer>,
-) -> ApiResult<Json<CustomerView>> {
+) -> Result<Reply, ApiError> {
     if let Some(email) = &input.email {
         check_email(email)?;
     }
-    if input.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-        return Err(invalid("name", "at most 200 characters").into());
-    }
+    check_len("name", input.name.as_deref(), 200)?;
     if let Some(m) = &input.metadata {
         check_metadata(m)?;
     }
-    let now = state.clock.unix();
-    let mut tx = state.db.write().await?;
-    let current = super::get(tx.conn(), caller.mode, &customer_id).await?;
-    sqlx::query("UPDATE customers SET name = ?, email = ?, metadata = ?, modified_at = ? WHERE mode = ? AND customer_id = ?")
-        .bind(input.name.or(current.name))
-        .bind(input.email.or(current.email))
-        .bind(input.metadata.unwrap_or(current.metadata).to_string())
-        .bind(now)
-        .bind(caller.mode.as_str())
-        .bind(&customer_id)
-        .execute(tx.conn())
-        .await
-        .map_err(CustomerError::from)?;
-    let view = super::get(tx.conn(), caller.mode, &customer_id).await?;
-    state.commit(tx).await?;
-    Ok(Json(view))
+    let mode = caller.mode;
+    Ok(state
+        .writer
+        .reply(None, "update_customer", async move |uow| {
+            let view = store::update(
+                uow,
+                mode,
+                &customer_id,
+                input.name.as_deref(),
+                input.email.as_deref(),
+                input.metadata.as_ref(),
+            )
+            .await?;
+            Ok(Reply::ok(&view))
+        })
+        .await)
 }
 
 /// Options for a customer token. Keys may also be sent in snake_case.
@@ -269,8 +281,8 @@ pub async fn mint_token(
     if !(60..=86_400).contains(&ttl) {
         return Err(invalid("ttlSeconds", "must be between 60 and 86400").into());
     }
-    let mut conn = state.db.pool.acquire().await?;
-    super::get(&mut conn, caller.mode, &customer_id).await?;
+    let mut conn = state.db.read().await?;
+    store::get(&mut conn, caller.mode, &customer_id).await?;
     let expires = state.clock.unix() + i64::from(ttl);
     let token = mint(
         &state.token_key,

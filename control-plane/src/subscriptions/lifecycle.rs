@@ -1,6 +1,7 @@
-//! The one lifecycle service (SPEC §5, PayKit's behaviour table). `POST /api/v1/subscribe/`,
-//! Kelviq's `update`, and checkout completion all come through [`change`], so a rule holds
-//! whichever door a caller uses:
+//! PayKit's behaviour table (SPEC §5) as one pure function: from the customer's current
+//! subscription in a group and what they ask for, to a [`Decision`]. `POST /api/v1/subscribe/`,
+//! Kelviq's `update`, the 4geeks create and checkout all come through [`decide`], and
+//! `super::apply` carries the decision out, so a rule holds whichever door a caller uses:
 //!
 //! | situation | result |
 //! |---|---|
@@ -14,17 +15,13 @@
 //! | current plan, nothing pending, same quantity | no-op |
 //! | current plan, other quantity | updated in place, prorated |
 
-use sqlx::Row;
-use tollgate_shared::Mode;
-
-use super::SubscriptionError;
-use crate::billing::invoices::{self, Draft, Line, Payment};
+use super::model::{Status, Subscription};
+use crate::billing::invoices::model::Line;
 use crate::billing::proration::{prorate, upgrade_in_cycle};
 use crate::catalog::money::format_amount;
 use crate::catalog::period::ChargePeriod;
 use crate::catalog::store::PlanPrice;
-use crate::db::WriteTx;
-use crate::entitlements::{self, GRANTING};
+use crate::validate::{Invalid, invalid};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proration {
@@ -34,6 +31,9 @@ pub enum Proration {
 }
 
 impl Proration {
+    pub const NAMES: [&'static str; 3] =
+        ["IMMEDIATE_CHARGE", "PRORATE_NEXT_INVOICE", "NO_PRORATION"];
+
     pub fn parse(s: Option<&str>) -> Option<Proration> {
         match s {
             None | Some("IMMEDIATE_CHARGE") => Some(Proration::ImmediateCharge),
@@ -58,96 +58,72 @@ pub enum Action {
     NoOp,
 }
 
-#[derive(Debug)]
-pub struct Outcome {
-    pub action: Action,
-    pub subscription_id: Option<String>,
-    pub invoice_id: Option<String>,
-    /// Set when a checkout is needed: the session to send the customer to.
-    pub checkout_session: Option<String>,
-}
-
-pub struct Request<'a> {
-    pub mode: Mode,
-    pub customer_id: &'a str,
+/// What a caller asked for.
+#[derive(Debug, Clone)]
+pub struct ChangeRequest {
     pub target: PlanPrice,
     pub quantity: Option<i64>,
     pub force_checkout: bool,
-    pub success_url: Option<&'a str>,
-    pub cancel_url: Option<&'a str>,
     pub proration: Proration,
     pub trial_days: Option<u32>,
 }
 
-/// The granting subscription a customer has in a group, as the rules need it.
-#[derive(Debug, Clone)]
-pub struct Current {
-    pub id: String,
-    pub status: String,
-    pub plan: String,
-    pub period: ChargePeriod,
-    pub amount: i64,
-    pub currency: String,
-    pub quantity: i64,
-    pub period_start: i64,
-    pub period_end: Option<i64>,
-    pub scheduled_plan: Option<String>,
-    pub scheduled_period: Option<String>,
-    pub cancel_at_period_end: bool,
-    pub cancel_at: Option<i64>,
+/// The invoice a change makes now (or, deferred, puts on the next invoice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoicePlan {
+    pub lines: Vec<Line>,
+    /// `PRORATE_NEXT_INVOICE`: the lines wait for the subscription's next invoice.
+    pub deferred: bool,
 }
 
-impl Current {
-    fn total(&self) -> i64 {
-        self.amount.saturating_mul(self.quantity)
-    }
-
-    fn pending_change(&self) -> bool {
-        self.scheduled_plan.is_some() || self.cancel_at_period_end || self.cancel_at.is_some()
-    }
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The group's default plan applies; nothing is stored.
+    DefaultPlan,
+    /// The first paid plan in the group, started now on the card on file (charged now unless
+    /// it starts with a trial).
+    StartNow {
+        quantity: i64,
+        trial_days: u32,
+    },
+    /// The first paid plan, but the customer must pay on the hosted checkout first.
+    Checkout {
+        quantity: i64,
+    },
+    /// An upgrade or a quantity change, effective now.
+    ChangeNow {
+        action: Action,
+        quantity: i64,
+        /// A new charge period starts a new billing cycle now.
+        new_cycle: bool,
+        invoice: Option<InvoicePlan>,
+    },
+    /// A downgrade, or a cancellation to the free plan, at the period's end.
+    Schedule {
+        action: Action,
+        quantity: i64,
+        to_free: bool,
+    },
+    Resume,
+    NoOp,
 }
 
-pub async fn current_in_group(
-    tx: &mut WriteTx,
-    mode: Mode,
-    customer_id: &str,
-    group: &str,
-) -> Result<Option<Current>, sqlx::Error> {
-    let row = sqlx::query(&format!(
-        "SELECT id, status, plan_identifier, charge_period, amount_minor, currency, quantity, current_period_start,
-                current_period_end, scheduled_plan, scheduled_period, cancel_at_period_end, cancel_at
-         FROM subscriptions WHERE mode = ? AND customer_id = ? AND grp = ? AND status IN {GRANTING}
-         ORDER BY created_at DESC LIMIT 1"
-    ))
-    .bind(mode.as_str())
-    .bind(customer_id)
-    .bind(group)
-    .fetch_optional(tx.conn())
-    .await?;
-    row.map(|r| {
-        Ok(Current {
-            id: r.try_get("id")?,
-            status: r.try_get("status")?,
-            plan: r.try_get("plan_identifier")?,
-            period: ChargePeriod::parse(r.try_get("charge_period")?)
-                .unwrap_or(ChargePeriod::Monthly),
-            amount: r.try_get("amount_minor")?,
-            currency: r.try_get("currency")?,
-            quantity: r.try_get("quantity")?,
-            period_start: r.try_get("current_period_start")?,
-            period_end: r.try_get("current_period_end")?,
-            scheduled_plan: r.try_get("scheduled_plan")?,
-            scheduled_period: r.try_get("scheduled_period")?,
-            cancel_at_period_end: r.try_get::<i64, _>("cancel_at_period_end")? != 0,
-            cancel_at: r.try_get("cancel_at")?,
-        })
-    })
-    .transpose()
+impl Decision {
+    pub fn action(&self) -> Action {
+        match self {
+            Decision::DefaultPlan => Action::DefaultPlan,
+            Decision::StartNow { .. } => Action::Created,
+            Decision::Checkout { .. } => Action::CheckoutRequired,
+            Decision::ChangeNow { action, .. } | Decision::Schedule { action, .. } => *action,
+            Decision::Resume => Action::Resumed,
+            Decision::NoOp => Action::NoOp,
+        }
+    }
 }
 
 /// Is `target` (at `new_total`) a step up from `current`? A higher price per unit of time,
 /// or the same plan on a longer period.
-pub fn is_upgrade(current: &Current, target: &PlanPrice, new_total: i64) -> bool {
+pub fn is_upgrade(current: &Subscription, target: &PlanPrice, new_total: i64) -> bool {
     // A one-time price has no period to spread over: compare what is paid.
     if current.period == ChargePeriod::OneTime || target.charge_period == ChargePeriod::OneTime {
         return new_total > current.total();
@@ -162,133 +138,78 @@ pub fn is_upgrade(current: &Current, target: &PlanPrice, new_total: i64) -> bool
     i128::from(new_total) * cur_days > i128::from(current.total()) * new_days
 }
 
-pub async fn change(
-    tx: &mut WriteTx,
-    now: i64,
-    req: Request<'_>,
-) -> Result<Outcome, SubscriptionError> {
-    let mode = req.mode;
-    let outcome = decide(tx, now, req).await?;
-    let updated = matches!(
-        outcome.action,
-        Action::Upgraded
-            | Action::DowngradeScheduled
-            | Action::CancelScheduled
-            | Action::Resumed
-            | Action::QuantityChanged
-    );
-    if let (true, Some(id)) = (updated, &outcome.subscription_id) {
-        crate::webhooks::emit_subscription(tx, mode, now, "subscription.updated", id).await?;
-    }
-    Ok(outcome)
+fn other_currency() -> Invalid {
+    invalid(
+        "planIdentifier",
+        "cannot switch between prices in different currencies",
+    )
 }
 
-async fn decide(
-    tx: &mut WriteTx,
+/// The one decision.
+pub fn decide(
+    current: Option<&Subscription>,
+    req: &ChangeRequest,
+    has_card: bool,
     now: i64,
-    req: Request<'_>,
-) -> Result<Outcome, SubscriptionError> {
-    let current = current_in_group(tx, req.mode, req.customer_id, &req.target.group).await?;
-    // Only the group's default plan is "free": a 0-priced plan of its own is still a plan to join.
-    let free = req.target.is_default;
+) -> Result<Decision, Invalid> {
+    let target = &req.target;
+    // Only the group's default plan is "free": a 0-priced plan of its own is still a plan.
+    let free = target.is_default;
     let Some(current) = current else {
         if free {
-            return Ok(Outcome {
-                action: Action::DefaultPlan,
-                subscription_id: None,
-                invoice_id: None,
-                checkout_session: None,
-            });
+            return Ok(Decision::DefaultPlan);
         }
-        return create(tx, now, &req).await;
+        let quantity = req.quantity.unwrap_or(1);
+        return Ok(if has_card && !req.force_checkout {
+            Decision::StartNow {
+                quantity,
+                trial_days: req.trial_days.unwrap_or(target.trial_days),
+            }
+        } else {
+            Decision::Checkout { quantity }
+        });
     };
     let quantity = req.quantity.unwrap_or(current.quantity);
-    let same_price = current.plan == req.target.plan && current.period == req.target.charge_period;
+    let same_price = current.plan == target.plan && current.period == target.charge_period;
     if same_price {
         if quantity != current.quantity {
-            return upgrade(tx, now, &req, &current, quantity, Action::QuantityChanged).await;
+            return change_now(current, req, quantity, Action::QuantityChanged, now);
         }
         if current.pending_change() {
-            clear_pending(tx, now, req.mode, &current.id).await?;
-            return Ok(outcome(Action::Resumed, &current.id, None));
+            return Ok(Decision::Resume);
         }
-        return Ok(outcome(Action::NoOp, &current.id, None));
+        return Ok(Decision::NoOp);
     }
     if free {
-        schedule(tx, now, req.mode, &current.id, &req.target, quantity, true).await?;
-        return Ok(outcome(Action::CancelScheduled, &current.id, None));
+        return Ok(Decision::Schedule {
+            action: Action::CancelScheduled,
+            quantity,
+            to_free: true,
+        });
     }
-    let new_total = req.target.amount_minor.saturating_mul(quantity);
-    if is_upgrade(&current, &req.target, new_total) {
-        return upgrade(tx, now, &req, &current, quantity, Action::Upgraded).await;
+    let new_total = target.amount_minor.saturating_mul(quantity);
+    if is_upgrade(current, target, new_total) {
+        return change_now(current, req, quantity, Action::Upgraded, now);
     }
-    if current.currency != req.target.currency {
-        return Err(crate::error::invalid(
-            "planIdentifier",
-            "cannot switch between prices in different currencies",
-        )
-        .into());
+    if current.currency != target.currency {
+        return Err(other_currency());
     }
-    schedule(tx, now, req.mode, &current.id, &req.target, quantity, false).await?;
-    Ok(outcome(Action::DowngradeScheduled, &current.id, None))
+    Ok(Decision::Schedule {
+        action: Action::DowngradeScheduled,
+        quantity,
+        to_free: false,
+    })
 }
 
-fn outcome(action: Action, id: &str, invoice: Option<String>) -> Outcome {
-    Outcome {
-        action,
-        subscription_id: Some(id.to_owned()),
-        invoice_id: invoice,
-        checkout_session: None,
-    }
-}
-
-async fn clear_pending(
-    tx: &mut WriteTx,
-    now: i64,
-    mode: Mode,
-    id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE subscriptions SET scheduled_plan = NULL, scheduled_period = NULL, scheduled_quantity = NULL, cancel_at_period_end = 0,
-           cancel_at = NULL, canceled_at = NULL, modified_at = ? WHERE mode = ? AND id = ?",
-    )
-    .bind(now)
-    .bind(mode.as_str())
-    .bind(id)
-    .execute(tx.conn())
-    .await?;
-    Ok(())
-}
-
-/// One pending change per subscription: a new one replaces the old.
-async fn schedule(
-    tx: &mut WriteTx,
-    now: i64,
-    mode: Mode,
-    id: &str,
-    target: &PlanPrice,
+/// How a full period of a price is described on an invoice, whichever door it came through
+/// (a subscribe, a checkout, a renewal).
+pub fn describe(
+    plan: &str,
     quantity: i64,
-    to_free: bool,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE subscriptions SET scheduled_plan = ?, scheduled_period = ?, scheduled_quantity = ?, cancel_at_period_end = ?,
-           cancel_at = NULL, canceled_at = CASE WHEN ? THEN ? ELSE NULL END, modified_at = ? WHERE mode = ? AND id = ?",
-    )
-    .bind(&target.plan)
-    .bind(target.charge_period.as_str())
-    .bind(quantity)
-    .bind(to_free)
-    .bind(to_free)
-    .bind(now)
-    .bind(now)
-    .bind(mode.as_str())
-    .bind(id)
-    .execute(tx.conn())
-    .await?;
-    Ok(())
-}
-
-fn describe(plan: &str, quantity: i64, total: i64, currency: &str, period: ChargePeriod) -> String {
+    total: i64,
+    currency: &str,
+    period: ChargePeriod,
+) -> String {
     format!(
         "{quantity} × {plan} ({} {} / {})",
         format_amount(total, currency),
@@ -297,297 +218,438 @@ fn describe(plan: &str, quantity: i64, total: i64, currency: &str, period: Charg
     )
 }
 
-/// Upgrades (and quantity changes) take effect now. In the same cycle the invoice credits the
-/// unused part of the old price and charges the rest of the period at the new one; a new
-/// charge period starts a new cycle and charges its full price.
-async fn upgrade(
-    tx: &mut WriteTx,
-    now: i64,
-    req: &Request<'_>,
-    current: &Current,
-    quantity: i64,
-    action: Action,
-) -> Result<Outcome, SubscriptionError> {
-    let target = &req.target;
-    let new_total = target.amount_minor.saturating_mul(quantity);
-    let mut invoice_id = None;
-    let trialing = current.status == "trialing";
-    let same_cycle = current.period == target.charge_period;
-    let period_end = current.period_end.unwrap_or(now);
-    if !trialing && current.currency != target.currency {
-        return Err(crate::error::invalid(
-            "planIdentifier",
-            "cannot switch between prices in different currencies",
-        )
-        .into());
+/// The line that charges one whole period of `price` × `quantity` from `start`.
+pub fn full_period_line(price: &PlanPrice, quantity: i64, start: i64) -> Line {
+    let total = price.amount_minor.saturating_mul(quantity);
+    Line {
+        description: describe(
+            &price.plan,
+            quantity,
+            total,
+            &price.currency,
+            price.charge_period,
+        ),
+        amount_minor: total,
+        period_start: Some(start),
+        period_end: price.charge_period.first_period_end(start),
+        proration: false,
+        plan: Some(price.plan.clone()),
     }
-    if !trialing {
-        let mut lines = Vec::new();
-        let (credit, charge) = if current.period_end.is_none() {
-            // ONE_TIME: the old purchase is credited whole and the new one charged whole.
-            (-current.total(), new_total)
-        } else if same_cycle {
-            upgrade_in_cycle(
-                current.total(),
-                new_total,
-                now,
-                current.period_start,
-                period_end,
-            )
-        } else {
-            (
-                -prorate(
-                    current.total(),
-                    period_end - now,
-                    period_end - current.period_start,
-                ),
-                new_total,
-            )
-        };
-        let new_end = if same_cycle {
-            Some(period_end)
-        } else {
-            target.charge_period.first_period_end(now)
-        };
-        if req.proration != Proration::None && credit != 0 {
-            lines.push(Line {
-                description: format!(
-                    "Unused time on {}",
-                    describe(
-                        &current.plan,
-                        current.quantity,
-                        current.total(),
-                        &current.currency,
-                        current.period
-                    )
-                ),
-                amount_minor: credit,
-                period_start: Some(now),
-                period_end: Some(period_end),
-                proration: true,
-                plan: Some(current.plan.clone()),
-            });
-        }
-        if req.proration != Proration::None || !same_cycle {
-            lines.push(Line {
-                description: if same_cycle {
-                    format!(
-                        "Remaining time on {}",
-                        describe(
-                            &target.plan,
-                            quantity,
-                            new_total,
-                            &target.currency,
-                            target.charge_period
-                        )
-                    )
-                } else {
-                    describe(
-                        &target.plan,
-                        quantity,
-                        new_total,
-                        &target.currency,
-                        target.charge_period,
-                    )
-                },
-                amount_minor: charge,
-                period_start: Some(now),
-                period_end: new_end,
-                proration: same_cycle,
-                plan: Some(target.plan.clone()),
-            });
-        }
-        let draft = Draft {
-            mode: req.mode,
-            customer_id: req.customer_id,
-            subscription_id: Some(&current.id),
-            currency: &target.currency,
-            reason: "subscription_update",
-            lines,
-        };
-        if req.proration == Proration::NextInvoice && same_cycle {
-            invoices::add_pending(tx, &draft).await?;
-        } else if !draft.lines.is_empty() {
-            let created = invoices::create_and_collect(tx, now, draft).await?;
-            if let Payment::Failed(decline) = created.payment {
-                // The caller rolls the transaction back: nothing changes, nothing is granted.
-                return Err(SubscriptionError::Payment(decline));
-            }
-            invoice_id = Some(created.id);
-        }
-    }
-    let new_cycle = !same_cycle && !trialing;
-    sqlx::query(
-        "UPDATE subscriptions SET plan_identifier = ?, charge_period = ?, amount_minor = ?, currency = ?, quantity = ?,
-           scheduled_plan = NULL, scheduled_period = NULL, scheduled_quantity = NULL, cancel_at_period_end = 0, cancel_at = NULL, canceled_at = NULL,
-           current_period_start = CASE WHEN ? THEN ? ELSE current_period_start END,
-           current_period_end = CASE WHEN ? THEN ? ELSE current_period_end END,
-           cycle_anchor = CASE WHEN ? THEN ? ELSE cycle_anchor END,
-           cycle_index = CASE WHEN ? THEN 0 ELSE cycle_index END,
-           modified_at = ? WHERE mode = ? AND id = ?",
-    )
-    .bind(&target.plan)
-    .bind(target.charge_period.as_str())
-    .bind(target.amount_minor)
-    .bind(&target.currency)
-    .bind(quantity)
-    .bind(new_cycle)
-    .bind(now)
-    .bind(new_cycle)
-    .bind(target.charge_period.first_period_end(now))
-    .bind(new_cycle)
-    .bind(now)
-    .bind(new_cycle)
-    .bind(now)
-    .bind(req.mode.as_str())
-    .bind(&current.id)
-    .execute(tx.conn())
-    .await?;
-    entitlements::recompile(tx, now, req.mode, &[req.customer_id.to_owned()]).await?;
-    Ok(outcome(action, &current.id, invoice_id))
 }
 
-/// A first paid subscription in the group: charged now with a card on file (or trialing),
-/// otherwise `incomplete` until a checkout is paid.
-async fn create(
-    tx: &mut WriteTx,
+/// Upgrades (and quantity changes) take effect now. In the same cycle the invoice credits the
+/// unused part of the old price and charges the rest of the period at the new one; a new
+/// charge period starts a new cycle and charges its full price. A trial changes plan without
+/// an invoice.
+fn change_now(
+    current: &Subscription,
+    req: &ChangeRequest,
+    quantity: i64,
+    action: Action,
     now: i64,
-    req: &Request<'_>,
-) -> Result<Outcome, SubscriptionError> {
-    let quantity = req.quantity.unwrap_or(1);
-    let has_card = invoices::card_on_file(tx.conn(), req.mode, req.customer_id)
-        .await?
-        .is_some();
-    let trial_days = req.trial_days.unwrap_or(req.target.trial_days);
-    if has_card && !req.force_checkout {
-        let id = super::start(
-            tx,
-            req.mode,
-            now,
-            super::NewSubscription {
-                customer_id: req.customer_id,
-                price: &req.target,
-                quantity,
-                trial_days,
-                pending: None,
-            },
-        )
-        .await?;
-        let mut invoice_id = None;
-        if trial_days == 0 {
-            let total = req.target.amount_minor.saturating_mul(quantity);
-            let created = invoices::create_and_collect(
-                tx,
-                now,
-                Draft {
-                    mode: req.mode,
-                    customer_id: req.customer_id,
-                    subscription_id: Some(&id),
-                    currency: &req.target.currency,
-                    reason: "subscription_create",
-                    lines: vec![Line {
-                        description: describe(
-                            &req.target.plan,
-                            quantity,
-                            total,
-                            &req.target.currency,
-                            req.target.charge_period,
-                        ),
-                        amount_minor: total,
-                        period_start: Some(now),
-                        period_end: req.target.charge_period.first_period_end(now),
-                        proration: false,
-                        plan: Some(req.target.plan.clone()),
-                    }],
-                },
-            )
-            .await?;
-            if let Payment::Failed(decline) = created.payment {
-                return Err(SubscriptionError::Payment(decline));
-            }
-            invoice_id = Some(created.id);
-        }
-        return Ok(outcome(Action::Created, &id, invoice_id));
-    }
-    // One pending checkout per group: the same request gets the same checkout back, another
-    // plan replaces it (so a customer can never pay twice for one group).
-    let pending = sqlx::query(
-        "SELECT s.id, s.plan_identifier, s.charge_period, s.quantity, c.id AS session FROM subscriptions s
-         JOIN checkout_sessions c ON c.subscription_id = s.id AND c.status = 'open'
-         WHERE s.mode = ? AND s.customer_id = ? AND s.grp = ? AND s.status = 'incomplete'",
-    )
-    .bind(req.mode.as_str())
-    .bind(req.customer_id)
-    .bind(&req.target.group)
-    .fetch_all(tx.conn())
-    .await?;
-    for p in pending {
-        let id: String = p.try_get("id")?;
-        let same = p.try_get::<String, _>("plan_identifier")? == req.target.plan
-            && p.try_get::<String, _>("charge_period")? == req.target.charge_period.as_str()
-            && p.try_get::<i64, _>("quantity")? == quantity;
-        if same {
-            return Ok(Outcome {
-                action: Action::CheckoutRequired,
-                subscription_id: Some(id),
-                invoice_id: None,
-                checkout_session: Some(p.try_get("session")?),
-            });
-        }
-        super::end_now(tx, req.mode, &id, now).await?;
-    }
-    let success_url = req.success_url.ok_or_else(|| {
-        crate::error::invalid(
-            "successUrl",
-            "required: this customer must go through checkout",
-        )
-    })?;
-    let id = uuid::Uuid::new_v4().to_string();
-    sqlx::query(
-        "INSERT INTO subscriptions (id, mode, customer_id, plan_identifier, grp, charge_period, amount_minor, currency,
-           quantity, status, started_at, current_period_start, cycle_anchor, created_at, modified_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'incomplete', ?, ?, ?, ?, ?)",
-    )
-    .bind(&id)
-    .bind(req.mode.as_str())
-    .bind(req.customer_id)
-    .bind(&req.target.plan)
-    .bind(&req.target.group)
-    .bind(req.target.charge_period.as_str())
-    .bind(req.target.amount_minor)
-    .bind(&req.target.currency)
-    .bind(quantity)
-    .bind(now)
-    .bind(now)
-    .bind(now)
-    .bind(now)
-    .bind(now)
-    .execute(tx.conn())
-    .await?;
-    crate::webhooks::emit_subscription(tx, req.mode, now, "subscription.created", &id).await?;
-    let session = crate::checkout::open_session(
-        tx,
-        now,
-        crate::checkout::NewSession {
-            mode: req.mode,
-            customer_id: req.customer_id,
-            plan: &req.target.plan,
-            period: req.target.charge_period.as_str(),
+) -> Result<Decision, Invalid> {
+    let target = &req.target;
+    let trialing = current.status == Status::Trialing;
+    let same_cycle = current.period == target.charge_period;
+    if trialing {
+        return Ok(Decision::ChangeNow {
+            action,
             quantity,
-            trial_days: req.trial_days.map(i64::from),
-            success_url,
-            cancel_url: req.cancel_url,
-            offering_id: None,
-            pricing_table_id: None,
-            ip_address: None,
-            subscription_id: Some(&id),
-        },
-    )
-    .await?;
-    Ok(Outcome {
-        action: Action::CheckoutRequired,
-        subscription_id: Some(id),
-        invoice_id: None,
-        checkout_session: Some(session),
+            new_cycle: false,
+            invoice: None,
+        });
+    }
+    if current.currency != target.currency {
+        return Err(other_currency());
+    }
+    let new_total = target.amount_minor.saturating_mul(quantity);
+    let period_end = current.period_end.unwrap_or(now);
+    let (credit, charge) = if current.period_end.is_none() {
+        // ONE_TIME: the old purchase is credited whole and the new one charged whole.
+        (-current.total(), new_total)
+    } else if same_cycle {
+        upgrade_in_cycle(
+            current.total(),
+            new_total,
+            now,
+            current.period_start,
+            period_end,
+        )
+    } else {
+        (
+            -prorate(
+                current.total(),
+                period_end - now,
+                period_end - current.period_start,
+            ),
+            new_total,
+        )
+    };
+    let new_end = if same_cycle {
+        Some(period_end)
+    } else {
+        target.charge_period.first_period_end(now)
+    };
+    let mut lines = Vec::new();
+    if req.proration != Proration::None && credit != 0 {
+        lines.push(Line {
+            description: format!(
+                "Unused time on {}",
+                describe(
+                    &current.plan,
+                    current.quantity,
+                    current.total(),
+                    &current.currency,
+                    current.period
+                )
+            ),
+            amount_minor: credit,
+            period_start: Some(now),
+            period_end: Some(period_end),
+            proration: true,
+            plan: Some(current.plan.clone()),
+        });
+    }
+    if req.proration != Proration::None || !same_cycle {
+        let described = describe(
+            &target.plan,
+            quantity,
+            new_total,
+            &target.currency,
+            target.charge_period,
+        );
+        lines.push(Line {
+            description: if same_cycle {
+                format!("Remaining time on {described}")
+            } else {
+                described
+            },
+            amount_minor: charge,
+            period_start: Some(now),
+            period_end: new_end,
+            proration: same_cycle,
+            plan: Some(target.plan.clone()),
+        });
+    }
+    let deferred = req.proration == Proration::NextInvoice && same_cycle;
+    Ok(Decision::ChangeNow {
+        action,
+        quantity,
+        new_cycle: !same_cycle,
+        invoice: (!lines.is_empty()).then_some(InvoicePlan { lines, deferred }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use tollgate_shared::Mode;
+
+    use super::*;
+
+    fn t(m: u32, d: u32) -> i64 {
+        Utc.with_ymd_and_hms(2026, m, d, 0, 0, 0)
+            .unwrap()
+            .timestamp()
+    }
+
+    fn price(plan: &str, period: ChargePeriod, amount: i64, default: bool) -> PlanPrice {
+        PlanPrice {
+            plan: plan.into(),
+            plan_name: plan.into(),
+            group: "base".into(),
+            is_default: default,
+            trial_days: if plan == "enterprise" { 14 } else { 0 },
+            price_id: None,
+            charge_period: period,
+            amount_minor: amount,
+            currency: "usd".into(),
+        }
+    }
+
+    fn free() -> PlanPrice {
+        price("free", ChargePeriod::Monthly, 0, true)
+    }
+    fn pro() -> PlanPrice {
+        price("pro", ChargePeriod::Monthly, 4_900, false)
+    }
+    fn pro_yearly() -> PlanPrice {
+        price("pro", ChargePeriod::Yearly, 49_000, false)
+    }
+    fn enterprise() -> PlanPrice {
+        price("enterprise", ChargePeriod::Monthly, 19_900, false)
+    }
+
+    /// Pro monthly, April 2026, one seat, active.
+    fn on_pro() -> Subscription {
+        Subscription {
+            id: "s".into(),
+            mode: Mode::Test,
+            customer_id: "c".into(),
+            plan: "pro".into(),
+            group: "base".into(),
+            period: ChargePeriod::Monthly,
+            amount: 4_900,
+            currency: "usd".into(),
+            quantity: 1,
+            status: Status::Active,
+            started_at: t(4, 1),
+            period_start: t(4, 1),
+            period_end: Some(t(5, 1)),
+            trial_end: None,
+            cancel_at_period_end: false,
+            cancel_at: None,
+            canceled_at: None,
+            ended_at: None,
+            scheduled_plan: None,
+            scheduled_period: None,
+            scheduled_quantity: None,
+            created_at: t(4, 1),
+            cycle_anchor: t(4, 1),
+            cycle_index: 0,
+            dunning_invoice: None,
+            dunning_attempts: 0,
+            next_retry_at: None,
+            dunning_started_at: None,
+        }
+    }
+
+    fn on_enterprise() -> Subscription {
+        Subscription {
+            plan: "enterprise".into(),
+            amount: 19_900,
+            ..on_pro()
+        }
+    }
+
+    fn ask(target: PlanPrice) -> ChangeRequest {
+        ChangeRequest {
+            target,
+            quantity: None,
+            force_checkout: false,
+            proration: Proration::ImmediateCharge,
+            trial_days: None,
+        }
+    }
+
+    fn amounts(d: &Decision) -> Vec<i64> {
+        match d {
+            Decision::ChangeNow {
+                invoice: Some(i), ..
+            } => i.lines.iter().map(|l| l.amount_minor).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// One row per line of the behaviour table above.
+    #[test]
+    fn paykit_behaviour_table() {
+        let mid = t(4, 16);
+        let pending = Subscription {
+            scheduled_plan: Some("pro".into()),
+            scheduled_period: Some("MONTHLY".into()),
+            ..on_enterprise()
+        };
+        let cases: Vec<(&str, Option<Subscription>, ChangeRequest, bool, Action)> = vec![
+            (
+                "free, nothing paid",
+                None,
+                ask(free()),
+                false,
+                Action::DefaultPlan,
+            ),
+            (
+                "paid, card on file",
+                None,
+                ask(pro()),
+                true,
+                Action::Created,
+            ),
+            (
+                "paid, no card",
+                None,
+                ask(pro()),
+                false,
+                Action::CheckoutRequired,
+            ),
+            (
+                "paid, card, forceCheckout",
+                None,
+                ChangeRequest {
+                    force_checkout: true,
+                    ..ask(pro())
+                },
+                true,
+                Action::CheckoutRequired,
+            ),
+            (
+                "higher price",
+                Some(on_pro()),
+                ask(enterprise()),
+                true,
+                Action::Upgraded,
+            ),
+            (
+                "same plan, longer period",
+                Some(on_pro()),
+                ask(pro_yearly()),
+                true,
+                Action::Upgraded,
+            ),
+            (
+                "lower price",
+                Some(on_enterprise()),
+                ask(pro()),
+                true,
+                Action::DowngradeScheduled,
+            ),
+            (
+                "cancel to free",
+                Some(on_pro()),
+                ask(free()),
+                true,
+                Action::CancelScheduled,
+            ),
+            (
+                "another lower plan while one is scheduled",
+                Some(pending.clone()),
+                ask(free()),
+                true,
+                Action::CancelScheduled,
+            ),
+            (
+                "current plan, change pending",
+                Some(pending),
+                ask(enterprise()),
+                true,
+                Action::Resumed,
+            ),
+            (
+                "current plan, nothing pending",
+                Some(on_pro()),
+                ask(pro()),
+                true,
+                Action::NoOp,
+            ),
+            (
+                "current plan, other quantity",
+                Some(on_pro()),
+                ChangeRequest {
+                    quantity: Some(3),
+                    ..ask(pro())
+                },
+                true,
+                Action::QuantityChanged,
+            ),
+        ];
+        for (row, current, req, card, expected) in cases {
+            let d = decide(current.as_ref(), &req, card, mid).unwrap();
+            assert_eq!(d.action(), expected, "{row}");
+        }
+    }
+
+    #[test]
+    fn upgrade_mid_period_prorates_to_the_cent() {
+        let d = decide(Some(&on_pro()), &ask(enterprise()), true, t(4, 16)).unwrap();
+        // 15 of 30 days left: −24.50 for unused Pro, +99.50 for Enterprise.
+        assert_eq!(amounts(&d), vec![-2_450, 9_950]);
+        assert!(matches!(
+            d,
+            Decision::ChangeNow {
+                new_cycle: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_longer_period_starts_a_new_cycle_and_charges_in_full() {
+        let d = decide(Some(&on_pro()), &ask(pro_yearly()), true, t(4, 16)).unwrap();
+        assert_eq!(amounts(&d), vec![-2_450, 49_000]);
+        assert!(matches!(
+            d,
+            Decision::ChangeNow {
+                new_cycle: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn proration_behaviours() {
+        let with = |p: Proration| ChangeRequest {
+            proration: p,
+            ..ask(enterprise())
+        };
+        let none = decide(Some(&on_pro()), &with(Proration::None), true, t(4, 16)).unwrap();
+        assert_eq!(
+            none,
+            Decision::ChangeNow {
+                action: Action::Upgraded,
+                quantity: 1,
+                new_cycle: false,
+                invoice: None
+            }
+        );
+        let next = decide(
+            Some(&on_pro()),
+            &with(Proration::NextInvoice),
+            true,
+            t(4, 16),
+        )
+        .unwrap();
+        assert!(matches!(
+            next,
+            Decision::ChangeNow {
+                invoice: Some(InvoicePlan { deferred: true, .. }),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn trials_change_plan_without_an_invoice() {
+        let trial = Subscription {
+            status: Status::Trialing,
+            ..on_pro()
+        };
+        let d = decide(Some(&trial), &ask(enterprise()), true, t(4, 16)).unwrap();
+        assert!(matches!(d, Decision::ChangeNow { invoice: None, .. }));
+    }
+
+    #[test]
+    fn currencies_do_not_mix() {
+        let eur = PlanPrice {
+            currency: "eur".into(),
+            amount_minor: 100,
+            ..pro()
+        };
+        let mut cheap = ask(eur);
+        cheap.target.plan = "cheap".into();
+        assert_eq!(
+            decide(Some(&on_pro()), &cheap, true, t(4, 16))
+                .unwrap_err()
+                .field,
+            "planIdentifier"
+        );
+    }
+
+    #[test]
+    fn one_time_more_seats_cost_the_difference() {
+        let life = Subscription {
+            plan: "life".into(),
+            period: ChargePeriod::OneTime,
+            amount: 29_900,
+            period_end: None,
+            ..on_pro()
+        };
+        let target = price("life", ChargePeriod::OneTime, 29_900, false);
+        let req = ChangeRequest {
+            quantity: Some(3),
+            ..ask(target)
+        };
+        let d = decide(Some(&life), &req, true, t(4, 16)).unwrap();
+        assert_eq!(d.action(), Action::QuantityChanged);
+        assert_eq!(amounts(&d).iter().sum::<i64>(), 59_800);
+    }
 }

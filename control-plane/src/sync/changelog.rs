@@ -1,55 +1,78 @@
-//! The change log: one row per committed transaction that changed what edges serve.
-//! Versions come from `MAX(version) + 1` inside the (serialized) write transaction, so they are
-//! gap-free and in commit order.
+//! The `change_log` and `sync_state` tables: one log row per committed unit of work that changed
+//! what edges serve, numbered from one counter row.
+//!
+//! Versions come from `sync_state.version`, advanced by the writer inside the batch
+//! transaction just before it commits. The row stays locked until that commit, so on
+//! PostgreSQL two replicas' batches take their numbers one after the other, in commit order, and
+//! a batch that rolls back gives its numbers back: versions are gap-free and in commit order on
+//! one writer or several.
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 use tollgate_shared::sync::{Change, Delta};
 
-use crate::db::WriteTx;
+/// The channel PostgreSQL replicas listen on for new versions.
+pub const CHANNEL: &str = "tollgate_changes";
 
-/// Appends `changes` as the next version; the version is also remembered on the transaction
-/// so the commit can wake the sync streams.
-pub async fn append(tx: &mut WriteTx, now: i64, changes: Vec<Change>) -> Result<u64, sqlx::Error> {
-    if changes.is_empty() {
-        return Ok(tx.appended.unwrap_or(0));
-    }
-    let json = serde_json::to_string(&changes).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let version: i64 = sqlx::query_scalar(
-        "INSERT INTO change_log (version, created_at, changes)
-         VALUES ((SELECT COALESCE(MAX(version), 0) + 1 FROM change_log), ?, ?) RETURNING version",
+/// Takes `n` versions; returns the last of them (the first is `last - n + 1`).
+pub async fn advance(conn: &mut AnyConnection, n: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE sync_state SET version = version + $1 WHERE id = 1 RETURNING version",
     )
-    .bind(now)
-    .bind(json)
-    .fetch_one(tx.conn())
-    .await?;
-    tx.appended = Some(version as u64);
-    Ok(version as u64)
+    .bind(n)
+    .fetch_one(conn)
+    .await
 }
 
-pub async fn latest(conn: &mut SqliteConnection) -> Result<u64, sqlx::Error> {
-    let v: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM change_log")
+pub async fn insert(
+    conn: &mut AnyConnection,
+    version: i64,
+    now: i64,
+    changes: &[Change],
+) -> Result<(), sqlx::Error> {
+    let json = serde_json::to_string(changes).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query("INSERT INTO change_log (version, created_at, changes) VALUES ($1, $2, $3)")
+        .bind(version)
+        .bind(now)
+        .bind(json)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// PostgreSQL: tells every replica's listener (at commit) that `version` exists.
+pub async fn notify(conn: &mut AnyConnection, version: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(version.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn latest(conn: &mut AnyConnection) -> Result<u64, sqlx::Error> {
+    let v: i64 = sqlx::query_scalar("SELECT version FROM sync_state WHERE id = 1")
         .fetch_one(conn)
         .await?;
-    Ok(v as u64)
+    Ok(v.max(0) as u64)
 }
 
-pub async fn oldest(conn: &mut SqliteConnection) -> Result<Option<u64>, sqlx::Error> {
+pub async fn oldest(conn: &mut AnyConnection) -> Result<Option<u64>, sqlx::Error> {
     let v: Option<i64> = sqlx::query_scalar("SELECT MIN(version) FROM change_log")
         .fetch_one(conn)
         .await?;
-    Ok(v.map(|v| v as u64))
+    Ok(v.map(|v| v.max(0) as u64))
 }
 
 /// Deltas after `since`, oldest first, at most `limit`.
 pub async fn after(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     since: u64,
     limit: i64,
 ) -> Result<Vec<Delta>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT version, changes FROM change_log WHERE version > ? ORDER BY version LIMIT ?",
+        "SELECT version, changes FROM change_log WHERE version > $1 ORDER BY version LIMIT $2",
     )
-    .bind(since as i64)
+    .bind(i64::try_from(since).unwrap_or(i64::MAX))
     .bind(limit)
     .fetch_all(conn)
     .await?;
@@ -60,9 +83,31 @@ pub async fn after(
             let changes =
                 serde_json::from_str(&changes).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
             Ok(Delta {
-                version: version as u64,
+                version: version.max(0) as u64,
                 changes,
             })
         })
         .collect()
+}
+
+/// Deletes entries created before `before`, keeping at least the newest `keep`, at most
+/// `limit` rows at a time. Edges further behind than what is left resync with a snapshot.
+pub async fn prune(
+    conn: &mut AnyConnection,
+    before: i64,
+    keep: i64,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "DELETE FROM change_log WHERE version IN (
+           SELECT version FROM change_log WHERE created_at < $1
+             AND version <= (SELECT version FROM sync_state WHERE id = 1) - $2
+           ORDER BY version LIMIT $3)",
+    )
+    .bind(before)
+    .bind(keep)
+    .bind(limit)
+    .execute(conn)
+    .await?
+    .rows_affected())
 }

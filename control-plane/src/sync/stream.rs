@@ -6,7 +6,7 @@
 //! transaction (a consistent cut at version V) before switching to deltas.
 
 use std::convert::Infallible;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State;
@@ -15,22 +15,21 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
-use sqlx::Row;
+use sqlx::{AnyConnection, Connection};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tollgate_shared::keys::parse_hash_hex;
-use tollgate_shared::sync::{
-    EdgeKey, Frame, FrameBody, ModeDefaults, SNAPSHOT_CHUNK, SnapshotBegin,
-};
-use tollgate_shared::{CustomerEntitlements, KeyKind, Mode};
+use tollgate_shared::sync::{Frame, FrameBody, ModeDefaults, SNAPSHOT_CHUNK, SnapshotBegin};
+use tollgate_shared::{CustomerEntitlements, Mode};
 use tracing::{Instrument, debug, info, info_span};
 
 use super::changelog;
-use crate::app::AppState;
-use crate::auth::EdgeCaller;
-use crate::entitlements;
-use crate::extract::ApiQuery;
-use crate::openapi::{ErrorEnvelope, SyncFrame};
+use crate::auth::model::EdgeCaller;
+use crate::auth::store as keys;
+use crate::db::{Backend, backend_of};
+use crate::entitlements::{compile, store as entitlements};
+use crate::http::extract::ApiQuery;
+use crate::http::schema::{ErrorEnvelope, SyncFrame};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -127,10 +126,19 @@ async fn feed(
     };
     let heartbeat = state.config.sync_heartbeat;
     let mut shutdown = state.shutdown.clone();
+    let mut key_checked = Instant::now();
     loop {
+        // A revoked sync key loses its open stream within one heartbeat, however busy the
+        // stream is with deltas.
+        if key_checked.elapsed() >= heartbeat {
+            if !key_active(state, key_id).await? {
+                return Err(FeedError::Gone);
+            }
+            key_checked = Instant::now();
+        }
         wake.borrow_and_update();
         let deltas = {
-            let mut conn = state.db.sync_pool.acquire().await?;
+            let mut conn = state.db.read_for_sync().await?;
             changelog::after(&mut conn, last, 512).await?
         };
         if !deltas.is_empty() {
@@ -143,10 +151,10 @@ async fn feed(
         tokio::select! {
             changed = wake.changed() => if changed.is_err() { return Ok(()) },
             () = tokio::time::sleep(heartbeat) => {
-                // A revoked sync key loses its open stream too, not only future connections.
                 if !key_active(state, key_id).await? {
                     return Err(FeedError::Gone);
                 }
+                key_checked = Instant::now();
                 send(out, FrameBody::Heartbeat { version: last }).await?
             }
             () = out.closed() => return Err(FeedError::Gone),
@@ -157,18 +165,13 @@ async fn feed(
 }
 
 async fn key_active(state: &AppState, key_id: &str) -> Result<bool, sqlx::Error> {
-    Ok(
-        sqlx::query("SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL")
-            .bind(key_id)
-            .fetch_optional(&state.db.pool)
-            .await?
-            .is_some(),
-    )
+    let mut conn = state.db.read_for_sync().await?;
+    keys::active(&mut conn, key_id).await
 }
 
 /// Deltas alone will do when the edge is not ahead of us and nothing it needs was pruned.
 async fn can_resume(state: &AppState, since: u64) -> Result<bool, sqlx::Error> {
-    let mut conn = state.db.sync_pool.acquire().await?;
+    let mut conn = state.db.read_for_sync().await?;
     let latest = changelog::latest(&mut conn).await?;
     if since > latest {
         return Ok(false);
@@ -183,64 +186,63 @@ async fn can_resume(state: &AppState, since: u64) -> Result<bool, sqlx::Error> {
 
 async fn snapshot(state: &AppState, out: &Out) -> Result<u64, FeedError> {
     let started = std::time::Instant::now();
-    // One read transaction: every row below is from the same committed state.
-    let mut tx = state.db.sync_pool.begin().await?;
-    let version = changelog::latest(&mut tx).await?;
-    let keys = sqlx::query(
-        "SELECT kind, mode, hash FROM api_keys WHERE revoked_at IS NULL AND mode IS NOT NULL",
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .filter_map(|row| {
-        let kind = KeyKind::parse(row.try_get("kind").ok()?)?;
-        let mode = Mode::parse(row.try_get::<String, _>("mode").ok()?.as_str())?;
-        let hash: String = row.try_get("hash").ok()?;
-        parse_hash_hex(&hash)?;
-        (kind != KeyKind::EdgeSync).then_some(EdgeKey { hash, mode, kind })
-    })
-    .collect();
+    let mut conn = state.db.read_for_sync().await?;
+    // One read transaction (a repeatable-read snapshot on PostgreSQL): every row below is from
+    // the same committed state. It is rolled back explicitly on every path, never dropped.
+    let begin = match backend_of(&conn) {
+        Backend::Sqlite => "BEGIN",
+        Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    };
+    let mut tx = conn.begin_with(begin).await?;
+    let result = snapshot_in(state, &mut tx, out).await;
+    let _ = tx.rollback().await;
+    let (version, customers) = result?;
+    send(out, FrameBody::SnapshotEnd { version }).await?;
+    info!(
+        version,
+        customers,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "snapshot sent"
+    );
+    Ok(version)
+}
+
+async fn snapshot_in(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    out: &Out,
+) -> Result<(u64, i64), FeedError> {
+    let version = changelog::latest(conn).await?;
+    let keys = keys::edge_keys(conn).await?;
     let mut defaults = Vec::new();
     for mode in [Mode::Test, Mode::Live] {
-        let entitlements = entitlements::compile_defaults(&mut tx, mode).await?;
+        let entitlements = compile::defaults(conn, mode).await?;
         defaults.push(ModeDefaults { mode, entitlements });
     }
-    let customer_count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM customer_entitlements")
-        .fetch_one(&mut *tx)
-        .await?;
+    let customer_count = entitlements::count(conn).await?;
     send(
         out,
         FrameBody::SnapshotBegin(SnapshotBegin {
             version,
-            customer_count: customer_count as u64,
+            customer_count: customer_count.max(0) as u64,
             keys,
             token_keys: vec![state.token_verifying_key.clone()],
             defaults,
         }),
     )
     .await?;
-    let mut rows = sqlx::query("SELECT mode, customer_id, entitlements FROM customer_entitlements")
-        .fetch(&mut *tx);
+    let mut rows = entitlements::stream_all(conn);
     let mut chunk = Vec::with_capacity(SNAPSHOT_CHUNK);
-    let mut pending_send: Option<Vec<CustomerEntitlements>> = None;
-    while let Some(row) = rows.try_next().await? {
-        let mode = Mode::parse(row.try_get::<&str, _>("mode")?).unwrap_or(Mode::Test);
-        let customer_id: String = row.try_get("customer_id")?;
-        let ents: &str = row.try_get("entitlements")?;
+    while let Some((mode, customer_id, ents)) = rows.try_next().await? {
         let entitlements =
-            serde_json::from_str(ents).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            serde_json::from_str(&ents).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         chunk.push(CustomerEntitlements {
-            mode,
+            mode: Mode::parse(&mode).unwrap_or(Mode::Test),
             customer_id,
             entitlements,
         });
         if chunk.len() == SNAPSHOT_CHUNK {
-            pending_send = Some(std::mem::replace(
-                &mut chunk,
-                Vec::with_capacity(SNAPSHOT_CHUNK),
-            ));
-        }
-        if let Some(customers) = pending_send.take() {
+            let customers = std::mem::replace(&mut chunk, Vec::with_capacity(SNAPSHOT_CHUNK));
             send(out, FrameBody::SnapshotChunk { customers }).await?;
         }
     }
@@ -248,15 +250,7 @@ async fn snapshot(state: &AppState, out: &Out) -> Result<u64, FeedError> {
     if !chunk.is_empty() {
         send(out, FrameBody::SnapshotChunk { customers: chunk }).await?;
     }
-    tx.rollback().await?;
-    send(out, FrameBody::SnapshotEnd { version }).await?;
-    info!(
-        version,
-        customers = customer_count,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "snapshot sent"
-    );
-    Ok(version)
+    Ok((version, customer_count))
 }
 
 pub fn default_heartbeat() -> Duration {

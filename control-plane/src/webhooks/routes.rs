@@ -3,18 +3,20 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use tollgate_shared::ErrorKind;
 
-use super::{EVENT_TYPES, new_secret};
-use crate::app::AppState;
-use crate::auth::Caller;
+use super::model::{EVENT_TYPES, new_secret};
+use super::store::{self, DeliveryRow, EndpointRow, NewEndpoint};
+use crate::auth::model::Caller;
 use crate::clock::rfc3339;
-use crate::error::{ApiError, ApiResult, invalid};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
-use crate::openapi::ErrorEnvelope;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
+use crate::http::reply::Reply;
+use crate::http::schema::ErrorEnvelope;
+use crate::idempotency::middleware::Idem;
+use crate::state::AppState;
+use crate::validate::invalid;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -27,7 +29,7 @@ pub struct CreateEndpoint {
     description: Option<String>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointView {
     id: String,
@@ -70,8 +72,9 @@ pub struct DeliveryView {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    Idem(claim): Idem,
     ApiJson(req): ApiJson<CreateEndpoint>,
-) -> ApiResult<(StatusCode, Json<EndpointView>)> {
+) -> Result<Reply, ApiError> {
     let parsed = url::Url::parse(&req.url)
         .map_err(|_| invalid("url", "must be an absolute http or https URL"))?;
     if !matches!(parsed.scheme(), "http" | "https")
@@ -104,50 +107,49 @@ pub async fn create(
     {
         return Err(invalid("description", "at most 500 characters").into());
     }
-    let id = format!("we_{}", uuid::Uuid::new_v4().simple());
-    let secret = new_secret();
-    let now = state.clock.unix();
-    let events = serde_json::to_string(&req.events).unwrap_or_else(|_| "[]".into());
-    sqlx::query(
-        "INSERT INTO webhook_endpoints (id, mode, url, events, secret, description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&id)
-    .bind(caller.mode.as_str())
-    .bind(&req.url)
-    .bind(&events)
-    .bind(&secret)
-    .bind(&req.description)
-    .bind(now)
-    .execute(&state.db.pool)
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(EndpointView {
-            id,
-            url: req.url,
-            events: req.events,
-            description: req.description,
-            created_at: rfc3339(now),
-            secret: Some(secret),
-        }),
-    ))
+    let mode = caller.mode;
+    Ok(state
+        .writer
+        .reply(claim, "create_webhook_endpoint", async move |uow| {
+            let secret = new_secret();
+            let row = store::insert_endpoint(
+                uow,
+                NewEndpoint {
+                    mode,
+                    url: &req.url,
+                    events: &req.events,
+                    secret: &secret,
+                    description: req.description.as_deref(),
+                },
+            )
+            .await?;
+            let view = EndpointView::from(row);
+            let shown = EndpointView {
+                secret: Some(secret),
+                ..view.clone()
+            };
+            Ok(Reply::created(&shown).with_redacted(&view))
+        })
+        .await)
+}
+
+impl From<EndpointRow> for EndpointView {
+    fn from(r: EndpointRow) -> Self {
+        EndpointView {
+            id: r.id,
+            url: r.url,
+            events: r.events,
+            description: r.description,
+            created_at: rfc3339(r.created_at),
+            secret: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
     page: Option<u32>,
     page_size: Option<u32>,
-}
-
-fn endpoint_view(r: &sqlx::sqlite::SqliteRow) -> Result<EndpointView, sqlx::Error> {
-    Ok(EndpointView {
-        id: r.try_get("id")?,
-        url: r.try_get("url")?,
-        events: serde_json::from_str(r.try_get::<&str, _>("events")?).unwrap_or_default(),
-        description: r.try_get("description")?,
-        created_at: rfc3339(r.try_get("created_at")?),
-        secret: None,
-    })
 }
 
 /// List webhook endpoints (secrets are not shown again).
@@ -165,44 +167,28 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Paginated<EndpointView>>> {
     let page = Page::parse(q.page, q.page_size)?;
-    let filter = "mode = ? AND disabled_at IS NULL";
-    let count: i64 = sqlx::query_scalar(&format!(
-        "SELECT COUNT(*) FROM webhook_endpoints WHERE {filter}"
-    ))
-    .bind(caller.mode.as_str())
-    .fetch_one(&state.db.pool)
-    .await?;
-    let rows = sqlx::query(&format!(
-        "SELECT id, url, events, description, created_at FROM webhook_endpoints WHERE {filter}
-         ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
-    ))
-    .bind(caller.mode.as_str())
-    .bind(page.limit())
-    .bind(page.offset())
-    .fetch_all(&state.db.pool)
-    .await?;
-    let items = rows
-        .iter()
-        .map(endpoint_view)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut conn = state.db.read().await?;
+    let (rows, count) =
+        store::list_endpoints(&mut conn, caller.mode, page.limit(), page.offset()).await?;
+    let items = rows.into_iter().map(EndpointView::from).collect();
     let base = list_url(&state.config.public_url, "/api/v1/webhook-endpoints/", &[]);
     Ok(Json(Paginated::new(items, count, page, &base)))
 }
 
 async fn check_endpoint(state: &AppState, caller: &Caller, id: &str) -> ApiResult<()> {
-    let found = sqlx::query(
-        "SELECT 1 FROM webhook_endpoints WHERE id = ? AND mode = ? AND disabled_at IS NULL",
+    let mut conn = state.db.read().await?;
+    if store::endpoint_exists(&mut conn, caller.mode, id).await? {
+        Ok(())
+    } else {
+        Err(not_found(id))
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!("webhook endpoint '{id}' not found"),
     )
-    .bind(id)
-    .bind(caller.mode.as_str())
-    .fetch_optional(&state.db.pool)
-    .await?;
-    found.map(|_| ()).ok_or_else(|| {
-        ApiError::new(
-            ErrorKind::NotFound,
-            format!("webhook endpoint '{id}' not found"),
-        )
-    })
 }
 
 /// Delete a webhook endpoint; its pending deliveries are dropped.
@@ -221,21 +207,18 @@ pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<StatusCode> {
-    check_endpoint(&state, &caller, &id).await?;
-    let now = state.clock.unix();
-    let mut tx = state.db.write().await?;
-    sqlx::query("UPDATE webhook_endpoints SET disabled_at = ? WHERE id = ?")
-        .bind(now)
-        .bind(&id)
-        .execute(tx.conn())
-        .await?;
-    sqlx::query("UPDATE webhook_deliveries SET status = 'failed', last_error = 'endpoint deleted' WHERE endpoint_id = ? AND status = 'pending'")
-        .bind(&id)
-        .execute(tx.conn())
-        .await?;
-    state.commit(tx).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Reply {
+    let mode = caller.mode;
+    state
+        .writer
+        .reply(None, "delete_webhook_endpoint", async move |uow| {
+            if store::disable_endpoint(uow, mode, &id).await? {
+                Ok(Reply::no_content())
+            } else {
+                Err(not_found(&id))
+            }
+        })
+        .await
 }
 
 /// An endpoint's deliveries, newest first.
@@ -258,46 +241,30 @@ pub async fn deliveries(
 ) -> ApiResult<Json<Paginated<DeliveryView>>> {
     let page = Page::parse(q.page, q.page_size)?;
     check_endpoint(&state, &caller, &id).await?;
-    let count: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE endpoint_id = ?")
-            .bind(&id)
-            .fetch_one(&state.db.pool)
-            .await?;
-    let rows = sqlx::query(
-        "SELECT d.id, d.event_id, ev.type, d.status, d.attempts, d.last_status_code, d.last_error, d.next_attempt_at,
-                d.delivered_at, d.created_at
-         FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id
-         WHERE d.endpoint_id = ? ORDER BY d.created_at DESC, d.rowid DESC LIMIT ? OFFSET ?",
-    )
-    .bind(&id)
-    .bind(page.limit())
-    .bind(page.offset())
-    .fetch_all(&state.db.pool)
-    .await?;
-    let items = rows
-        .iter()
-        .map(|r| {
-            let status: String = r.try_get("status")?;
-            Ok(DeliveryView {
-                id: r.try_get("id")?,
-                event_id: r.try_get("event_id")?,
-                event_type: r.try_get("type")?,
-                next_attempt_at: (status == "pending")
-                    .then(|| r.try_get::<i64, _>("next_attempt_at").map(rfc3339))
-                    .transpose()?,
-                status,
-                attempts: r.try_get("attempts")?,
-                last_status_code: r.try_get("last_status_code")?,
-                last_error: r.try_get("last_error")?,
-                delivered_at: r.try_get::<Option<i64>, _>("delivered_at")?.map(rfc3339),
-                created_at: rfc3339(r.try_get("created_at")?),
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let mut conn = state.db.read().await?;
+    let (rows, count) = store::deliveries(&mut conn, &id, page.limit(), page.offset()).await?;
+    let items = rows.into_iter().map(DeliveryView::from).collect();
     let base = list_url(
         &state.config.public_url,
         &format!("/api/v1/webhook-endpoints/{id}/deliveries/"),
         &[],
     );
     Ok(Json(Paginated::new(items, count, page, &base)))
+}
+
+impl From<DeliveryRow> for DeliveryView {
+    fn from(r: DeliveryRow) -> Self {
+        DeliveryView {
+            id: r.id,
+            event_id: r.event_id,
+            event_type: r.event_type,
+            next_attempt_at: (r.status == "pending").then(|| rfc3339(r.next_attempt_at)),
+            status: r.status,
+            attempts: r.attempts,
+            last_status_code: r.last_status_code,
+            last_error: r.last_error,
+            delivered_at: r.delivered_at.map(rfc3339),
+            created_at: rfc3339(r.created_at),
+        }
+    }
 }

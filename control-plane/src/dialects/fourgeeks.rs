@@ -6,23 +6,28 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 use tollgate_shared::{ErrorKind, Mode};
 
-use crate::app::AppState;
-use crate::auth::Caller;
-use crate::catalog::store::{PlanPrice, resolve_price};
-use crate::checkout::ensure_free_group;
-use crate::checkout::routes::check_redirect;
-use crate::customers::{self, NewCustomer, check_customer_id};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::openapi::ErrorEnvelope;
-use crate::subscriptions::lifecycle::{self, Action, Proration};
-use crate::subscriptions::{SubscriptionError, is_granting};
+use crate::auth::model::Caller;
+use crate::catalog::model::CatalogError;
+use crate::catalog::store::{PlanPrice, plan_by_public_id, resolve_price};
+use crate::checkout::complete::ensure_free_group;
+use crate::checkout::model::checkout_url;
+use crate::customers::store as customers;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::http::reply::Reply;
+use crate::http::schema::ErrorEnvelope;
+use crate::idempotency::middleware::Idem;
+use crate::state::AppState;
+use crate::subscriptions::apply::{self, Urls};
+use crate::subscriptions::lifecycle::{Action, ChangeRequest, Proration};
+use crate::subscriptions::model::Status;
+use crate::subscriptions::store as subscriptions;
+use crate::validate::{CustomerId, RedirectUrl};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateRequest {
@@ -54,38 +59,17 @@ fn required_string(v: &Option<Value>, field: &str) -> ApiResult<String> {
 }
 
 /// Resolves 4geeks' `plan_id` onto a plan and period.
-async fn resolve(conn: &mut SqliteConnection, mode: Mode, plan_id: &str) -> ApiResult<PlanPrice> {
-    let by_price =
-        sqlx::query("SELECT plan_identifier, charge_period FROM prices WHERE mode = ? AND id = ?")
-            .bind(mode.as_str())
-            .bind(plan_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let (plan, period) = match by_price {
-        Some(r) => (
-            r.try_get::<String, _>("plan_identifier")?,
-            Some(r.try_get::<String, _>("charge_period")?),
-        ),
-        None => {
-            let by_key: Option<String> = sqlx::query_scalar(
-                "SELECT identifier FROM plans WHERE mode = ? AND public_key = ?",
-            )
-            .bind(mode.as_str())
-            .bind(plan_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            (by_key.unwrap_or_else(|| plan_id.to_owned()), None)
-        }
-    };
+async fn resolve(conn: &mut AnyConnection, mode: Mode, plan_id: &str) -> ApiResult<PlanPrice> {
+    let (plan, period) = plan_by_public_id(conn, mode, plan_id)
+        .await?
+        .unwrap_or_else(|| (plan_id.to_owned(), None));
     resolve_price(conn, mode, &plan, period.as_deref())
         .await
         .map_err(|e| match e {
-            crate::catalog::CatalogError::Invalid(i) if i.field == "chargePeriod" => bad(format!(
+            CatalogError::Invalid(i) if i.field == "chargePeriod" => bad(format!(
                 "plan_id: plan '{plan}' has several prices; send one of its price ids (price_…)"
             )),
-            crate::catalog::CatalogError::Invalid(_) => {
-                bad(format!("plan_id: no plan or price '{plan_id}'"))
-            }
+            CatalogError::Invalid(_) => bad(format!("plan_id: no plan or price '{plan_id}'")),
             other => ApiError::from(other),
         })
 }
@@ -106,16 +90,18 @@ async fn resolve(conn: &mut SqliteConnection, mode: Mode, plan_id: &str) -> ApiR
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    Idem(claim): Idem,
     ApiJson(req): ApiJson<CreateRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> Result<Reply, ApiError> {
     let plan_id = required_string(&req.plan_id, "plan_id")?;
     let return_url = required_string(&req.return_url, "return_url")?;
-    check_redirect("return_url", &return_url, &state.config.redirect_hosts)?;
+    let return_url = RedirectUrl::parse("return_url", &return_url, &state.config.redirect_hosts)?;
     let customer_id = match &req.customer_id {
-        None | Some(Value::Null) => format!("cus_{}", uuid::Uuid::new_v4().simple()),
+        None | Some(Value::Null) => crate::ids::new("cus"),
         Some(_) => required_string(&req.customer_id, "customer_id")?,
     };
-    check_customer_id(&customer_id).map_err(|e| bad(format!("customer_id: {}", e.message)))?;
+    CustomerId::parse("customer_id", &customer_id)
+        .map_err(|e| bad(format!("customer_id: {}", e.message)))?;
     if req.quantity.is_some_and(|q| !(1..=10_000).contains(&q)) {
         return Err(bad("quantity: must be between 1 and 10000"));
     }
@@ -123,70 +109,55 @@ pub async fn create(
         return Err(bad("trial_days: must be between 0 and 730"));
     }
     let mode = caller.mode;
-    let real_now = state.clock.unix();
-    let mut tx = state.db.write().await?;
-    let target = resolve(tx.conn(), mode, &plan_id).await?;
-    if target.is_default {
-        return Err(bad("plan_id: the free default plan needs no subscription"));
-    }
-    if customers::find(tx.conn(), mode, &customer_id)
-        .await?
-        .is_none()
-    {
-        let empty = Value::Object(Default::default());
-        customers::insert(
-            &mut tx,
-            mode,
-            real_now,
-            NewCustomer {
-                customer_id: &customer_id,
-                name: None,
-                email: None,
-                metadata: &empty,
-                test_clock: None,
-            },
-        )
-        .await?;
-    }
-    ensure_free_group(&mut tx, mode, &customer_id, &target.group).await?;
-    let now = crate::billing::customer_now(tx.conn(), mode, &customer_id, real_now).await?;
-    let outcome = lifecycle::change(
-        &mut tx,
-        now,
-        lifecycle::Request {
-            mode,
-            customer_id: &customer_id,
-            target,
-            quantity: req.quantity,
-            force_checkout: true,
-            success_url: Some(&return_url),
-            cancel_url: Some(&return_url),
-            proration: Proration::ImmediateCharge,
-            trial_days: req.trial_days,
-        },
-    )
-    .await?;
-    let (Action::CheckoutRequired, Some(id), Some(session)) = (
-        outcome.action,
-        outcome.subscription_id,
-        outcome.checkout_session,
-    ) else {
-        return Err(ApiError::new(ErrorKind::Internal, "Unexpected error"));
-    };
-    state.commit(tx).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "code": 201,
-            "title": "Subscription created",
-            "content": "Checkout URL generated. Redirect the customer to complete payment.",
-            "data": {
-                "subscription_id": id,
-                "checkout_url": crate::checkout::checkout_url(&state.config.public_url, &session),
-                "test": mode == Mode::Test,
+    let public_url = state.config.public_url.clone();
+    Ok(state
+        .writer
+        .reply(claim, "fourgeeks_create", async move |uow| {
+            let target = resolve(uow.conn(), mode, &plan_id).await?;
+            if target.is_default {
+                return Err(bad("plan_id: the free default plan needs no subscription"));
             }
-        })),
-    ))
+            customers::find_or_create(uow, mode, &customer_id, None).await?;
+            customers::lock(uow, mode, &customer_id).await?;
+            ensure_free_group(uow, mode, &customer_id, &target.group).await?;
+            let now = customers::now_of(uow, mode, &customer_id).await?;
+            let applied = apply::change(
+                uow,
+                mode,
+                &customer_id,
+                ChangeRequest {
+                    target,
+                    quantity: req.quantity,
+                    force_checkout: true,
+                    proration: Proration::ImmediateCharge,
+                    trial_days: req.trial_days,
+                },
+                &Urls {
+                    success: Some(return_url.clone()),
+                    cancel: Some(return_url.clone()),
+                },
+                now,
+            )
+            .await?;
+            let (Action::CheckoutRequired, Some(id), Some(session)) = (
+                applied.action,
+                applied.subscription_id,
+                applied.checkout_session,
+            ) else {
+                return Err(ApiError::new(ErrorKind::Internal, "Unexpected error"));
+            };
+            Ok(Reply::created(&json!({
+                "code": 201,
+                "title": "Subscription created",
+                "content": "Checkout URL generated. Redirect the customer to complete payment.",
+                "data": {
+                    "subscription_id": id,
+                    "checkout_url": checkout_url(&public_url, &session),
+                    "test": mode == Mode::Test,
+                }
+            })))
+        })
+        .await)
 }
 
 /// 4geeks' statuses: ours, with `incomplete` called `pending`.
@@ -212,14 +183,16 @@ struct Summary {
     test: bool,
 }
 
-fn summary(r: &sqlx::sqlite::SqliteRow, mode: Mode) -> Result<Summary, sqlx::Error> {
+fn summary(r: &sqlx::any::AnyRow, mode: Mode) -> Result<Summary, sqlx::Error> {
     let status: String = r.try_get("status")?;
     let end: Option<i64> = r.try_get("current_period_end")?;
     Ok(Summary {
         subscription_id: r.try_get("id")?,
         plan_id: r.try_get("price_id")?,
         customer_id: r.try_get("customer_id")?,
-        next_billing_date: end.filter(|_| is_granting(&status)).map(crate::clock::date),
+        next_billing_date: end
+            .filter(|_| Status::parse(&status).is_some_and(Status::is_granting))
+            .map(crate::clock::date),
         status: status_name(&status).to_owned(),
         test: mode == Mode::Test,
     })
@@ -251,7 +224,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    let page = crate::extract::Page::parse(q.page, q.page_size)?;
+    let page = crate::http::extract::Page::parse(q.page, q.page_size)?;
     let mode = caller.mode;
     // `test=false` with a test key (or `true` with a live one) asks for the other world: empty.
     let other_world = q.test.is_some_and(|t| t != (mode == Mode::Test));
@@ -259,27 +232,28 @@ pub async fn list(
         .status
         .as_deref()
         .map(|s| if s == "pending" { "incomplete" } else { s });
-    let filter = "s.mode = ?1 AND (?2 IS NULL OR s.status = ?2) AND (?3 IS NULL OR EXISTS (SELECT 1 FROM prices p
-        WHERE p.mode = s.mode AND p.id = ?3 AND p.plan_identifier = s.plan_identifier AND p.charge_period = s.charge_period)) AND NOT ?4";
+    let filter = "s.mode = $1 AND ($2 IS NULL OR s.status = $2) AND ($3 IS NULL OR EXISTS (SELECT 1 FROM prices p
+        WHERE p.mode = s.mode AND p.id = $3 AND p.plan_identifier = s.plan_identifier AND p.charge_period = s.charge_period)) AND $4 = 0";
+    let mut conn = state.db.read().await?;
     let count: i64 = sqlx::query_scalar(&format!(
         "SELECT COUNT(*) FROM subscriptions s WHERE {filter}"
     ))
     .bind(mode.as_str())
     .bind(status)
     .bind(&q.plan_id)
-    .bind(other_world)
-    .fetch_one(&state.db.pool)
+    .bind(i64::from(other_world))
+    .fetch_one(&mut *conn)
     .await?;
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM subscriptions s WHERE {filter} ORDER BY s.created_at DESC, s.rowid DESC LIMIT ?5 OFFSET ?6"
+        "SELECT {COLUMNS} FROM subscriptions s WHERE {filter} ORDER BY s.created_at DESC, s.id DESC LIMIT $5 OFFSET $6"
     ))
     .bind(mode.as_str())
     .bind(status)
     .bind(&q.plan_id)
-    .bind(other_world)
+    .bind(i64::from(other_world))
     .bind(page.limit())
     .bind(page.offset())
-    .fetch_all(&state.db.pool)
+    .fetch_all(&mut *conn)
     .await?;
     let results = rows
         .iter()
@@ -309,20 +283,19 @@ pub async fn get(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let mode = caller.mode;
+    let mut conn = state.db.read().await?;
     if id.starts_with("plan_") {
-        let plan: Option<String> =
-            sqlx::query_scalar("SELECT identifier FROM plans WHERE mode = ? AND public_key = ?")
-                .bind(mode.as_str())
-                .bind(&id)
-                .fetch_optional(&state.db.pool)
-                .await?;
-        let plan = plan.ok_or_else(|| ApiError::new(ErrorKind::NotFound, "Plan not found"))?;
+        let plan = match plan_by_public_id(&mut conn, mode, &id).await? {
+            Some((plan, None)) => plan,
+            _ => return Err(ApiError::new(ErrorKind::NotFound, "Plan not found")),
+        };
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM subscriptions s WHERE s.mode = ? AND s.plan_identifier = ? ORDER BY s.created_at DESC LIMIT 1000"
+            "SELECT {COLUMNS} FROM subscriptions s WHERE s.mode = $1 AND s.plan_identifier = $2
+             ORDER BY s.created_at DESC, s.id DESC LIMIT 1000"
         ))
         .bind(mode.as_str())
         .bind(&plan)
-        .fetch_all(&state.db.pool)
+        .fetch_all(&mut *conn)
         .await?;
         let items: Vec<Value> = rows
             .iter()
@@ -334,11 +307,11 @@ pub async fn get(
         return Ok(Json(Value::Array(items)));
     }
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM subscriptions s WHERE s.mode = ? AND s.id = ?"
+        "SELECT {COLUMNS} FROM subscriptions s WHERE s.mode = $1 AND s.id = $2"
     ))
     .bind(mode.as_str())
     .bind(&id)
-    .fetch_optional(&state.db.pool)
+    .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| ApiError::new(ErrorKind::NotFound, "Subscription not found"))?;
     let s = summary(&row, mode)?;
@@ -377,32 +350,36 @@ pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> Result<Reply, ApiError> {
     let mode = caller.mode;
-    let real_now = state.clock.unix();
-    let mut tx = state.db.write().await?;
-    let (status, customer_id, _) = crate::subscriptions::current(&mut tx, mode, &id)
-        .await
-        .map_err(|e| match e {
-            SubscriptionError::NotFound(_) => {
-                ApiError::new(ErrorKind::NotFound, "Subscription not found")
+    Ok(state
+        .writer
+        .reply(None, "fourgeeks_cancel", async move |uow| {
+            let not_found = || ApiError::new(ErrorKind::NotFound, "Subscription not found");
+            let sub = subscriptions::get(uow.conn(), mode, &id)
+                .await?
+                .ok_or_else(not_found)?;
+            customers::lock(uow, mode, &sub.customer_id).await?;
+            let sub = subscriptions::get(uow.conn(), mode, &id)
+                .await?
+                .ok_or_else(not_found)?;
+            if !sub.status.is_granting() && sub.status != Status::Incomplete {
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "Cancellation cannot be completed: the subscription is {}",
+                        sub.status
+                    ),
+                ));
             }
-            other => other.into(),
-        })?;
-    if !is_granting(&status) && status != "incomplete" {
-        return Err(ApiError::new(
-            ErrorKind::Conflict,
-            format!("Cancellation cannot be completed: the subscription is {status}"),
-        ));
-    }
-    let now = crate::billing::customer_now(tx.conn(), mode, &customer_id, real_now).await?;
-    crate::subscriptions::end_now(&mut tx, mode, &id, now).await?;
-    crate::entitlements::recompile(&mut tx, real_now, mode, &[customer_id]).await?;
-    state.commit(tx).await?;
-    Ok(Json(json!({
-        "code": 200,
-        "title": "Subscription cancelled",
-        "content": "The subscription has been successfully cancelled.",
-        "subscription_id": id,
-    })))
+            let now = customers::now_of(uow, mode, &sub.customer_id).await?;
+            apply::end_now(uow, &sub, now).await?;
+            Ok(Reply::ok(&json!({
+                "code": 200,
+                "title": "Subscription cancelled",
+                "content": "The subscription has been successfully cancelled.",
+                "subscription_id": id,
+            })))
+        })
+        .await)
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tollgate_shared::ErrorKind;
 
-use crate::error::ApiError;
+use super::error::ApiError;
 
 /// A JSON body. Kelviq's SDKs send snake_case (`plan_identifier`) and its docs camelCase
 /// (`planIdentifier`); keys are folded to camelCase before deserializing so every handler

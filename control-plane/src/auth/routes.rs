@@ -3,33 +3,35 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use tollgate_shared::keys;
-use tollgate_shared::sync::Change;
-use tollgate_shared::{KeyKind, Mode};
+use tollgate_shared::{ErrorKind, KeyKind, Mode};
 
-use crate::app::AppState;
-use crate::auth::{AuthError, Caller, insert_key};
+use super::model::{AuthError, Caller};
+use super::store::{self, KeyRow};
 use crate::clock::rfc3339;
-use crate::error::{ApiError, ApiResult, invalid};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
-use crate::openapi::ErrorEnvelope;
-use crate::sync::changelog;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
+use crate::http::reply::Reply;
+use crate::http::schema::ErrorEnvelope;
+use crate::idempotency::middleware::Idem;
+use crate::state::AppState;
+use crate::validate::{check_len, invalid};
 
 /// A new key. Keys may also be sent in snake_case.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateKey {
     /// `secret`, `publishable` or `edge_sync` (live secret keys only).
+    #[schema(pattern = "^(secret|publishable|edge_sync)$")]
     kind: String,
     /// A label, at most 200 characters.
     #[serde(default)]
+    #[schema(max_length = 200)]
     name: Option<String>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyView {
     id: String,
@@ -39,14 +41,30 @@ pub struct KeyView {
     name: Option<String>,
     created_at: String,
     revoked_at: Option<String>,
-    /// Only in the response that created the key.
+    /// Only in the response that created the key; never stored, never replayed.
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
 }
 
+impl From<KeyRow> for KeyView {
+    fn from(r: KeyRow) -> Self {
+        KeyView {
+            id: r.id,
+            kind: r.kind,
+            mode: r.mode,
+            prefix: r.prefix,
+            name: r.name,
+            created_at: rfc3339(r.created_at),
+            revoked_at: r.revoked_at.map(rfc3339),
+            key: None,
+        }
+    }
+}
+
 /// Create an API key.
 ///
-/// The key is in this response only; it is stored hashed.
+/// The key is in this response only; it is stored hashed. A retry with the same
+/// `Idempotency-Key` answers the key's record without the key.
 #[utoipa::path(
     post,
     path = "/api/v1/api-keys",
@@ -62,62 +80,52 @@ pub struct KeyView {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    Idem(claim): Idem,
     ApiJson(req): ApiJson<CreateKey>,
-) -> ApiResult<(StatusCode, Json<KeyView>)> {
+) -> Result<Reply, ApiError> {
     let kind = KeyKind::parse(&req.kind)
         .ok_or_else(|| invalid("kind", "must be one of secret, publishable, edge_sync"))?;
-    if req.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-        return Err(invalid("name", "at most 200 characters").into());
-    }
+    check_len("name", req.name.as_deref(), 200)?;
     let mode = match kind {
         KeyKind::EdgeSync if caller.mode != Mode::Live => return Err(AuthError::WrongMode.into()),
         KeyKind::EdgeSync => None,
         _ => Some(caller.mode),
     };
-    let key = keys::generate(kind, caller.mode);
-    let now = state.clock.unix();
-    let mut tx = state.db.write().await?;
-    let made = insert_key(&mut tx, now, kind, mode, &key, req.name.as_deref()).await?;
-    state.commit(tx).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(KeyView {
-            id: made.id,
-            kind: kind.as_str().to_owned(),
-            mode: mode.map(|m| m.as_str().to_owned()),
-            prefix: key.chars().take(12).collect(),
-            name: req.name,
-            created_at: rfc3339(made.created_at),
-            revoked_at: None,
-            key: Some(made.key),
-        }),
-    ))
+    let caller_mode = caller.mode;
+    Ok(state
+        .writer
+        .reply(claim, "create_api_key", async move |uow| {
+            let key = keys::generate(kind, caller_mode);
+            let made = store::insert(uow, kind, mode, &key, req.name.as_deref()).await?;
+            let view = KeyView {
+                id: made.id,
+                kind: kind.as_str().to_owned(),
+                mode: mode.map(|m| m.as_str().to_owned()),
+                prefix: key.chars().take(12).collect(),
+                name: req.name.clone(),
+                created_at: rfc3339(made.created_at),
+                revoked_at: None,
+                key: None,
+            };
+            let shown = KeyView {
+                key: Some(made.key),
+                ..view.clone()
+            };
+            Ok(Reply::created(&shown).with_redacted(&view))
+        })
+        .await)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1-based page number (default 1).
+    #[param(minimum = 1)]
     page: Option<u32>,
     /// Results per page, 1-100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
 }
-
-fn view(r: &sqlx::sqlite::SqliteRow) -> Result<KeyView, sqlx::Error> {
-    Ok(KeyView {
-        id: r.try_get("id")?,
-        kind: r.try_get("kind")?,
-        mode: r.try_get("mode")?,
-        prefix: r.try_get("prefix")?,
-        name: r.try_get("name")?,
-        created_at: rfc3339(r.try_get("created_at")?),
-        revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(rfc3339),
-        key: None,
-    })
-}
-
-/// The caller's mode's keys, plus edge sync keys for live callers.
-const VISIBLE: &str = "(mode = ?1 OR (mode IS NULL AND ?1 = 'live'))";
 
 /// List API keys.
 ///
@@ -140,20 +148,9 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Paginated<KeyView>>> {
     let page = Page::parse(q.page, q.page_size)?;
-    let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM api_keys WHERE {VISIBLE}"))
-        .bind(caller.mode.as_str())
-        .fetch_one(&state.db.pool)
-        .await?;
-    let rows = sqlx::query(&format!(
-        "SELECT id, kind, mode, prefix, name, created_at, revoked_at FROM api_keys WHERE {VISIBLE}
-         ORDER BY created_at DESC, rowid DESC LIMIT ?2 OFFSET ?3"
-    ))
-    .bind(caller.mode.as_str())
-    .bind(page.limit())
-    .bind(page.offset())
-    .fetch_all(&state.db.pool)
-    .await?;
-    let items = rows.iter().map(view).collect::<Result<Vec<_>, _>>()?;
+    let mut conn = state.db.read().await?;
+    let (rows, count) = store::list(&mut conn, caller.mode, page.limit(), page.offset()).await?;
+    let items = rows.into_iter().map(KeyView::from).collect();
     let base = list_url(&state.config.public_url, "/api/v1/api-keys/", &[]);
     Ok(Json(Paginated::new(items, count, page, &base)))
 }
@@ -178,32 +175,30 @@ pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<KeyView>> {
-    let now = state.clock.unix();
-    let mut tx = state.db.write().await?;
-    let row = sqlx::query(&format!(
-        "SELECT id, kind, mode, prefix, name, created_at, revoked_at, hash FROM api_keys WHERE id = ?2 AND {VISIBLE}"
-    ))
-    .bind(caller.mode.as_str())
-    .bind(&id)
-    .fetch_optional(tx.conn())
-    .await?
-    .ok_or_else(|| ApiError::new(tollgate_shared::ErrorKind::NotFound, format!("API key '{id}' not found")))?;
+) -> Reply {
     if id == caller.key_id {
-        return Err(invalid("id", "a key cannot revoke itself; use another secret key").into());
+        return ApiError::from(invalid(
+            "id",
+            "a key cannot revoke itself; use another secret key",
+        ))
+        .into();
     }
-    let already: Option<i64> = row.try_get("revoked_at")?;
-    if already.is_none() {
-        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ?")
-            .bind(now)
-            .bind(&id)
-            .execute(tx.conn())
-            .await?;
-        let hash: String = row.try_get("hash")?;
-        changelog::append(&mut tx, now, vec![Change::KeyRevoked { hash }]).await?;
-    }
-    let mut v = view(&row)?;
-    v.revoked_at = Some(rfc3339(already.unwrap_or(now)));
-    state.commit(tx).await?;
-    Ok(Json(v))
+    let mode = caller.mode;
+    state
+        .writer
+        .reply(None, "revoke_api_key", async move |uow| {
+            let row = store::get_visible(uow.conn(), mode, &id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(ErrorKind::NotFound, format!("API key '{id}' not found"))
+                })?;
+            let already = row.revoked_at;
+            if already.is_none() {
+                store::revoke(uow, &row.id, &row.hash).await?;
+            }
+            let mut view = KeyView::from(row);
+            view.revoked_at = Some(rfc3339(already.unwrap_or(uow.now())));
+            Ok(Reply::ok(&view))
+        })
+        .await
 }

@@ -1,22 +1,23 @@
-//! Test clocks (Stripe's semantics): a clock is created at a frozen time; customers created
-//! with `testClock` live at that time; advancing moves it forward only and returns after every
-//! renewal, trial end, scheduled change, retry and meter reset due in between has run.
+//! `/api/v1/test-clocks/…`: create, read, advance.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use tollgate_shared::{ErrorKind, Mode};
 
-use super::worker::{Scope, run_due};
-use crate::app::AppState;
-use crate::auth::Caller;
+use super::store::{self, ClockRow};
+use crate::auth::model::Caller;
+use crate::billing::worker::Run;
 use crate::clock::rfc3339;
-use crate::error::{ApiError, ApiResult, invalid};
-use crate::extract::{ApiJson, ApiPath};
-use crate::openapi::ErrorEnvelope;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::reply::Reply;
+use crate::http::schema::ErrorEnvelope;
+use crate::idempotency::middleware::Idem;
+use crate::state::AppState;
+use crate::subscriptions::store::Scope;
+use crate::validate::{check_len, invalid};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -55,7 +56,7 @@ const EARLIEST: i64 = 0;
 const LATEST: i64 = 7_258_118_400; // 2200-01-01T00:00:00Z
 const MAX_ADVANCE_SECS: i64 = 10 * 366 * 86_400;
 
-fn parse_time(text: &str) -> Result<i64, crate::error::Invalid> {
+fn parse_time(text: &str) -> Result<i64, crate::validate::Invalid> {
     let t = DateTime::parse_from_rfc3339(text)
         .map(|d| d.timestamp())
         .map_err(|_| {
@@ -97,42 +98,46 @@ fn test_mode_only(caller: &Caller) -> Result<(), ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    Idem(claim): Idem,
     ApiJson(req): ApiJson<CreateClock>,
-) -> ApiResult<(StatusCode, Json<ClockView>)> {
+) -> Result<Reply, ApiError> {
     test_mode_only(&caller)?;
     let frozen = parse_time(&req.frozen_time)?;
-    if req.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-        return Err(invalid("name", "at most 200 characters").into());
-    }
-    let id = format!("clock_{}", uuid::Uuid::new_v4().simple());
-    let now = state.clock.unix();
-    sqlx::query("INSERT INTO test_clocks (id, mode, name, frozen_time, created_at) VALUES (?, 'test', ?, ?, ?)")
-        .bind(&id)
-        .bind(&req.name)
-        .bind(frozen)
-        .bind(now)
-        .execute(&state.db.pool)
-        .await?;
-    Ok((StatusCode::CREATED, Json(view(&state, &id, None).await?)))
+    check_len("name", req.name.as_deref(), 200)?;
+    Ok(state
+        .writer
+        .reply(claim, "create_test_clock", async move |uow| {
+            let id = crate::ids::new("clock");
+            store::insert(uow, &id, req.name.as_deref(), frozen).await?;
+            let row = store::get(uow.conn(), &id)
+                .await?
+                .ok_or_else(|| not_found(&id))?;
+            Ok(Reply::created(&view(row, None)))
+        })
+        .await)
 }
 
-async fn view(state: &AppState, id: &str, run: Option<super::worker::Run>) -> ApiResult<ClockView> {
-    let row = sqlx::query("SELECT id, name, frozen_time, created_at FROM test_clocks WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&state.db.pool)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(ErrorKind::NotFound, format!("test clock '{id}' not found"))
-        })?;
-    Ok(ClockView {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        frozen_time: rfc3339(row.try_get("frozen_time")?),
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(ErrorKind::NotFound, format!("test clock '{id}' not found"))
+}
+
+fn view(row: ClockRow, run: Option<Run>) -> ClockView {
+    ClockView {
+        id: row.id,
+        name: row.name,
+        frozen_time: rfc3339(row.frozen_time),
         status: "ready",
-        created_at: rfc3339(row.try_get("created_at")?),
+        created_at: rfc3339(row.created_at),
         steps_run: run.map(|r| r.steps),
         steps_failed: run.map(|r| r.failed),
-    })
+    }
+}
+
+async fn read(state: &AppState, id: &str) -> ApiResult<ClockRow> {
+    let mut conn = state.db.read().await?;
+    store::get(&mut conn, id)
+        .await?
+        .ok_or_else(|| not_found(id))
 }
 
 /// Get a test clock.
@@ -153,7 +158,7 @@ pub async fn get(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ClockView>> {
     test_mode_only(&caller)?;
-    Ok(Json(view(&state, &id, None).await?))
+    Ok(Json(view(read(&state, &id).await?, None)))
 }
 
 /// Moves the clock forward and runs everything that fell due, before answering.
@@ -179,42 +184,36 @@ pub async fn advance(
 ) -> ApiResult<Json<ClockView>> {
     test_mode_only(&caller)?;
     let target = parse_time(&req.frozen_time)?;
-    // Read and move the clock inside one (serialized) write: concurrent advances cannot move it
-    // backwards between the check and the update.
-    let mut tx = state.db.write().await?;
-    let current: i64 = sqlx::query_scalar("SELECT frozen_time FROM test_clocks WHERE id = ?")
-        .bind(&id)
-        .fetch_optional(tx.conn())
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(ErrorKind::NotFound, format!("test clock '{id}' not found"))
-        })?;
-    if target < current {
-        return Err(invalid("frozenTime", "test clocks only move forward").into());
-    }
-    if target - current > MAX_ADVANCE_SECS {
-        return Err(invalid("frozenTime", "one advance moves at most ten years").into());
-    }
-    sqlx::query("UPDATE test_clocks SET frozen_time = ? WHERE id = ?")
-        .bind(target)
-        .bind(&id)
-        .execute(tx.conn())
-        .await?;
-    state.commit(tx).await?;
-    let run = run_due(&state, Scope::TestClock(&id), target).await?;
-    Ok(Json(view(&state, &id, Some(run)).await?))
-}
-
-/// Checks a new customer may live on test clock `id`; returns the clock's time, which becomes
-/// the customer's creation time.
-pub async fn attachable(state: &AppState, mode: Mode, id: &str) -> Result<i64, ApiError> {
-    if mode != Mode::Test {
-        return Err(invalid("testClock", "test clocks exist in test mode only").into());
-    }
-    let frozen: Option<i64> =
-        sqlx::query_scalar("SELECT frozen_time FROM test_clocks WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&state.db.pool)
+    // The whole advance runs on a task of its own: a client that hangs up does not stop it
+    // halfway, with the clock moved and its renewals not run.
+    let work = tokio::spawn(async move {
+        // Read and move the clock inside one unit: concurrent advances cannot move it
+        // backwards between the check and the update.
+        let clock_id = id.clone();
+        state
+            .writer
+            .run("advance_test_clock", async move |uow| {
+                let current = store::locked_time(uow, &clock_id)
+                    .await?
+                    .ok_or_else(|| not_found(&clock_id))?;
+                if target < current {
+                    return Err(invalid("frozenTime", "test clocks only move forward").into());
+                }
+                if target - current > MAX_ADVANCE_SECS {
+                    return Err(invalid("frozenTime", "one advance moves at most ten years").into());
+                }
+                store::set(uow, &clock_id, target).await?;
+                Ok(())
+            })
             .await?;
-    frozen.ok_or_else(|| invalid("testClock", format!("no test clock '{id}'")).into())
+        let run = state
+            .billing()
+            .run_due(Scope::TestClock(&id), target)
+            .await?;
+        Ok::<_, ApiError>(view(read(&state, &id).await?, Some(run)))
+    });
+    match work.await {
+        Ok(view) => Ok(Json(view?)),
+        Err(e) => Err(ApiError::internal("test clock advance", &e)),
+    }
 }

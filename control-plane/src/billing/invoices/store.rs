@@ -1,0 +1,220 @@
+//! The `invoices` and `invoice_lines` tables: every statement on them.
+
+use sqlx::{AnyConnection, Row};
+use tollgate_shared::Mode;
+
+use super::model::{Draft, InvoiceView, Line, LineView};
+use crate::catalog::money::format_amount;
+use crate::clock::rfc3339;
+use crate::db::Uow;
+
+pub async fn insert_line(
+    uow: &mut Uow,
+    draft: &Draft<'_>,
+    invoice: Option<&str>,
+    line: &Line,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO invoice_lines (invoice_id, mode, subscription_id, description, amount_minor, currency, period_start,
+           period_end, proration, plan_identifier) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(invoice)
+    .bind(draft.mode.as_str())
+    .bind(draft.subscription_id)
+    .bind(&line.description)
+    .bind(line.amount_minor)
+    .bind(draft.currency)
+    .bind(line.period_start)
+    .bind(line.period_end)
+    .bind(i64::from(line.proration))
+    .bind(&line.plan)
+    .execute(uow.conn())
+    .await?;
+    Ok(())
+}
+
+/// Moves a subscription's pending lines (`PRORATE_NEXT_INVOICE`) onto `invoice`.
+pub async fn claim_pending_lines(
+    uow: &mut Uow,
+    mode: Mode,
+    subscription_id: &str,
+    invoice: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE invoice_lines SET invoice_id = $1 WHERE subscription_id = $2 AND invoice_id IS NULL AND mode = $3",
+    )
+    .bind(invoice)
+    .bind(subscription_id)
+    .bind(mode.as_str())
+    .execute(uow.conn())
+    .await?;
+    Ok(())
+}
+
+pub async fn pending_line_count(
+    conn: &mut AnyConnection,
+    mode: Mode,
+    subscription_id: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM invoice_lines WHERE subscription_id = $1 AND invoice_id IS NULL AND mode = $2",
+    )
+    .bind(subscription_id)
+    .bind(mode.as_str())
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn lines_total(conn: &mut AnyConnection, invoice: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM invoice_lines WHERE invoice_id = $1",
+    )
+    .bind(invoice)
+    .fetch_one(conn)
+    .await
+}
+
+pub struct NewInvoice<'a> {
+    pub id: &'a str,
+    pub status: &'a str,
+    pub total: i64,
+    pub created_at: i64,
+    pub paid_at: Option<i64>,
+}
+
+pub async fn insert(
+    uow: &mut Uow,
+    draft: &Draft<'_>,
+    inv: NewInvoice<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO invoices (id, mode, customer_id, subscription_id, status, currency, total_minor, reason, created_at, paid_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(inv.id)
+    .bind(draft.mode.as_str())
+    .bind(draft.customer_id)
+    .bind(draft.subscription_id)
+    .bind(inv.status)
+    .bind(draft.currency)
+    .bind(inv.total)
+    .bind(draft.reason.as_str())
+    .bind(inv.created_at)
+    .bind(inv.paid_at)
+    .execute(uow.conn())
+    .await?;
+    Ok(())
+}
+
+/// `(customer, total, status)` of an invoice.
+pub async fn summary(
+    conn: &mut AnyConnection,
+    mode: Mode,
+    id: &str,
+) -> Result<Option<(String, i64, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT customer_id, total_minor, status FROM invoices WHERE mode = $1 AND id = $2",
+    )
+    .bind(mode.as_str())
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn mark_paid(uow: &mut Uow, id: &str, at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE invoices SET status = 'paid', paid_at = $1 WHERE id = $2")
+        .bind(at)
+        .bind(id)
+        .execute(uow.conn())
+        .await?;
+    Ok(())
+}
+
+pub async fn set_status(uow: &mut Uow, id: &str, status: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE invoices SET status = $1 WHERE id = $2")
+        .bind(status)
+        .bind(id)
+        .execute(uow.conn())
+        .await?;
+    Ok(())
+}
+
+pub async fn view(
+    conn: &mut AnyConnection,
+    mode: Mode,
+    id: &str,
+) -> Result<Option<InvoiceView>, sqlx::Error> {
+    let Some(r) = sqlx::query(
+        "SELECT id, customer_id, subscription_id, status, currency, total_minor, reason, created_at, paid_at
+         FROM invoices WHERE mode = $1 AND id = $2",
+    )
+    .bind(mode.as_str())
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let currency: String = r.try_get("currency")?;
+    let lines = sqlx::query(
+        "SELECT description, amount_minor, period_start, period_end, proration, plan_identifier
+         FROM invoice_lines WHERE invoice_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|l| {
+        Ok(LineView {
+            description: l.try_get("description")?,
+            amount: format_amount(l.try_get("amount_minor")?, &currency),
+            period_start: l.try_get::<Option<i64>, _>("period_start")?.map(rfc3339),
+            period_end: l.try_get::<Option<i64>, _>("period_end")?.map(rfc3339),
+            proration: l.try_get::<i64, _>("proration")? != 0,
+            plan_identifier: l.try_get("plan_identifier")?,
+        })
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Some(InvoiceView {
+        id: r.try_get("id")?,
+        customer_id: r.try_get("customer_id")?,
+        subscription_id: r.try_get("subscription_id")?,
+        status: r.try_get("status")?,
+        total: format_amount(r.try_get("total_minor")?, &currency),
+        currency,
+        reason: r.try_get("reason")?,
+        created_at: rfc3339(r.try_get("created_at")?),
+        paid_at: r.try_get::<Option<i64>, _>("paid_at")?.map(rfc3339),
+        lines,
+    }))
+}
+
+/// Ids of a page of invoices, newest first, with the total count.
+pub async fn list_ids(
+    conn: &mut AnyConnection,
+    mode: Mode,
+    customer_id: Option<&str>,
+    subscription_id: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<String>, i64), sqlx::Error> {
+    let filter =
+        "mode = $1 AND ($2 IS NULL OR customer_id = $2) AND ($3 IS NULL OR subscription_id = $3)";
+    let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM invoices WHERE {filter}"))
+        .bind(mode.as_str())
+        .bind(customer_id)
+        .bind(subscription_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let ids = sqlx::query_scalar(&format!(
+        "SELECT id FROM invoices WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
+    ))
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .bind(subscription_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(conn)
+    .await?;
+    Ok((ids, count))
+}

@@ -1,0 +1,118 @@
+//! The `customer_entitlements` table: the compiled view the edges serve, one row per customer
+//! of each mode, rewritten by the unit of work that changed its inputs.
+
+use sqlx::{AnyConnection, Row};
+use tollgate_shared::{Entitlement, Mode};
+
+/// A customer's stored compile.
+#[derive(Debug, Clone)]
+pub struct StoredCompile {
+    pub entitlements: Vec<Entitlement>,
+    pub next_change_at: Option<i64>,
+}
+
+pub async fn stored(
+    conn: &mut AnyConnection,
+    mode: Mode,
+    customer_id: &str,
+) -> Result<Option<StoredCompile>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT entitlements, next_change_at FROM customer_entitlements WHERE mode = $1 AND customer_id = $2",
+    )
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let json: String = row.try_get("entitlements")?;
+    Ok(Some(StoredCompile {
+        entitlements: serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        next_change_at: row.try_get("next_change_at")?,
+    }))
+}
+
+pub async fn save(
+    conn: &mut AnyConnection,
+    mode: Mode,
+    customer_id: &str,
+    entitlements: &[Entitlement],
+    next_change_at: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    let json = serde_json::to_string(entitlements).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "INSERT INTO customer_entitlements (mode, customer_id, entitlements, version, next_change_at)
+         VALUES ($1, $2, $3, 0, $4)
+         ON CONFLICT (mode, customer_id) DO UPDATE SET entitlements = excluded.entitlements,
+           next_change_at = excluded.next_change_at",
+    )
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .bind(json)
+    .bind(next_change_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Every customer of a mode that has a compile.
+pub async fn all_customers(
+    conn: &mut AnyConnection,
+    mode: Mode,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT customer_id FROM customer_entitlements WHERE mode = $1 ORDER BY customer_id",
+    )
+    .bind(mode.as_str())
+    .fetch_all(conn)
+    .await
+}
+
+/// Customers whose compile changes by itself (a meter window ends) at or before `until`,
+/// among those on real time or on test clock `clock`.
+pub async fn due(
+    conn: &mut AnyConnection,
+    clock: Option<&str>,
+    until: i64,
+    limit: i64,
+) -> Result<Vec<(Mode, String, i64)>, sqlx::Error> {
+    let filter = match clock {
+        None => "c.test_clock IS NULL AND $1 IS NULL",
+        Some(_) => "c.test_clock = $1",
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT e.mode, e.customer_id, e.next_change_at FROM customer_entitlements e
+         JOIN customers c ON c.mode = e.mode AND c.customer_id = e.customer_id
+         WHERE e.next_change_at IS NOT NULL AND {filter} AND e.next_change_at <= $2
+         ORDER BY e.next_change_at, e.customer_id LIMIT $3"
+    ))
+    .bind(clock)
+    .bind(until)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let mode: String = r.try_get("mode")?;
+            Ok((
+                Mode::parse(&mode).unwrap_or(Mode::Test),
+                r.try_get("customer_id")?,
+                r.try_get("next_change_at")?,
+            ))
+        })
+        .collect()
+}
+
+pub async fn count(conn: &mut AnyConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM customer_entitlements")
+        .fetch_one(conn)
+        .await
+}
+
+/// Every stored compile, for a snapshot: `(mode, customer, entitlements JSON)`.
+pub fn stream_all<'c>(
+    conn: &'c mut AnyConnection,
+) -> futures_util::stream::BoxStream<'c, Result<(String, String, String), sqlx::Error>> {
+    sqlx::query_as("SELECT mode, customer_id, entitlements FROM customer_entitlements").fetch(conn)
+}

@@ -1,0 +1,70 @@
+//! Shapes that exist for the OpenAPI document only: what middleware, pages and streams send,
+//! described for readers and fuzzers. The wire types themselves live where they are serialized.
+
+use utoipa::ToSchema;
+
+/// The error envelope of every JSON error response (`tollgate_shared::ErrorEnvelope`).
+#[derive(ToSchema)]
+#[schema(example = json!({"error": {"code": 404, "type": "not_found", "message": "Customer 'c1' not found"}}))]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(ToSchema)]
+pub struct ErrorBody {
+    /// The HTTP status code, repeated.
+    pub code: u16,
+    /// A stable name for the kind of error, such as `bad_request` or `not_found`.
+    #[schema(rename = "type")]
+    pub kind: String,
+    /// What went wrong, naming the offending field where there is one.
+    pub message: String,
+}
+
+/// `GET /readyz` when the database answers.
+#[derive(ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+}
+
+/// The form the hosted checkout page posts.
+#[derive(ToSchema)]
+pub struct PayForm {
+    /// 12-19 digits; spaces are ignored. In test mode 4242 4242 4242 4242 pays and
+    /// 4000 0000 0000 0002 is declined.
+    pub card_number: String,
+    /// `MM/YY`, not in the past.
+    pub expiry: String,
+    /// 3-4 digits.
+    pub cvc: String,
+    /// Name on the card.
+    pub name: Option<String>,
+}
+
+/// One line of the sync stream (`tollgate_shared::sync::Frame`), e.g.
+/// `{"protocol":1,"frame":{"type":"delta","data":{…}}}`. See docs/sync.md.
+#[derive(ToSchema)]
+pub struct SyncFrame {
+    /// Wire protocol version; edges refuse versions they do not know.
+    pub protocol: u32,
+    pub frame: SyncFrameBody,
+}
+
+#[derive(ToSchema)]
+pub struct SyncFrameBody {
+    #[schema(rename = "type")]
+    pub kind: SyncFrameType,
+    /// The frame's payload; its shape depends on `type`.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum SyncFrameType {
+    SnapshotBegin,
+    SnapshotChunk,
+    SnapshotEnd,
+    Delta,
+    Heartbeat,
+}

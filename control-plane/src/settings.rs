@@ -1,0 +1,41 @@
+//! Settled configuration, as handlers and workers see it. A leaf.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Base of the URLs we hand out (checkout pages, pagination links), without a trailing `/`.
+    pub public_url: String,
+    /// Days after a failed renewal on which the charge is retried; after the last, the
+    /// subscription is canceled.
+    pub dunning_retry_days: Vec<u32>,
+    pub webhook_retry_base: Duration,
+    /// Hosts a `successUrl`/`cancelUrl` may point at; empty allows any http(s) host.
+    pub redirect_hosts: Vec<String>,
+    pub sync_heartbeat: Duration,
+    /// Request bodies above this are refused with 413 before any handler runs.
+    pub body_limit: usize,
+    /// How long a stored idempotent answer is replayed.
+    pub idempotency_ttl_secs: i64,
+    /// How long a checkout session can be paid.
+    pub checkout_ttl_secs: i64,
+    /// How long the change log keeps entries (edges further behind resync with a snapshot).
+    pub change_log_retention_secs: i64,
+}
+
+impl Settings {
+    /// Defaults for tests and tools; `main.rs` builds its own from flags.
+    pub fn for_url(public_url: &str) -> Settings {
+        Settings {
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            dunning_retry_days: vec![3, 5, 7],
+            webhook_retry_base: Duration::from_secs(5),
+            redirect_hosts: Vec::new(),
+            sync_heartbeat: Duration::from_secs(2),
+            body_limit: 64 * 1024,
+            idempotency_ttl_secs: 86_400,
+            checkout_ttl_secs: 86_400,
+            change_log_retention_secs: 7 * 86_400,
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! [`AppState`]: what every handler sees. Background workers take narrower handles.
+
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use tokio::sync::{Notify, Semaphore, watch};
+
+use crate::auth::keys::KeyCache;
+use crate::clock::SharedClock;
+use crate::db::Db;
+use crate::settings::Settings;
+use crate::sync::notifier::SyncNotifier;
+use crate::write::Writer;
+
+#[derive(Clone)]
+pub struct AppState {
+    /// Reads (read-only connections). Writes go through [`AppState::writer`].
+    pub db: Db,
+    pub writer: Writer,
+    pub clock: SharedClock,
+    pub config: Arc<Settings>,
+    pub auth: KeyCache,
+    pub sync: SyncNotifier,
+    pub token_key: Arc<SigningKey>,
+    pub token_verifying_key: String,
+    pub shutdown: watch::Receiver<bool>,
+    /// Wakes the webhook worker when a commit queued deliveries.
+    pub webhook_wake: Arc<Notify>,
+    /// Snapshots hold a pooled connection and a read transaction while they stream; at most
+    /// this many at once, so reconnecting edges cannot starve the API of connections.
+    pub snapshot_slots: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// The billing clock, as a narrow handle.
+    pub fn billing(&self) -> crate::billing::worker::BillingClock {
+        crate::billing::worker::BillingClock {
+            writer: self.writer.clone(),
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            retry_days: self.config.dunning_retry_days.clone().into(),
+        }
+    }
+}

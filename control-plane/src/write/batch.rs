@@ -1,0 +1,371 @@
+//! The writer's loop. Each turn takes what is queued, runs it in one transaction — every unit in
+//! its own savepoint — appends the change log, commits once and answers everyone.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use sqlx::Executor;
+use tokio::sync::{mpsc, watch};
+use tollgate_shared::ErrorKind;
+use tollgate_shared::sync::Change;
+use tracing::{Instrument, debug, error, info_span, warn};
+
+use super::derive::{self, EndpointCache};
+use super::job::Job;
+use super::{Hooks, MAX_ATTEMPTS, MAX_BATCH, UNIT_TIMEOUT};
+use crate::clock::SharedClock;
+use crate::db::{Backend, Db, Uow, is_connection_lost};
+use crate::http::error::ApiError;
+use crate::http::reply::Reply;
+use crate::idempotency::store::{self as idempotency, Claimed};
+use crate::sync::changelog;
+
+pub(super) struct Loop {
+    db: Db,
+    uow: Option<Uow>,
+    clock: SharedClock,
+    hooks: Hooks,
+    depth: Arc<AtomicI64>,
+    /// Units that lost a deadlock or found the database busy, for the next batch.
+    retry: VecDeque<Box<dyn Job>>,
+    endpoints: EndpointCache,
+}
+
+/// How one unit ended inside the batch.
+enum Ended {
+    /// Its work stays in the transaction; these changes go to the change log.
+    Kept(Vec<Change>),
+    /// Rolled back to its savepoint (or never run): nothing of it stays.
+    Dropped,
+    /// Rolled back, to be run again in a later batch.
+    Retry,
+}
+
+fn unavailable(message: &str) -> ApiError {
+    ApiError::new(ErrorKind::Unavailable, message)
+}
+
+impl Loop {
+    pub fn new(db: Db, uow: Uow, clock: SharedClock, hooks: Hooks, depth: Arc<AtomicI64>) -> Loop {
+        Loop {
+            db,
+            uow: Some(uow),
+            clock,
+            hooks,
+            depth,
+            retry: VecDeque::new(),
+            endpoints: EndpointCache::default(),
+        }
+    }
+
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Box<dyn Job>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+            while batch.len() < MAX_BATCH {
+                match self.retry.pop_front() {
+                    Some(job) => batch.push(job),
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                tokio::select! {
+                    job = rx.recv() => match job {
+                        Some(job) => batch.push(self.taken(job)),
+                        None => break,
+                    },
+                    _ = shutdown.wait_for(|s| *s) => {
+                        // Finish what was queued before the stop, then end.
+                        while let Ok(job) = rx.try_recv() {
+                            batch.push(self.taken(job));
+                            if batch.len() == MAX_BATCH {
+                                self.execute(std::mem::take(&mut batch)).await;
+                            }
+                        }
+                        if !batch.is_empty() {
+                            self.execute(batch).await;
+                        }
+                        break;
+                    }
+                }
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(self.taken(job)),
+                    Err(_) => break,
+                }
+            }
+            self.execute(batch).await;
+        }
+        // Units still waiting for a retry get an answer rather than silence.
+        for mut job in self.retry.drain(..) {
+            job.fail(unavailable("the control plane is shutting down"));
+            job.send();
+        }
+        if let Some(uow) = self.uow.take() {
+            use sqlx::Connection;
+            let _ = uow.into_conn().close().await;
+        }
+    }
+
+    fn taken(&self, job: Box<dyn Job>) -> Box<dyn Job> {
+        self.depth.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!("tollgate_write_queue_depth").decrement(1.0);
+        job
+    }
+
+    /// A usable connection, reconnecting after the old one was lost.
+    async fn uow(&mut self) -> Result<&mut Uow, sqlx::Error> {
+        if self.uow.is_none() {
+            let conn = self.db.connect_writer().await?;
+            self.uow = Some(Uow::new(conn, self.db.backend()));
+        }
+        self.uow
+            .as_mut()
+            .ok_or_else(|| sqlx::Error::Protocol("no writer connection".into()))
+    }
+
+    fn lost(&mut self, e: &sqlx::Error) {
+        if is_connection_lost(e) {
+            warn!(error = %e, "writer connection lost; reconnecting");
+            self.uow = None;
+            self.endpoints.invalidate();
+        }
+    }
+
+    async fn exec(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        let uow = self.uow().await?;
+        uow.conn().execute(sql).await.map(|_| ())
+    }
+
+    async fn execute(&mut self, batch: Vec<Box<dyn Job>>) {
+        if batch.is_empty() {
+            return;
+        }
+        let span = info_span!("write_batch", units = batch.len());
+        self.execute_batch(batch).instrument(span).await;
+    }
+
+    async fn execute_batch(&mut self, mut batch: Vec<Box<dyn Job>>) {
+        let started = Instant::now();
+        metrics::histogram!("tollgate_write_batch_units").record(batch.len() as f64);
+        let begin = match self.db.backend() {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        if let Err(e) = self.exec(begin).await {
+            error!(error = %e, "could not begin a write transaction");
+            self.lost(&e);
+            for job in &mut batch {
+                job.fail(unavailable("the database is unavailable; try again"));
+            }
+            self.answer(batch, None, false);
+            return;
+        }
+        let mut kept: Vec<Vec<Change>> = Vec::new();
+        let mut answered: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
+        let mut webhooks = false;
+        let mut failed: Option<sqlx::Error> = None;
+        for mut job in batch {
+            if failed.is_some() {
+                job.fail(unavailable("the database is unavailable; try again"));
+                answered.push(job);
+                continue;
+            }
+            match self.unit(job.as_mut(), &mut webhooks).await {
+                Ok(Ended::Kept(changes)) => {
+                    if !changes.is_empty() {
+                        kept.push(changes);
+                    }
+                    answered.push(job);
+                }
+                Ok(Ended::Dropped) => answered.push(job),
+                Ok(Ended::Retry) => {
+                    job.reset();
+                    self.retry.push_back(job);
+                }
+                Err(e) => {
+                    // The savepoint itself failed: the transaction (and maybe the connection)
+                    // is gone, and with it every unit of this batch.
+                    error!(error = %e, unit = job.label(), "write batch failed");
+                    job.fail(unavailable("the database is unavailable; try again"));
+                    answered.push(job);
+                    failed = Some(e);
+                }
+            }
+        }
+        let committed = match failed {
+            None => self.finish(&kept).await,
+            Some(e) => Err(e),
+        };
+        match committed {
+            Ok(version) => {
+                metrics::counter!("tollgate_write_commits_total").increment(1);
+                metrics::histogram!("tollgate_write_batch_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                self.answer(answered, version, webhooks);
+            }
+            Err(e) => {
+                error!(error = %e, "write batch could not commit; rolling back");
+                let _ = self.exec("ROLLBACK").await;
+                self.lost(&e);
+                self.endpoints.invalidate();
+                for job in &mut answered {
+                    job.fail(unavailable(
+                        "the write could not be committed; retry it (with its Idempotency-Key)",
+                    ));
+                }
+                self.answer(answered, None, false);
+            }
+        }
+    }
+
+    /// Appends the batch's change-log entries and commits. Returns the newest version.
+    async fn finish(&mut self, kept: &[Vec<Change>]) -> Result<Option<u64>, sqlx::Error> {
+        let now = self.clock.unix();
+        let backend = self.db.backend();
+        let uow = self.uow().await?;
+        let mut newest = None;
+        if !kept.is_empty() {
+            let last = changelog::advance(uow.conn(), kept.len() as i64).await?;
+            let first = last - kept.len() as i64 + 1;
+            for (i, changes) in kept.iter().enumerate() {
+                changelog::insert(uow.conn(), first + i as i64, now, changes).await?;
+            }
+            if backend == Backend::Postgres {
+                changelog::notify(uow.conn(), last).await?;
+            }
+            newest = Some(last as u64);
+        }
+        uow.conn().execute("COMMIT").await?;
+        Ok(newest)
+    }
+
+    fn answer(&mut self, jobs: Vec<Box<dyn Job>>, version: Option<u64>, webhooks: bool) {
+        if let Some(v) = version {
+            self.hooks.sync.committed(v);
+        }
+        if webhooks {
+            self.hooks.webhook_wake.notify_one();
+        }
+        for job in jobs {
+            job.send();
+        }
+    }
+
+    /// One unit inside the batch: idempotency, its code, what it recorded, its savepoint.
+    /// `Err` means the transaction itself is broken.
+    async fn unit(&mut self, job: &mut dyn Job, webhooks: &mut bool) -> Result<Ended, sqlx::Error> {
+        let now = self.clock.unix();
+        self.exec("SAVEPOINT unit").await?;
+        let uow = self.uow().await?;
+        uow.begin_unit(now);
+        if let Some(claim) = job.claim() {
+            match idempotency::claim(uow.conn(), claim, now).await {
+                Ok(Claimed::Mine) => {}
+                Ok(Claimed::Replay(reply)) => {
+                    self.exec("RELEASE SAVEPOINT unit").await?;
+                    job.replay(reply);
+                    return Ok(Ended::Dropped);
+                }
+                Ok(Claimed::Mismatch) => {
+                    self.exec("RELEASE SAVEPOINT unit").await?;
+                    job.fail(ApiError::new(
+                        ErrorKind::Unprocessable,
+                        "Idempotency-Key was already used with a different request; use a new key",
+                    ));
+                    return Ok(Ended::Dropped);
+                }
+                Err(e) => return self.rolled_back(job, e.into()).await,
+            }
+        }
+        let uow = self.uow().await?;
+        let ran =
+            tokio::time::timeout(UNIT_TIMEOUT, AssertUnwindSafe(job.run(uow)).catch_unwind()).await;
+        let result = match ran {
+            Ok(Ok(r)) => r,
+            Ok(Err(_panic)) => Err(ApiError::internal(
+                job.label(),
+                &"the unit of work panicked",
+            )),
+            Err(_) => Err(ApiError::internal(
+                job.label(),
+                &"the unit of work timed out",
+            )),
+        };
+        if let Err(e) = result {
+            return self.rolled_back(job, e).await;
+        }
+        self.uow().await?;
+        let Some(uow) = self.uow.as_mut() else {
+            return Err(sqlx::Error::Protocol("no writer connection".into()));
+        };
+        let derived = derive::derive(uow, &mut self.endpoints).await;
+        let (changes, queued) = match derived {
+            Ok(d) => d,
+            Err(e) => return self.rolled_back(job, e.into()).await,
+        };
+        if let (Some(claim), Some(reply)) = (job.claim(), job.reply_to_store()) {
+            let uow = self.uow().await?;
+            if let Err(e) = idempotency::complete(uow.conn(), claim, &reply).await {
+                return self.rolled_back(job, e.into()).await;
+            }
+        }
+        self.exec("RELEASE SAVEPOINT unit").await?;
+        *webhooks |= queued;
+        let revoked: Vec<String> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::KeyRevoked { hash } => Some(hash.clone()),
+                _ => None,
+            })
+            .collect();
+        if !revoked.is_empty() {
+            (self.hooks.revoked)(&revoked);
+        }
+        Ok(Ended::Kept(changes))
+    }
+
+    /// Rolls a failed unit back to its savepoint. A transient database error sends it to a
+    /// later batch; a 4xx answer is still recorded for its idempotency key.
+    async fn rolled_back(&mut self, job: &mut dyn Job, e: ApiError) -> Result<Ended, sqlx::Error> {
+        self.exec("ROLLBACK TO SAVEPOINT unit").await?;
+        if e.transient {
+            *job.attempts() += 1;
+            let attempt = *job.attempts();
+            if attempt < MAX_ATTEMPTS {
+                debug!(
+                    unit = job.label(),
+                    attempt, "retrying unit in the next batch"
+                );
+                self.exec("RELEASE SAVEPOINT unit").await?;
+                // Give whoever holds the lock a moment to commit.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                return Ok(Ended::Retry);
+            }
+        }
+        if !e.is_server_error()
+            && let Some(claim) = job.claim()
+        {
+            let now = self.clock.unix();
+            let uow = self.uow().await?;
+            let reply = Reply::from_error(&e);
+            if let Err(store) = idempotency::record(uow.conn(), claim, &reply, now).await {
+                warn!(error = %store, "could not record an idempotent error answer");
+                self.exec("ROLLBACK TO SAVEPOINT unit").await?;
+            }
+        }
+        metrics::counter!("tollgate_write_units_failed_total", "kind" => e.kind.type_name())
+            .increment(1);
+        job.fail(e);
+        self.exec("RELEASE SAVEPOINT unit").await?;
+        Ok(Ended::Dropped)
+    }
+}

@@ -1,0 +1,221 @@
+//! The write path: one writer task owns the write connection; every write in the control plane
+//! is a unit of work sent to it over a channel.
+//!
+//! * A request that hangs up cannot cancel a write: once queued, the unit runs to its end on
+//!   the writer, whose thread no request can drop, and its idempotent response is recorded.
+//! * **Group commit.** The writer takes every unit that is queued (up to [`MAX_BATCH`]) into one
+//!   transaction, each unit inside its own savepoint, so one failing unit rolls back alone;
+//!   then it commits once (`synchronous=FULL` on SQLite: one fsync for the whole group) and
+//!   answers them all.
+//! * **Derived side effects.** Before a unit's savepoint is released, the writer derives what
+//!   the unit recorded on its [`Uow`]: it recompiles each touched customer once (patching the
+//!   stored compile when only a meter moved), writes the webhook outbox rows, and stores the
+//!   idempotent response. At the end of the batch it appends one change-log entry per unit,
+//!   numbering them from the one counter row, so versions are gap-free and in commit order.
+//!
+//! * [`job`] — a queued unit of work, its closure type erased.
+//! * [`batch`] — the writer's loop: batches, savepoints, retries, commit.
+//! * [`derive`] — what the writer does with a unit's records.
+
+mod batch;
+mod derive;
+mod job;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tollgate_shared::ErrorKind;
+
+use crate::clock::SharedClock;
+use crate::db::{Db, Uow};
+use crate::http::error::ApiError;
+use crate::http::reply::Reply;
+use crate::idempotency::model::IdemClaim;
+use crate::sync::notifier::SyncNotifier;
+use job::{Job, Queued};
+
+/// At most this many units share one transaction.
+pub const MAX_BATCH: usize = 256;
+/// Units waiting for the writer; a request that finds the queue full waits
+/// [`QUEUE_WAIT`] for room and then gets a 503.
+pub const QUEUE_CAPACITY: usize = 8_192;
+pub const QUEUE_WAIT: Duration = Duration::from_secs(10);
+/// A unit that loses a deadlock or finds the database busy is retried in a later batch, at
+/// most this many times.
+pub const MAX_ATTEMPTS: u32 = 5;
+/// One unit may take this long before the writer gives up on it (and rolls it back).
+pub const UNIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Told the key hashes a commit revoked.
+pub type RevokedHook = Arc<dyn Fn(&[String]) + Send + Sync>;
+
+/// Who the writer tells after a commit.
+#[derive(Clone)]
+pub struct Hooks {
+    pub sync: SyncNotifier,
+    pub webhook_wake: Arc<Notify>,
+    /// Called with the keys (hashes) a commit revoked, so caches drop them at once.
+    pub revoked: RevokedHook,
+}
+
+/// A handle to the writer. Cheap to clone; every clone feeds the same queue.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Box<dyn Job>>,
+    depth: Arc<AtomicI64>,
+    stopped: watch::Receiver<bool>,
+}
+
+/// Ends the writer: it finishes what is queued, then closes its connection.
+pub struct WriterControl {
+    shutdown: watch::Sender<bool>,
+    done: oneshot::Receiver<()>,
+}
+
+impl WriterControl {
+    /// Asks the writer to stop and waits (at most `deadline`) until it has.
+    pub async fn stop(self, deadline: Duration) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(deadline, self.done).await;
+    }
+}
+
+impl Writer {
+    /// Starts the writer on a thread of its own (with its own single-threaded runtime, so units
+    /// need not be `Send` inside and nothing outside can cancel them).
+    pub async fn start(
+        db: &Db,
+        clock: SharedClock,
+        hooks: Hooks,
+    ) -> Result<(Writer, WriterControl), sqlx::Error> {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (done_tx, done) = oneshot::channel();
+        let (ready_tx, ready) = oneshot::channel();
+        let depth = Arc::new(AtomicI64::new(0));
+        let db = db.clone();
+        let loop_depth = depth.clone();
+        let stopped = shutdown_rx.clone();
+        std::thread::Builder::new()
+            .name("tollgate-writer".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(sqlx::Error::Io(e)));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let conn = match db.connect_writer().await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    let uow = Uow::new(conn, db.backend());
+                    batch::Loop::new(db, uow, clock, hooks, loop_depth)
+                        .run(rx, shutdown_rx)
+                        .await;
+                });
+                let _ = done_tx.send(());
+            })
+            .map_err(sqlx::Error::Io)?;
+        ready.await.map_err(|_| {
+            sqlx::Error::Protocol("the writer thread ended before it started".into())
+        })??;
+        Ok((
+            Writer { tx, depth, stopped },
+            WriterControl { shutdown, done },
+        ))
+    }
+
+    /// Units waiting for the writer.
+    pub fn queue_depth(&self) -> i64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Runs `unit` as one unit of work and answers its [`Reply`]. With a `claim`, the reply (or
+    /// the 4xx error) is stored in the same transaction, and a request already answered under
+    /// the same key is replayed instead of run.
+    pub async fn reply<F>(&self, claim: Option<IdemClaim>, label: &'static str, unit: F) -> Reply
+    where
+        F: AsyncFnMut(&mut Uow) -> Result<Reply, ApiError> + Send + 'static,
+    {
+        let job = Queued {
+            f: unit,
+            claim,
+            outcome: None,
+            tx: None,
+            attempts: 0,
+            label,
+            as_reply: |r: &Reply| Some(r.clone()),
+            from_reply: Some,
+        };
+        match self.submit(job).await {
+            Ok(reply) => reply,
+            Err(e) => Reply::from_error(&e),
+        }
+    }
+
+    /// Runs `unit` as one unit of work and hands back its result (no idempotency record).
+    pub async fn run<F, T>(&self, label: &'static str, unit: F) -> Result<T, ApiError>
+    where
+        F: AsyncFnMut(&mut Uow) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let job = Queued {
+            f: unit,
+            claim: None,
+            outcome: None,
+            tx: None,
+            attempts: 0,
+            label,
+            as_reply: |_: &T| None,
+            from_reply: |_| None,
+        };
+        self.submit(job).await
+    }
+
+    async fn submit<F, T>(&self, mut job: Queued<F, T>) -> Result<T, ApiError>
+    where
+        F: AsyncFnMut(&mut Uow) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        if *self.stopped.borrow() {
+            return Err(ApiError::new(
+                ErrorKind::Unavailable,
+                "the control plane is shutting down",
+            ));
+        }
+        let (tx, rx) = oneshot::channel();
+        job.tx = Some(tx);
+        let job: Box<dyn Job> = Box::new(job);
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!("tollgate_write_queue_depth").increment(1.0);
+        match tokio::time::timeout(QUEUE_WAIT, self.tx.send(job)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+                metrics::gauge!("tollgate_write_queue_depth").decrement(1.0);
+                return Err(ApiError::new(
+                    ErrorKind::Unavailable,
+                    "too many writes are queued; try again",
+                ));
+            }
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(ApiError::new(
+                ErrorKind::Unavailable,
+                "the writer stopped before answering; the write may or may not have happened",
+            ))
+        })
+    }
+}

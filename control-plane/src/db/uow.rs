@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 
 use sqlx::AnyConnection;
-use tollgate_shared::Mode;
 use tollgate_shared::sync::Change;
+use tollgate_shared::{Entitlement, Mode};
 
 use super::Backend;
 
@@ -26,6 +26,12 @@ pub enum Touch {
     /// Only these meters moved, to these values (usage in their current window): patch the
     /// stored compile instead of running it again.
     Meters(Vec<(String, i64)>),
+    /// The domain already patched the stored compile (a usage report read it anyway): store
+    /// this as it is.
+    Patched {
+        entitlements: Vec<Entitlement>,
+        next_change_at: Option<i64>,
+    },
 }
 
 /// Whose entitlements a catalog edit can change.
@@ -131,6 +137,27 @@ impl Uow {
                 None => meters.push((feature_id.to_owned(), usage)),
             }
         }
+    }
+
+    /// The customer's stored compile, already patched by the caller (only meters moved).
+    pub fn patched(
+        &mut self,
+        mode: Mode,
+        customer_id: &str,
+        entitlements: Vec<Entitlement>,
+        next_change_at: Option<i64>,
+    ) {
+        let key = (mode, customer_id.to_owned());
+        if self.records.touched.get(&key) == Some(&Touch::Full) {
+            return;
+        }
+        self.records.touched.insert(
+            key,
+            Touch::Patched {
+                entitlements,
+                next_change_at,
+            },
+        );
     }
 
     /// Records a domain event; its outbox rows are written before commit.

@@ -33,6 +33,42 @@ pub async fn stored(
     }))
 }
 
+/// A customer's stored compile together with their clock — `(created, now)`, "now" being
+/// their test clock's time if they live on one — in one read: the usage path's only read.
+pub async fn stored_with_clock(
+    conn: &mut AnyConnection,
+    mode: Mode,
+    customer_id: &str,
+    real_now: i64,
+) -> Result<Option<(i64, i64, Option<StoredCompile>)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT c.created_at, t.frozen_time, e.entitlements, e.next_change_at FROM customers c
+         LEFT JOIN test_clocks t ON t.id = c.test_clock
+         LEFT JOIN customer_entitlements e ON e.mode = c.mode AND e.customer_id = c.customer_id
+         WHERE c.mode = $1 AND c.customer_id = $2",
+    )
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let created: i64 = row.try_get("created_at")?;
+    let now = row
+        .try_get::<Option<i64>, _>("frozen_time")?
+        .unwrap_or(real_now);
+    let compile = match row.try_get::<Option<String>, _>("entitlements")? {
+        Some(json) => Some(StoredCompile {
+            entitlements: serde_json::from_str(&json)
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            next_change_at: row.try_get("next_change_at")?,
+        }),
+        None => None,
+    };
+    Ok(Some((created, now, compile)))
+}
+
 pub async fn save(
     conn: &mut AnyConnection,
     mode: Mode,

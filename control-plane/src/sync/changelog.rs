@@ -39,6 +39,37 @@ pub async fn insert(
     Ok(())
 }
 
+/// Inserts one entry per unit, numbered from `first`, in one statement.
+pub async fn insert_many(
+    conn: &mut AnyConnection,
+    first: i64,
+    now: i64,
+    units: &[Vec<Change>],
+) -> Result<(), sqlx::Error> {
+    // Bounded by the writer's batch size, far below either engine's parameter limit.
+    for (block, chunk) in units.chunks(256).enumerate() {
+        let mut sql = String::from("INSERT INTO change_log (version, created_at, changes) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let p = 3 * i;
+            sql.push_str(&format!("(${}, ${}, ${})", p + 1, p + 2, p + 3));
+        }
+        let mut query = sqlx::query(&sql);
+        for (i, changes) in chunk.iter().enumerate() {
+            let json =
+                serde_json::to_string(changes).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            query = query
+                .bind(first + (block * 256 + i) as i64)
+                .bind(now)
+                .bind(json);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// PostgreSQL: tells every replica's listener (at commit) that `version` exists.
 pub async fn notify(conn: &mut AnyConnection, version: i64) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_notify($1, $2)")

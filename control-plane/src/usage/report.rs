@@ -14,7 +14,6 @@ use super::store::{self as counters, NEVER, Report};
 use super::window::window_from;
 use crate::catalog::store as catalog;
 use crate::customers::model::CustomerError;
-use crate::customers::store as customers;
 use crate::db::Uow;
 use crate::entitlements::model::patch_meter;
 use crate::entitlements::store as entitlements;
@@ -42,10 +41,10 @@ pub async fn record(
     report: Report,
 ) -> Result<Entitlement, UsageError> {
     let real_now = uow.now();
-    let (created, now) = customers::clock(uow.conn(), mode, customer_id, real_now)
-        .await?
-        .ok_or_else(|| CustomerError::NotFound(customer_id.to_owned()))?;
-    let compiled = entitlements::stored(uow.conn(), mode, customer_id).await?;
+    let (created, now, compiled) =
+        entitlements::stored_with_clock(uow.conn(), mode, customer_id, real_now)
+            .await?
+            .ok_or_else(|| CustomerError::NotFound(customer_id.to_owned()))?;
     let entry = compiled
         .as_ref()
         .and_then(|c| c.entitlements.iter().find(|e| e.feature_id == feature_id))
@@ -73,7 +72,18 @@ pub async fn record(
     let value = match window_end {
         Some(end) => {
             let value = counters::record(uow, mode, customer_id, feature_id, end, report).await?;
-            uow.touch_meter(mode, customer_id, feature_id, value);
+            if let Some(mut compile) = compiled {
+                // The compile was read above: patch it here rather than read it again at commit.
+                if entry.current_usage != Some(value) {
+                    patch_meter(&mut compile.entitlements, feature_id, value);
+                    uow.patched(
+                        mode,
+                        customer_id,
+                        compile.entitlements,
+                        compile.next_change_at,
+                    );
+                }
+            }
             value
         }
         None => {

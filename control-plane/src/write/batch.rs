@@ -33,6 +33,9 @@ pub(super) struct Loop {
     /// Units that lost a deadlock or found the database busy, for the next batch.
     retry: VecDeque<Box<dyn Job>>,
     endpoints: EndpointCache,
+    /// A statement due before the next one (`BEGIN`, or the previous unit's `RELEASE`), sent
+    /// together with it: every round trip to the database costs two thread hops on SQLite.
+    deferred: Option<&'static str>,
 }
 
 /// How one unit ended inside the batch.
@@ -59,6 +62,7 @@ impl Loop {
             depth,
             retry: VecDeque::new(),
             endpoints: EndpointCache::default(),
+            deferred: None,
         }
     }
 
@@ -141,8 +145,23 @@ impl Loop {
     }
 
     async fn exec(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        let sql = match self.deferred.take() {
+            Some(first) => std::borrow::Cow::Owned(format!("{first}; {sql}")),
+            None => std::borrow::Cow::Borrowed(sql),
+        };
         let uow = self.uow().await?;
-        uow.conn().execute(sql).await.map(|_| ())
+        uow.conn().execute(sql.as_ref()).await.map(|_| ())
+    }
+
+    /// Sends whatever statement is deferred.
+    async fn flush(&mut self) -> Result<(), sqlx::Error> {
+        match self.deferred.take() {
+            Some(sql) => {
+                let uow = self.uow().await?;
+                uow.conn().execute(sql).await.map(|_| ())
+            }
+            None => Ok(()),
+        }
     }
 
     async fn execute(&mut self, batch: Vec<Box<dyn Job>>) {
@@ -153,22 +172,15 @@ impl Loop {
         self.execute_batch(batch).instrument(span).await;
     }
 
-    async fn execute_batch(&mut self, mut batch: Vec<Box<dyn Job>>) {
+    async fn execute_batch(&mut self, batch: Vec<Box<dyn Job>>) {
         let started = Instant::now();
         metrics::histogram!("tollgate_write_batch_units").record(batch.len() as f64);
         let begin = match self.db.backend() {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN",
         };
-        if let Err(e) = self.exec(begin).await {
-            error!(error = %e, "could not begin a write transaction");
-            self.lost(&e);
-            for job in &mut batch {
-                job.fail(unavailable("the database is unavailable; try again"));
-            }
-            self.answer(batch, None, false);
-            return;
-        }
+        // Sent with the first unit's SAVEPOINT; a failure shows there.
+        self.deferred = Some(begin);
         let mut kept: Vec<Vec<Change>> = Vec::new();
         let mut answered: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
         let mut webhooks = false;
@@ -214,6 +226,7 @@ impl Loop {
             }
             Err(e) => {
                 error!(error = %e, "write batch could not commit; rolling back");
+                self.deferred = None;
                 let _ = self.exec("ROLLBACK").await;
                 self.lost(&e);
                 self.endpoints.invalidate();
@@ -231,20 +244,19 @@ impl Loop {
     async fn finish(&mut self, kept: &[Vec<Change>]) -> Result<Option<u64>, sqlx::Error> {
         let now = self.clock.unix();
         let backend = self.db.backend();
-        let uow = self.uow().await?;
         let mut newest = None;
         if !kept.is_empty() {
+            self.flush().await?;
+            let uow = self.uow().await?;
             let last = changelog::advance(uow.conn(), kept.len() as i64).await?;
             let first = last - kept.len() as i64 + 1;
-            for (i, changes) in kept.iter().enumerate() {
-                changelog::insert(uow.conn(), first + i as i64, now, changes).await?;
-            }
+            changelog::insert_many(uow.conn(), first, now, kept).await?;
             if backend == Backend::Postgres {
                 changelog::notify(uow.conn(), last).await?;
             }
             newest = Some(last as u64);
         }
-        uow.conn().execute("COMMIT").await?;
+        self.exec("COMMIT").await?;
         Ok(newest)
     }
 
@@ -318,7 +330,7 @@ impl Loop {
                 return self.rolled_back(job, e.into()).await;
             }
         }
-        self.exec("RELEASE SAVEPOINT unit").await?;
+        self.deferred = Some("RELEASE SAVEPOINT unit");
         *webhooks |= queued;
         let revoked: Vec<String> = changes
             .iter()

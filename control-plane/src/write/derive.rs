@@ -96,6 +96,25 @@ pub(super) async fn derive(
     }
 
     for ((mode, customer_id), touch) in touched {
+        if let Touch::Patched {
+            entitlements: list,
+            next_change_at,
+        } = touch
+        {
+            entitlements::save(conn, mode, &customer_id, &list, next_change_at).await?;
+            publish(
+                conn,
+                endpoints,
+                &mut changes,
+                &mut events,
+                mode,
+                customer_id,
+                list,
+                now,
+            )
+            .await?;
+            continue;
+        }
         let stored = entitlements::stored(conn, mode, &customer_id).await?;
         let (list, next_change_at) = match (touch, &stored) {
             (Touch::Meters(meters), Some(row)) => {
@@ -144,6 +163,37 @@ pub(super) async fn derive(
         queued |= outbox(conn, endpoints, event).await?;
     }
     Ok((changes, queued))
+}
+
+/// A customer's new entitlements go to the edges (a change) and to listeners (an event).
+#[allow(clippy::too_many_arguments)]
+async fn publish(
+    conn: &mut AnyConnection,
+    endpoints: &mut EndpointCache,
+    changes: &mut Vec<Change>,
+    events: &mut Vec<Event>,
+    mode: Mode,
+    customer_id: String,
+    list: Vec<tollgate_shared::Entitlement>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    if endpoints
+        .anyone_listens(conn, mode, ENTITLEMENTS_UPDATED)
+        .await?
+    {
+        events.push(Event {
+            mode,
+            kind: ENTITLEMENTS_UPDATED,
+            subject: Subject::Data(json!({"customerId": customer_id, "entitlements": list})),
+            at: now,
+        });
+    }
+    changes.push(Change::Customer(CustomerEntitlements {
+        mode,
+        customer_id,
+        entitlements: list,
+    }));
+    Ok(())
 }
 
 /// Writes one event and a delivery per listening endpoint. Returns whether any was queued.

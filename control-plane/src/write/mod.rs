@@ -29,7 +29,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tollgate_shared::ErrorKind;
 
 use crate::clock::SharedClock;
-use crate::db::{Db, Uow};
+use crate::db::{Backend, Db, Uow};
 use crate::http::error::ApiError;
 use crate::http::reply::Reply;
 use crate::idempotency::model::IdemClaim;
@@ -101,10 +101,15 @@ impl Writer {
         std::thread::Builder::new()
             .name("tollgate-writer".into())
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
+                // SQLite needs no I/O driver here (its connection runs on a thread of its own);
+                // without one the runtime parks on a condition variable, which wakes faster
+                // than the I/O driver's eventfd for every statement's answer.
+                let mut builder = tokio::runtime::Builder::new_current_thread();
+                builder.enable_time();
+                if db.backend() == Backend::Postgres {
+                    builder.enable_io();
+                }
+                let rt = match builder.build() {
                     Ok(rt) => rt,
                     Err(e) => {
                         let _ = ready_tx.send(Err(sqlx::Error::Io(e)));

@@ -87,7 +87,7 @@ pub async fn healthz() -> &'static str {
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let ping = async {
         let mut conn = state.db.read().await?;
-        sqlx::query("SELECT 1").execute(&mut *conn).await
+        crate::db::sql::query("SELECT 1").execute(&mut conn).await
     };
     match ping.await {
         Ok(_) => axum::Json(serde_json::json!({"ready": true})).into_response(),

@@ -1,6 +1,6 @@
 //! The `api_keys` table: every statement on it.
 
-use sqlx::{AnyConnection, Row};
+use crate::db::sql::{self, Conn};
 use tollgate_shared::keys::{hash_hex, hash_key, parse_hash_hex};
 use tollgate_shared::sync::{Change, EdgeKey};
 use tollgate_shared::{KeyKind, Mode};
@@ -11,25 +11,25 @@ use crate::ids;
 
 /// An unrevoked key by the hex SHA-256 of the key.
 pub async fn find_by_hash(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     hash_hex: &str,
 ) -> Result<Option<FoundKey>, sqlx::Error> {
     let row =
-        sqlx::query("SELECT id, kind, mode FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
+        sql::query("SELECT id, kind, mode FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
             .bind(hash_hex)
             .fetch_optional(conn)
             .await?;
     let Some(row) = row else {
         return Ok(None);
     };
-    let Some(kind) = KeyKind::parse(&row.try_get::<String, _>("kind")?) else {
+    let Some(kind) = KeyKind::parse(&row.try_get::<String>("kind")?) else {
         return Ok(None);
     };
     Ok(Some(FoundKey {
         id: row.try_get("id")?,
         kind,
         mode: row
-            .try_get::<Option<String>, _>("mode")?
+            .try_get::<Option<String>>("mode")?
             .as_deref()
             .and_then(Mode::parse),
     }))
@@ -53,7 +53,7 @@ pub async fn insert(
     let id = ids::new("key");
     let hash = hash_hex(&hash_key(key));
     let prefix: String = key.chars().take(12).collect();
-    sqlx::query(
+    sql::query(
         "INSERT INTO api_keys (id, kind, mode, hash, prefix, name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&id)
@@ -75,8 +75,8 @@ pub async fn insert(
     })
 }
 
-pub async fn hash_exists(conn: &mut AnyConnection, hash_hex: &str) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query("SELECT 1 FROM api_keys WHERE hash = $1")
+pub async fn hash_exists(conn: &mut Conn, hash_hex: &str) -> Result<bool, sqlx::Error> {
+    Ok(sql::query("SELECT 1 FROM api_keys WHERE hash = $1")
         .bind(hash_hex)
         .fetch_optional(conn)
         .await?
@@ -84,11 +84,11 @@ pub async fn hash_exists(conn: &mut AnyConnection, hash_hex: &str) -> Result<boo
 }
 
 pub async fn any_active(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     kind: KeyKind,
     mode: Option<Mode>,
 ) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query(
+    Ok(sql::query(
         "SELECT 1 FROM api_keys WHERE kind = $1 AND mode IS NOT DISTINCT FROM $2 AND revoked_at IS NULL",
     )
     .bind(kind.as_str())
@@ -111,7 +111,7 @@ pub struct KeyRow {
     pub hash: String,
 }
 
-fn key_row(r: &sqlx::any::AnyRow) -> Result<KeyRow, sqlx::Error> {
+fn key_row(r: &sql::Row) -> Result<KeyRow, sqlx::Error> {
     Ok(KeyRow {
         id: r.try_get("id")?,
         kind: r.try_get("kind")?,
@@ -128,16 +128,16 @@ fn key_row(r: &sqlx::any::AnyRow) -> Result<KeyRow, sqlx::Error> {
 const VISIBLE: &str = "(mode = $1 OR (mode IS NULL AND $1 = 'live'))";
 
 pub async fn list(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<KeyRow>, i64), sqlx::Error> {
-    let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM api_keys WHERE {VISIBLE}"))
+    let count: i64 = sql::query(format!("SELECT COUNT(*) FROM api_keys WHERE {VISIBLE}"))
         .bind(mode.as_str())
-        .fetch_one(&mut *conn)
+        .scalar(&mut *conn)
         .await?;
-    let rows = sqlx::query(&format!(
+    let rows = sql::query(format!(
         "SELECT id, kind, mode, prefix, name, created_at, revoked_at, hash FROM api_keys WHERE {VISIBLE}
          ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
     ))
@@ -150,11 +150,11 @@ pub async fn list(
 }
 
 pub async fn get_visible(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     id: &str,
 ) -> Result<Option<KeyRow>, sqlx::Error> {
-    sqlx::query(&format!(
+    sql::query(format!(
         "SELECT id, kind, mode, prefix, name, created_at, revoked_at, hash FROM api_keys WHERE id = $2 AND {VISIBLE}"
     ))
     .bind(mode.as_str())
@@ -168,7 +168,7 @@ pub async fn get_visible(
 /// Revokes a key here and, through the change log, at every edge.
 pub async fn revoke(uow: &mut Uow, id: &str, hash: &str) -> Result<(), sqlx::Error> {
     let now = uow.now();
-    sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+    sql::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(now)
         .bind(id)
         .execute(uow.conn())
@@ -180,9 +180,9 @@ pub async fn revoke(uow: &mut Uow, id: &str, hash: &str) -> Result<(), sqlx::Err
 }
 
 /// Whether key `id` is still unrevoked (sync streams check their own key).
-pub async fn active(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
+pub async fn active(conn: &mut Conn, id: &str) -> Result<bool, sqlx::Error> {
     Ok(
-        sqlx::query("SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
+        sql::query("SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
             .bind(id)
             .fetch_optional(conn)
             .await?
@@ -191,8 +191,8 @@ pub async fn active(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Er
 }
 
 /// Every key edges accept (secret and publishable, unrevoked), for a snapshot.
-pub async fn edge_keys(conn: &mut AnyConnection) -> Result<Vec<EdgeKey>, sqlx::Error> {
-    let rows = sqlx::query(
+pub async fn edge_keys(conn: &mut Conn) -> Result<Vec<EdgeKey>, sqlx::Error> {
+    let rows = sql::query(
         "SELECT kind, mode, hash FROM api_keys WHERE revoked_at IS NULL AND mode IS NOT NULL ORDER BY id",
     )
     .fetch_all(conn)
@@ -200,8 +200,8 @@ pub async fn edge_keys(conn: &mut AnyConnection) -> Result<Vec<EdgeKey>, sqlx::E
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let (Some(kind), Some(mode)) = (
-            KeyKind::parse(&row.try_get::<String, _>("kind")?),
-            Mode::parse(&row.try_get::<String, _>("mode")?),
+            KeyKind::parse(&row.try_get::<String>("kind")?),
+            Mode::parse(&row.try_get::<String>("mode")?),
         ) else {
             continue;
         };
@@ -214,10 +214,10 @@ pub async fn edge_keys(conn: &mut AnyConnection) -> Result<Vec<EdgeKey>, sqlx::E
 }
 
 /// A value of the `settings` table (the customer-token signing key lives there).
-pub async fn setting(conn: &mut AnyConnection, name: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+pub async fn setting(conn: &mut Conn, name: &str) -> Result<Option<String>, sqlx::Error> {
+    sql::query("SELECT value FROM settings WHERE name = $1")
         .bind(name)
-        .fetch_optional(conn)
+        .scalar_optional(conn)
         .await
 }
 
@@ -227,7 +227,7 @@ pub async fn setting_or_insert(
     name: &str,
     value: &str,
 ) -> Result<String, sqlx::Error> {
-    sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+    sql::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
         .bind(name)
         .bind(value)
         .execute(uow.conn())

@@ -2,7 +2,7 @@
 //! on them. Writes take the unit of work and record what a change means for customers; reads
 //! take any connection.
 
-use sqlx::{AnyConnection, Row};
+use crate::db::sql::{self, Conn};
 use tollgate_shared::{FeatureType, Mode};
 
 use super::model::{
@@ -47,7 +47,7 @@ pub async fn write_feature(
         }
     }
     let now = uow.now();
-    sqlx::query(
+    sql::query(
         "INSERT INTO features (mode, identifier, name, type, reset_period, created_at) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (mode, identifier) DO UPDATE SET name = excluded.name, reset_period = excluded.reset_period",
     )
@@ -65,11 +65,11 @@ pub async fn write_feature(
 }
 
 pub async fn feature_def(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     id: &str,
 ) -> Result<Option<FeatureDef>, sqlx::Error> {
-    let row = sqlx::query(
+    let row = sql::query(
         "SELECT identifier, name, type, reset_period FROM features WHERE mode = $1 AND identifier = $2",
     )
     .bind(mode.as_str())
@@ -79,22 +79,19 @@ pub async fn feature_def(
     row.map(|r| feature_from_row(&r)).transpose()
 }
 
-fn feature_from_row(r: &sqlx::any::AnyRow) -> Result<FeatureDef, sqlx::Error> {
+fn feature_from_row(r: &sql::Row) -> Result<FeatureDef, sqlx::Error> {
     Ok(FeatureDef {
         identifier: r.try_get("identifier")?,
         name: r.try_get("name")?,
-        feature_type: FeatureType::parse(&r.try_get::<String, _>("type")?)
+        feature_type: FeatureType::parse(&r.try_get::<String>("type")?)
             .unwrap_or(FeatureType::Boolean),
         reset_period: r.try_get("reset_period")?,
     })
 }
 
 /// Every feature of a mode, in identifier order (the order entitlements are listed in).
-pub async fn features(
-    conn: &mut AnyConnection,
-    mode: Mode,
-) -> Result<Vec<FeatureDef>, sqlx::Error> {
-    sqlx::query(
+pub async fn features(conn: &mut Conn, mode: Mode) -> Result<Vec<FeatureDef>, sqlx::Error> {
+    sql::query(
         "SELECT identifier, name, type, reset_period FROM features WHERE mode = $1 ORDER BY identifier",
     )
     .bind(mode.as_str())
@@ -106,7 +103,7 @@ pub async fn features(
 }
 
 pub async fn feature_view(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     id: &str,
 ) -> Result<FeatureView, CatalogError> {
@@ -122,16 +119,16 @@ pub async fn feature_view(
 }
 
 pub async fn list_features(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<FeatureView>, i64), CatalogError> {
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM features WHERE mode = $1")
+    let count: i64 = sql::query("SELECT COUNT(*) FROM features WHERE mode = $1")
         .bind(mode.as_str())
-        .fetch_one(&mut *conn)
+        .scalar(&mut *conn)
         .await?;
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT identifier, name, type, reset_period FROM features WHERE mode = $1
          ORDER BY identifier LIMIT $2 OFFSET $3",
     )
@@ -186,13 +183,13 @@ pub async fn write_plan(
         return Ok(false);
     }
     if def.is_default {
-        let other: Option<String> = sqlx::query_scalar(
+        let other: Option<String> = sql::query(
             "SELECT identifier FROM plans WHERE mode = $1 AND grp = $2 AND is_default = 1 AND identifier <> $3",
         )
         .bind(mode.as_str())
         .bind(&def.group)
         .bind(&def.identifier)
-        .fetch_optional(uow.conn())
+        .scalar_optional(uow.conn())
         .await?;
         if let Some(other) = other {
             return Err(CatalogError::Exists(format!(
@@ -202,7 +199,7 @@ pub async fn write_plan(
         }
     }
     let now = uow.now();
-    sqlx::query(
+    sql::query(
         "INSERT INTO plans (mode, identifier, public_key, name, grp, is_default, trial_days, created_at, modified_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
          ON CONFLICT (mode, identifier) DO UPDATE SET name = excluded.name, grp = excluded.grp,
@@ -223,15 +220,14 @@ pub async fn write_plan(
         .iter()
         .map(|p| p.charge_period.as_str())
         .collect();
-    let old_periods: Vec<String> = sqlx::query_scalar(
-        "SELECT charge_period FROM prices WHERE mode = $1 AND plan_identifier = $2",
-    )
-    .bind(mode.as_str())
-    .bind(&def.identifier)
-    .fetch_all(uow.conn())
-    .await?;
+    let old_periods: Vec<String> =
+        sql::query("SELECT charge_period FROM prices WHERE mode = $1 AND plan_identifier = $2")
+            .bind(mode.as_str())
+            .bind(&def.identifier)
+            .scalars(uow.conn())
+            .await?;
     for old in old_periods.iter().filter(|p| !kept.contains(&p.as_str())) {
-        sqlx::query(
+        sql::query(
             "DELETE FROM prices WHERE mode = $1 AND plan_identifier = $2 AND charge_period = $3",
         )
         .bind(mode.as_str())
@@ -241,7 +237,7 @@ pub async fn write_plan(
         .await?;
     }
     for (position, p) in def.prices.iter().enumerate() {
-        sqlx::query(
+        sql::query(
             "INSERT INTO prices (id, mode, plan_identifier, charge_period, amount_minor, currency, position)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (mode, plan_identifier, charge_period)
@@ -258,13 +254,13 @@ pub async fn write_plan(
         .execute(uow.conn())
         .await?;
     }
-    sqlx::query("DELETE FROM plan_features WHERE mode = $1 AND plan_identifier = $2")
+    sql::query("DELETE FROM plan_features WHERE mode = $1 AND plan_identifier = $2")
         .bind(mode.as_str())
         .bind(&def.identifier)
         .execute(uow.conn())
         .await?;
     for (position, g) in def.grants.iter().enumerate() {
-        sqlx::query(
+        sql::query(
             "INSERT INTO plan_features (mode, plan_identifier, feature_identifier, has_access, usage_limit, position)
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -292,11 +288,11 @@ pub async fn write_plan(
 }
 
 pub async fn plan_def(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     id: &str,
 ) -> Result<Option<PlanDef>, sqlx::Error> {
-    let Some(row) = sqlx::query(
+    let Some(row) = sql::query(
         "SELECT identifier, name, grp, is_default, trial_days FROM plans WHERE mode = $1 AND identifier = $2",
     )
     .bind(mode.as_str())
@@ -322,20 +318,16 @@ pub async fn plan_def(
         identifier: row.try_get("identifier")?,
         name: row.try_get("name")?,
         group: row.try_get("grp")?,
-        is_default: row.try_get::<i64, _>("is_default")? != 0,
-        trial_days: u32::try_from(row.try_get::<i64, _>("trial_days")?).unwrap_or(0),
+        is_default: row.try_get::<i64>("is_default")? != 0,
+        trial_days: u32::try_from(row.try_get::<i64>("trial_days")?).unwrap_or(0),
         prices,
         grants,
     }))
 }
 
 /// A plan's grants in definition order.
-pub async fn grants(
-    conn: &mut AnyConnection,
-    mode: Mode,
-    plan: &str,
-) -> Result<Vec<GrantDef>, sqlx::Error> {
-    sqlx::query(
+pub async fn grants(conn: &mut Conn, mode: Mode, plan: &str) -> Result<Vec<GrantDef>, sqlx::Error> {
+    sql::query(
         "SELECT feature_identifier, has_access, usage_limit FROM plan_features
          WHERE mode = $1 AND plan_identifier = $2 ORDER BY position, feature_identifier",
     )
@@ -347,7 +339,7 @@ pub async fn grants(
     .map(|r| {
         Ok(GrantDef {
             feature_id: r.try_get("feature_identifier")?,
-            has_access: r.try_get::<i64, _>("has_access")? != 0,
+            has_access: r.try_get::<i64>("has_access")? != 0,
             usage_limit: r.try_get("usage_limit")?,
         })
     })
@@ -356,14 +348,14 @@ pub async fn grants(
 
 /// The default (free) plans of a mode: `(identifier, group)`.
 pub async fn default_plans(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
-    sqlx::query_as(
+    sql::query(
         "SELECT identifier, grp FROM plans WHERE mode = $1 AND is_default = 1 ORDER BY identifier",
     )
     .bind(mode.as_str())
-    .fetch_all(conn)
+    .fetch_all_as(conn)
     .await
 }
 
@@ -376,12 +368,8 @@ pub struct PriceRow {
     pub currency: String,
 }
 
-pub async fn prices(
-    conn: &mut AnyConnection,
-    mode: Mode,
-    plan: &str,
-) -> Result<Vec<PriceRow>, sqlx::Error> {
-    sqlx::query(
+pub async fn prices(conn: &mut Conn, mode: Mode, plan: &str) -> Result<Vec<PriceRow>, sqlx::Error> {
+    sql::query(
         "SELECT id, charge_period, amount_minor, currency FROM prices WHERE mode = $1 AND plan_identifier = $2
          ORDER BY position, id",
     )
@@ -401,19 +389,15 @@ pub async fn prices(
     .collect()
 }
 
-pub async fn plan_view(
-    conn: &mut AnyConnection,
-    mode: Mode,
-    id: &str,
-) -> Result<PlanView, CatalogError> {
+pub async fn plan_view(conn: &mut Conn, mode: Mode, id: &str) -> Result<PlanView, CatalogError> {
     let def = plan_def(conn, mode, id)
         .await?
         .ok_or_else(|| CatalogError::PlanNotFound(id.to_owned()))?;
     let public_key: String =
-        sqlx::query_scalar("SELECT public_key FROM plans WHERE mode = $1 AND identifier = $2")
+        sql::query("SELECT public_key FROM plans WHERE mode = $1 AND identifier = $2")
             .bind(mode.as_str())
             .bind(id)
-            .fetch_one(&mut *conn)
+            .scalar(&mut *conn)
             .await?;
     let prices = prices(conn, mode, id)
         .await?
@@ -441,22 +425,22 @@ pub async fn plan_view(
 }
 
 pub async fn list_plans(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<PlanView>, i64), CatalogError> {
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plans WHERE mode = $1")
+    let count: i64 = sql::query("SELECT COUNT(*) FROM plans WHERE mode = $1")
         .bind(mode.as_str())
-        .fetch_one(&mut *conn)
+        .scalar(&mut *conn)
         .await?;
-    let ids: Vec<String> = sqlx::query_scalar(
+    let ids: Vec<String> = sql::query(
         "SELECT identifier FROM plans WHERE mode = $1 ORDER BY grp, identifier LIMIT $2 OFFSET $3",
     )
     .bind(mode.as_str())
     .bind(limit)
     .bind(offset)
-    .fetch_all(&mut *conn)
+    .scalars(&mut *conn)
     .await?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
@@ -489,7 +473,7 @@ fn no_period(period: &str) -> crate::validate::Invalid {
 /// Resolves `plan` at `period` (or its only price when `period` is `None`), naming the field
 /// at fault when either does not exist.
 pub async fn resolve_price(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     plan: &str,
     period: Option<&str>,
@@ -553,58 +537,53 @@ pub async fn resolve_price(
 /// 4geeks' `plan_id`: a price id (`price_…`) or a public plan key (`plan_…`), resolved to
 /// `(plan identifier, charge period if the id named one)`.
 pub async fn plan_by_public_id(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     public_id: &str,
 ) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
-    let by_price = sqlx::query_as::<_, (String, String)>(
-        "SELECT plan_identifier, charge_period FROM prices WHERE mode = $1 AND id = $2",
-    )
-    .bind(mode.as_str())
-    .bind(public_id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let by_price =
+        sql::query("SELECT plan_identifier, charge_period FROM prices WHERE mode = $1 AND id = $2")
+            .bind(mode.as_str())
+            .bind(public_id)
+            .fetch_optional_as::<(String, String)>(&mut *conn)
+            .await?;
     if let Some((plan, period)) = by_price {
         return Ok(Some((plan, Some(period))));
     }
     let by_key: Option<String> =
-        sqlx::query_scalar("SELECT identifier FROM plans WHERE mode = $1 AND public_key = $2")
+        sql::query("SELECT identifier FROM plans WHERE mode = $1 AND public_key = $2")
             .bind(mode.as_str())
             .bind(public_id)
-            .fetch_optional(conn)
+            .scalar_optional(conn)
             .await?;
     Ok(by_key.map(|p| (p, None)))
 }
 
 /// The price id of `plan` at `period`, if it has one.
 pub async fn price_id(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     plan: &str,
     period: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
+    sql::query(
         "SELECT id FROM prices WHERE mode = $1 AND plan_identifier = $2 AND charge_period = $3",
     )
     .bind(mode.as_str())
     .bind(plan)
     .bind(period)
-    .fetch_optional(conn)
+    .scalar_optional(conn)
     .await
 }
 
 /// The display name of a plan (its identifier when the plan is gone).
-pub async fn plan_name(
-    conn: &mut AnyConnection,
-    mode: Mode,
-    plan: &str,
-) -> Result<String, sqlx::Error> {
-    Ok(sqlx::query_scalar::<_, String>(
-        "SELECT name FROM plans WHERE mode = $1 AND identifier = $2",
+pub async fn plan_name(conn: &mut Conn, mode: Mode, plan: &str) -> Result<String, sqlx::Error> {
+    Ok(
+        sql::query("SELECT name FROM plans WHERE mode = $1 AND identifier = $2")
+            .bind(mode.as_str())
+            .bind(plan)
+            .scalar_optional::<String>(conn)
+            .await?
+            .unwrap_or_else(|| plan.to_owned()),
     )
-    .bind(mode.as_str())
-    .bind(plan)
-    .fetch_optional(conn)
-    .await?
-    .unwrap_or_else(|| plan.to_owned()))
 }

@@ -1,13 +1,13 @@
 //! The `checkout_sessions` table: every statement on it.
 
-use sqlx::{AnyConnection, Row};
+use crate::db::sql::{self, Conn};
 use tollgate_shared::Mode;
 
 use super::model::{Session, SessionStatus};
 use crate::db::Uow;
 
-pub async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Session>, sqlx::Error> {
-    let Some(r) = sqlx::query(
+pub async fn load(conn: &mut Conn, id: &str) -> Result<Option<Session>, sqlx::Error> {
+    let Some(r) = sql::query(
         "SELECT id, mode, customer_id, plan_identifier, charge_period, quantity, trial_days, success_url, cancel_url,
                 status, subscription_id, created_at
          FROM checkout_sessions WHERE id = $1",
@@ -20,7 +20,7 @@ pub async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Session>,
     };
     Ok(Some(Session {
         id: r.try_get("id")?,
-        mode: Mode::parse(&r.try_get::<String, _>("mode")?).unwrap_or(Mode::Test),
+        mode: Mode::parse(&r.try_get::<String>("mode")?).unwrap_or(Mode::Test),
         customer_id: r.try_get("customer_id")?,
         plan_identifier: r.try_get("plan_identifier")?,
         charge_period: r.try_get("charge_period")?,
@@ -28,7 +28,7 @@ pub async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Session>,
         trial_days: r.try_get("trial_days")?,
         success_url: r.try_get("success_url")?,
         cancel_url: r.try_get("cancel_url")?,
-        status: SessionStatus::parse(&r.try_get::<String, _>("status")?),
+        status: SessionStatus::parse(&r.try_get::<String>("status")?),
         subscription_id: r.try_get("subscription_id")?,
         created_at: r.try_get("created_at")?,
     }))
@@ -57,7 +57,7 @@ pub async fn open_session(
     s: NewSession<'_>,
 ) -> Result<String, sqlx::Error> {
     let session_id = crate::ids::new(&format!("cs_{}", s.mode));
-    sqlx::query(
+    sql::query(
         "INSERT INTO checkout_sessions (id, mode, customer_id, plan_identifier, charge_period, quantity, trial_days,
            success_url, cancel_url, offering_id, pricing_table_id, ip_address, status, subscription_id, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'open', $13, $14)",
@@ -83,17 +83,17 @@ pub async fn open_session(
 
 /// The open session of a pending subscription, if it has one.
 pub async fn open_for_subscription(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     subscription_id: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
+    sql::query(
         "SELECT id FROM checkout_sessions WHERE mode = $1 AND subscription_id = $2 AND status = 'open'
          ORDER BY created_at, id LIMIT 1",
     )
     .bind(mode.as_str())
     .bind(subscription_id)
-    .fetch_optional(conn)
+    .scalar_optional(conn)
     .await
 }
 
@@ -103,7 +103,7 @@ pub async fn expire_for_subscription(
     mode: Mode,
     subscription_id: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "UPDATE checkout_sessions SET status = 'expired' WHERE mode = $1 AND subscription_id = $2 AND status = 'open'",
     )
     .bind(mode.as_str())
@@ -119,7 +119,7 @@ pub async fn mark_complete(
     subscription_id: &str,
     at: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "UPDATE checkout_sessions SET status = 'complete', subscription_id = $1, completed_at = $2 WHERE id = $3",
     )
     .bind(subscription_id)
@@ -131,26 +131,24 @@ pub async fn mark_complete(
 }
 
 pub async fn mark_expired(uow: &mut Uow, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE checkout_sessions SET status = 'expired' WHERE id = $1 AND status = 'open'",
-    )
-    .bind(id)
-    .execute(uow.conn())
-    .await?;
+    sql::query("UPDATE checkout_sessions SET status = 'expired' WHERE id = $1 AND status = 'open'")
+        .bind(id)
+        .execute(uow.conn())
+        .await?;
     Ok(())
 }
 
 /// Open sessions created before `before` (expired by age), at most `limit`.
 pub async fn open_created_before(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     before: i64,
     limit: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
+    sql::query(
         "SELECT id FROM checkout_sessions WHERE status = 'open' AND created_at < $1 ORDER BY created_at, id LIMIT $2",
     )
     .bind(before)
     .bind(limit)
-    .fetch_all(conn)
+    .scalars(conn)
     .await
 }

@@ -2,8 +2,8 @@
 //! "now": their test clock's time if they live on one, else the server's — the one notion of
 //! time every billing rule uses for them.
 
+use crate::db::sql::{self, Conn};
 use serde_json::Value;
-use sqlx::{AnyConnection, Row};
 use tollgate_shared::Mode;
 
 use super::model::{CustomerError, CustomerView, NewCustomer};
@@ -14,7 +14,7 @@ use crate::ids;
 
 const COLUMNS: &str = "id, customer_id, name, email, metadata, created_at, modified_at";
 
-fn view(r: &sqlx::any::AnyRow) -> Result<CustomerView, sqlx::Error> {
+fn view(r: &sql::Row) -> Result<CustomerView, sqlx::Error> {
     let metadata: String = r.try_get("metadata")?;
     Ok(CustomerView {
         id: r.try_get("id")?,
@@ -34,7 +34,7 @@ pub async fn insert(
     mode: Mode,
     new: NewCustomer<'_>,
 ) -> Result<CustomerView, CustomerError> {
-    let inserted = sqlx::query(
+    let inserted = sql::query(
         "INSERT INTO customers (id, mode, customer_id, name, email, metadata, created_at, modified_at, test_clock)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) ON CONFLICT (mode, customer_id) DO NOTHING",
     )
@@ -47,8 +47,7 @@ pub async fn insert(
     .bind(new.created_at)
     .bind(new.test_clock)
     .execute(uow.conn())
-    .await?
-    .rows_affected();
+    .await?;
     if inserted == 0 {
         return Err(CustomerError::Exists(new.customer_id.to_owned()));
     }
@@ -91,11 +90,11 @@ pub async fn find_or_create(
 }
 
 pub async fn find(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     customer_id: &str,
 ) -> Result<Option<CustomerView>, sqlx::Error> {
-    sqlx::query(&format!(
+    sql::query(format!(
         "SELECT {COLUMNS} FROM customers WHERE mode = $1 AND customer_id = $2"
     ))
     .bind(mode.as_str())
@@ -107,7 +106,7 @@ pub async fn find(
 }
 
 pub async fn get(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     customer_id: &str,
 ) -> Result<CustomerView, CustomerError> {
@@ -124,7 +123,7 @@ pub async fn lock(uow: &mut Uow, mode: Mode, customer_id: &str) -> Result<bool, 
         "SELECT 1 FROM customers WHERE mode = $1 AND customer_id = $2{}",
         uow.backend().for_update()
     );
-    Ok(sqlx::query(&sql)
+    Ok(sql::query(sql)
         .bind(mode.as_str())
         .bind(customer_id)
         .fetch_optional(uow.conn())
@@ -140,7 +139,7 @@ pub async fn try_lock(uow: &mut Uow, mode: Mode, customer_id: &str) -> Result<bo
         "SELECT 1 FROM customers WHERE mode = $1 AND customer_id = $2{}",
         uow.backend().skip_locked()
     );
-    Ok(sqlx::query(&sql)
+    Ok(sql::query(sql)
         .bind(mode.as_str())
         .bind(customer_id)
         .fetch_optional(uow.conn())
@@ -149,11 +148,11 @@ pub async fn try_lock(uow: &mut Uow, mode: Mode, customer_id: &str) -> Result<bo
 }
 
 pub async fn find_by_email(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     email: &str,
 ) -> Result<Option<CustomerView>, sqlx::Error> {
-    sqlx::query(&format!(
+    sql::query(format!(
         "SELECT {COLUMNS} FROM customers WHERE mode = $1 AND email = $2 ORDER BY created_at, id LIMIT 1"
     ))
     .bind(mode.as_str())
@@ -165,20 +164,19 @@ pub async fn find_by_email(
 }
 
 pub async fn list(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     email: Option<&str>,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<CustomerView>, i64), sqlx::Error> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM customers WHERE mode = $1 AND ($2 IS NULL OR email = $2)",
-    )
-    .bind(mode.as_str())
-    .bind(email)
-    .fetch_one(&mut *conn)
-    .await?;
-    let rows = sqlx::query(&format!(
+    let count: i64 =
+        sql::query("SELECT COUNT(*) FROM customers WHERE mode = $1 AND ($2 IS NULL OR email = $2)")
+            .bind(mode.as_str())
+            .bind(email)
+            .scalar(&mut *conn)
+            .await?;
+    let rows = sql::query(format!(
         "SELECT {COLUMNS} FROM customers WHERE mode = $1 AND ($2 IS NULL OR email = $2)
          ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
     ))
@@ -203,7 +201,7 @@ pub async fn update(
 ) -> Result<CustomerView, CustomerError> {
     let current = get(uow.conn(), mode, customer_id).await?;
     let now = uow.now();
-    sqlx::query(
+    sql::query(
         "UPDATE customers SET name = $1, email = $2, metadata = $3, modified_at = $4
          WHERE mode = $5 AND customer_id = $6",
     )
@@ -221,18 +219,18 @@ pub async fn update(
 /// When the customer was created and what time it is for them (`real_now`, or their test
 /// clock's frozen time). `None` when there is no such customer.
 pub async fn clock(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     customer_id: &str,
     real_now: i64,
 ) -> Result<Option<(i64, i64)>, sqlx::Error> {
-    let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+    let row: Option<(i64, Option<i64>)> = sql::query(
         "SELECT c.created_at, t.frozen_time FROM customers c LEFT JOIN test_clocks t ON t.id = c.test_clock
          WHERE c.mode = $1 AND c.customer_id = $2",
     )
     .bind(mode.as_str())
     .bind(customer_id)
-    .fetch_optional(conn)
+    .fetch_optional_as(conn)
     .await?;
     Ok(row.map(|(created, frozen)| (created, frozen.unwrap_or(real_now))))
 }
@@ -245,7 +243,7 @@ pub async fn now_of(uow: &mut Uow, mode: Mode, customer_id: &str) -> Result<i64,
 
 /// "Now" for one customer: their test clock's frozen time if they live on one, else `real_now`.
 pub async fn now_for(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     customer_id: &str,
     real_now: i64,
@@ -259,17 +257,17 @@ pub async fn now_for(
 
 /// The behaviour of the customer's newest card on file (`succeeds` / `fails_later`).
 pub async fn card_on_file(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     customer_id: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
+    sql::query(
         "SELECT behaviour FROM payment_methods WHERE mode = $1 AND customer_id = $2
          ORDER BY created_at DESC, id DESC LIMIT 1",
     )
     .bind(mode.as_str())
     .bind(customer_id)
-    .fetch_optional(conn)
+    .scalar_optional(conn)
     .await
 }
 
@@ -283,7 +281,7 @@ pub async fn attach_card(
     at: i64,
 ) -> Result<String, sqlx::Error> {
     let id = ids::new("pm");
-    sqlx::query(
+    sql::query(
         "INSERT INTO payment_methods (id, mode, customer_id, brand, last4, behaviour, created_at)
          VALUES ($1, $2, $3, 'visa', $4, $5, $6)",
     )
@@ -299,7 +297,7 @@ pub async fn attach_card(
 }
 
 pub async fn detach_cards(uow: &mut Uow, mode: Mode, customer_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM payment_methods WHERE mode = $1 AND customer_id = $2")
+    sql::query("DELETE FROM payment_methods WHERE mode = $1 AND customer_id = $2")
         .bind(mode.as_str())
         .bind(customer_id)
         .execute(uow.conn())
@@ -309,19 +307,15 @@ pub async fn detach_cards(uow: &mut Uow, mode: Mode, customer_id: &str) -> Resul
 
 // ---- credit balance --------------------------------------------------------------------------
 
-pub async fn balance(
-    conn: &mut AnyConnection,
-    mode: Mode,
-    customer_id: &str,
-) -> Result<i64, sqlx::Error> {
-    Ok(sqlx::query_scalar::<_, i64>(
-        "SELECT balance_minor FROM customers WHERE mode = $1 AND customer_id = $2",
+pub async fn balance(conn: &mut Conn, mode: Mode, customer_id: &str) -> Result<i64, sqlx::Error> {
+    Ok(
+        sql::query("SELECT balance_minor FROM customers WHERE mode = $1 AND customer_id = $2")
+            .bind(mode.as_str())
+            .bind(customer_id)
+            .scalar_optional::<i64>(conn)
+            .await?
+            .unwrap_or(0),
     )
-    .bind(mode.as_str())
-    .bind(customer_id)
-    .fetch_optional(conn)
-    .await?
-    .unwrap_or(0))
 }
 
 /// Adds `delta` (negative: spends) to the customer's credit, in one statement so concurrent
@@ -333,7 +327,7 @@ pub async fn add_balance(
     delta: i64,
 ) -> Result<(), sqlx::Error> {
     const BOUND: i64 = 1 << 62;
-    sqlx::query(
+    sql::query(
         "UPDATE customers SET balance_minor = CASE WHEN balance_minor + $1 > $2 THEN $2
            WHEN balance_minor + $1 < -$2 THEN -$2 ELSE balance_minor + $1 END
          WHERE mode = $3 AND customer_id = $4",

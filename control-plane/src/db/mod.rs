@@ -11,6 +11,7 @@
 //! flags (0/1) instead of booleans, and `CAST(… AS BIGINT)` around `SUM`. Where the engines truly
 //! differ (row locks, notifications) a statement asks [`Backend`].
 
+pub mod sql;
 pub mod uow;
 
 use std::borrow::Cow;
@@ -19,9 +20,9 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
+pub use sql::Conn;
 pub use uow::Uow;
 
 /// The engine behind a [`Db`].
@@ -244,18 +245,31 @@ impl Db {
     }
 
     /// A read-only connection.
-    pub async fn read(&self) -> Result<PoolConnection<Any>, sqlx::Error> {
-        self.read.acquire().await
+    pub async fn read(&self) -> Result<Conn, sqlx::Error> {
+        Ok(Conn::Pooled(self.read.acquire().await?))
     }
 
     /// A read-only connection reserved for sync streams.
-    pub async fn read_for_sync(&self) -> Result<PoolConnection<Any>, sqlx::Error> {
-        self.sync.acquire().await
+    pub async fn read_for_sync(&self) -> Result<Conn, sqlx::Error> {
+        Ok(Conn::Pooled(self.sync.acquire().await?))
     }
 
-    /// Opens a new read-write connection: for the writer task only.
-    pub async fn connect_writer(&self) -> Result<AnyConnection, sqlx::Error> {
-        connect_writer(self.backend, &self.write_url).await
+    /// Opens a new read-write connection: for the writer task only. On SQLite it is a
+    /// rusqlite connection used on the writer's own thread (see [`sql`]).
+    pub async fn connect_writer(&self) -> Result<Conn, sqlx::Error> {
+        match self.backend {
+            Backend::Postgres => Ok(Conn::Any(
+                connect_writer(self.backend, &self.write_url).await?,
+            )),
+            Backend::Sqlite => {
+                let path = sqlite_path(&self.write_url);
+                let conn = rusqlite::Connection::open(path).map_err(sql::lite_error)?;
+                conn.execute_batch(SQLITE_WRITER_PRAGMAS)
+                    .map_err(sql::lite_error)?;
+                conn.set_prepared_statement_cache_capacity(256);
+                Ok(Conn::Lite(Box::new(conn)))
+            }
+        }
     }
 
     pub fn write_url(&self) -> &str {
@@ -323,7 +337,7 @@ pub fn is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => matches!(
             db.code().as_deref(),
-            Some("40P01" | "40001" | "55P03" | "5" | "6" | "517")
+            Some("40P01" | "40001" | "55P03" | "5" | "6" | "261" | "517" | "773")
         ),
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
         _ => false,

@@ -12,11 +12,10 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::AnyConnection;
 use tollgate_shared::sync::Change;
 use tollgate_shared::{Entitlement, Mode};
 
-use super::Backend;
+use super::{Backend, Conn};
 
 /// What happened to a customer's inputs in this unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,14 +85,14 @@ impl Records {
 }
 
 pub struct Uow {
-    conn: AnyConnection,
+    conn: Conn,
     backend: Backend,
     now: i64,
     records: Records,
 }
 
 impl Uow {
-    pub fn new(conn: AnyConnection, backend: Backend) -> Uow {
+    pub fn new(conn: Conn, backend: Backend) -> Uow {
         Uow {
             conn,
             backend,
@@ -103,7 +102,7 @@ impl Uow {
     }
 
     /// The writer's connection, inside the batch transaction and this unit's savepoint.
-    pub fn conn(&mut self) -> &mut AnyConnection {
+    pub fn conn(&mut self) -> &mut Conn {
         &mut self.conn
     }
 
@@ -211,7 +210,7 @@ impl Uow {
     }
 
     /// For the writer: gives the connection back (to close or replace it).
-    pub fn into_conn(self) -> AnyConnection {
+    pub fn into_conn(self) -> Conn {
         self.conn
     }
 }

@@ -4,11 +4,11 @@
 //! Creating always goes through the hosted checkout (a pending subscription and a
 //! `checkout_url`), as 4geeks does.
 
+use crate::db::sql::{self, Conn};
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sqlx::{AnyConnection, Row};
 use tollgate_shared::{ErrorKind, Mode};
 
 use crate::auth::model::Caller;
@@ -59,7 +59,7 @@ fn required_string(v: &Option<Value>, field: &str) -> ApiResult<String> {
 }
 
 /// Resolves 4geeks' `plan_id` onto a plan and period.
-async fn resolve(conn: &mut AnyConnection, mode: Mode, plan_id: &str) -> ApiResult<PlanPrice> {
+async fn resolve(conn: &mut Conn, mode: Mode, plan_id: &str) -> ApiResult<PlanPrice> {
     let (plan, period) = plan_by_public_id(conn, mode, plan_id)
         .await?
         .unwrap_or_else(|| (plan_id.to_owned(), None));
@@ -183,7 +183,7 @@ struct Summary {
     test: bool,
 }
 
-fn summary(r: &sqlx::any::AnyRow, mode: Mode) -> Result<Summary, sqlx::Error> {
+fn summary(r: &sql::Row, mode: Mode) -> Result<Summary, sqlx::Error> {
     let status: String = r.try_get("status")?;
     let end: Option<i64> = r.try_get("current_period_end")?;
     Ok(Summary {
@@ -235,16 +235,16 @@ pub async fn list(
     let filter = "s.mode = $1 AND ($2 IS NULL OR s.status = $2) AND ($3 IS NULL OR EXISTS (SELECT 1 FROM prices p
         WHERE p.mode = s.mode AND p.id = $3 AND p.plan_identifier = s.plan_identifier AND p.charge_period = s.charge_period)) AND $4 = 0";
     let mut conn = state.db.read().await?;
-    let count: i64 = sqlx::query_scalar(&format!(
+    let count: i64 = sql::query(format!(
         "SELECT COUNT(*) FROM subscriptions s WHERE {filter}"
     ))
     .bind(mode.as_str())
     .bind(status)
     .bind(&q.plan_id)
     .bind(i64::from(other_world))
-    .fetch_one(&mut *conn)
+    .scalar(&mut conn)
     .await?;
-    let rows = sqlx::query(&format!(
+    let rows = sql::query(format!(
         "SELECT {COLUMNS} FROM subscriptions s WHERE {filter} ORDER BY s.created_at DESC, s.id DESC LIMIT $5 OFFSET $6"
     ))
     .bind(mode.as_str())
@@ -253,7 +253,7 @@ pub async fn list(
     .bind(i64::from(other_world))
     .bind(page.limit())
     .bind(page.offset())
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut conn)
     .await?;
     let results = rows
         .iter()
@@ -289,13 +289,13 @@ pub async fn get(
             Some((plan, None)) => plan,
             _ => return Err(ApiError::new(ErrorKind::NotFound, "Plan not found")),
         };
-        let rows = sqlx::query(&format!(
+        let rows = sql::query(format!(
             "SELECT {COLUMNS} FROM subscriptions s WHERE s.mode = $1 AND s.plan_identifier = $2
              ORDER BY s.created_at DESC, s.id DESC LIMIT 1000"
         ))
         .bind(mode.as_str())
         .bind(&plan)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await?;
         let items: Vec<Value> = rows
             .iter()
@@ -306,17 +306,17 @@ pub async fn get(
             .collect();
         return Ok(Json(Value::Array(items)));
     }
-    let row = sqlx::query(&format!(
+    let row = sql::query(format!(
         "SELECT {COLUMNS} FROM subscriptions s WHERE s.mode = $1 AND s.id = $2"
     ))
     .bind(mode.as_str())
     .bind(&id)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut conn)
     .await?
     .ok_or_else(|| ApiError::new(ErrorKind::NotFound, "Subscription not found"))?;
     let s = summary(&row, mode)?;
     let rfc = |col: &str| {
-        row.try_get::<Option<i64>, _>(col)
+        row.try_get::<Option<i64>>(col)
             .map(|t| t.map(crate::clock::rfc3339))
     };
     Ok(Json(json!({

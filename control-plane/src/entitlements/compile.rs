@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::AnyConnection;
+use crate::db::Conn;
 use tollgate_shared::{Entitlement, FeatureType, Mode};
 
 use super::model::{self, Compiled, Grants};
@@ -14,10 +14,7 @@ use crate::usage::store as usage;
 use crate::usage::window::Window;
 
 /// What a customer with no subscriptions gets: the default plans' entitlements.
-pub async fn defaults(
-    conn: &mut AnyConnection,
-    mode: Mode,
-) -> Result<Vec<Entitlement>, sqlx::Error> {
+pub async fn defaults(conn: &mut Conn, mode: Mode) -> Result<Vec<Entitlement>, sqlx::Error> {
     let mut grants = Grants::new();
     for (plan, _) in catalog::default_plans(conn, mode).await? {
         for g in catalog::grants(conn, mode, &plan).await? {
@@ -31,7 +28,7 @@ pub async fn defaults(
 /// Compiles one customer. `real_now` is the server's time; a customer on a test clock is
 /// compiled at the clock's time.
 pub async fn customer(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     customer_id: &str,
     real_now: i64,

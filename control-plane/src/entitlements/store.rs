@@ -1,7 +1,7 @@
 //! The `customer_entitlements` table: the compiled view the edges serve, one row per customer
 //! of each mode, rewritten by the unit of work that changed its inputs.
 
-use sqlx::{AnyConnection, Row};
+use crate::db::sql::{self, Conn};
 use tollgate_shared::{Entitlement, Mode};
 
 /// A customer's stored compile.
@@ -12,11 +12,11 @@ pub struct StoredCompile {
 }
 
 pub async fn stored(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     customer_id: &str,
 ) -> Result<Option<StoredCompile>, sqlx::Error> {
-    let row = sqlx::query(
+    let row = sql::query(
         "SELECT entitlements, next_change_at FROM customer_entitlements WHERE mode = $1 AND customer_id = $2",
     )
     .bind(mode.as_str())
@@ -36,12 +36,12 @@ pub async fn stored(
 /// A customer's stored compile together with their clock — `(created, now)`, "now" being
 /// their test clock's time if they live on one — in one read: the usage path's only read.
 pub async fn stored_with_clock(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     customer_id: &str,
     real_now: i64,
 ) -> Result<Option<(i64, i64, Option<StoredCompile>)>, sqlx::Error> {
-    let row = sqlx::query(
+    let row = sql::query(
         "SELECT c.created_at, t.frozen_time, e.entitlements, e.next_change_at FROM customers c
          LEFT JOIN test_clocks t ON t.id = c.test_clock
          LEFT JOIN customer_entitlements e ON e.mode = c.mode AND e.customer_id = c.customer_id
@@ -56,9 +56,9 @@ pub async fn stored_with_clock(
     };
     let created: i64 = row.try_get("created_at")?;
     let now = row
-        .try_get::<Option<i64>, _>("frozen_time")?
+        .try_get::<Option<i64>>("frozen_time")?
         .unwrap_or(real_now);
-    let compile = match row.try_get::<Option<String>, _>("entitlements")? {
+    let compile = match row.try_get::<Option<String>>("entitlements")? {
         Some(json) => Some(StoredCompile {
             entitlements: serde_json::from_str(&json)
                 .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
@@ -70,14 +70,14 @@ pub async fn stored_with_clock(
 }
 
 pub async fn save(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     customer_id: &str,
     entitlements: &[Entitlement],
     next_change_at: Option<i64>,
 ) -> Result<(), sqlx::Error> {
     let json = serde_json::to_string(entitlements).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query(
+    sql::query(
         "INSERT INTO customer_entitlements (mode, customer_id, entitlements, version, next_change_at)
          VALUES ($1, $2, $3, 0, $4)
          ON CONFLICT (mode, customer_id) DO UPDATE SET entitlements = excluded.entitlements,
@@ -93,22 +93,17 @@ pub async fn save(
 }
 
 /// Every customer of a mode that has a compile.
-pub async fn all_customers(
-    conn: &mut AnyConnection,
-    mode: Mode,
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT customer_id FROM customer_entitlements WHERE mode = $1 ORDER BY customer_id",
-    )
-    .bind(mode.as_str())
-    .fetch_all(conn)
-    .await
+pub async fn all_customers(conn: &mut Conn, mode: Mode) -> Result<Vec<String>, sqlx::Error> {
+    sql::query("SELECT customer_id FROM customer_entitlements WHERE mode = $1 ORDER BY customer_id")
+        .bind(mode.as_str())
+        .scalars(conn)
+        .await
 }
 
 /// Customers whose compile changes by itself (a meter window ends) at or before `until`,
 /// among those on real time or on test clock `clock`.
 pub async fn due(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     clock: Option<&str>,
     until: i64,
     limit: i64,
@@ -117,7 +112,7 @@ pub async fn due(
         None => "c.test_clock IS NULL AND $1 IS NULL",
         Some(_) => "c.test_clock = $1",
     };
-    let rows = sqlx::query(&format!(
+    let rows = sql::query(format!(
         "SELECT e.mode, e.customer_id, e.next_change_at FROM customer_entitlements e
          JOIN customers c ON c.mode = e.mode AND c.customer_id = e.customer_id
          WHERE e.next_change_at IS NOT NULL AND {filter} AND e.next_change_at <= $2
@@ -140,15 +135,16 @@ pub async fn due(
         .collect()
 }
 
-pub async fn count(conn: &mut AnyConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM customer_entitlements")
-        .fetch_one(conn)
+pub async fn count(conn: &mut Conn) -> Result<i64, sqlx::Error> {
+    sql::query("SELECT COUNT(*) FROM customer_entitlements")
+        .scalar(conn)
         .await
 }
 
-/// Every stored compile, for a snapshot: `(mode, customer, entitlements JSON)`.
+/// Every stored compile, for a snapshot: `(mode, customer, entitlements JSON)`, streamed from
+/// a read connection.
 pub fn stream_all<'c>(
-    conn: &'c mut AnyConnection,
+    conn: &'c mut sqlx::AnyConnection,
 ) -> futures_util::stream::BoxStream<'c, Result<(String, String, String), sqlx::Error>> {
     sqlx::query_as("SELECT mode, customer_id, entitlements FROM customer_entitlements").fetch(conn)
 }

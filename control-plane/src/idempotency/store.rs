@@ -1,6 +1,6 @@
 //! The `idempotency_keys` table: claims, stored answers, and pruning.
 
-use sqlx::{AnyConnection, Row};
+use crate::db::sql::{self, Conn};
 
 use super::model::IdemClaim;
 use crate::http::reply::Reply;
@@ -14,8 +14,8 @@ pub enum Stored {
 }
 
 /// Looks up a finished answer without claiming anything (the middleware's pre-check).
-pub async fn lookup(conn: &mut AnyConnection, claim: &IdemClaim) -> Result<Stored, sqlx::Error> {
-    let row = sqlx::query(
+pub async fn lookup(conn: &mut Conn, claim: &IdemClaim) -> Result<Stored, sqlx::Error> {
+    let row = sql::query(
         "SELECT request_hash, status, response, created_at FROM idempotency_keys WHERE scope = $1 AND key = $2",
     )
     .bind(&claim.scope)
@@ -25,16 +25,16 @@ pub async fn lookup(conn: &mut AnyConnection, claim: &IdemClaim) -> Result<Store
     let Some(row) = row else {
         return Ok(Stored::None);
     };
-    if row.try_get::<i64, _>("created_at")? < claim.not_before {
+    if row.try_get::<i64>("created_at")? < claim.not_before {
         return Ok(Stored::None);
     }
-    if row.try_get::<String, _>("request_hash")? != claim.request_hash {
+    if row.try_get::<String>("request_hash")? != claim.request_hash {
         return Ok(Stored::Mismatch);
     }
-    Ok(match row.try_get::<Option<i64>, _>("status")? {
+    Ok(match row.try_get::<Option<i64>>("status")? {
         Some(status) => Stored::Answer(Reply::replay(
             status as u16,
-            row.try_get::<Option<Vec<u8>>, _>("response")?
+            row.try_get::<Option<Vec<u8>>>("response")?
                 .unwrap_or_default(),
         )),
         None => Stored::None,
@@ -50,12 +50,8 @@ pub enum Claimed {
 /// Inside a unit of work: takes the key for this request, or finds the answer already there.
 /// On PostgreSQL a concurrent claim of the same key (another replica) waits here until the
 /// first commits, and then replays its answer.
-pub async fn claim(
-    conn: &mut AnyConnection,
-    claim: &IdemClaim,
-    now: i64,
-) -> Result<Claimed, sqlx::Error> {
-    let taken = sqlx::query(
+pub async fn claim(conn: &mut Conn, claim: &IdemClaim, now: i64) -> Result<Claimed, sqlx::Error> {
+    let taken = sql::query(
         "INSERT INTO idempotency_keys (scope, key, request_hash, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, status = NULL,
            response = NULL, created_at = excluded.created_at
@@ -67,8 +63,7 @@ pub async fn claim(
     .bind(now)
     .bind(claim.not_before)
     .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    .await?;
     if taken == 1 {
         return Ok(Claimed::Mine);
     }
@@ -81,11 +76,11 @@ pub async fn claim(
 
 /// Stores the answer of a unit that claimed the key.
 pub async fn complete(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     claim: &IdemClaim,
     reply: &Reply,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "UPDATE idempotency_keys SET status = $1, response = $2 WHERE scope = $3 AND key = $4",
     )
     .bind(i64::from(reply.status.as_u16()))
@@ -100,12 +95,12 @@ pub async fn complete(
 /// Stores an answer without a prior claim (a unit that failed with a 4xx, after its savepoint
 /// was rolled back).
 pub async fn record(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     claim: &IdemClaim,
     reply: &Reply,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING",
     )
@@ -121,14 +116,13 @@ pub async fn record(
 }
 
 /// Deletes answers created before `before`, at most `limit` at a time. Returns how many.
-pub async fn prune(conn: &mut AnyConnection, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
+pub async fn prune(conn: &mut Conn, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
+    Ok(sql::query(
         "DELETE FROM idempotency_keys WHERE (scope, key) IN
            (SELECT scope, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
     )
     .bind(before)
     .bind(limit)
     .execute(conn)
-    .await?
-    .rows_affected())
+    .await?)
 }

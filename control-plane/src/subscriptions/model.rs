@@ -1,13 +1,12 @@
 //! Subscriptions as stored (a typed row) and as callers see them (Kelviq's view).
 
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::{FromRow, Row};
 use tollgate_shared::Mode;
 
 use crate::catalog::money::format_amount;
 use crate::catalog::period::ChargePeriod;
 use crate::clock::{date, rfc3339};
+use crate::db::sql::{FromRow, Row};
 use crate::validate::Invalid;
 
 #[derive(Debug, thiserror::Error)]
@@ -189,8 +188,8 @@ pub fn select_list(alias: Option<&str>) -> String {
     out.join(", ")
 }
 
-impl<'r> FromRow<'r, AnyRow> for Subscription {
-    fn from_row(r: &'r AnyRow) -> Result<Self, sqlx::Error> {
+impl FromRow for Subscription {
+    fn from_row(r: &Row) -> Result<Self, sqlx::Error> {
         let decode = |column: &str, what: &str| sqlx::Error::ColumnDecode {
             index: column.to_owned(),
             source: format!("unknown {what}").into(),
@@ -214,7 +213,7 @@ impl<'r> FromRow<'r, AnyRow> for Subscription {
             period_start: r.try_get("current_period_start")?,
             period_end: r.try_get("current_period_end")?,
             trial_end: r.try_get("trial_end")?,
-            cancel_at_period_end: r.try_get::<i64, _>("cancel_at_period_end")? != 0,
+            cancel_at_period_end: r.try_get::<i64>("cancel_at_period_end")? != 0,
             cancel_at: r.try_get("cancel_at")?,
             canceled_at: r.try_get("canceled_at")?,
             ended_at: r.try_get("ended_at")?,

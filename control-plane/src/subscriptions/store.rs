@@ -1,36 +1,36 @@
 //! The `subscriptions` table: every statement on it. Writes take the unit of work and touch the
 //! customer whose grants they change, so the unit recompiles them before commit.
 
-use sqlx::{AnyConnection, Row};
 use tollgate_shared::Mode;
 
 use super::model::{GRANTING, Status, Subscription, SubscriptionView, select_list};
 use crate::catalog::period::ChargePeriod;
 use crate::catalog::store::PlanPrice;
-use crate::db::{Backend, Uow, backend_of};
+use crate::db::sql::{self, Conn, FromRow};
+use crate::db::{Backend, Uow};
 
 /// The plan's display name comes from the catalog (the identifier when the plan is gone).
 const VIEW_NAME: &str = "(SELECT p.name FROM plans p WHERE p.mode = s.mode AND p.identifier = s.plan_identifier) AS plan_name";
 
-fn with_name(r: &sqlx::any::AnyRow) -> Result<SubscriptionView, sqlx::Error> {
-    let sub = <Subscription as sqlx::FromRow<_>>::from_row(r)?;
+fn with_name(r: &sql::Row) -> Result<SubscriptionView, sqlx::Error> {
+    let sub = <Subscription as FromRow>::from_row(r)?;
     let name: Option<String> = r.try_get("plan_name")?;
     let name = name.unwrap_or_else(|| sub.plan.clone());
     Ok(SubscriptionView::new(&sub, name))
 }
 
 pub async fn get(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     id: &str,
 ) -> Result<Option<Subscription>, sqlx::Error> {
     let cols = select_list(None);
-    sqlx::query_as(&format!(
+    sql::query(format!(
         "SELECT {cols} FROM subscriptions WHERE mode = $1 AND id = $2"
     ))
     .bind(mode.as_str())
     .bind(id)
-    .fetch_optional(conn)
+    .fetch_optional_as(conn)
     .await
 }
 
@@ -48,21 +48,21 @@ pub async fn get_locked(
         uow.backend().for_update()
     };
     let cols = select_list(None);
-    sqlx::query_as(&format!(
+    sql::query(format!(
         "SELECT {cols} FROM subscriptions WHERE mode = $1 AND id = $2{lock}"
     ))
     .bind(mode.as_str())
     .bind(id)
-    .fetch_optional(uow.conn())
+    .fetch_optional_as(uow.conn())
     .await
 }
 
 pub async fn view(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     id: &str,
 ) -> Result<Option<SubscriptionView>, sqlx::Error> {
-    sqlx::query(&format!(
+    sql::query(format!(
         "SELECT {}, {VIEW_NAME} FROM subscriptions s WHERE s.mode = $1 AND s.id = $2",
         select_list(Some("s"))
     ))
@@ -81,7 +81,7 @@ pub struct ListFilter<'a> {
 }
 
 pub async fn list(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     f: &ListFilter<'_>,
     limit: i64,
@@ -91,16 +91,16 @@ pub async fn list(
         "s.mode = $1 AND ($2 IS NULL OR s.customer_id = $2) AND ($3 IS NULL OR s.status = $3)
         AND ($4 IS NULL OR s.plan_identifier = $4)";
     let status = f.status.map(Status::as_str);
-    let count: i64 = sqlx::query_scalar(&format!(
+    let count: i64 = sql::query(format!(
         "SELECT COUNT(*) FROM subscriptions s WHERE {filter}"
     ))
     .bind(mode.as_str())
     .bind(f.customer_id)
     .bind(status)
     .bind(f.plan)
-    .fetch_one(&mut *conn)
+    .scalar(&mut *conn)
     .await?;
-    let rows = sqlx::query(&format!(
+    let rows = sql::query(format!(
         "SELECT {}, {VIEW_NAME} FROM subscriptions s WHERE {filter}
          ORDER BY s.created_at DESC, s.id DESC LIMIT $5 OFFSET $6",
         select_list(Some("s"))
@@ -121,87 +121,87 @@ pub async fn list(
 
 /// The granting subscription a customer has in a group (the newest, should there be two).
 pub async fn current_in_group(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     customer_id: &str,
     group: &str,
 ) -> Result<Option<Subscription>, sqlx::Error> {
     let cols = select_list(None);
-    sqlx::query_as(&format!(
+    sql::query(format!(
         "SELECT {cols} FROM subscriptions WHERE mode = $1 AND customer_id = $2 AND grp = $3
          AND status IN {GRANTING} ORDER BY created_at DESC, id DESC LIMIT 1"
     ))
     .bind(mode.as_str())
     .bind(customer_id)
     .bind(group)
-    .fetch_optional(conn)
+    .fetch_optional_as(conn)
     .await
 }
 
 /// Every granting subscription of a customer, oldest period start first.
 pub async fn granting(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     customer_id: &str,
 ) -> Result<Vec<Subscription>, sqlx::Error> {
     let cols = select_list(None);
-    sqlx::query_as(&format!(
+    sql::query(format!(
         "SELECT {cols} FROM subscriptions WHERE mode = $1 AND customer_id = $2 AND status IN {GRANTING}
          ORDER BY current_period_start, id"
     ))
     .bind(mode.as_str())
     .bind(customer_id)
-    .fetch_all(conn)
+    .fetch_all_as(conn)
     .await
 }
 
 /// A customer's `incomplete` subscriptions in a group (each awaiting a checkout).
 pub async fn incomplete_in_group(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     customer_id: &str,
     group: &str,
 ) -> Result<Vec<Subscription>, sqlx::Error> {
     let cols = select_list(None);
-    sqlx::query_as(&format!(
+    sql::query(format!(
         "SELECT {cols} FROM subscriptions WHERE mode = $1 AND customer_id = $2 AND grp = $3
          AND status = 'incomplete' ORDER BY created_at, id"
     ))
     .bind(mode.as_str())
     .bind(customer_id)
     .bind(group)
-    .fetch_all(conn)
+    .fetch_all_as(conn)
     .await
 }
 
 /// Customers with a granting subscription to `plan`.
 pub async fn customers_on_plan(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     plan: &str,
 ) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(&format!(
+    sql::query(format!(
         "SELECT DISTINCT customer_id FROM subscriptions WHERE mode = $1 AND plan_identifier = $2
          AND status IN {GRANTING}"
     ))
     .bind(mode.as_str())
     .bind(plan)
-    .fetch_all(conn)
+    .scalars(conn)
     .await
 }
 
 /// Subscriptions to `plan` that have not ended (they pin its group and default-ness).
 pub async fn count_live_on_plan(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     plan: &str,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+    sql::query(
         "SELECT COUNT(*) FROM subscriptions WHERE mode = $1 AND plan_identifier = $2 AND status <> 'canceled'",
     )
     .bind(mode.as_str())
     .bind(plan)
-    .fetch_one(conn)
+    .scalar(conn)
     .await
 }
 
@@ -215,7 +215,7 @@ pub async fn insert_incomplete(
     quantity: i64,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO subscriptions (id, mode, customer_id, plan_identifier, grp, charge_period, amount_minor, currency,
            quantity, status, started_at, current_period_start, cycle_anchor, created_at, modified_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'incomplete', $10, $10, $10, $10, $10)",
@@ -250,7 +250,7 @@ pub struct Start<'a> {
 /// Starts (inserts, or activates a pending row in place) a granting subscription. The caller
 /// has ended any other granting subscription in the group first.
 pub async fn start(uow: &mut Uow, mode: Mode, now: i64, s: Start<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO subscriptions (id, mode, customer_id, plan_identifier, grp, charge_period, amount_minor, currency,
            quantity, status, started_at, current_period_start, current_period_end, trial_end, created_at, modified_at,
            cycle_anchor, cycle_index)
@@ -291,16 +291,16 @@ pub async fn end_granting_in_group(
     group: &str,
     now: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let ids: Vec<String> = sqlx::query_scalar(&format!(
+    let ids: Vec<String> = sql::query(format!(
         "SELECT id FROM subscriptions WHERE mode = $1 AND customer_id = $2 AND grp = $3 AND status IN {GRANTING}"
     ))
     .bind(mode.as_str())
     .bind(customer_id)
     .bind(group)
-    .fetch_all(uow.conn())
+    .scalars(uow.conn())
     .await?;
     for id in &ids {
-        sqlx::query(
+        sql::query(
             "UPDATE subscriptions SET status = 'canceled', canceled_at = $1, ended_at = $1, modified_at = $1
              WHERE mode = $2 AND id = $3",
         )
@@ -318,7 +318,7 @@ pub async fn end_granting_in_group(
 
 /// Marks a subscription ended at `at` (no more retries).
 pub async fn mark_ended(uow: &mut Uow, sub: &Subscription, at: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "UPDATE subscriptions SET status = 'canceled', ended_at = $1, canceled_at = COALESCE(canceled_at, $1),
            next_retry_at = NULL, modified_at = $1 WHERE mode = $2 AND id = $3",
     )
@@ -340,7 +340,7 @@ pub async fn schedule(
     to_free: bool,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "UPDATE subscriptions SET scheduled_plan = $1, scheduled_period = $2, scheduled_quantity = $3,
            cancel_at_period_end = $4, cancel_at = NULL,
            canceled_at = CASE WHEN $4 = 1 THEN $5 ELSE NULL END, modified_at = $5 WHERE mode = $6 AND id = $7",
@@ -359,7 +359,7 @@ pub async fn schedule(
 
 /// Clears a scheduled change or cancellation (resume).
 pub async fn clear_pending(uow: &mut Uow, sub: &Subscription, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "UPDATE subscriptions SET scheduled_plan = NULL, scheduled_period = NULL, scheduled_quantity = NULL,
            cancel_at_period_end = 0, cancel_at = NULL, canceled_at = NULL, modified_at = $1
          WHERE mode = $2 AND id = $3",
@@ -380,14 +380,14 @@ pub async fn cancel_later(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let query = match at {
-        Some(at) => sqlx::query(
+        Some(at) => sql::query(
             "UPDATE subscriptions SET cancel_at = $4, canceled_at = $1, modified_at = $1 WHERE mode = $2 AND id = $3",
         )
         .bind(now)
         .bind(sub.mode.as_str())
         .bind(&sub.id)
         .bind(at),
-        None => sqlx::query(
+        None => sql::query(
             "UPDATE subscriptions SET cancel_at_period_end = 1, canceled_at = $1, modified_at = $1
              WHERE mode = $2 AND id = $3",
         )
@@ -419,7 +419,7 @@ pub async fn change_now(
             sub.cycle_index,
         )
     };
-    sqlx::query(
+    sql::query(
         "UPDATE subscriptions SET plan_identifier = $1, charge_period = $2, amount_minor = $3, currency = $4,
            quantity = $5, scheduled_plan = NULL, scheduled_period = NULL, scheduled_quantity = NULL,
            cancel_at_period_end = 0, cancel_at = NULL, canceled_at = NULL, current_period_start = $6,
@@ -468,7 +468,7 @@ pub async fn renew(
     r: Renewal<'_>,
     at: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "UPDATE subscriptions SET status = $1, plan_identifier = $2, charge_period = $3, amount_minor = $4, currency = $5,
            quantity = $6, current_period_start = $7, current_period_end = $8, cycle_anchor = $9, cycle_index = $10,
            scheduled_plan = NULL, scheduled_period = NULL, scheduled_quantity = NULL,
@@ -499,7 +499,7 @@ pub async fn renew(
 
 /// Dunning recovered: the retried invoice was paid.
 pub async fn recovered(uow: &mut Uow, sub: &Subscription, at: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "UPDATE subscriptions SET status = 'active', dunning_invoice = NULL, dunning_attempts = 0,
            next_retry_at = NULL, modified_at = $1 WHERE mode = $2 AND id = $3",
     )
@@ -520,7 +520,7 @@ pub async fn retry_later(
     next_retry_at: i64,
     at: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "UPDATE subscriptions SET dunning_attempts = $1, next_retry_at = $2, modified_at = $3
          WHERE mode = $4 AND id = $5",
     )
@@ -543,13 +543,13 @@ pub enum Scope<'a> {
 
 /// Granting subscriptions with something due at or before `until`, soonest first.
 pub async fn due(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     scope: Scope<'_>,
     until: i64,
     limit: i64,
 ) -> Result<Vec<(Mode, String, i64)>, sqlx::Error> {
     const NEVER: i64 = i64::MAX;
-    let least = match backend_of(conn) {
+    let least = match conn.backend() {
         Backend::Sqlite => "MIN",
         Backend::Postgres => "LEAST",
     };
@@ -557,7 +557,7 @@ pub async fn due(
         Scope::RealTime => ("c.test_clock IS NULL AND $1 IS NULL", None),
         Scope::TestClock(id) => ("c.test_clock = $1", Some(id)),
     };
-    let rows = sqlx::query(&format!(
+    let rows = sql::query(format!(
         "SELECT mode, id, due FROM (
            SELECT s.mode, s.id, {least}(COALESCE(s.current_period_end, {NEVER}), COALESCE(s.cancel_at, {NEVER}),
                   COALESCE(s.next_retry_at, {NEVER})) AS due

@@ -7,30 +7,28 @@
 //! a batch that rolls back gives its numbers back: versions are gap-free and in commit order on
 //! one writer or several.
 
-use sqlx::{AnyConnection, Row};
+use crate::db::sql::{self, Conn};
 use tollgate_shared::sync::{Change, Delta};
 
 /// The channel PostgreSQL replicas listen on for new versions.
 pub const CHANNEL: &str = "tollgate_changes";
 
 /// Takes `n` versions; returns the last of them (the first is `last - n + 1`).
-pub async fn advance(conn: &mut AnyConnection, n: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "UPDATE sync_state SET version = version + $1 WHERE id = 1 RETURNING version",
-    )
-    .bind(n)
-    .fetch_one(conn)
-    .await
+pub async fn advance(conn: &mut Conn, n: i64) -> Result<i64, sqlx::Error> {
+    sql::query("UPDATE sync_state SET version = version + $1 WHERE id = 1 RETURNING version")
+        .bind(n)
+        .scalar(conn)
+        .await
 }
 
 pub async fn insert(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     version: i64,
     now: i64,
     changes: &[Change],
 ) -> Result<(), sqlx::Error> {
     let json = serde_json::to_string(changes).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query("INSERT INTO change_log (version, created_at, changes) VALUES ($1, $2, $3)")
+    sql::query("INSERT INTO change_log (version, created_at, changes) VALUES ($1, $2, $3)")
         .bind(version)
         .bind(now)
         .bind(json)
@@ -41,7 +39,7 @@ pub async fn insert(
 
 /// Inserts one entry per unit, numbered from `first`, in one statement.
 pub async fn insert_many(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     first: i64,
     now: i64,
     units: &[Vec<Change>],
@@ -56,7 +54,7 @@ pub async fn insert_many(
             let p = 3 * i;
             sql.push_str(&format!("(${}, ${}, ${})", p + 1, p + 2, p + 3));
         }
-        let mut query = sqlx::query(&sql);
+        let mut query = sql::query(sql);
         for (i, changes) in chunk.iter().enumerate() {
             let json =
                 serde_json::to_string(changes).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
@@ -71,8 +69,8 @@ pub async fn insert_many(
 }
 
 /// PostgreSQL: tells every replica's listener (at commit) that `version` exists.
-pub async fn notify(conn: &mut AnyConnection, version: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, $2)")
+pub async fn notify(conn: &mut Conn, version: i64) -> Result<(), sqlx::Error> {
+    sql::query("SELECT pg_notify($1, $2)")
         .bind(CHANNEL)
         .bind(version.to_string())
         .execute(conn)
@@ -80,27 +78,23 @@ pub async fn notify(conn: &mut AnyConnection, version: i64) -> Result<(), sqlx::
     Ok(())
 }
 
-pub async fn latest(conn: &mut AnyConnection) -> Result<u64, sqlx::Error> {
-    let v: i64 = sqlx::query_scalar("SELECT version FROM sync_state WHERE id = 1")
-        .fetch_one(conn)
+pub async fn latest(conn: &mut Conn) -> Result<u64, sqlx::Error> {
+    let v: i64 = sql::query("SELECT version FROM sync_state WHERE id = 1")
+        .scalar(conn)
         .await?;
     Ok(v.max(0) as u64)
 }
 
-pub async fn oldest(conn: &mut AnyConnection) -> Result<Option<u64>, sqlx::Error> {
-    let v: Option<i64> = sqlx::query_scalar("SELECT MIN(version) FROM change_log")
-        .fetch_one(conn)
+pub async fn oldest(conn: &mut Conn) -> Result<Option<u64>, sqlx::Error> {
+    let v: Option<i64> = sql::query("SELECT MIN(version) FROM change_log")
+        .scalar(conn)
         .await?;
     Ok(v.map(|v| v.max(0) as u64))
 }
 
 /// Deltas after `since`, oldest first, at most `limit`.
-pub async fn after(
-    conn: &mut AnyConnection,
-    since: u64,
-    limit: i64,
-) -> Result<Vec<Delta>, sqlx::Error> {
-    let rows = sqlx::query(
+pub async fn after(conn: &mut Conn, since: u64, limit: i64) -> Result<Vec<Delta>, sqlx::Error> {
+    let rows = sql::query(
         "SELECT version, changes FROM change_log WHERE version > $1 ORDER BY version LIMIT $2",
     )
     .bind(i64::try_from(since).unwrap_or(i64::MAX))
@@ -124,12 +118,12 @@ pub async fn after(
 /// Deletes entries created before `before`, keeping at least the newest `keep`, at most
 /// `limit` rows at a time. Edges further behind than what is left resync with a snapshot.
 pub async fn prune(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     before: i64,
     keep: i64,
     limit: i64,
 ) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
+    Ok(sql::query(
         "DELETE FROM change_log WHERE version IN (
            SELECT version FROM change_log WHERE created_at < $1
              AND version <= (SELECT version FROM sync_state WHERE id = 1) - $2
@@ -139,6 +133,5 @@ pub async fn prune(
     .bind(keep)
     .bind(limit)
     .execute(conn)
-    .await?
-    .rows_affected())
+    .await?)
 }

@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
-use sqlx::{AnyConnection, Connection};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tollgate_shared::sync::{Frame, FrameBody, ModeDefaults, SNAPSHOT_CHUNK, SnapshotBegin};
@@ -25,7 +24,7 @@ use tracing::{Instrument, debug, info, info_span};
 use super::changelog;
 use crate::auth::model::EdgeCaller;
 use crate::auth::store as keys;
-use crate::db::{Backend, backend_of};
+use crate::db::{Backend, Conn};
 use crate::entitlements::{compile, store as entitlements};
 use crate::http::extract::ApiQuery;
 use crate::http::schema::{ErrorEnvelope, SyncFrame};
@@ -188,14 +187,19 @@ async fn snapshot(state: &AppState, out: &Out) -> Result<u64, FeedError> {
     let started = std::time::Instant::now();
     let mut conn = state.db.read_for_sync().await?;
     // One read transaction (a repeatable-read snapshot on PostgreSQL): every row below is from
-    // the same committed state. It is rolled back explicitly on every path, never dropped.
-    let begin = match backend_of(&conn) {
+    // the same committed state. This task is never cancelled, and the transaction is ended
+    // explicitly on every path; a connection whose ROLLBACK fails is closed, not pooled.
+    let begin = match conn.backend() {
         Backend::Sqlite => "BEGIN",
         Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
     };
-    let mut tx = conn.begin_with(begin).await?;
-    let result = snapshot_in(state, &mut tx, out).await;
-    let _ = tx.rollback().await;
+    conn.batch(begin).await?;
+    let result = snapshot_in(state, &mut conn, out).await;
+    if conn.batch("ROLLBACK").await.is_err()
+        && let Conn::Pooled(pooled) = conn
+    {
+        let _ = sqlx::Connection::close(pooled.detach()).await;
+    }
     let (version, customers) = result?;
     send(out, FrameBody::SnapshotEnd { version }).await?;
     info!(
@@ -209,7 +213,7 @@ async fn snapshot(state: &AppState, out: &Out) -> Result<u64, FeedError> {
 
 async fn snapshot_in(
     state: &AppState,
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     out: &Out,
 ) -> Result<(u64, i64), FeedError> {
     let version = changelog::latest(conn).await?;
@@ -231,7 +235,10 @@ async fn snapshot_in(
         }),
     )
     .await?;
-    let mut rows = entitlements::stream_all(conn);
+    let any = conn
+        .any_mut()
+        .ok_or_else(|| sqlx::Error::Protocol("snapshots read through sqlx".into()))?;
+    let mut rows = entitlements::stream_all(any);
     let mut chunk = Vec::with_capacity(SNAPSHOT_CHUNK);
     while let Some((mode, customer_id, ents)) = rows.try_next().await? {
         let entitlements =

@@ -1,7 +1,7 @@
 //! The `usage_counters` table: one row per meter window, keyed by the window's end
 //! ([`NEVER`] for a window that never resets).
 
-use sqlx::AnyConnection;
+use crate::db::sql::{self, Conn};
 use tollgate_shared::Mode;
 
 use crate::db::Uow;
@@ -34,7 +34,7 @@ pub async fn record(
         Report::Delta(d) => (d.clamp(0, MAX_USAGE), d, None),
         Report::Set(v) => (v.clamp(0, MAX_USAGE), 0, Some(v.clamp(0, MAX_USAGE))),
     };
-    sqlx::query_scalar(
+    sql::query(
         "INSERT INTO usage_counters (mode, customer_id, feature_id, window_end, first_at, value)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (mode, customer_id, feature_id, window_end) DO UPDATE SET value = CASE
@@ -53,34 +53,33 @@ pub async fn record(
     .bind(delta)
     .bind(set)
     .bind(MAX_USAGE)
-    .fetch_one(uow.conn())
+    .scalar(uow.conn())
     .await
 }
 
 /// A customer's counters: `(feature, window_end, value)`.
 pub async fn counters(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     customer_id: &str,
 ) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
-    sqlx::query_as(
+    sql::query(
         "SELECT feature_id, window_end, value FROM usage_counters WHERE mode = $1 AND customer_id = $2",
     )
     .bind(mode.as_str())
     .bind(customer_id)
-    .fetch_all(conn)
+    .fetch_all_as(conn)
     .await
 }
 
 /// Deletes windows that ended before `before`, at most `limit` rows. Returns how many.
 pub async fn prune(uow: &mut Uow, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
+    Ok(sql::query(
         "DELETE FROM usage_counters WHERE (mode, customer_id, feature_id, window_end) IN
            (SELECT mode, customer_id, feature_id, window_end FROM usage_counters WHERE window_end < $1 LIMIT $2)",
     )
     .bind(before)
     .bind(limit)
     .execute(uow.conn())
-    .await?
-    .rows_affected())
+    .await?)
 }

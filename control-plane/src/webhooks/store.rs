@@ -1,11 +1,11 @@
 //! The `webhook_endpoints`, `webhook_events` and `webhook_deliveries` tables: every statement
 //! on them.
 
+use crate::db::sql::{self, Conn};
 use serde_json::Value;
-use sqlx::{AnyConnection, Row};
 use tollgate_shared::Mode;
 
-use crate::db::{Backend, Uow, backend_of};
+use crate::db::{Backend, Uow};
 use crate::ids;
 
 /// An enabled endpoint and the event types it wants.
@@ -23,8 +23,8 @@ impl Listener {
 }
 
 /// Every enabled endpoint of both modes.
-pub async fn listeners(conn: &mut AnyConnection) -> Result<Vec<Listener>, sqlx::Error> {
-    let rows = sqlx::query(
+pub async fn listeners(conn: &mut Conn) -> Result<Vec<Listener>, sqlx::Error> {
+    let rows = sql::query(
         "SELECT id, mode, events FROM webhook_endpoints WHERE disabled_at IS NULL ORDER BY id",
     )
     .fetch_all(conn)
@@ -34,8 +34,8 @@ pub async fn listeners(conn: &mut AnyConnection) -> Result<Vec<Listener>, sqlx::
         .filter_map(|r| {
             Some(Listener {
                 endpoint_id: r.try_get("id").ok()?,
-                mode: Mode::parse(&r.try_get::<String, _>("mode").ok()?)?,
-                events: serde_json::from_str(&r.try_get::<String, _>("events").ok()?).ok()?,
+                mode: Mode::parse(&r.try_get::<String>("mode").ok()?)?,
+                events: serde_json::from_str(&r.try_get::<String>("events").ok()?).ok()?,
             })
         })
         .collect())
@@ -43,7 +43,7 @@ pub async fn listeners(conn: &mut AnyConnection) -> Result<Vec<Listener>, sqlx::
 
 /// Writes an event and one pending delivery per target endpoint.
 pub async fn insert_event(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: &str,
     mode: Mode,
     kind: &str,
@@ -51,7 +51,7 @@ pub async fn insert_event(
     at: i64,
     targets: &[String],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO webhook_events (id, mode, type, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(id)
@@ -62,7 +62,7 @@ pub async fn insert_event(
     .execute(&mut *conn)
     .await?;
     for endpoint in targets {
-        sqlx::query(
+        sql::query(
             "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, status, next_attempt_at, created_at)
              VALUES ($1, $2, $3, 'pending', 0, $4)",
         )
@@ -101,7 +101,7 @@ pub async fn insert_endpoint(
     let id = ids::new("we");
     let now = uow.now();
     let events = serde_json::to_string(e.events).unwrap_or_else(|_| "[]".into());
-    sqlx::query(
+    sql::query(
         "INSERT INTO webhook_endpoints (id, mode, url, events, secret, description, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -124,29 +124,29 @@ pub async fn insert_endpoint(
     })
 }
 
-fn endpoint_row(r: &sqlx::any::AnyRow) -> Result<EndpointRow, sqlx::Error> {
+fn endpoint_row(r: &sql::Row) -> Result<EndpointRow, sqlx::Error> {
     Ok(EndpointRow {
         id: r.try_get("id")?,
         url: r.try_get("url")?,
-        events: serde_json::from_str(&r.try_get::<String, _>("events")?).unwrap_or_default(),
+        events: serde_json::from_str(&r.try_get::<String>("events")?).unwrap_or_default(),
         description: r.try_get("description")?,
         created_at: r.try_get("created_at")?,
     })
 }
 
 pub async fn list_endpoints(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<EndpointRow>, i64), sqlx::Error> {
-    let count: i64 = sqlx::query_scalar(
+    let count: i64 = sql::query(
         "SELECT COUNT(*) FROM webhook_endpoints WHERE mode = $1 AND disabled_at IS NULL",
     )
     .bind(mode.as_str())
-    .fetch_one(&mut *conn)
+    .scalar(&mut *conn)
     .await?;
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT id, url, events, description, created_at FROM webhook_endpoints
          WHERE mode = $1 AND disabled_at IS NULL ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
     )
@@ -162,21 +162,15 @@ pub async fn list_endpoints(
 }
 
 /// Enabled endpoints of a mode.
-pub async fn count_endpoints(conn: &mut AnyConnection, mode: Mode) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT COUNT(*) FROM webhook_endpoints WHERE mode = $1 AND disabled_at IS NULL",
-    )
-    .bind(mode.as_str())
-    .fetch_one(conn)
-    .await
+pub async fn count_endpoints(conn: &mut Conn, mode: Mode) -> Result<i64, sqlx::Error> {
+    sql::query("SELECT COUNT(*) FROM webhook_endpoints WHERE mode = $1 AND disabled_at IS NULL")
+        .bind(mode.as_str())
+        .scalar(conn)
+        .await
 }
 
-pub async fn endpoint_exists(
-    conn: &mut AnyConnection,
-    mode: Mode,
-    id: &str,
-) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query(
+pub async fn endpoint_exists(conn: &mut Conn, mode: Mode, id: &str) -> Result<bool, sqlx::Error> {
+    Ok(sql::query(
         "SELECT 1 FROM webhook_endpoints WHERE id = $1 AND mode = $2 AND disabled_at IS NULL",
     )
     .bind(id)
@@ -189,19 +183,18 @@ pub async fn endpoint_exists(
 /// Disables an endpoint and drops its pending deliveries. Returns whether it existed.
 pub async fn disable_endpoint(uow: &mut Uow, mode: Mode, id: &str) -> Result<bool, sqlx::Error> {
     let now = uow.now();
-    let done = sqlx::query(
+    let done = sql::query(
         "UPDATE webhook_endpoints SET disabled_at = $1 WHERE id = $2 AND mode = $3 AND disabled_at IS NULL",
     )
     .bind(now)
     .bind(id)
     .bind(mode.as_str())
     .execute(uow.conn())
-    .await?
-    .rows_affected();
+    .await?;
     if done == 0 {
         return Ok(false);
     }
-    sqlx::query(
+    sql::query(
         "UPDATE webhook_deliveries SET status = 'failed', last_error = 'endpoint deleted', claimed_until = NULL
          WHERE endpoint_id = $1 AND status = 'pending'",
     )
@@ -227,17 +220,16 @@ pub struct DeliveryRow {
 }
 
 pub async fn deliveries(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     endpoint_id: &str,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<DeliveryRow>, i64), sqlx::Error> {
-    let count: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE endpoint_id = $1")
-            .bind(endpoint_id)
-            .fetch_one(&mut *conn)
-            .await?;
-    let rows = sqlx::query(
+    let count: i64 = sql::query("SELECT COUNT(*) FROM webhook_deliveries WHERE endpoint_id = $1")
+        .bind(endpoint_id)
+        .scalar(&mut *conn)
+        .await?;
+    let rows = sql::query(
         "SELECT d.id, d.event_id, ev.type, d.status, d.attempts, d.last_status_code, d.last_error, d.next_attempt_at,
                 d.delivered_at, d.created_at
          FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id
@@ -287,11 +279,11 @@ pub async fn claim_due(
     lease: i64,
     limit: i64,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
-    let lock = match backend_of(uow.conn()) {
+    let lock = match uow.conn().backend() {
         Backend::Sqlite => "",
         Backend::Postgres => " FOR UPDATE OF d SKIP LOCKED",
     };
-    let rows = sqlx::query(&format!(
+    let rows = sql::query(format!(
         "SELECT d.id, d.event_id, d.attempts, e.url, e.secret, ev.payload
          FROM webhook_deliveries d
          JOIN webhook_endpoints e ON e.id = d.endpoint_id
@@ -318,7 +310,7 @@ pub async fn claim_due(
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
     for c in &claimed {
-        sqlx::query("UPDATE webhook_deliveries SET claimed_until = $1 WHERE id = $2")
+        sql::query("UPDATE webhook_deliveries SET claimed_until = $1 WHERE id = $2")
             .bind(now + lease)
             .bind(&c.id)
             .execute(uow.conn())
@@ -340,7 +332,7 @@ pub struct Attempt<'a> {
 }
 
 pub async fn record_attempt(uow: &mut Uow, a: Attempt<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "UPDATE webhook_deliveries SET status = $1, attempts = $2, last_status_code = $3, last_error = $4,
            next_attempt_at = $5, delivered_at = CASE WHEN $1 = 'succeeded' THEN $6 ELSE delivered_at END,
            claimed_until = NULL
@@ -359,25 +351,24 @@ pub async fn record_attempt(uow: &mut Uow, a: Attempt<'_>) -> Result<(), sqlx::E
 }
 
 /// Deliveries waiting to be sent (a gauge for operators).
-pub async fn backlog(conn: &mut AnyConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'")
-        .fetch_one(conn)
+pub async fn backlog(conn: &mut Conn) -> Result<i64, sqlx::Error> {
+    sql::query("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'")
+        .scalar(conn)
         .await
 }
 
 /// Deletes finished deliveries created before `before`, then events left without deliveries,
 /// at most `limit` of each. Returns how many rows went.
-pub async fn prune(conn: &mut AnyConnection, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
-    let deliveries = sqlx::query(
+pub async fn prune(conn: &mut Conn, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
+    let deliveries = sql::query(
         "DELETE FROM webhook_deliveries WHERE id IN (
            SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1 LIMIT $2)",
     )
     .bind(before)
     .bind(limit)
     .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    let events = sqlx::query(
+    .await?;
+    let events = sql::query(
         "DELETE FROM webhook_events WHERE id IN (
            SELECT ev.id FROM webhook_events ev WHERE ev.created_at < $1
              AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = ev.id) LIMIT $2)",
@@ -385,7 +376,6 @@ pub async fn prune(conn: &mut AnyConnection, before: i64, limit: i64) -> Result<
     .bind(before)
     .bind(limit)
     .execute(conn)
-    .await?
-    .rows_affected();
+    .await?;
     Ok(deliveries + events)
 }

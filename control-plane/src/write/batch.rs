@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use sqlx::Executor;
 use tokio::sync::{mpsc, watch};
 use tollgate_shared::ErrorKind;
 use tollgate_shared::sync::Change;
@@ -114,7 +113,6 @@ impl Loop {
             job.send();
         }
         if let Some(uow) = self.uow.take() {
-            use sqlx::Connection;
             let _ = uow.into_conn().close().await;
         }
     }
@@ -150,7 +148,7 @@ impl Loop {
             None => std::borrow::Cow::Borrowed(sql),
         };
         let uow = self.uow().await?;
-        uow.conn().execute(sql.as_ref()).await.map(|_| ())
+        uow.conn().batch(sql.as_ref()).await
     }
 
     /// Sends whatever statement is deferred.
@@ -158,7 +156,7 @@ impl Loop {
         match self.deferred.take() {
             Some(sql) => {
                 let uow = self.uow().await?;
-                uow.conn().execute(sql).await.map(|_| ())
+                uow.conn().batch(sql).await
             }
             None => Ok(()),
         }

@@ -3,8 +3,8 @@
 //! results, and write the webhook outbox — in the unit's own transaction, so none of it can
 //! exist without the change that caused it.
 
+use crate::db::Conn;
 use serde_json::{Value, json};
-use sqlx::AnyConnection;
 use tollgate_shared::sync::{Change, ModeDefaults};
 use tollgate_shared::{CustomerEntitlements, Mode};
 
@@ -31,7 +31,7 @@ impl EndpointCache {
 
     async fn targets(
         &mut self,
-        conn: &mut AnyConnection,
+        conn: &mut Conn,
         mode: Mode,
         kind: &str,
     ) -> Result<Vec<String>, sqlx::Error> {
@@ -49,7 +49,7 @@ impl EndpointCache {
 
     async fn anyone_listens(
         &mut self,
-        conn: &mut AnyConnection,
+        conn: &mut Conn,
         mode: Mode,
         kind: &str,
     ) -> Result<bool, sqlx::Error> {
@@ -168,7 +168,7 @@ pub(super) async fn derive(
 /// A customer's new entitlements go to the edges (a change) and to listeners (an event).
 #[allow(clippy::too_many_arguments)]
 async fn publish(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     endpoints: &mut EndpointCache,
     changes: &mut Vec<Change>,
     events: &mut Vec<Event>,
@@ -198,7 +198,7 @@ async fn publish(
 
 /// Writes one event and a delivery per listening endpoint. Returns whether any was queued.
 async fn outbox(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     endpoints: &mut EndpointCache,
     event: Event,
 ) -> Result<bool, sqlx::Error> {

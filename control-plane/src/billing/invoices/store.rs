@@ -1,6 +1,6 @@
 //! The `invoices` and `invoice_lines` tables: every statement on them.
 
-use sqlx::{AnyConnection, Row};
+use crate::db::sql::{self, Conn};
 use tollgate_shared::Mode;
 
 use super::model::{Draft, InvoiceView, Line, LineView};
@@ -14,7 +14,7 @@ pub async fn insert_line(
     invoice: Option<&str>,
     line: &Line,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO invoice_lines (invoice_id, mode, subscription_id, description, amount_minor, currency, period_start,
            period_end, proration, plan_identifier) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
@@ -40,7 +40,7 @@ pub async fn claim_pending_lines(
     subscription_id: &str,
     invoice: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "UPDATE invoice_lines SET invoice_id = $1 WHERE subscription_id = $2 AND invoice_id IS NULL AND mode = $3",
     )
     .bind(invoice)
@@ -52,25 +52,25 @@ pub async fn claim_pending_lines(
 }
 
 pub async fn pending_line_count(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     subscription_id: &str,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+    sql::query(
         "SELECT COUNT(*) FROM invoice_lines WHERE subscription_id = $1 AND invoice_id IS NULL AND mode = $2",
     )
     .bind(subscription_id)
     .bind(mode.as_str())
-    .fetch_one(conn)
+    .scalar(conn)
     .await
 }
 
-pub async fn lines_total(conn: &mut AnyConnection, invoice: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+pub async fn lines_total(conn: &mut Conn, invoice: &str) -> Result<i64, sqlx::Error> {
+    sql::query(
         "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM invoice_lines WHERE invoice_id = $1",
     )
     .bind(invoice)
-    .fetch_one(conn)
+    .scalar(conn)
     .await
 }
 
@@ -87,7 +87,7 @@ pub async fn insert(
     draft: &Draft<'_>,
     inv: NewInvoice<'_>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO invoices (id, mode, customer_id, subscription_id, status, currency, total_minor, reason, created_at, paid_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
@@ -108,21 +108,19 @@ pub async fn insert(
 
 /// `(customer, total, status)` of an invoice.
 pub async fn summary(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     id: &str,
 ) -> Result<Option<(String, i64, String)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT customer_id, total_minor, status FROM invoices WHERE mode = $1 AND id = $2",
-    )
-    .bind(mode.as_str())
-    .bind(id)
-    .fetch_optional(conn)
-    .await
+    sql::query("SELECT customer_id, total_minor, status FROM invoices WHERE mode = $1 AND id = $2")
+        .bind(mode.as_str())
+        .bind(id)
+        .fetch_optional_as(conn)
+        .await
 }
 
 pub async fn mark_paid(uow: &mut Uow, id: &str, at: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE invoices SET status = 'paid', paid_at = $1 WHERE id = $2")
+    sql::query("UPDATE invoices SET status = 'paid', paid_at = $1 WHERE id = $2")
         .bind(at)
         .bind(id)
         .execute(uow.conn())
@@ -131,7 +129,7 @@ pub async fn mark_paid(uow: &mut Uow, id: &str, at: i64) -> Result<(), sqlx::Err
 }
 
 pub async fn set_status(uow: &mut Uow, id: &str, status: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE invoices SET status = $1 WHERE id = $2")
+    sql::query("UPDATE invoices SET status = $1 WHERE id = $2")
         .bind(status)
         .bind(id)
         .execute(uow.conn())
@@ -140,11 +138,11 @@ pub async fn set_status(uow: &mut Uow, id: &str, status: &str) -> Result<(), sql
 }
 
 pub async fn view(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     id: &str,
 ) -> Result<Option<InvoiceView>, sqlx::Error> {
-    let Some(r) = sqlx::query(
+    let Some(r) = sql::query(
         "SELECT id, customer_id, subscription_id, status, currency, total_minor, reason, created_at, paid_at
          FROM invoices WHERE mode = $1 AND id = $2",
     )
@@ -156,7 +154,7 @@ pub async fn view(
         return Ok(None);
     };
     let currency: String = r.try_get("currency")?;
-    let lines = sqlx::query(
+    let lines = sql::query(
         "SELECT description, amount_minor, period_start, period_end, proration, plan_identifier
          FROM invoice_lines WHERE invoice_id = $1 ORDER BY id",
     )
@@ -168,9 +166,9 @@ pub async fn view(
         Ok(LineView {
             description: l.try_get("description")?,
             amount: format_amount(l.try_get("amount_minor")?, &currency),
-            period_start: l.try_get::<Option<i64>, _>("period_start")?.map(rfc3339),
-            period_end: l.try_get::<Option<i64>, _>("period_end")?.map(rfc3339),
-            proration: l.try_get::<i64, _>("proration")? != 0,
+            period_start: l.try_get::<Option<i64>>("period_start")?.map(rfc3339),
+            period_end: l.try_get::<Option<i64>>("period_end")?.map(rfc3339),
+            proration: l.try_get::<i64>("proration")? != 0,
             plan_identifier: l.try_get("plan_identifier")?,
         })
     })
@@ -184,14 +182,14 @@ pub async fn view(
         currency,
         reason: r.try_get("reason")?,
         created_at: rfc3339(r.try_get("created_at")?),
-        paid_at: r.try_get::<Option<i64>, _>("paid_at")?.map(rfc3339),
+        paid_at: r.try_get::<Option<i64>>("paid_at")?.map(rfc3339),
         lines,
     }))
 }
 
 /// Ids of a page of invoices, newest first, with the total count.
 pub async fn list_ids(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     mode: Mode,
     customer_id: Option<&str>,
     subscription_id: Option<&str>,
@@ -200,13 +198,13 @@ pub async fn list_ids(
 ) -> Result<(Vec<String>, i64), sqlx::Error> {
     let filter =
         "mode = $1 AND ($2 IS NULL OR customer_id = $2) AND ($3 IS NULL OR subscription_id = $3)";
-    let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM invoices WHERE {filter}"))
+    let count: i64 = sql::query(format!("SELECT COUNT(*) FROM invoices WHERE {filter}"))
         .bind(mode.as_str())
         .bind(customer_id)
         .bind(subscription_id)
-        .fetch_one(&mut *conn)
+        .scalar(&mut *conn)
         .await?;
-    let ids = sqlx::query_scalar(&format!(
+    let ids = sql::query(format!(
         "SELECT id FROM invoices WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
     ))
     .bind(mode.as_str())
@@ -214,7 +212,7 @@ pub async fn list_ids(
     .bind(subscription_id)
     .bind(limit)
     .bind(offset)
-    .fetch_all(conn)
+    .scalars(conn)
     .await?;
     Ok((ids, count))
 }

@@ -1,6 +1,6 @@
 //! The `test_clocks` table: every statement on it.
 
-use sqlx::{AnyConnection, Row};
+use crate::db::sql::{self, Conn};
 
 use crate::db::Uow;
 
@@ -18,7 +18,7 @@ pub async fn insert(
     frozen: i64,
 ) -> Result<(), sqlx::Error> {
     let now = uow.now();
-    sqlx::query(
+    sql::query(
         "INSERT INTO test_clocks (id, mode, name, frozen_time, created_at) VALUES ($1, 'test', $2, $3, $4)",
     )
     .bind(id)
@@ -30,8 +30,8 @@ pub async fn insert(
     Ok(())
 }
 
-pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<ClockRow>, sqlx::Error> {
-    sqlx::query("SELECT id, name, frozen_time, created_at FROM test_clocks WHERE id = $1")
+pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<ClockRow>, sqlx::Error> {
+    sql::query("SELECT id, name, frozen_time, created_at FROM test_clocks WHERE id = $1")
         .bind(id)
         .fetch_optional(conn)
         .await?
@@ -46,16 +46,16 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<ClockRow>,
         .transpose()
 }
 
-pub async fn frozen_time(conn: &mut AnyConnection, id: &str) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT frozen_time FROM test_clocks WHERE id = $1")
+pub async fn frozen_time(conn: &mut Conn, id: &str) -> Result<Option<i64>, sqlx::Error> {
+    sql::query("SELECT frozen_time FROM test_clocks WHERE id = $1")
         .bind(id)
-        .fetch_optional(conn)
+        .scalar_optional(conn)
         .await
 }
 
 /// Moves the clock to `to`. Inside a unit, locked (PostgreSQL) so concurrent advances queue.
 pub async fn set(uow: &mut Uow, id: &str, to: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE test_clocks SET frozen_time = $1 WHERE id = $2")
+    sql::query("UPDATE test_clocks SET frozen_time = $1 WHERE id = $2")
         .bind(to)
         .bind(id)
         .execute(uow.conn())
@@ -69,8 +69,5 @@ pub async fn locked_time(uow: &mut Uow, id: &str) -> Result<Option<i64>, sqlx::E
         "SELECT frozen_time FROM test_clocks WHERE id = $1{}",
         uow.backend().for_update()
     );
-    sqlx::query_scalar(&sql)
-        .bind(id)
-        .fetch_optional(uow.conn())
-        .await
+    sql::query(sql).bind(id).scalar_optional(uow.conn()).await
 }

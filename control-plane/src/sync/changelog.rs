@@ -123,7 +123,7 @@ pub async fn prune(
     keep: i64,
     limit: i64,
 ) -> Result<u64, sqlx::Error> {
-    Ok(sql::query(
+    sql::query(
         "DELETE FROM change_log WHERE version IN (
            SELECT version FROM change_log WHERE created_at < $1
              AND version <= (SELECT version FROM sync_state WHERE id = 1) - $2
@@ -133,5 +133,5 @@ pub async fn prune(
     .bind(keep)
     .bind(limit)
     .execute(conn)
-    .await?)
+    .await
 }

@@ -26,7 +26,7 @@ use crate::clock::SharedClock;
 use crate::db::{Backend, Db, PoolSizes};
 use crate::http::error::ApiError;
 use crate::settings::Settings;
-use crate::state::AppState;
+use crate::state::{AppInner, AppState};
 use crate::sync::notifier::SyncNotifier;
 use crate::write::{Hooks, Writer, WriterControl};
 use crate::{
@@ -105,7 +105,7 @@ impl Application {
             public_url,
             ..config.settings.clone()
         };
-        let state = AppState {
+        let state = AppState::new(AppInner {
             db,
             writer,
             clock,
@@ -119,7 +119,7 @@ impl Application {
             shutdown,
             webhook_wake,
             snapshot_slots: Arc::new(Semaphore::new(2)),
-        };
+        });
         let generated_keys = auth::bootstrap::bootstrap(&state.writer, &config.keys).await?;
         if let Some(path) = &config.catalog {
             let file = catalog::file::read(path)?;
@@ -189,6 +189,7 @@ impl Application {
             ));
         }
         tokio::spawn(observe::gauges(state.clone(), stopping.clone()));
+        state.db.start_checkpointer(stopping.clone())?;
         let shutdown_tx = self.shutdown_tx;
         let mut stopped = stopping.clone();
         // Without TCP_NODELAY, Nagle and delayed ACKs hold small sync frames back ~40 ms.

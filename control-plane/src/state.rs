@@ -12,8 +12,25 @@ use crate::settings::Settings;
 use crate::sync::notifier::SyncNotifier;
 use crate::write::Writer;
 
+/// Cloned for every request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppInner>);
+
+impl AppState {
+    pub fn new(inner: AppInner) -> AppState {
+        AppState(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppInner;
+
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+pub struct AppInner {
     /// Reads (read-only connections). Writes go through [`AppState::writer`].
     pub db: Db,
     pub writer: Writer,

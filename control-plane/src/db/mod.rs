@@ -156,7 +156,7 @@ pub enum OpenError {
 pub struct Db {
     backend: Backend,
     /// The URL writers connect to (SQLite: read-write-create).
-    write_url: String,
+    write_url: std::sync::Arc<str>,
     read: AnyPool,
     /// Read-only connections for the edge sync streams: under API load they must not queue
     /// behind request handlers for a pooled connection, or propagation waits on unrelated
@@ -190,8 +190,13 @@ fn sqlite_path(url: &str) -> &str {
 
 /// Per-connection settings of the writer's connection. `synchronous=FULL`: an acknowledged
 /// write survives power loss, not only a crash; group commit pays for the fsync.
+/// `wal_autocheckpoint = 0`: the writer never checkpoints in the middle of a commit (that
+/// stalled writes for tens of milliseconds); [`Db::start_checkpointer`] does it beside it.
 pub const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA wal_autocheckpoint = 0;";
+
+/// How often the checkpointer copies the write-ahead log into the database file.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 const SQLITE_READER_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;";
 
@@ -234,7 +239,7 @@ impl Db {
         let sync = reader_pool(backend, &read_url, sizes.sync).await?;
         Ok(Db {
             backend,
-            write_url,
+            write_url: write_url.into(),
             read,
             sync,
         })
@@ -270,6 +275,40 @@ impl Db {
                 Ok(Conn::Lite(Box::new(conn)))
             }
         }
+    }
+
+    /// SQLite: a thread of its own that checkpoints the write-ahead log every
+    /// [`CHECKPOINT_EVERY`] (`PASSIVE`: it never blocks the writer or readers), so the log stays
+    /// small and commits never pay for a checkpoint. Stops when `stop` turns true.
+    pub fn start_checkpointer(
+        &self,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Ok(());
+        }
+        let path = sqlite_path(&self.write_url).to_owned();
+        std::thread::Builder::new()
+            .name("tollgate-checkpoint".into())
+            .spawn(move || {
+                let conn = match rusqlite::Connection::open(&path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "checkpointer could not open the database");
+                        return;
+                    }
+                };
+                let _ = conn.execute_batch("PRAGMA busy_timeout = 1000;");
+                while !*stop.borrow() {
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                        tracing::debug!(error = %e, "checkpoint skipped");
+                    }
+                }
+                // A last full checkpoint on the way out leaves a small log behind.
+                let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+            })
+            .map(|_| ())
     }
 
     pub fn write_url(&self) -> &str {

@@ -6,14 +6,12 @@ use tollgate_shared::Mode;
 use super::model::{CheckoutError, Session, SessionStatus};
 use super::payments::{self, TestCard};
 use super::store;
-use crate::billing::invoices::collect;
-use crate::billing::invoices::model::{Draft, Reason};
 use crate::catalog::store::resolve_price;
 use crate::customers::store as customers;
 use crate::db::Uow;
 use crate::db::uow::Subject;
-use crate::subscriptions::apply;
-use crate::subscriptions::lifecycle::full_period_line;
+use crate::subscriptions::apply::{self, PaidAtCheckout, Urls};
+use crate::subscriptions::lifecycle::{Action, ChangeRequest, Proration};
 use crate::subscriptions::model::{Status, SubscriptionError};
 use crate::subscriptions::store as subscriptions;
 
@@ -90,32 +88,32 @@ pub async fn complete(
         .trial_days
         .and_then(|d| u32::try_from(d).ok())
         .unwrap_or(price.trial_days);
-    let subscription_id = apply::start(
+    // The same decision as every other door: with the group free (checked above) and the card
+    // just put on file, it is "start now"; the first invoice is recorded as paid.
+    let applied = apply::change(
         uow,
         mode,
         &session.customer_id,
-        &price,
-        session.quantity,
-        trial_days,
-        session.subscription_id.as_deref(),
+        ChangeRequest {
+            target: price,
+            quantity: Some(session.quantity),
+            force_checkout: false,
+            proration: Proration::ImmediateCharge,
+            trial_days: Some(trial_days),
+        },
+        &Urls::default(),
+        Some(&PaidAtCheckout {
+            pending: session.subscription_id.clone(),
+        }),
         now,
     )
     .await?;
-    if trial_days == 0 {
-        collect::record_paid(
-            uow,
-            now,
-            Draft {
-                mode,
-                customer_id: &session.customer_id,
-                subscription_id: Some(&subscription_id),
-                currency: &price.currency,
-                reason: Reason::SubscriptionCreate,
-                lines: vec![full_period_line(&price, session.quantity, now)],
-            },
-        )
-        .await?;
-    }
+    let (Action::Created, Some(subscription_id)) = (applied.action, applied.subscription_id)
+    else {
+        return Err(CheckoutError::Unavailable(format!(
+            "checkout session '{id}' cannot start a subscription"
+        )));
+    };
     store::mark_complete(uow, id, &subscription_id, now).await?;
     uow.emit(
         mode,

@@ -136,6 +136,7 @@ pub async fn create(
                     success: Some(return_url.clone()),
                     cancel: Some(return_url.clone()),
                 },
+                None,
                 now,
             )
             .await?;

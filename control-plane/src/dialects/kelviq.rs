@@ -163,6 +163,7 @@ pub async fn update(
                     trial_days: None,
                 },
                 &Urls::default(),
+                None,
                 now,
             )
             .await?;

@@ -130,6 +130,7 @@ pub async fn subscribe(
                     trial_days,
                 },
                 &urls,
+                None,
                 now,
             )
             .await?;

@@ -47,6 +47,14 @@ pub struct Urls {
     pub cancel: Option<RedirectUrl>,
 }
 
+/// The first charge was taken on the hosted checkout page: the card is on file, the first
+/// invoice is recorded as paid rather than charged again, and the `incomplete` subscription
+/// made for the checkout (if any) is the one that starts.
+#[derive(Debug, Clone, Default)]
+pub struct PaidAtCheckout {
+    pub pending: Option<String>,
+}
+
 /// Decides and applies `req` for a customer, in the customer's time `now`. The customer row is
 /// locked first, so concurrent changes for one customer (several replicas) queue up.
 pub async fn change(
@@ -55,13 +63,14 @@ pub async fn change(
     customer_id: &str,
     req: ChangeRequest,
     urls: &Urls,
+    paid: Option<&PaidAtCheckout>,
     now: i64,
 ) -> Result<Applied, SubscriptionError> {
     customers::lock(uow, mode, customer_id).await?;
     let current = store::current_in_group(uow.conn(), mode, customer_id, &req.target.group).await?;
-    let has_card = match current {
-        Some(_) => true,
-        None => customers::card_on_file(uow.conn(), mode, customer_id)
+    let has_card = match (&current, paid) {
+        (Some(_), _) | (_, Some(_)) => true,
+        (None, None) => customers::card_on_file(uow.conn(), mode, customer_id)
             .await?
             .is_some(),
     };
@@ -81,6 +90,7 @@ pub async fn change(
             },
             _,
         ) => {
+            let pending = paid.and_then(|p| p.pending.as_deref());
             let id = start(
                 uow,
                 mode,
@@ -88,25 +98,24 @@ pub async fn change(
                 &req.target,
                 quantity,
                 trial_days,
-                None,
+                pending,
                 now,
             )
             .await?;
             let mut invoice = None;
             if trial_days == 0 {
-                let created = collect::create_and_collect(
-                    uow,
-                    now,
-                    Draft {
-                        mode,
-                        customer_id,
-                        subscription_id: Some(&id),
-                        currency: &req.target.currency,
-                        reason: Reason::SubscriptionCreate,
-                        lines: vec![full_period_line(&req.target, quantity, now)],
-                    },
-                )
-                .await?;
+                let draft = Draft {
+                    mode,
+                    customer_id,
+                    subscription_id: Some(&id),
+                    currency: &req.target.currency,
+                    reason: Reason::SubscriptionCreate,
+                    lines: vec![full_period_line(&req.target, quantity, now)],
+                };
+                let created = match paid {
+                    Some(_) => collect::record_paid(uow, now, draft).await?,
+                    None => collect::create_and_collect(uow, now, draft).await?,
+                };
                 if let Payment::Failed(decline) = created.payment {
                     // The unit rolls back: nothing changes, nothing is granted.
                     return Err(SubscriptionError::Payment(decline));

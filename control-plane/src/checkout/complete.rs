@@ -108,8 +108,7 @@ pub async fn complete(
         now,
     )
     .await?;
-    let (Action::Created, Some(subscription_id)) = (applied.action, applied.subscription_id)
-    else {
+    let (Action::Created, Some(subscription_id)) = (applied.action, applied.subscription_id) else {
         return Err(CheckoutError::Unavailable(format!(
             "checkout session '{id}' cannot start a subscription"
         )));

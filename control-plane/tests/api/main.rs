@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod billing;
+mod cancellation;
 mod checkout_page;
 mod durability;
 mod e2e;

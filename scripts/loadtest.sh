@@ -16,8 +16,10 @@
 #   7. `loadtest control-plane --mix subscriptions`: cards on file for every customer, then the
 #      same at SPEC's 500 subscription changes/s (pro <-> enterprise);
 #   8. `loadtest propagation`: usage `set` reports at 1,000/s, polled at the edge until visible;
-#   writing loadtest/results/control-plane-usage.json, control-plane-subscriptions.json and
-#   propagation.json, each with an .svg plot.
+#   9. `loadtest sqlite-baseline`: the bare single-row-commit loop (WAL, synchronous=FULL) on the
+#      same disk, which the usage rate is compared with;
+#   writing loadtest/results/control-plane-usage.json, control-plane-subscriptions.json,
+#   propagation.json (each with an .svg plot) and sqlite-baseline.json.
 #
 # Knobs (environment, read by `loadtest` itself): LOADTEST_CUSTOMERS (1000),
 # LOADTEST_CONNECTIONS (16), LOADTEST_DURATION_SECS (10), LOADTEST_WARMUP_SECS (1),
@@ -137,3 +139,4 @@ mkdir -p "$RESULTS"
 "$BIN/loadtest" propagation --control-plane-url "http://$CP" \
   --secret-key "$TOLLGATE_SECRET_KEY" --edge-url "http://$EDGE" --key "$TOLLGATE_PUBLISHABLE_KEY" \
   --json "$RESULTS/propagation.json" --plot "$RESULTS/propagation.svg"
+"$BIN/loadtest" sqlite-baseline --dir "$work" --json "$RESULTS/sqlite-baseline.json"

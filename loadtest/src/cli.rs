@@ -51,6 +51,22 @@ pub enum Command {
     /// Commit -> visible-at-edge latency (loopback only): usage `set` reports at a fixed rate to
     /// the control plane, polled at the edge until they show.
     Propagation(PropagationArgs),
+    /// The bare SQLite loop (WAL, synchronous=FULL, one row per commit) the control plane's
+    /// group commit is compared with, on a file in --dir (use the control plane's disk).
+    SqliteBaseline(SqliteBaselineArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SqliteBaselineArgs {
+    /// Directory for the throw-away database (the same disk as the control plane's).
+    #[arg(long, env = "LOADTEST_SQLITE_DIR", default_value = "/tmp")]
+    pub dir: PathBuf,
+    /// How long to commit, in seconds.
+    #[arg(long, env = "LOADTEST_SQLITE_SECS", default_value_t = 5.0)]
+    pub secs: f64,
+    /// Write the result as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -11,6 +11,8 @@
 //! * [`seed`] — `seed`: customers and paid subscriptions through the control plane's API.
 //! * [`control_plane`] — `control-plane`: open-loop usage or subscription writes.
 //! * [`propagation`] — `propagation`: commit → visible-at-edge latency.
+//! * [`sqlite_baseline`] — `sqlite-baseline`: the bare single-row-commit loop the control plane's
+//!   group commit is compared with.
 //! * [`api`] — a small JSON client for set-up steps (seeding, cards, `/readyz`).
 
 mod api;
@@ -24,6 +26,7 @@ mod propagation;
 mod report;
 mod scenario;
 mod seed;
+mod sqlite_baseline;
 mod target;
 
 use clap::Parser;
@@ -38,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         Command::Seed(args) => seed::run(&args),
         Command::ControlPlane(args) => control_plane::run(&args),
         Command::Propagation(args) => propagation::run(&args),
+        Command::SqliteBaseline(args) => sqlite_baseline::run(&args),
     }
 }

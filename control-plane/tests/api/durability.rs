@@ -16,91 +16,92 @@ use crate::helpers::*;
 const ROUNDS: usize = 20;
 const WRITERS: usize = 8;
 
-#[tokio::test]
-async fn acknowledged_writes_survive_twenty_sigkills_under_load() {
-    let mut cp = ControlPlane::start();
-    let api = cp.api();
-    api.create_customer("durable").await;
-    api.subscribe_paid("durable", "pro", "MONTHLY").await;
+both! {
+    async fn acknowledged_writes_survive_twenty_sigkills_under_load(db: Db) {
+        let mut cp = ControlPlane::start_on(db);
+        let api = cp.api();
+        api.create_customer("durable").await;
+        api.subscribe_paid("durable", "pro", "MONTHLY").await;
 
-    let usage_acks = Arc::new(AtomicUsize::new(0));
-    let created: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
-    for round in 0..ROUNDS {
-        let api = cp.api();
-        let before = usage_acks.load(Ordering::SeqCst);
-        let checked = created.lock().unwrap().len();
-        let mut writers = Vec::new();
-        for w in 0..WRITERS {
-            let api = api.clone();
-            let usage_acks = usage_acks.clone();
-            let created = created.clone();
-            writers.push(tokio::spawn(async move {
-                // Bounded: stops at the first failure (the kill) or after 2,000 requests.
-                for i in 0..2_000 {
-                    let ok = if w % 2 == 0 {
-                        let status = api
-                            .try_post(
-                                "/api/v1/usage/",
-                                json!({"customerId": "durable", "featureId": "api-calls", "quantity": 1}),
-                            )
-                            .await;
-                        let ok = status == Some(StatusCode::OK);
-                        if ok {
-                            usage_acks.fetch_add(1, Ordering::SeqCst);
+        let usage_acks = Arc::new(AtomicUsize::new(0));
+        let created: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        for round in 0..ROUNDS {
+            let api = cp.api();
+            let before = usage_acks.load(Ordering::SeqCst);
+            let checked = created.lock().unwrap().len();
+            let mut writers = Vec::new();
+            for w in 0..WRITERS {
+                let api = api.clone();
+                let usage_acks = usage_acks.clone();
+                let created = created.clone();
+                writers.push(tokio::spawn(async move {
+                    // Bounded: stops at the first failure (the kill) or after 2,000 requests.
+                    for i in 0..2_000 {
+                        let ok = if w % 2 == 0 {
+                            let status = api
+                                .try_post(
+                                    "/api/v1/usage/",
+                                    json!({"customerId": "durable", "featureId": "api-calls", "quantity": 1}),
+                                )
+                                .await;
+                            let ok = status == Some(StatusCode::OK);
+                            if ok {
+                                usage_acks.fetch_add(1, Ordering::SeqCst);
+                            }
+                            ok
+                        } else {
+                            let id = format!("r{round}-w{w}-{i}");
+                            let status = api
+                                .try_post("/api/v1/customers/", json!({"customerId": id}))
+                                .await;
+                            let ok = status == Some(StatusCode::CREATED);
+                            if ok {
+                                created.lock().unwrap().push(id);
+                            }
+                            ok
+                        };
+                        if !ok {
+                            return;
                         }
-                        ok
-                    } else {
-                        let id = format!("r{round}-w{w}-{i}");
-                        let status = api
-                            .try_post("/api/v1/customers/", json!({"customerId": id}))
-                            .await;
-                        let ok = status == Some(StatusCode::CREATED);
-                        if ok {
-                            created.lock().unwrap().push(id);
-                        }
-                        ok
-                    };
-                    if !ok {
-                        return;
                     }
-                }
-            }));
-        }
-        wait_until("writes under way", || async {
-            usage_acks.load(Ordering::SeqCst) >= before + 40
-        })
-        .await;
-        let stopped = cp.stop(); // SIGKILL, mid-stream
-        for w in writers {
-            let _ = w.await;
-        }
-        cp = stopped.start();
-        let api = cp.api();
-        let acked = usage_acks.load(Ordering::SeqCst);
-        let (status, meter) = api
-            .post(
-                "/api/v1/usage/",
-                json!({"customerId": "durable", "featureId": "api-calls", "quantity": 0}),
-            )
+                }));
+            }
+            wait_until("writes under way", || async {
+                usage_acks.load(Ordering::SeqCst) >= before + 40
+            })
             .await;
-        assert_eq!(status, StatusCode::OK);
-        let counted = meter["currentUsage"].as_u64().unwrap() as usize;
-        // A commit whose answer was lost in the kill may be counted without an ack, never the
-        // reverse.
-        assert!(
-            counted >= acked,
-            "round {round}: acknowledged {acked} usage reports, found {counted}"
-        );
-        // Customers acknowledged in this round (earlier rounds' were checked after theirs).
-        let ids = created.lock().unwrap()[checked..].to_vec();
-        for id in &ids {
-            let (status, _) = api.get(&format!("/api/v1/customers/{id}/")).await;
-            assert_eq!(
-                status,
-                StatusCode::OK,
-                "round {round}: acknowledged customer {id} was lost"
+            let stopped = cp.stop(); // SIGKILL, mid-stream
+            for w in writers {
+                let _ = w.await;
+            }
+            cp = stopped.start();
+            let api = cp.api();
+            let acked = usage_acks.load(Ordering::SeqCst);
+            let (status, meter) = api
+                .post(
+                    "/api/v1/usage/",
+                    json!({"customerId": "durable", "featureId": "api-calls", "quantity": 0}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+            let counted = meter["currentUsage"].as_u64().unwrap() as usize;
+            // A commit whose answer was lost in the kill may be counted without an ack, never the
+            // reverse.
+            assert!(
+                counted >= acked,
+                "round {round}: acknowledged {acked} usage reports, found {counted}"
             );
+            // Customers acknowledged in this round (earlier rounds' were checked after theirs).
+            let ids = created.lock().unwrap()[checked..].to_vec();
+            for id in &ids {
+                let (status, _) = api.get(&format!("/api/v1/customers/{id}/")).await;
+                assert_eq!(
+                    status,
+                    StatusCode::OK,
+                    "round {round}: acknowledged customer {id} was lost"
+                );
+            }
         }
+        assert!(usage_acks.load(Ordering::SeqCst) >= ROUNDS * 40);
     }
-    assert!(usage_acks.load(Ordering::SeqCst) >= ROUNDS * 40);
 }

@@ -117,30 +117,270 @@ impl Keys {
     }
 }
 
+/// Which engine a control plane runs on. Every suite runs on both (see [`both!`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// In CI a test that needs a missing program fails; elsewhere it skips, loudly.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+/// Reports a missing program: panics in CI, prints a loud SKIPPED line elsewhere.
+pub fn missing(test: &str, what: &str) {
+    assert!(!in_ci(), "{test}: {what} (CI must provide it)");
+    eprintln!("\n\n!!!!!!!! SKIPPED {test}: {what}\n");
+}
+
+/// A PostgreSQL server for the whole test process: the one `.ci/run` started
+/// (`TOLLGATE_TEST_POSTGRES_URL`, an admin URL), or one started here with `initdb` + `pg_ctl`
+/// into a temporary directory, stopped by a watchdog when this process exits.
+pub struct PgServer {
+    admin_url: String,
+    psql: PathBuf,
+}
+
+static PG: std::sync::OnceLock<Result<PgServer, String>> = std::sync::OnceLock::new();
+
+pub fn postgres() -> Result<&'static PgServer, String> {
+    PG.get_or_init(start_postgres)
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn pg_bin(name: &str) -> Option<PathBuf> {
+    let from_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.exists())
+    });
+    from_path.or_else(|| {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name)))
+            .filter(|p| p.exists())
+            .collect();
+        dirs.sort();
+        dirs.pop()
+    })
+}
+
+fn start_postgres() -> Result<PgServer, String> {
+    let psql = pg_bin("psql").ok_or("psql is not installed")?;
+    if let Ok(url) = std::env::var("TOLLGATE_TEST_POSTGRES_URL") {
+        return Ok(PgServer {
+            admin_url: url,
+            psql,
+        });
+    }
+    let initdb = pg_bin("initdb").ok_or("initdb is not installed (apt-get install postgresql)")?;
+    let pg_ctl = pg_bin("pg_ctl").ok_or("pg_ctl is not installed")?;
+    let dir = tempfile::Builder::new()
+        .prefix("tollgate-pg-")
+        .tempdir()
+        .map_err(|e| e.to_string())?
+        .keep();
+    let data = dir.join("data");
+    // PostgreSQL refuses to run as root: run it as the `postgres` user then.
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let run = |program: &Path| -> Command {
+        if root {
+            let mut c = Command::new("runuser");
+            c.arg("-u").arg("postgres").arg("--").arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    };
+    if root {
+        let ok = Command::new("chown")
+            .arg("postgres")
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err("cannot hand a data directory to the postgres user".into());
+        }
+    }
+    let ok = run(&initdb)
+        .arg("-D")
+        .arg(&data)
+        .args(["-A", "trust", "-U", "postgres", "--no-sync"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err("initdb failed".into());
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let options = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off",
+        dir.display()
+    );
+    let ok = run(&pg_ctl)
+        .arg("-D")
+        .arg(&data)
+        .arg("-o")
+        .arg(&options)
+        .arg("-l")
+        .arg(dir.join("postgres.log"))
+        .args(["-w", "start"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err(format!(
+            "pg_ctl start failed (see {}/postgres.log)",
+            dir.display()
+        ));
+    }
+    // Stop the server when this test process is gone.
+    let stop = format!(
+        "while kill -0 {} 2>/dev/null; do sleep 1; done; {} {} -D {} -m immediate stop; rm -rf {}",
+        std::process::id(),
+        if root { "runuser -u postgres --" } else { "" },
+        pg_ctl.display(),
+        data.display(),
+        dir.display()
+    );
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(stop)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    Ok(PgServer {
+        admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        psql,
+    })
+}
+
+impl PgServer {
+    /// A new, empty database; returns its URL.
+    pub fn fresh_database(&self) -> String {
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let out = Command::new(&self.psql)
+            .arg(&self.admin_url)
+            .args(["-v", "ON_ERROR_STOP=1", "-Atc"])
+            .arg(format!("CREATE DATABASE {name}"))
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "CREATE DATABASE: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let base = self
+            .admin_url
+            .rsplit_once('/')
+            .map_or(self.admin_url.as_str(), |(b, _)| b);
+        format!("{base}/{name}")
+    }
+
+    /// Runs one SQL statement as the admin, on `database_url`; returns its output.
+    pub fn psql(&self, database_url: &str, sql: &str) -> String {
+        let out = Command::new(&self.psql)
+            .arg(database_url)
+            .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Runs an async test body once per backend: `name::sqlite` and `name::postgres`. The PostgreSQL
+/// run fails in CI and skips loudly elsewhere when no server can be had.
+#[macro_export]
+macro_rules! both {
+    ($(#[$meta:meta])* async fn $name:ident($db:ident: Db) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                run(Db::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if let Err(why) = $crate::helpers::postgres() {
+                    $crate::helpers::missing(concat!(stringify!($name), "::postgres"), &why);
+                    return;
+                }
+                run(Db::Postgres).await
+            }
+
+            async fn run($db: Db) $body
+        }
+    };
+}
+
 pub struct ControlPlane {
     pub proc: Proc,
     pub addr: SocketAddr,
     pub url: String,
     pub keys: Keys,
-    pub db: PathBuf,
+    /// The database URL (`sqlite://…` or `postgres://…`).
+    pub database_url: String,
+    pub backend: Db,
     dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 impl ControlPlane {
+    /// A control plane on SQLite.
     pub fn start() -> ControlPlane {
+        Self::start_on(Db::Sqlite)
+    }
+
+    /// A control plane on a fresh database of `backend`.
+    pub fn start_on(backend: Db) -> ControlPlane {
         let dir = std::sync::Arc::new(tempfile::tempdir().expect("tempdir"));
-        let db = dir.path().join("tollgate.db");
+        let database_url = match backend {
+            Db::Sqlite => format!("sqlite://{}", dir.path().join("tollgate.db").display()),
+            Db::Postgres => postgres().expect("postgres").fresh_database(),
+        };
         Self::start_with(
             Keys::random(),
-            db,
+            database_url,
+            backend,
             SocketAddr::from(([127, 0, 0, 1], 0)),
             dir,
         )
     }
 
+    /// Another replica on the same database (PostgreSQL), on a port of its own.
+    pub fn replica(&self) -> ControlPlane {
+        Self::start_with(
+            self.keys.clone(),
+            self.database_url.clone(),
+            self.backend,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            self.dir.clone(),
+        )
+    }
+
     fn start_with(
         keys: Keys,
-        db: PathBuf,
+        database_url: String,
+        backend: Db,
         listen: SocketAddr,
         dir: std::sync::Arc<tempfile::TempDir>,
     ) -> ControlPlane {
@@ -150,7 +390,7 @@ impl ControlPlane {
                 .arg("--listen")
                 .arg(listen.to_string())
                 .arg("--database-url")
-                .arg(format!("sqlite://{}", db.display()))
+                .arg(&database_url)
                 .arg("--catalog")
                 .arg(example_catalog())
                 .arg("--sync-heartbeat-ms")
@@ -168,7 +408,8 @@ impl ControlPlane {
             addr,
             url: format!("http://{addr}"),
             keys,
-            db,
+            database_url,
+            backend,
             dir,
         }
     }
@@ -179,7 +420,8 @@ impl ControlPlane {
             mut proc,
             addr,
             keys,
-            db,
+            database_url,
+            backend,
             dir,
             ..
         } = self;
@@ -187,7 +429,8 @@ impl ControlPlane {
         StoppedControlPlane {
             addr,
             keys,
-            db,
+            database_url,
+            backend,
             dir,
         }
     }
@@ -216,13 +459,20 @@ impl ControlPlane {
 pub struct StoppedControlPlane {
     pub addr: SocketAddr,
     keys: Keys,
-    db: PathBuf,
+    database_url: String,
+    backend: Db,
     dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 impl StoppedControlPlane {
     pub fn start(self) -> ControlPlane {
-        ControlPlane::start_with(self.keys, self.db, self.addr, self.dir)
+        ControlPlane::start_with(
+            self.keys,
+            self.database_url,
+            self.backend,
+            self.addr,
+            self.dir,
+        )
     }
 }
 

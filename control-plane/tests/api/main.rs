@@ -1,8 +1,12 @@
 //! Integration tests: the real `control-plane` and `edge` binaries on random loopback ports,
-//! each control plane with its own SQLite file, talked to over HTTP. One test binary, modules
+//! each control plane with its own SQLite file or PostgreSQL database, talked to over HTTP.
+//! Every test runs on both engines (`both!`: `name::sqlite`, `name::postgres`). One test binary, modules
 //! by subject (zero-to-production's layout).
 
 #![allow(clippy::unwrap_used)] // test helpers panic with context on purpose
+
+#[macro_use]
+mod helpers;
 
 mod bad_input;
 mod billing;
@@ -11,6 +15,5 @@ mod checkout_page;
 mod durability;
 mod e2e;
 mod fourgeeks;
-mod helpers;
 mod sync;
 mod webhooks;

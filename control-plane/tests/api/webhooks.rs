@@ -75,111 +75,113 @@ fn types(r: &Receiver) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_paid_checkout_sends_signed_events() {
-    let cp = ControlPlane::start();
-    let api = cp.api();
-    let (url, receiver) = start_receiver(0).await;
-    let (status, endpoint) = api
-        .post(
-            "/api/v1/webhook-endpoints/",
-            json!({"url": url, "events": ["*"]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{endpoint}");
-    let secret = endpoint["secret"].as_str().unwrap().to_owned();
-    assert!(secret.starts_with("whsec_"));
+both! {
+    async fn a_paid_checkout_sends_signed_events(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let api = cp.api();
+        let (url, receiver) = start_receiver(0).await;
+        let (status, endpoint) = api
+            .post(
+                "/api/v1/webhook-endpoints/",
+                json!({"url": url, "events": ["*"]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+        let secret = endpoint["secret"].as_str().unwrap().to_owned();
+        assert!(secret.starts_with("whsec_"));
 
-    api.create_customer("hooked").await;
-    api.subscribe_paid("hooked", "pro", "MONTHLY").await;
-    let want = [
-        "customer.created",
-        "subscription.created",
-        "invoice.paid",
-        "checkout.completed",
-        "entitlements.updated",
-    ];
-    wait_until("all events delivered", || async {
-        want.iter().all(|w| types(&receiver).iter().any(|t| t == w))
-    })
-    .await;
-    for (headers, body) in receiver.got.lock().unwrap().iter() {
-        assert!(verify(&secret, headers, body), "bad signature on {body}");
-        assert!(headers["webhook-id"].to_str().unwrap().starts_with("msg_"));
+        api.create_customer("hooked").await;
+        api.subscribe_paid("hooked", "pro", "MONTHLY").await;
+        let want = [
+            "customer.created",
+            "subscription.created",
+            "invoice.paid",
+            "checkout.completed",
+            "entitlements.updated",
+        ];
+        wait_until("all events delivered", || async {
+            want.iter().all(|w| types(&receiver).iter().any(|t| t == w))
+        })
+        .await;
+        for (headers, body) in receiver.got.lock().unwrap().iter() {
+            assert!(verify(&secret, headers, body), "bad signature on {body}");
+            assert!(headers["webhook-id"].to_str().unwrap().starts_with("msg_"));
+        }
+        let got = receiver.got.lock().unwrap().clone();
+        let paid = got
+            .iter()
+            .map(|(_, b)| serde_json::from_str::<Value>(b).unwrap())
+            .find(|v| v["type"] == "invoice.paid")
+            .unwrap();
+        assert_eq!(paid["data"]["total"], "49.00");
+        assert_eq!(paid["data"]["customerId"], "hooked");
+
+        // Secrets are shown once; the list does not repeat them. A filtered endpoint gets only its types.
+        let (_, list) = api.get("/api/v1/webhook-endpoints/").await;
+        assert!(list["results"][0].get("secret").is_none());
+        let (status, body) = api
+            .post(
+                "/api/v1/webhook-endpoints/",
+                json!({"url": url, "events": ["invoice.exploded"]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_envelope(status, &body, "unknown event type");
+        let (status, _) = api
+            .post(
+                "/api/v1/webhook-endpoints/",
+                json!({"url": "ftp://x.example.com/", "events": ["*"]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
     }
-    let got = receiver.got.lock().unwrap().clone();
-    let paid = got
-        .iter()
-        .map(|(_, b)| serde_json::from_str::<Value>(b).unwrap())
-        .find(|v| v["type"] == "invoice.paid")
-        .unwrap();
-    assert_eq!(paid["data"]["total"], "49.00");
-    assert_eq!(paid["data"]["customerId"], "hooked");
-
-    // Secrets are shown once; the list does not repeat them. A filtered endpoint gets only its types.
-    let (_, list) = api.get("/api/v1/webhook-endpoints/").await;
-    assert!(list["results"][0].get("secret").is_none());
-    let (status, body) = api
-        .post(
-            "/api/v1/webhook-endpoints/",
-            json!({"url": url, "events": ["invoice.exploded"]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_envelope(status, &body, "unknown event type");
-    let (status, _) = api
-        .post(
-            "/api/v1/webhook-endpoints/",
-            json!({"url": "ftp://x.example.com/", "events": ["*"]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test]
-async fn a_failing_receiver_is_retried_until_it_answers() {
-    let cp = ControlPlane::start();
-    let api = cp.api();
-    let (url, receiver) = start_receiver(2).await;
-    let (_, endpoint) = api
-        .post(
-            "/api/v1/webhook-endpoints/",
-            json!({"url": url, "events": ["customer.created"]}),
-        )
+both! {
+    async fn a_failing_receiver_is_retried_until_it_answers(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let api = cp.api();
+        let (url, receiver) = start_receiver(2).await;
+        let (_, endpoint) = api
+            .post(
+                "/api/v1/webhook-endpoints/",
+                json!({"url": url, "events": ["customer.created"]}),
+            )
+            .await;
+        let id = endpoint["id"].as_str().unwrap().to_owned();
+        api.create_customer("retry-me").await;
+        wait_until("delivered after retries", || async {
+            types(&receiver) == ["customer.created"]
+        })
         .await;
-    let id = endpoint["id"].as_str().unwrap().to_owned();
-    api.create_customer("retry-me").await;
-    wait_until("delivered after retries", || async {
-        types(&receiver) == ["customer.created"]
-    })
-    .await;
-    let (_, deliveries) = api
-        .get(&format!("/api/v1/webhook-endpoints/{id}/deliveries/"))
-        .await;
-    let d = &deliveries["results"][0];
-    assert_eq!(
-        (
-            d["status"].as_str(),
-            d["attempts"].as_i64(),
-            d["eventType"].as_str()
-        ),
-        (Some("succeeded"), Some(3), Some("customer.created"))
-    );
+        let (_, deliveries) = api
+            .get(&format!("/api/v1/webhook-endpoints/{id}/deliveries/"))
+            .await;
+        let d = &deliveries["results"][0];
+        assert_eq!(
+            (
+                d["status"].as_str(),
+                d["attempts"].as_i64(),
+                d["eventType"].as_str()
+            ),
+            (Some("succeeded"), Some(3), Some("customer.created"))
+        );
 
-    // A deleted endpoint receives nothing more.
-    let (status, _) = api
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/webhook-endpoints/{id}/"),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = api
-        .get(&format!("/api/v1/webhook-endpoints/{id}/deliveries/"))
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    api.create_customer("after-delete").await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(types(&receiver).len(), 1);
+        // A deleted endpoint receives nothing more.
+        let (status, _) = api
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/webhook-endpoints/{id}/"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, _) = api
+            .get(&format!("/api/v1/webhook-endpoints/{id}/deliveries/"))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        api.create_customer("after-delete").await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(types(&receiver).len(), 1);
+    }
 }

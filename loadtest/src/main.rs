@@ -11,6 +11,8 @@
 //! * [`seed`] — `seed`: customers and paid subscriptions through the control plane's API.
 //! * [`control_plane`] — `control-plane`: open-loop usage or subscription writes.
 //! * [`propagation`] — `propagation`: commit → visible-at-edge latency.
+//! * [`edge_scale`] — `edge-scale`: memory, snapshot load and speed at 1M customers, against a
+//!   stand-in control plane.
 //! * [`api`] — a small JSON client for set-up steps (seeding, cards, `/readyz`).
 
 mod api;
@@ -19,6 +21,7 @@ mod cli;
 mod control_plane;
 mod cpu;
 mod driver;
+mod edge_scale;
 mod plot;
 mod propagation;
 mod report;
@@ -38,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         Command::Seed(args) => seed::run(&args),
         Command::ControlPlane(args) => control_plane::run(&args),
         Command::Propagation(args) => propagation::run(&args),
+        Command::EdgeScale(args) => edge_scale::run(&args),
     }
 }

@@ -1,7 +1,12 @@
 //! Tollgate's edge: a stateless node that answers `GET /api/v1/entitlements/` from memory.
 //!
-//! * [`store`] — the lock-free in-memory state: one atomically swapped root, per-mode maps.
-//! * [`prepare`] — response bodies and ETags, built when data arrives rather than per request.
+//! * [`store`] — the lock-free in-memory state: one atomically swapped root, one writer.
+//! * [`customers`] — customers in a few dozen bytes each: a compact base per snapshot, an
+//!   overlay for deltas.
+//! * [`shape`] — interned per-plan shapes; bodies rendered from shape plus numbers.
+//! * [`load`] — a snapshot chunk parsed in place into records, on a worker thread.
+//! * [`cache`] — the warm-start file (`--cache-dir`).
+//! * [`prepare`] — the default plans' bodies, ETags.
 //! * [`auth`] — publishable/secret keys by hash, customer tokens by signature.
 //! * [`http`] — routing and responses; the entitlement path never awaits.
 //! * [`sync`] — the client of the control plane's snapshot/delta stream.
@@ -10,9 +15,13 @@
 //! The binary (`src/main.rs`) parses flags and calls [`serve`].
 
 pub mod auth;
+pub mod cache;
+pub mod customers;
 pub mod http;
+pub mod load;
 pub mod metrics;
 pub mod prepare;
+pub mod shape;
 pub mod store;
 pub mod sync;
 

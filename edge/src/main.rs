@@ -1,10 +1,11 @@
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use tollgate_edge::sync::SyncConfig;
+use tollgate_edge::sync::{CacheConfig, SyncConfig};
 use tollgate_edge::{EdgeState, Store};
 
 /// Tollgate edge: serves entitlements from memory, fed by the control plane's sync stream.
@@ -14,13 +15,15 @@ struct Args {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, env = "TOLLGATE_EDGE_LISTEN", default_value = "127.0.0.1:8081")]
     listen: SocketAddr,
-    /// Base URL of the control plane to sync from.
+    /// Base URL of the control plane to sync from, or several, comma-separated: on a failed or
+    /// dropped stream the edge moves to the next one and resumes from its version.
     #[arg(
         long,
         env = "TOLLGATE_CONTROL_PLANE_URL",
-        default_value = "http://127.0.0.1:8080"
+        default_value = "http://127.0.0.1:8080",
+        value_delimiter = ','
     )]
-    control_plane_url: String,
+    control_plane_url: Vec<String>,
     /// Edge sync key (`esk_…`) that the control plane printed or was given.
     #[arg(long, env = "TOLLGATE_EDGE_SYNC_KEY")]
     sync_key: String,
@@ -37,6 +40,14 @@ struct Args {
         default_value_t = 300.0
     )]
     max_staleness_secs: f64,
+    /// Keep what is served in this directory (written after every snapshot and every
+    /// `--cache-interval-secs` after deltas); started while the control plane is unreachable,
+    /// the edge serves from it at once and resumes the stream from its version.
+    #[arg(long, env = "TOLLGATE_EDGE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Rewrite the cache file at most this often while deltas arrive.
+    #[arg(long, env = "TOLLGATE_EDGE_CACHE_INTERVAL_SECS", default_value_t = 30)]
+    cache_interval_secs: u64,
     /// How long SIGTERM waits for in-flight requests.
     #[arg(long, env = "TOLLGATE_DRAIN_SECS", default_value_t = 10)]
     drain_secs: u64,
@@ -56,12 +67,25 @@ async fn main() -> anyhow::Result<()> {
     tollgate_edge::metrics::register();
 
     let store = Arc::new(Store::default());
+    if let Some(dir) = &args.cache_dir {
+        warm_start(&store, dir);
+    }
+    let urls: Vec<String> = args
+        .control_plane_url
+        .iter()
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
     let sync = SyncConfig {
-        control_plane_url: args.control_plane_url.clone(),
+        control_plane_urls: urls.clone(),
         sync_key: args.sync_key.clone(),
         idle_timeout: Duration::from_millis(args.idle_timeout_ms),
         backoff_min: Duration::from_millis(50),
         backoff_max: Duration::from_millis(args.backoff_max_ms),
+        cache: args.cache_dir.clone().map(|dir| CacheConfig {
+            dir,
+            interval: Duration::from_secs(args.cache_interval_secs.max(1)),
+        }),
     };
     tokio::spawn(tollgate_edge::sync::run(store.clone(), sync));
 
@@ -70,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("edge listening on http://{addr}");
-    tracing::info!(%addr, control_plane = %args.control_plane_url, "edge started");
+    tracing::info!(%addr, control_planes = ?urls, "edge started");
     let state = Arc::new(EdgeState {
         store,
         metrics: Some(metrics),
@@ -84,6 +108,28 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// Serves the cache file in `dir`, if there is a sound one; anything else is logged and
+/// ignored (the edge then waits for its first snapshot, as without a cache).
+fn warm_start(store: &Store, dir: &std::path::Path) {
+    let started = std::time::Instant::now();
+    match tollgate_edge::cache::warm_start(store, dir) {
+        Ok(h) => tracing::info!(
+            version = h.version,
+            customers = h.customers,
+            age_secs = tollgate_edge::store::now_ms().saturating_sub(h.written_at_ms) / 1000,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "serving the cache file (stale) until a control plane answers"
+        ),
+        Err(tollgate_edge::cache::CacheError::Missing(path)) => tracing::info!(
+            path = %path.display(),
+            "no cache file yet; waiting for the first snapshot"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring the cache file; waiting for the first snapshot")
+        }
+    }
 }
 
 async fn shutdown_signal() {

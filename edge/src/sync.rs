@@ -186,9 +186,10 @@ struct Loading {
     logged: usize,
 }
 
-/// Chunks parsed at once: every core busy, and a bounded amount of raw input held.
+/// Chunks in flight: enough that every core stays busy while the sync task reads the next
+/// lines, few enough that the raw input held stays a few megabytes.
 fn max_in_flight() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()) + 1
+    2 * std::thread::available_parallelism().map_or(2, |n| n.get()) + 1
 }
 
 impl Writer {
@@ -216,7 +217,8 @@ impl Writer {
     }
 
     fn recycle(&mut self, line: Vec<u8>) {
-        if self.spare.len() <= max_in_flight() {
+        // A couple suffice: a buffer comes back for every line that goes out.
+        if self.spare.len() < 2 {
             self.spare.push(line);
         }
     }

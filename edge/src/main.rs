@@ -48,6 +48,37 @@ struct Args {
     /// Rewrite the cache file at most this often while deltas arrive.
     #[arg(long, env = "TOLLGATE_EDGE_CACHE_INTERVAL_SECS", default_value_t = 30)]
     cache_interval_secs: u64,
+    /// Close a connection that has not sent a complete request head this long after it began
+    /// one (idle keep-alive connections included).
+    #[arg(
+        long,
+        env = "TOLLGATE_HTTP_HEADER_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    http_header_timeout_ms: u64,
+    /// Close a keep-alive connection with no request in flight for this long (the header
+    /// timeout applies too: the smaller one wins).
+    #[arg(long, env = "TOLLGATE_HTTP_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    http_idle_timeout_ms: u64,
+    /// Close the connection of a request not answered within this long.
+    #[arg(
+        long,
+        env = "TOLLGATE_HTTP_REQUEST_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    http_request_timeout_ms: u64,
+    /// Connections served at once; more wait in the kernel's backlog.
+    #[arg(long, env = "TOLLGATE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// PEM certificate chain: with `--tls-key`, the edge serves HTTPS only.
+    #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "TOLLGATE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) to trust for an `https://` control plane, besides the system's.
+    #[arg(long, env = "TOLLGATE_CONTROL_PLANE_CA")]
+    control_plane_ca: Option<PathBuf>,
     /// How long SIGTERM waits for in-flight requests.
     #[arg(long, env = "TOLLGATE_DRAIN_SECS", default_value_t = 10)]
     drain_secs: u64,
@@ -66,6 +97,13 @@ async fn main() -> anyhow::Result<()> {
         .context("installing the metrics recorder")?;
     tollgate_edge::metrics::register();
 
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            tollgate_shared::server::TlsConfig::from_pem_files(cert, key)
+                .context("loading --tls-cert/--tls-key")?,
+        ),
+        _ => None,
+    };
     let store = Arc::new(Store::default());
     if let Some(dir) = &args.cache_dir {
         warm_start(&store, dir);
@@ -87,22 +125,39 @@ async fn main() -> anyhow::Result<()> {
             interval: Duration::from_secs(args.cache_interval_secs.max(1)),
         }),
     };
-    tokio::spawn(tollgate_edge::sync::run(store.clone(), sync));
+    let ca = match &args.control_plane_ca {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => None,
+    };
+    let client = tollgate_edge::sync::client(ca.as_deref())
+        .context("building the sync client (is --control-plane-ca a PEM certificate?)")?;
+    tokio::spawn(tollgate_edge::sync::run_with(store.clone(), sync, client));
+    let limits = tollgate_shared::server::ServerLimits {
+        header_read_timeout: Duration::from_millis(args.http_header_timeout_ms.max(1)),
+        idle_timeout: Duration::from_millis(args.http_idle_timeout_ms.max(1)),
+        request_timeout: Duration::from_millis(args.http_request_timeout_ms.max(1)),
+        max_connections: args.max_connections.max(1),
+    };
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    println!("edge listening on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("edge listening on {scheme}://{addr}");
     tracing::info!(%addr, control_planes = ?urls, "edge started");
     let state = Arc::new(EdgeState {
         store,
         metrics: Some(metrics),
         max_staleness_secs: args.max_staleness_secs,
     });
-    tollgate_edge::serve(
+    tollgate_edge::serve_with(
         listener,
         state,
+        limits,
+        tls,
         shutdown_signal(),
         Duration::from_secs(args.drain_secs),
     )

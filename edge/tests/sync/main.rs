@@ -6,6 +6,7 @@
 
 mod failover;
 mod standin;
+mod tls;
 mod warm_start;
 
 use std::io::{BufRead, BufReader};
@@ -28,7 +29,13 @@ pub struct Edge {
 impl Edge {
     /// Starts the edge on a free port against `urls` (comma-separated), caching in `cache`.
     pub fn start(urls: &str, cache: Option<&Path>) -> Edge {
+        Edge::start_with(urls, cache, &[])
+    }
+
+    /// [`Edge::start`] with more flags.
+    pub fn start_with(urls: &str, cache: Option<&Path>, extra: &[&str]) -> Edge {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge"));
+        cmd.args(extra);
         cmd.args(["--listen", "127.0.0.1:0", "--sync-key", standin::SYNC_KEY])
             .args(["--control-plane-url", urls])
             .args(["--backoff-max-ms", "200", "--idle-timeout-ms", "2000"])
@@ -47,20 +54,16 @@ impl Edge {
         let kept = output.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
                     let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
                 }
                 kept.lock().unwrap().push(line);
             }
         });
-        let addr = rx
+        let url = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("edge listening");
-        Edge {
-            child,
-            url: format!("http://{addr}"),
-            output,
-        }
+        Edge { child, url, output }
     }
 
     /// Whether the edge has printed a line containing `needle`.

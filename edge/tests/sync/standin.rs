@@ -14,11 +14,11 @@ use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame as BodyFrame, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tollgate_shared::entitlement::Limit;
 use tollgate_shared::keys::{hash_hex, hash_key};
+use tollgate_shared::server::{ServerLimits, TlsConfig};
 use tollgate_shared::sync::{
     Change, Delta, EdgeKey, Frame, FrameBody, ModeDefaults, STREAM_PATH, SnapshotBegin,
 };
@@ -80,6 +80,7 @@ pub struct World {
 
 pub struct StandIn {
     pub addr: SocketAddr,
+    scheme: &'static str,
     world: Arc<Mutex<World>>,
     /// `since` of every stream request, in order.
     requests: Arc<Mutex<Vec<Option<u64>>>>,
@@ -90,31 +91,38 @@ pub struct StandIn {
 
 impl StandIn {
     pub async fn start(world: World) -> StandIn {
+        StandIn::start_with(world, None).await
+    }
+
+    /// Serves through the shared accept loop, over HTTPS when `tls` is given.
+    pub async fn start_with(world: World, tls: Option<TlsConfig>) -> StandIn {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let world = Arc::new(Mutex::new(world));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (changed, _) = watch::channel((0u64, 0u64));
         let state = (world.clone(), requests.clone(), changed.clone());
         let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
+            let _ = tollgate_shared::server::serve(
+                listener,
+                move |_| {
+                    let state = state.clone();
+                    service_fn(move |req: Request<Incoming>| {
                         let resp = respond(&state, &req);
                         async move { Ok::<_, Infallible>(resp) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+                    })
+                },
+                ServerLimits::default(),
+                tls,
+                std::future::pending(),
+                Duration::from_secs(1),
+            )
+            .await;
         });
         StandIn {
             addr,
+            scheme,
             world,
             requests,
             changed,
@@ -123,7 +131,10 @@ impl StandIn {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.scheme {
+            "https" => format!("https://localhost:{}", self.addr.port()),
+            _ => format!("http://{}", self.addr),
+        }
     }
 
     /// What the stand-in holds, to change by hand.

@@ -161,7 +161,7 @@ pub async fn run_with(store: Arc<Store>, config: SyncConfig, client: reqwest::Cl
 type CompactionJob = JoinHandle<Result<Base, BuildError>>;
 /// A parsed chunk and the line buffer it came in, to be reused.
 type Parsed = Result<(ChunkOut, Vec<u8>), String>;
-type ChunkJob = JoinHandle<Parsed>;
+type ChunkJob = tokio::sync::oneshot::Receiver<Parsed>;
 
 /// The store's one writer: the snapshot being loaded, and the background jobs it owns.
 struct Writer {
@@ -173,6 +173,7 @@ struct Writer {
     cache_at: Instant,
     /// Line buffers handed back by the workers, reused for the next lines.
     spare: Vec<Vec<u8>>,
+    workers: crate::load::Workers,
 }
 
 /// A snapshot arriving.
@@ -203,6 +204,9 @@ impl Writer {
             cache_version,
             cache_at: Instant::now(),
             spare: Vec::new(),
+            workers: crate::load::Workers::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         }
     }
 
@@ -227,7 +231,7 @@ impl Writer {
     fn add_chunk(
         &mut self,
         loading: &mut Loading,
-        done: Result<Parsed, tokio::task::JoinError>,
+        done: Result<Parsed, tokio::sync::oneshot::error::RecvError>,
     ) -> Result<(), SyncError> {
         let (chunk, line) = done
             .map_err(|e| SyncError::Decode(format!("chunk worker failed: {e}")))?
@@ -275,13 +279,10 @@ impl Writer {
                 self.drain(l, max_in_flight() - 1).await?;
                 let interner = l.interner.clone();
                 let hasher = l.hasher.clone();
-                l.in_flight.push_back(tokio::task::spawn_blocking(move || {
+                l.in_flight.push_back(self.workers.run(move || {
                     let chunk = crate::load::parse_chunk(&line, array, &interner, hasher)?;
                     Ok((chunk, line))
                 }));
-                while l.in_flight.front().is_some_and(JoinHandle::is_finished) {
-                    self.drain(l, l.in_flight.len() - 1).await?;
-                }
                 return Ok(());
             }
         }

@@ -122,9 +122,9 @@ pub fn snapshot_begin(customer_count: u64) -> SnapshotBegin {
 
 /// Loads `customers` into `store` as one full snapshot, in `CHUNK`-sized frames.
 pub fn load_snapshot(store: &Store, customers: &[CustomerEntitlements]) -> Result<(), ApplyError> {
-    let pending = PendingSnapshot::new(snapshot_begin(customers.len() as u64));
+    let mut pending = PendingSnapshot::new(snapshot_begin(customers.len() as u64));
     for chunk in customers.chunks(CHUNK) {
-        pending.add(chunk);
+        pending.add(chunk)?;
     }
     store.finish_snapshot(pending, VERSION)
 }

@@ -1,14 +1,14 @@
 //! The edge's HTTP surface. The entitlement routes are the hot path: authenticate (by the
-//! connection's cached key, else by hash lookup), find the customer's prepared body, hand out a
-//! reference-counted slice of it. No locks, no database, no per-request serialization for known
-//! customers, no `Arc` cloned per request. `BENCHMARKS.md` has the measurements.
+//! connection's cached key, else by hash lookup), find the customer's shape and numbers, render
+//! the body from them straight into the response buffer and hash it for the ETag. No locks, no
+//! database, no serializer, no `Arc` cloned per request. `BENCHMARKS.md` has the measurements.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, AUTHORIZATION, CACHE_CONTROL,
@@ -20,7 +20,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tollgate_shared::{ErrorEnvelope, ErrorKind, Mode};
 
 use crate::auth::{AuthError, Caller, KeyCache};
-use crate::store::{Store, slot};
+use crate::customers::View;
+use crate::shape::put_json_string;
+use crate::store::{Source, Store, slot};
 
 pub type Body = Full<Bytes>;
 
@@ -182,19 +184,13 @@ fn entitlements<B>(
     let feature = path_feature.or(query.feature_id.as_deref());
     let inm = req.headers().get(IF_NONE_MATCH);
 
-    let customers = root.customers[slot(mode)].pin();
-    if let Some(prepared) = customers.get(customer_id) {
-        return match (feature, path_feature.is_some()) {
-            (None, _) => ok(prepared.body().clone(), prepared.etag(), inm),
-            (Some(f), true) => match prepared.feature(f) {
-                Some(obj) => ok_fresh_etag(obj, inm),
-                None => unknown_feature(f),
-            },
-            (Some(f), false) => match prepared.feature(f) {
-                Some(obj) => ok_fresh_etag(narrow(customer_id, &obj), inm),
-                None => unknown_feature(f),
-            },
-        };
+    let rendered = root.customers.with(mode, customer_id, |view| {
+        view.map(|v| render_known(customer_id, v, feature, path_feature.is_some()))
+    });
+    match rendered {
+        Some(Some(body)) => return ok_fresh_etag(body, inm),
+        Some(None) => return unknown_feature(feature.unwrap_or_default()),
+        None => {}
     }
     let defaults = &root.defaults[slot(mode)];
     match feature {
@@ -207,8 +203,41 @@ fn entitlements<B>(
     }
 }
 
-fn narrow(customer_id: &str, obj: &Bytes) -> Bytes {
-    crate::prepare::list_body(customer_id, obj, true)
+/// A known customer's body, rendered from its shape and numbers straight into the response
+/// buffer: the list, one feature's object (`by_path`), or the list narrowed to that feature.
+/// `None` when the customer has no such feature.
+fn render_known(
+    customer_id: &str,
+    v: View<'_>,
+    feature: Option<&str>,
+    by_path: bool,
+) -> Option<Bytes> {
+    let mut buf = BytesMut::with_capacity(v.shape.body_len_hint() + customer_id.len() + 40);
+    match feature {
+        None => {
+            list_prefix(&mut buf, customer_id);
+            v.shape.render_array(v.values, &mut buf);
+            buf.put_u8(b'}');
+        }
+        Some(f) => {
+            let index = v.shape.feature_index(f)?;
+            if by_path {
+                v.shape.render_feature(index, v.values, &mut buf);
+            } else {
+                list_prefix(&mut buf, customer_id);
+                buf.put_u8(b'[');
+                v.shape.render_feature(index, v.values, &mut buf);
+                buf.put_slice(b"]}");
+            }
+        }
+    }
+    Some(buf.freeze())
+}
+
+fn list_prefix(buf: &mut BytesMut, customer_id: &str) {
+    buf.put_slice(b"{\"customerId\":");
+    put_json_string(buf, customer_id);
+    buf.put_slice(b",\"entitlements\":");
 }
 
 fn unknown_feature(feature: &str) -> Response<Body> {
@@ -279,14 +308,24 @@ fn readyz(state: &EdgeState) -> Response<Body> {
     let staleness = status.staleness_secs();
     let fresh_enough = connected || staleness.is_some_and(|s| s <= state.max_staleness_secs);
     let ready = has_snapshot && fresh_enough;
+    let root = state.store.root();
+    // `source` says where the data served came from: "cache" until a control plane has
+    // spoken after a warm start (with `stalenessSeconds` the age of the file), then "stream".
+    let source = match status.source() {
+        Source::Nothing => "none",
+        Source::Cache => "cache",
+        Source::Stream => "stream",
+    };
     let body = serde_json::json!({
         "ready": ready,
         "hasSnapshot": has_snapshot,
         "connected": connected,
         "stale": !connected,
         "stalenessSeconds": staleness,
-        "version": state.store.version(),
-        "customers": state.store.root().customer_count(),
+        "version": root.version,
+        "customers": root.customer_count(),
+        "source": source,
+        "cacheAgeSeconds": status.cache_age_secs(),
     });
     let code = if ready {
         StatusCode::OK

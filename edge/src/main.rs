@@ -1,10 +1,11 @@
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use tollgate_edge::sync::SyncConfig;
+use tollgate_edge::sync::{CacheConfig, SyncConfig};
 use tollgate_edge::{EdgeState, Store};
 
 /// Tollgate edge: serves entitlements from memory, fed by the control plane's sync stream.
@@ -14,13 +15,15 @@ struct Args {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, env = "TOLLGATE_EDGE_LISTEN", default_value = "127.0.0.1:8081")]
     listen: SocketAddr,
-    /// Base URL of the control plane to sync from.
+    /// Base URL of the control plane to sync from, or several, comma-separated: on a failed or
+    /// dropped stream the edge moves to the next one and resumes from its version.
     #[arg(
         long,
         env = "TOLLGATE_CONTROL_PLANE_URL",
-        default_value = "http://127.0.0.1:8080"
+        default_value = "http://127.0.0.1:8080",
+        value_delimiter = ','
     )]
-    control_plane_url: String,
+    control_plane_url: Vec<String>,
     /// Edge sync key (`esk_…`) that the control plane printed or was given.
     #[arg(long, env = "TOLLGATE_EDGE_SYNC_KEY")]
     sync_key: String,
@@ -37,6 +40,45 @@ struct Args {
         default_value_t = 300.0
     )]
     max_staleness_secs: f64,
+    /// Keep what is served in this directory (written after every snapshot and every
+    /// `--cache-interval-secs` after deltas); started while the control plane is unreachable,
+    /// the edge serves from it at once and resumes the stream from its version.
+    #[arg(long, env = "TOLLGATE_EDGE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Rewrite the cache file at most this often while deltas arrive.
+    #[arg(long, env = "TOLLGATE_EDGE_CACHE_INTERVAL_SECS", default_value_t = 30)]
+    cache_interval_secs: u64,
+    /// Close a connection that has not sent a complete request head this long after it began
+    /// one (idle keep-alive connections included).
+    #[arg(
+        long,
+        env = "TOLLGATE_HTTP_HEADER_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    http_header_timeout_ms: u64,
+    /// Close a keep-alive connection with no request in flight for this long (the header
+    /// timeout applies too: the smaller one wins).
+    #[arg(long, env = "TOLLGATE_HTTP_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    http_idle_timeout_ms: u64,
+    /// Close the connection of a request not answered within this long.
+    #[arg(
+        long,
+        env = "TOLLGATE_HTTP_REQUEST_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    http_request_timeout_ms: u64,
+    /// Connections served at once; more wait in the kernel's backlog.
+    #[arg(long, env = "TOLLGATE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// PEM certificate chain: with `--tls-key`, the edge serves HTTPS only.
+    #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "TOLLGATE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) to trust for an `https://` control plane, besides the system's.
+    #[arg(long, env = "TOLLGATE_CONTROL_PLANE_CA")]
+    control_plane_ca: Option<PathBuf>,
     /// How long SIGTERM waits for in-flight requests.
     #[arg(long, env = "TOLLGATE_DRAIN_SECS", default_value_t = 10)]
     drain_secs: u64,
@@ -55,35 +97,94 @@ async fn main() -> anyhow::Result<()> {
         .context("installing the metrics recorder")?;
     tollgate_edge::metrics::register();
 
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            tollgate_shared::server::TlsConfig::from_pem_files(cert, key)
+                .context("loading --tls-cert/--tls-key")?,
+        ),
+        _ => None,
+    };
     let store = Arc::new(Store::default());
+    if let Some(dir) = &args.cache_dir {
+        warm_start(&store, dir);
+    }
+    let urls: Vec<String> = args
+        .control_plane_url
+        .iter()
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
     let sync = SyncConfig {
-        control_plane_url: args.control_plane_url.clone(),
+        control_plane_urls: urls.clone(),
         sync_key: args.sync_key.clone(),
         idle_timeout: Duration::from_millis(args.idle_timeout_ms),
         backoff_min: Duration::from_millis(50),
         backoff_max: Duration::from_millis(args.backoff_max_ms),
+        cache: args.cache_dir.clone().map(|dir| CacheConfig {
+            dir,
+            interval: Duration::from_secs(args.cache_interval_secs.max(1)),
+        }),
     };
-    tokio::spawn(tollgate_edge::sync::run(store.clone(), sync));
+    let ca = match &args.control_plane_ca {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => None,
+    };
+    let client = tollgate_edge::sync::client(ca.as_deref())
+        .context("building the sync client (is --control-plane-ca a PEM certificate?)")?;
+    tokio::spawn(tollgate_edge::sync::run_with(store.clone(), sync, client));
+    let limits = tollgate_shared::server::ServerLimits {
+        header_read_timeout: Duration::from_millis(args.http_header_timeout_ms.max(1)),
+        idle_timeout: Duration::from_millis(args.http_idle_timeout_ms.max(1)),
+        request_timeout: Duration::from_millis(args.http_request_timeout_ms.max(1)),
+        max_connections: args.max_connections.max(1),
+    };
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    println!("edge listening on http://{addr}");
-    tracing::info!(%addr, control_plane = %args.control_plane_url, "edge started");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("edge listening on {scheme}://{addr}");
+    tracing::info!(%addr, control_planes = ?urls, "edge started");
     let state = Arc::new(EdgeState {
         store,
         metrics: Some(metrics),
         max_staleness_secs: args.max_staleness_secs,
     });
-    tollgate_edge::serve(
+    tollgate_edge::serve_with(
         listener,
         state,
+        limits,
+        tls,
         shutdown_signal(),
         Duration::from_secs(args.drain_secs),
     )
     .await?;
     Ok(())
+}
+
+/// Serves the cache file in `dir`, if there is a sound one; anything else is logged and
+/// ignored (the edge then waits for its first snapshot, as without a cache).
+fn warm_start(store: &Store, dir: &std::path::Path) {
+    let started = std::time::Instant::now();
+    match tollgate_edge::cache::warm_start(store, dir) {
+        Ok(h) => tracing::info!(
+            version = h.version,
+            customers = h.customers,
+            age_secs = tollgate_edge::store::now_ms().saturating_sub(h.written_at_ms) / 1000,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "serving the cache file (stale) until a control plane answers"
+        ),
+        Err(tollgate_edge::cache::CacheError::Missing(path)) => tracing::info!(
+            path = %path.display(),
+            "no cache file yet; waiting for the first snapshot"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring the cache file; waiting for the first snapshot")
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -84,6 +84,27 @@ pub fn refresh(store: &Store) {
     });
     gauge!("tollgate_edge_sync_staleness_seconds").set(status.staleness_secs().unwrap_or(-1.0));
     gauge!("tollgate_edge_sync_resyncs").set(status.resyncs.load(Ordering::Relaxed) as f64);
+    for mode in crate::store::MODES {
+        gauge!("tollgate_edge_customers_loaded", "mode" => mode.as_str())
+            .set(root.counts[crate::store::slot(mode)] as f64);
+    }
+    gauge!("tollgate_edge_entitlement_data_bytes").set(root.data_bytes() as f64);
+    gauge!("tollgate_edge_snapshot_load_seconds")
+        .set(status.snapshot_load_ms.load(Ordering::Relaxed) as f64 / 1000.0);
+    gauge!("tollgate_edge_snapshot_bytes")
+        .set(status.snapshot_bytes.load(Ordering::Relaxed) as f64);
+    gauge!("tollgate_edge_snapshots_loaded")
+        .set(status.snapshots_loaded.load(Ordering::Relaxed) as f64);
+    gauge!("tollgate_edge_cache_age_seconds").set(status.cache_age_secs().unwrap_or(-1.0));
+    gauge!("tollgate_edge_serving_from_cache").set(
+        if status.source() == crate::store::Source::Cache {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    gauge!("tollgate_edge_control_plane_index")
+        .set(status.control_plane.load(Ordering::Relaxed) as f64);
 }
 
 #[cfg(test)]

@@ -23,7 +23,8 @@ Examples (loopback only):
       --customers 1000 --mix subscriptions --rate 500 --peak-secs 5
   loadtest propagation --control-plane-url http://127.0.0.1:8080 --secret-key sk_test_... \\
       --edge-url http://127.0.0.1:8081 --key pk_test_... --changes-per-sec 1000 \\
-      --duration 10 --customers 1000 --plot propagation.svg";
+      --duration 10 --customers 1000 --plot propagation.svg
+  loadtest edge-scale --customers 1000000 --label after     # starts target/release/edge itself";
 
 /// Tollgate load generator: drives an edge (or a baseline hyper server), or a control plane, over keep-alive
 /// HTTP/1 connections and reports throughput and latency percentiles.
@@ -54,6 +55,11 @@ pub enum Command {
     /// The bare SQLite loop (WAL, synchronous=FULL, one row per commit) the control plane's
     /// group commit is compared with, on a file in --dir (use the control plane's disk).
     SqliteBaseline(SqliteBaselineArgs),
+    /// The edge at scale (default 1,000,000 customers): an in-process stand-in control plane
+    /// streams a synthetic snapshot to a real `edge` process; reports RSS per customer,
+    /// snapshot-ready seconds, reload memory, and throughput against the baseline with requests
+    /// spread over every customer.
+    EdgeScale(EdgeScaleArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -67,6 +73,72 @@ pub struct SqliteBaselineArgs {
     /// Write the result as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EdgeScaleArgs {
+    /// Customers in the synthetic snapshot (five features each, the example catalog's).
+    #[arg(long, env = "LOADTEST_SCALE_CUSTOMERS", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..=20_000_000))]
+    pub customers: u64,
+    /// Customer id prefix: customers are `{prefix}0` … `{prefix}{N-1}`.
+    #[arg(long, env = "LOADTEST_CUSTOMER_PREFIX", default_value = "cus_")]
+    pub customer_prefix: String,
+    /// The `edge` binary to start (default: the one next to this `loadtest`).
+    #[arg(long, env = "LOADTEST_EDGE_BIN")]
+    pub edge_bin: Option<PathBuf>,
+    /// One more argument for the edge (repeat for several), e.g. `--edge-arg=--cache-dir=/tmp/c`.
+    #[arg(long, allow_hyphen_values = true)]
+    pub edge_arg: Vec<String>,
+    /// Names this run in the results' file names (`edge-scale-{label}-{N}.json`).
+    #[arg(long, env = "LOADTEST_SCALE_LABEL", default_value = "edge")]
+    pub label: String,
+    /// Directory for the JSON results and the plot.
+    #[arg(long, env = "LOADTEST_RESULTS", default_value = "loadtest/results")]
+    pub results: PathBuf,
+    /// Give up when the edge is not ready this many seconds after the snapshot starts.
+    #[arg(long, env = "LOADTEST_READY_TIMEOUT_SECS", default_value_t = 300)]
+    pub ready_timeout_secs: u64,
+    /// Skip the second snapshot (reload memory).
+    #[arg(long, env = "LOADTEST_NO_RELOAD")]
+    pub no_reload: bool,
+    /// Skip the throughput comparison against the baseline.
+    #[arg(long, env = "LOADTEST_NO_THROUGHPUT")]
+    pub no_throughput: bool,
+    /// Skip the list / single-feature / `feature_id` rounds.
+    #[arg(long, env = "LOADTEST_NO_VARIANTS")]
+    pub no_variants: bool,
+    /// Keep-alive HTTP/1 connections, each with one request in flight.
+    #[arg(long, env = "LOADTEST_CONNECTIONS", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub connections: u16,
+    /// Length of each measured comparison, in seconds (cut into `--rounds` slices).
+    #[arg(long, env = "LOADTEST_DURATION_SECS", default_value = "10", value_parser = parse_secs)]
+    pub duration: Duration,
+    /// Unrecorded closed-loop warm-up per target, in seconds.
+    #[arg(long, env = "LOADTEST_WARMUP_SECS", default_value = "1", value_parser = parse_secs)]
+    pub warmup: Duration,
+    /// Alternating slices per comparison.
+    #[arg(long, env = "LOADTEST_ROUNDS", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub rounds: u16,
+    /// Open-loop rate as a fraction of each server's closed-loop peak.
+    #[arg(long, env = "LOADTEST_OPEN_FRACTION", default_value_t = 0.5, value_parser = parse_fraction)]
+    pub open_fraction: f64,
+    /// Skip the open-loop phase of the comparison.
+    #[arg(long, env = "LOADTEST_NO_OPEN_LOOP")]
+    pub no_open_loop: bool,
+    /// Generator worker threads.
+    #[arg(long, env = "LOADTEST_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+    /// Give up on one request (and reconnect) after this many milliseconds.
+    #[arg(long, env = "LOADTEST_TIMEOUT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub timeout_ms: u64,
+    /// No progress bar (it is also hidden when stderr is not a terminal).
+    #[arg(long, env = "LOADTEST_QUIET")]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug, Clone)]

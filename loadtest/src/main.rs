@@ -13,6 +13,8 @@
 //! * [`propagation`] — `propagation`: commit → visible-at-edge latency.
 //! * [`sqlite_baseline`] — `sqlite-baseline`: the bare single-row-commit loop the control plane's
 //!   group commit is compared with.
+//! * [`edge_scale`] — `edge-scale`: memory, snapshot load and speed at 1M customers, against a
+//!   stand-in control plane.
 //! * [`api`] — a small JSON client for set-up steps (seeding, cards, `/readyz`).
 
 mod api;
@@ -21,6 +23,7 @@ mod cli;
 mod control_plane;
 mod cpu;
 mod driver;
+mod edge_scale;
 mod plot;
 mod propagation;
 mod report;
@@ -42,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Command::ControlPlane(args) => control_plane::run(&args),
         Command::Propagation(args) => propagation::run(&args),
         Command::SqliteBaseline(args) => sqlite_baseline::run(&args),
+        Command::EdgeScale(args) => edge_scale::run(&args),
     }
 }

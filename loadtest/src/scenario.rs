@@ -13,13 +13,13 @@ use crate::cpu::{self, Ticks};
 use crate::driver::{self, Measured, Plan};
 use crate::plot;
 use crate::report::{self, RunResult};
-use crate::target::Target;
+use crate::target::{Target, Variant};
 
 /// SPEC §9 targets, printed next to the measurements.
 const THROUGHPUT_RATIO_TARGET: f64 = 0.9;
 const OPEN_P99_TARGET_US: u64 = 1_000;
 
-fn plan(load: &LoadArgs, label: &str, duration: Duration, rate: Option<f64>) -> Plan {
+pub fn plan(load: &LoadArgs, label: &str, duration: Duration, rate: Option<f64>) -> Plan {
     Plan {
         label: label.to_owned(),
         connections: load.connections,
@@ -141,15 +141,46 @@ impl Side {
 /// per server, so background load that comes and goes during the run is shared fairly; then
 /// open-loop, one run each, at `open_fraction` of each server's closed-loop peak.
 pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
+    let rt = driver::runtime(args.load.threads)?;
+    let compared = run_compare(&rt, args, false)?;
+    report::print_table(&compared.runs);
+    print_summary(&compared.summary);
+    write_outputs(
+        &args.load,
+        &format!(
+            "loadtest compare: baseline vs {} ({}-byte body)",
+            compared.edge_display, compared.body_bytes
+        ),
+        &compared.runs,
+        &json!({ "summary": compared.summary, "runs": compared.runs }),
+    )
+}
+
+/// What [`run_compare`] measured.
+pub struct Compared {
+    pub runs: Vec<RunResult>,
+    pub summary: serde_json::Value,
+    pub body_bytes: usize,
+    pub edge_display: String,
+}
+
+/// The measurement behind `compare`, on the generator runtime `rt`, printing nothing but
+/// progress. `scatter` spreads requests over all customers (see [`Target::entitlements`]).
+pub fn run_compare(
+    rt: &tokio::runtime::Runtime,
+    args: &CompareArgs,
+    scatter: bool,
+) -> anyhow::Result<Compared> {
     let load = &args.load;
     let timeout = Duration::from_millis(load.timeout_ms);
-    let edge = Arc::new(Target::new(
+    let edge = Arc::new(Target::entitlements(
         &args.edge_url,
         &load.key,
         &load.customer_prefix,
         load.customers,
+        Variant::List,
+        scatter,
     )?);
-    let rt = driver::runtime(load.threads)?;
 
     let (status, probe) = rt
         .block_on(edge.fetch_once(0, timeout))
@@ -166,11 +197,13 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
         baseline::body_of_len(body_bytes),
         args.baseline_threads,
     )?;
-    let base = Arc::new(Target::new(
+    let base = Arc::new(Target::entitlements(
         &format!("http://{}", server.addr()),
         &load.key,
         &load.customer_prefix,
         load.customers,
+        Variant::List,
+        scatter,
     )?);
     let mut sides = [
         Side::new(
@@ -225,18 +258,13 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     })?;
     server.stop()?;
 
-    report::print_table(&runs);
     let summary = summarize(&runs, &sides, body_bytes, args.open_fraction);
-    print_summary(&summary);
-    write_outputs(
-        load,
-        &format!(
-            "loadtest compare: baseline vs {} ({body_bytes}-byte body)",
-            edge.display
-        ),
-        &runs,
-        &json!({ "summary": summary, "runs": runs }),
-    )
+    Ok(Compared {
+        runs,
+        summary,
+        body_bytes,
+        edge_display: edge.display.clone(),
+    })
 }
 
 fn find<'a>(runs: &'a [RunResult], label: &str) -> Option<&'a RunResult> {
@@ -293,7 +321,7 @@ fn summarize(
     })
 }
 
-fn print_summary(s: &serde_json::Value) {
+pub fn print_summary(s: &serde_json::Value) {
     println!();
     if let Some(ratio) = s["throughputRatio"].as_f64() {
         println!(

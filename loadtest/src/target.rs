@@ -24,10 +24,35 @@ pub type BodyFn = Box<dyn Fn(u64) -> Bytes + Send + Sync>;
 
 /// What request `i` is.
 enum Shape {
-    /// `GET {path_prefix}{i mod customers}`.
-    Entitlements { path_prefix: String, customers: u64 },
+    /// `GET {path_prefix}{c}` with `c = i mod customers`, or, `scatter`ed, a hash of `i` mod
+    /// customers (so that any run, however short, touches customers all over the id space).
+    Entitlements {
+        path_prefix: String,
+        customers: u64,
+        scatter: bool,
+    },
     /// `POST {path}` with `body(i)` as JSON.
     PostJson { path: Uri, body: BodyFn },
+}
+
+/// Which entitlement read a target sends (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Variant {
+    /// `GET /api/v1/entitlements/?customerId=…`: the whole list.
+    List,
+    /// `GET /api/v1/entitlements/{feature}/?customerId=…`: one entitlement object.
+    FeaturePath(String),
+    /// `GET /api/v1/entitlements?feature_id={feature}&customer_id=…`: the list narrowed to one
+    /// feature, as Kelviq's SDKs ask.
+    FeatureQuery(String),
+}
+
+/// A bijective mix of `i` (splitmix64's finaliser): consecutive requests land far apart.
+fn scatter_index(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// What a run counts per response, next to success and failure.
@@ -63,12 +88,40 @@ impl Target {
         customer_prefix: &str,
         customers: u64,
     ) -> anyhow::Result<Self> {
+        Target::entitlements(url, key, customer_prefix, customers, Variant::List, false)
+    }
+
+    /// One of the edge's entitlement reads (`variant`), over `customers` ids; `scatter` spreads
+    /// consecutive requests over the whole id space instead of walking it in order.
+    pub fn entitlements(
+        url: &str,
+        key: &str,
+        customer_prefix: &str,
+        customers: u64,
+        variant: Variant,
+        scatter: bool,
+    ) -> anyhow::Result<Self> {
         Target::build(url, key, |base| {
-            let mut path_prefix = format!("{base}/api/v1/entitlements/?customerId=");
+            let mut path_prefix = match &variant {
+                Variant::List => format!("{base}/api/v1/entitlements/?customerId="),
+                Variant::FeaturePath(f) => {
+                    let mut p = format!("{base}/api/v1/entitlements/");
+                    percent_encode(f, &mut p);
+                    p.push_str("/?customerId=");
+                    p
+                }
+                Variant::FeatureQuery(f) => {
+                    let mut p = format!("{base}/api/v1/entitlements?feature_id=");
+                    percent_encode(f, &mut p);
+                    p.push_str("&customer_id=");
+                    p
+                }
+            };
             percent_encode(customer_prefix, &mut path_prefix);
             Ok(Shape::Entitlements {
                 path_prefix,
                 customers: customers.max(1),
+                scatter,
             })
         })
     }
@@ -130,10 +183,12 @@ impl Target {
             Shape::Entitlements {
                 path_prefix,
                 customers,
+                scatter,
             } => {
                 let mut path = String::with_capacity(path_prefix.len() + 20);
                 path.push_str(path_prefix);
-                let _ = write!(path, "{}", i % customers);
+                let n = if *scatter { scatter_index(i) } else { i };
+                let _ = write!(path, "{}", n % customers);
                 let mut req = Request::new(Full::new(Bytes::new()));
                 *req.uri_mut() = Uri::try_from(path)?;
                 self.headers(&mut req);
@@ -248,6 +303,38 @@ mod tests {
         assert_eq!(req.headers()[AUTHORIZATION], "Bearer pk_test_abcdefgh");
         assert!(req.body().is_end_stream(), "a GET carries no body");
         assert_eq!(t.display, "http://127.0.0.1:8081");
+    }
+
+    #[test]
+    fn builds_feature_reads_and_scatters() {
+        let path = Target::entitlements(
+            "http://127.0.0.1:8081",
+            "pk_test_abcdefgh",
+            "cus_",
+            10,
+            Variant::FeaturePath("api-calls".into()),
+            false,
+        )
+        .expect("valid target");
+        assert_eq!(
+            path.request(13).expect("request").uri().to_string(),
+            "/api/v1/entitlements/api-calls/?customerId=cus_3"
+        );
+        let query = Target::entitlements(
+            "http://127.0.0.1:8081",
+            "pk_test_abcdefgh",
+            "cus_",
+            1_000_000,
+            Variant::FeatureQuery("sso".into()),
+            true,
+        )
+        .expect("valid target");
+        let uri = query.request(1).expect("request").uri().to_string();
+        assert!(
+            uri.starts_with("/api/v1/entitlements?feature_id=sso&customer_id=cus_"),
+            "{uri}"
+        );
+        assert_ne!(uri, query.request(2).expect("request").uri().to_string());
     }
 
     #[test]

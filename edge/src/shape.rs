@@ -1,0 +1,975 @@
+//! Interned entitlement "shapes": what customers on the same plans have in common.
+//!
+//! A million customers on a handful of plans repeat the same feature ids, types, limits and
+//! JSON punctuation a million times; only a few numbers differ (a meter's usage, remaining and
+//! reset time). So the edge keeps, per distinct combination, one [`Shape`] — the response's
+//! JSON text with holes — and per customer only its id, the shape's number and those numbers
+//! ([`crate::customers`]). Bodies are rendered from the two at request time, straight into the
+//! response buffer, byte for byte what `serde_json` makes of the same [`Entitlement`]s (a test
+//! below compares them on awkward data).
+//!
+//! What makes two customers share a shape: equal feature ids, types, `hasAccess`, `usageLimit`
+//! and `hardLimit`, in the same order, and the same *form* of each per-customer field:
+//! `currentUsage` present or not; `remaining` absent, equal to `max(0, limit - usage)`
+//! ("derived", stored as nothing) or anything else (stored); `resetAt` absent, a canonical
+//! `YYYY-MM-DDTHH:MM:SSZ` (stored as seconds) or any other string (kept in the shape as text,
+//! so an odd value costs a shape, never a wrong byte).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::{BufMut, BytesMut};
+use serde::{Deserialize, Serialize};
+use tollgate_shared::entitlement::Limit;
+use tollgate_shared::{Entitlement, FeatureType};
+
+/// One entitlement as read off the wire, borrowing its strings from the input buffer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntRef<'a> {
+    #[serde(borrow)]
+    pub feature_id: Cow<'a, str>,
+    pub feature_type: FeatureType,
+    pub has_access: bool,
+    #[serde(default)]
+    pub usage_limit: Limit,
+    #[serde(default)]
+    pub current_usage: Option<i64>,
+    #[serde(default)]
+    pub remaining: Option<i64>,
+    /// Through [`CowStr`]: serde's own `Cow` only borrows when it is a field's whole type.
+    #[serde(default, borrow, deserialize_with = "opt_cow")]
+    pub reset_at: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub hard_limit: Option<bool>,
+}
+
+impl<'a> From<&'a Entitlement> for EntRef<'a> {
+    fn from(e: &'a Entitlement) -> Self {
+        EntRef {
+            feature_id: Cow::Borrowed(&e.feature_id),
+            feature_type: e.feature_type,
+            has_access: e.has_access,
+            usage_limit: e.usage_limit,
+            current_usage: e.current_usage,
+            remaining: e.remaining,
+            reset_at: e.reset_at.as_deref().map(Cow::Borrowed),
+            hard_limit: e.hard_limit,
+        }
+    }
+}
+
+/// A string borrowed from the input when the deserializer can lend it (simd-json always can:
+/// it unescapes in place), owned otherwise.
+pub struct CowStr<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v))
+            }
+        }
+        d.deserialize_str(V).map(CowStr)
+    }
+}
+
+fn opt_cow<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    Ok(Option::<CowStr<'a>>::deserialize(d)?.map(|c| c.0))
+}
+
+/// How a customer's `remaining` is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RemainingForm {
+    Absent,
+    /// `max(0, limit - currentUsage)`: rendered from the usage, stores nothing.
+    Derived,
+    Stored,
+}
+
+/// How a customer's `resetAt` is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResetForm {
+    Absent,
+    /// Canonical RFC 3339 in whole UTC seconds: stored as the number of seconds.
+    Seconds,
+    /// Anything else: part of the shape, verbatim.
+    Literal(Box<str>),
+}
+
+/// Everything about one feature that customers of a shape share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureShape {
+    pub feature_id: Box<str>,
+    pub feature_type: FeatureType,
+    pub has_access: bool,
+    /// `null` in JSON stands for unlimited; absent for not applicable.
+    pub usage_limit: Option<Option<i64>>,
+    pub current_usage: bool,
+    pub remaining: RemainingForm,
+    pub reset_at: ResetForm,
+    pub hard_limit: Option<bool>,
+}
+
+fn limit_to_wire(l: Limit) -> Option<Option<i64>> {
+    match l {
+        Limit::NotApplicable => None,
+        Limit::Unlimited => Some(None),
+        Limit::Max(n) => Some(Some(n)),
+    }
+}
+
+fn derived_remaining(limit: Limit, usage: Option<i64>) -> Option<i64> {
+    match (limit, usage) {
+        (Limit::Max(max), Some(u)) => Some(max.saturating_sub(u).max(0)),
+        _ => None,
+    }
+}
+
+impl FeatureShape {
+    fn of(e: &EntRef<'_>) -> FeatureShape {
+        FeatureShape {
+            feature_id: e.feature_id.as_ref().into(),
+            feature_type: e.feature_type,
+            has_access: e.has_access,
+            usage_limit: limit_to_wire(e.usage_limit),
+            current_usage: e.current_usage.is_some(),
+            remaining: remaining_form(e),
+            reset_at: match e.reset_at.as_deref() {
+                None => ResetForm::Absent,
+                Some(s) if parse_reset(s).is_some() => ResetForm::Seconds,
+                Some(s) => ResetForm::Literal(s.into()),
+            },
+            hard_limit: e.hard_limit,
+        }
+    }
+
+    fn matches(&self, e: &EntRef<'_>) -> bool {
+        *self.feature_id == *e.feature_id
+            && self.feature_type == e.feature_type
+            && self.has_access == e.has_access
+            && self.usage_limit == limit_to_wire(e.usage_limit)
+            && self.current_usage == e.current_usage.is_some()
+            && self.hard_limit == e.hard_limit
+            && self.remaining == remaining_form(e)
+            && match (&self.reset_at, e.reset_at.as_deref()) {
+                (ResetForm::Absent, None) => true,
+                (ResetForm::Seconds, Some(s)) => parse_reset(s).is_some(),
+                (ResetForm::Literal(l), Some(s)) => **l == *s && parse_reset(s).is_none(),
+                _ => false,
+            }
+    }
+}
+
+fn remaining_form(e: &EntRef<'_>) -> RemainingForm {
+    match e.remaining {
+        None => RemainingForm::Absent,
+        Some(r) if derived_remaining(e.usage_limit, e.current_usage) == Some(r) => {
+            RemainingForm::Derived
+        }
+        Some(_) => RemainingForm::Stored,
+    }
+}
+
+/// A hole in a shape's text, filled per customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hole {
+    /// `currentUsage`: the next stored number.
+    Usage,
+    /// `remaining`, derived from the usage just rendered and this limit.
+    RemainingDerived(i64),
+    /// `remaining`: the next stored number.
+    Remaining,
+    /// `resetAt`: the next stored number, in seconds, as a delta from the previous `resetAt`
+    /// of the same customer (one billing period usually resets every meter: a delta of 0).
+    ResetAt,
+}
+
+impl Hole {
+    fn stores(self) -> bool {
+        !matches!(self, Hole::RemainingDerived(_))
+    }
+}
+
+/// Where one feature sits in its shape.
+#[derive(Debug, Clone, Copy)]
+struct FeatureSpan {
+    /// The object's text, `{` … `}`, holes removed.
+    text: (u32, u32),
+    /// Its holes, `holes[start..end]`.
+    holes: (u32, u32),
+}
+
+/// The common part of some customers' entitlement lists.
+#[derive(Debug)]
+pub struct Shape {
+    features: Box<[FeatureShape]>,
+    /// The `[…]` array with every hole cut out.
+    text: Box<[u8]>,
+    /// Each hole and the offset in `text` where it goes, in order.
+    holes: Box<[(u32, Hole)]>,
+    spans: Box<[FeatureSpan]>,
+    /// Numbers stored per customer.
+    stored: usize,
+}
+
+impl Shape {
+    pub fn new(features: Vec<FeatureShape>) -> Shape {
+        let mut text = Vec::with_capacity(features.len() * 96);
+        let mut holes = Vec::new();
+        let mut spans = Vec::with_capacity(features.len());
+        text.push(b'[');
+        for (i, f) in features.iter().enumerate() {
+            if i > 0 {
+                text.push(b',');
+            }
+            let start = (text.len() as u32, holes.len() as u32);
+            // The same field order and skipping rules as `Entitlement`'s derived `Serialize`.
+            text.extend_from_slice(b"{\"featureId\":");
+            json_string(&mut text, &f.feature_id);
+            text.extend_from_slice(b",\"featureType\":\"");
+            text.extend_from_slice(f.feature_type.as_str().as_bytes());
+            text.extend_from_slice(b"\",\"hasAccess\":");
+            text.extend_from_slice(if f.has_access { b"true" } else { b"false" });
+            if let Some(limit) = f.usage_limit {
+                text.extend_from_slice(b",\"usageLimit\":");
+                match limit {
+                    Some(n) => text.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+                    None => text.extend_from_slice(b"null"),
+                }
+            }
+            if f.current_usage {
+                text.extend_from_slice(b",\"currentUsage\":");
+                holes.push((text.len() as u32, Hole::Usage));
+            }
+            match f.remaining {
+                RemainingForm::Absent => {}
+                RemainingForm::Derived => {
+                    text.extend_from_slice(b",\"remaining\":");
+                    let limit = f.usage_limit.flatten().unwrap_or(0);
+                    holes.push((text.len() as u32, Hole::RemainingDerived(limit)));
+                }
+                RemainingForm::Stored => {
+                    text.extend_from_slice(b",\"remaining\":");
+                    holes.push((text.len() as u32, Hole::Remaining));
+                }
+            }
+            match &f.reset_at {
+                ResetForm::Absent => {}
+                ResetForm::Seconds => {
+                    text.extend_from_slice(b",\"resetAt\":");
+                    holes.push((text.len() as u32, Hole::ResetAt));
+                }
+                ResetForm::Literal(s) => {
+                    text.extend_from_slice(b",\"resetAt\":");
+                    json_string(&mut text, s);
+                }
+            }
+            if let Some(h) = f.hard_limit {
+                text.extend_from_slice(b",\"hardLimit\":");
+                text.extend_from_slice(if h { b"true" } else { b"false" });
+            }
+            text.push(b'}');
+            spans.push(FeatureSpan {
+                text: (start.0, text.len() as u32),
+                holes: (start.1, holes.len() as u32),
+            });
+        }
+        text.push(b']');
+        let stored = holes.iter().filter(|(_, h)| h.stores()).count();
+        Shape {
+            features: features.into_boxed_slice(),
+            text: text.into_boxed_slice(),
+            holes: holes.into_boxed_slice(),
+            spans: spans.into_boxed_slice(),
+            stored,
+        }
+    }
+
+    pub fn of(entitlements: &[EntRef<'_>]) -> Shape {
+        Shape::new(entitlements.iter().map(FeatureShape::of).collect())
+    }
+
+    pub fn features(&self) -> &[FeatureShape] {
+        &self.features
+    }
+
+    /// Whether `entitlements` have exactly this shape.
+    pub fn matches(&self, entitlements: &[EntRef<'_>]) -> bool {
+        self.features.len() == entitlements.len()
+            && self
+                .features
+                .iter()
+                .zip(entitlements)
+                .all(|(f, e)| f.matches(e))
+    }
+
+    /// Bytes this shape holds (shared by all its customers).
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Shape>()
+            + self.text.len()
+            + self.holes.len() * std::mem::size_of::<(u32, Hole)>()
+            + self.spans.len() * std::mem::size_of::<FeatureSpan>()
+            + self
+                .features
+                .iter()
+                .map(|f| std::mem::size_of::<FeatureShape>() + f.feature_id.len())
+                .sum::<usize>()
+    }
+
+    /// A buffer size that fits a rendered list (numbers at their widest are rare).
+    pub fn body_len_hint(&self) -> usize {
+        self.text.len() + self.holes.len() * 22
+    }
+
+    /// How many numbers a customer of this shape stores.
+    pub fn stored(&self) -> usize {
+        self.stored
+    }
+
+    /// Appends the numbers of `entitlements` (which must match) to `out`, as the record
+    /// format in [`crate::customers`] keeps them: zigzag varints.
+    pub fn encode_values(&self, entitlements: &[EntRef<'_>], out: &mut Vec<u8>) {
+        let mut last_reset = 0i64;
+        for (f, e) in self.features.iter().zip(entitlements) {
+            if f.current_usage {
+                put_varint(out, zigzag(e.current_usage.unwrap_or(0)));
+            }
+            if f.remaining == RemainingForm::Stored {
+                put_varint(out, zigzag(e.remaining.unwrap_or(0)));
+            }
+            if f.reset_at == ResetForm::Seconds {
+                let secs = e.reset_at.as_deref().and_then(parse_reset).unwrap_or(0);
+                put_varint(out, zigzag(secs.wrapping_sub(last_reset)));
+                last_reset = secs;
+            }
+        }
+    }
+
+    /// Byte length of the numbers at the start of `values` (so records can be walked).
+    pub fn values_len(&self, values: &[u8]) -> Option<usize> {
+        let mut at = 0;
+        for _ in 0..self.stored {
+            at += varint_len(values.get(at..)?)?;
+        }
+        Some(at)
+    }
+
+    /// Renders the whole `[…]` array for a customer with these `values`.
+    pub fn render_array(&self, values: &[u8], out: &mut BytesMut) {
+        out.reserve(self.text.len() + self.holes.len() * 20);
+        let mut cursor = Cursor::new(values);
+        let mut at = 0usize;
+        for &(pos, hole) in self.holes.iter() {
+            out.put_slice(&self.text[at..pos as usize]);
+            cursor.fill(hole, out);
+            at = pos as usize;
+        }
+        out.put_slice(&self.text[at..]);
+    }
+
+    /// Index of `feature_id` among this shape's features.
+    pub fn feature_index(&self, feature_id: &str) -> Option<usize> {
+        self.features
+            .iter()
+            .position(|f| *f.feature_id == *feature_id)
+    }
+
+    /// Renders one feature's object `{…}` (`index` from [`Shape::feature_index`]).
+    pub fn render_feature(&self, index: usize, values: &[u8], out: &mut BytesMut) {
+        let Some(span) = self.spans.get(index) else {
+            return;
+        };
+        let mut cursor = Cursor::new(values);
+        // Walk the earlier holes for their numbers (and the running reset time).
+        for &(_, hole) in &self.holes[..span.holes.0 as usize] {
+            cursor.skip(hole);
+        }
+        out.reserve((span.text.1 - span.text.0) as usize + 40);
+        let mut at = span.text.0 as usize;
+        for &(pos, hole) in &self.holes[span.holes.0 as usize..span.holes.1 as usize] {
+            out.put_slice(&self.text[at..pos as usize]);
+            cursor.fill(hole, out);
+            at = pos as usize;
+        }
+        out.put_slice(&self.text[at..span.text.1 as usize]);
+    }
+}
+
+/// Reads a customer's numbers in hole order.
+struct Cursor<'v> {
+    values: &'v [u8],
+    last_usage: i64,
+    last_reset: i64,
+}
+
+impl<'v> Cursor<'v> {
+    fn new(values: &'v [u8]) -> Self {
+        Cursor {
+            values,
+            last_usage: 0,
+            last_reset: 0,
+        }
+    }
+
+    #[inline]
+    fn next(&mut self) -> i64 {
+        match get_varint(self.values) {
+            Some((v, n)) => {
+                self.values = &self.values[n..];
+                unzigzag(v)
+            }
+            None => 0,
+        }
+    }
+
+    #[inline]
+    fn value(&mut self, hole: Hole) -> i64 {
+        match hole {
+            Hole::Usage => {
+                self.last_usage = self.next();
+                self.last_usage
+            }
+            Hole::RemainingDerived(limit) => limit.saturating_sub(self.last_usage).max(0),
+            Hole::Remaining => self.next(),
+            Hole::ResetAt => {
+                self.last_reset = self.last_reset.wrapping_add(self.next());
+                self.last_reset
+            }
+        }
+    }
+
+    fn skip(&mut self, hole: Hole) {
+        self.value(hole);
+    }
+
+    #[inline]
+    fn fill(&mut self, hole: Hole, out: &mut BytesMut) {
+        let v = self.value(hole);
+        if hole == Hole::ResetAt {
+            out.put_slice(&render_reset(v));
+        } else {
+            out.put_slice(itoa::Buffer::new().format(v).as_bytes());
+        }
+    }
+}
+
+/// Shapes by content, shared by everything that builds customers (the snapshot loader's
+/// workers, the delta path): each distinct shape exists once, and its number is its index.
+#[derive(Default)]
+pub struct Interner {
+    inner: Mutex<InternerInner>,
+}
+
+#[derive(Default)]
+struct InternerInner {
+    by_print: HashMap<u64, Vec<u32>>,
+    shapes: Vec<Arc<Shape>>,
+}
+
+impl Interner {
+    /// An interner already holding `shapes` under their indices.
+    pub fn with_shapes(shapes: &[Arc<Shape>]) -> Interner {
+        let mut inner = InternerInner::default();
+        for s in shapes {
+            let print = fingerprint_features(&s.features);
+            inner
+                .by_print
+                .entry(print)
+                .or_default()
+                .push(inner.shapes.len() as u32);
+            inner.shapes.push(s.clone());
+        }
+        Interner {
+            inner: Mutex::new(inner),
+        }
+    }
+
+    /// The number of `entitlements`' shape, adding it if it is new.
+    pub fn intern(&self, print: u64, entitlements: &[EntRef<'_>]) -> (u32, Arc<Shape>) {
+        // Poisoning cannot leave the maps half-updated (a push is the last step), so a
+        // poisoned lock is still safe to use.
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ids) = inner.by_print.get(&print) {
+            for &id in ids {
+                if let Some(s) = inner.shapes.get(id as usize)
+                    && s.matches(entitlements)
+                {
+                    return (id, s.clone());
+                }
+            }
+        }
+        let id = inner.shapes.len() as u32;
+        let shape = Arc::new(Shape::of(entitlements));
+        inner.by_print.entry(print).or_default().push(id);
+        inner.shapes.push(shape.clone());
+        (id, shape)
+    }
+
+    /// Every shape, indexed by number.
+    pub fn shapes(&self) -> Vec<Arc<Shape>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .shapes
+            .clone()
+    }
+}
+
+/// A worker's view of the [`Interner`]: shapes it has seen, without taking the lock.
+pub struct LocalInterner<'i> {
+    shared: &'i Interner,
+    seen: HashMap<u64, Vec<(u32, Arc<Shape>)>>,
+}
+
+impl<'i> LocalInterner<'i> {
+    pub fn new(shared: &'i Interner) -> Self {
+        LocalInterner {
+            shared,
+            seen: HashMap::new(),
+        }
+    }
+
+    pub fn intern(&mut self, entitlements: &[EntRef<'_>]) -> (u32, &Arc<Shape>) {
+        let print = fingerprint(entitlements);
+        let seen = self.seen.entry(print).or_default();
+        let found = seen.iter().position(|(_, s)| s.matches(entitlements));
+        let i = match found {
+            Some(i) => i,
+            None => {
+                seen.push(self.shared.intern(print, entitlements));
+                seen.len() - 1
+            }
+        };
+        let (id, shape) = &seen[i];
+        (*id, shape)
+    }
+}
+
+/// A cheap hash of what decides a shape; equal shapes give equal prints.
+pub fn fingerprint(entitlements: &[EntRef<'_>]) -> u64 {
+    let mut h = Fx::default();
+    for e in entitlements {
+        h.bytes(e.feature_id.as_bytes());
+        let reset = match e.reset_at.as_deref() {
+            None => 0,
+            Some(s) if parse_reset(s).is_some() => 1,
+            Some(s) => {
+                h.bytes(s.as_bytes());
+                2
+            }
+        };
+        h.feature(
+            e.feature_type,
+            e.has_access,
+            limit_to_wire(e.usage_limit),
+            e.current_usage.is_some(),
+            remaining_form(e),
+            reset,
+            e.hard_limit,
+        );
+    }
+    h.0
+}
+
+fn fingerprint_features(features: &[FeatureShape]) -> u64 {
+    let mut h = Fx::default();
+    for f in features {
+        h.bytes(f.feature_id.as_bytes());
+        let reset = match &f.reset_at {
+            ResetForm::Absent => 0,
+            ResetForm::Seconds => 1,
+            ResetForm::Literal(s) => {
+                h.bytes(s.as_bytes());
+                2
+            }
+        };
+        h.feature(
+            f.feature_type,
+            f.has_access,
+            f.usage_limit,
+            f.current_usage,
+            f.remaining,
+            reset,
+            f.hard_limit,
+        );
+    }
+    h.0
+}
+
+/// rustc's FxHash step: fast, and only ever fed data the control plane sent.
+#[derive(Default)]
+struct Fx(u64);
+
+impl Fx {
+    #[inline]
+    fn word(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.word(u64::from_le_bytes(w));
+        }
+        let mut w = [0u8; 8];
+        let rest = chunks.remainder();
+        w[..rest.len()].copy_from_slice(rest);
+        self.word(u64::from_le_bytes(w) ^ ((b.len() as u64) << 56));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn feature(
+        &mut self,
+        ty: FeatureType,
+        has_access: bool,
+        limit: Option<Option<i64>>,
+        usage: bool,
+        remaining: RemainingForm,
+        reset: u64,
+        hard_limit: Option<bool>,
+    ) {
+        let limit_tag = match limit {
+            None => 0,
+            Some(None) => 1,
+            Some(Some(_)) => 2,
+        };
+        let packed = ty as u64
+            | (has_access as u64) << 2
+            | limit_tag << 3
+            | (usage as u64) << 5
+            | (remaining as u64) << 6
+            | reset << 8
+            | (match hard_limit {
+                None => 0u64,
+                Some(false) => 1,
+                Some(true) => 2,
+            }) << 10;
+        self.word(packed);
+        if let Some(Some(n)) = limit {
+            self.word(n as u64);
+        }
+    }
+}
+
+/// `s` as a JSON string, escaped exactly as `serde_json` escapes it.
+pub fn json_string(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// [`json_string`] into a response buffer.
+pub fn put_json_string(out: &mut BytesMut, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.put_u8(b'"');
+        out.put_slice(s.as_bytes());
+        out.put_u8(b'"');
+    } else {
+        let _ = serde_json::to_writer(out.writer(), s);
+    }
+}
+
+/// Seconds since the epoch of a canonical `YYYY-MM-DDTHH:MM:SSZ`, or `None` for anything that
+/// would not render back to the very same bytes (a test checks every day of four centuries).
+pub fn parse_reset(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        b[r].iter().try_fold(0i64, |acc, &d| {
+            d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match mo {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    // Exactly what renders back to these bytes: no day 0 or 31 of June, no leap second.
+    if !(1..=month_days).contains(&d) || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3_600 + mi * 60 + sec)
+}
+
+/// `"YYYY-MM-DDTHH:MM:SSZ"`, quotes included.
+pub fn render_reset(unix: i64) -> [u8; 22] {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let mut out = *b"\"0000-00-00T00:00:00Z\"";
+    let y = y.clamp(0, 9_999);
+    let put = |out: &mut [u8; 22], at: usize, v: i64, width: usize| {
+        let mut v = v;
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(&mut out, 1, y, 4);
+    put(&mut out, 6, m, 2);
+    put(&mut out, 9, d, 2);
+    put(&mut out, 12, secs / 3_600, 2);
+    put(&mut out, 15, secs % 3_600 / 60, 2);
+    put(&mut out, 18, secs % 60, 2);
+    out
+}
+
+// Howard Hinnant's date algorithms (proleptic Gregorian calendar).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+pub fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+pub fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// The varint at the start of `b` and its length in bytes.
+#[inline]
+pub fn get_varint(b: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &byte) in b.iter().enumerate().take(10) {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+fn varint_len(b: &[u8]) -> Option<usize> {
+    get_varint(b).map(|(_, n)| n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meter(id: &str, limit: Limit, usage: i64, remaining: Option<i64>) -> Entitlement {
+        Entitlement {
+            feature_id: id.into(),
+            feature_type: FeatureType::Meter,
+            has_access: true,
+            usage_limit: limit,
+            current_usage: Some(usage),
+            remaining,
+            reset_at: Some("2026-12-01T00:00:00Z".into()),
+            hard_limit: Some(true),
+        }
+    }
+
+    fn render(ents: &[Entitlement]) -> (Vec<u8>, usize) {
+        let refs: Vec<EntRef<'_>> = ents.iter().map(EntRef::from).collect();
+        let shape = Shape::of(&refs);
+        assert!(shape.matches(&refs));
+        let mut values = Vec::new();
+        shape.encode_values(&refs, &mut values);
+        assert_eq!(shape.values_len(&values), Some(values.len()));
+        let mut out = BytesMut::new();
+        shape.render_array(&values, &mut out);
+        for (i, e) in ents.iter().enumerate() {
+            let mut one = BytesMut::new();
+            shape.render_feature(i, &values, &mut one);
+            assert_eq!(&one[..], serde_json::to_vec(e).unwrap(), "feature {i}");
+        }
+        (out.to_vec(), values.len())
+    }
+
+    #[test]
+    fn renders_what_serde_json_would_on_awkward_data() {
+        let mut odd = meter("we\"ird\\id\u{1}é", Limit::Max(10), 12, Some(0));
+        odd.reset_at = Some("2026-02-30T00:00:00Z".into()); // not a date: kept verbatim
+        let mut negative = meter("neg", Limit::Max(5), -3, Some(8));
+        negative.reset_at = Some("1969-12-31T23:59:59Z".into());
+        let mut stored = meter("stored", Limit::Unlimited, 7, Some(42));
+        stored.reset_at = Some("2026-01-01T00:00:00+00:00".into());
+        let cases = vec![
+            vec![],
+            vec![
+                meter("api-calls", Limit::Max(1000), 45, Some(955)),
+                Entitlement {
+                    feature_id: "export-data".into(),
+                    feature_type: FeatureType::Boolean,
+                    has_access: false,
+                    usage_limit: Limit::NotApplicable,
+                    current_usage: None,
+                    remaining: None,
+                    reset_at: None,
+                    hard_limit: None,
+                },
+                meter("storage", Limit::Unlimited, i64::MAX, None),
+                meter("min", Limit::Max(i64::MIN), i64::MIN, Some(0)),
+                Entitlement {
+                    feature_id: "team-size".into(),
+                    feature_type: FeatureType::Customizable,
+                    has_access: true,
+                    usage_limit: Limit::Max(5),
+                    current_usage: None,
+                    remaining: None,
+                    reset_at: None,
+                    hard_limit: Some(false),
+                },
+            ],
+            vec![odd, negative, stored],
+        ];
+        for ents in cases {
+            let (body, _) = render(&ents);
+            assert_eq!(body, serde_json::to_vec(&ents).unwrap());
+        }
+    }
+
+    #[test]
+    fn per_customer_numbers_are_few_bytes() {
+        let mut a = meter("a", Limit::Max(1000), 45, Some(955));
+        let mut b = meter("b", Limit::Max(100), 3, Some(97));
+        a.reset_at = Some("2026-07-14T03:25:11Z".into());
+        b.reset_at = a.reset_at.clone();
+        let (_, len) = render(&[a, b]);
+        // Two usages (1–2 bytes), remaining derived, one reset time (5 bytes) plus a 0 delta.
+        assert!(len <= 10, "{len}");
+    }
+
+    #[test]
+    fn reset_times_round_trip_and_odd_ones_do_not_parse() {
+        for s in [
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T12:34:56Z",
+            "2026-12-31T23:59:59Z",
+            "9999-12-31T23:59:59Z",
+            "0001-01-01T00:00:00Z",
+        ] {
+            let t = parse_reset(s).unwrap();
+            assert_eq!(&render_reset(t)[1..21], s.as_bytes());
+        }
+        for s in [
+            "2026-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T00:00:60Z",
+            "2026-01-01 00:00:00Z",
+            "2026-01-01T00:00:00.5Z",
+            "+2026-01-01T00:00:00Z",
+        ] {
+            assert_eq!(parse_reset(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn equal_shapes_intern_once() {
+        let interner = Interner::default();
+        let mut local = LocalInterner::new(&interner);
+        let x = [meter("a", Limit::Max(10), 1, Some(9))];
+        let y = [meter("a", Limit::Max(10), 5, Some(5))];
+        let z = [meter("a", Limit::Max(11), 5, Some(6))];
+        let rx: Vec<EntRef<'_>> = x.iter().map(EntRef::from).collect();
+        let ry: Vec<EntRef<'_>> = y.iter().map(EntRef::from).collect();
+        let rz: Vec<EntRef<'_>> = z.iter().map(EntRef::from).collect();
+        let a = local.intern(&rx).0;
+        let b = local.intern(&ry).0;
+        let c = local.intern(&rz).0;
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(interner.shapes().len(), 2);
+        let again = Interner::with_shapes(&interner.shapes());
+        assert_eq!(again.intern(fingerprint(&rz), &rz).0, c);
+    }
+
+    #[test]
+    fn every_valid_date_parses_to_what_renders_it() {
+        // 1999-12-31 … 2401-01-01, one time of day per day, plus every impossible day-of-month.
+        for day in 10_956i64..158_094 {
+            let t = day * 86_400 + (day % 86_400);
+            let text = render_reset(t);
+            let s = std::str::from_utf8(&text[1..21]).unwrap();
+            assert_eq!(parse_reset(s), Some(t), "{s}");
+        }
+        for y in [1900, 2000, 2023, 2024] {
+            for m in 1..=12 {
+                for d in 28..=32 {
+                    let s = format!("{y:04}-{m:02}-{d:02}T00:00:00Z");
+                    if let Some(t) = parse_reset(&s) {
+                        assert_eq!(&render_reset(t)[1..21], s.as_bytes());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn varints_and_zigzag() {
+        for v in [0i64, 1, -1, 63, -64, 1 << 40, i64::MAX, i64::MIN] {
+            let mut b = Vec::new();
+            put_varint(&mut b, zigzag(v));
+            let (back, n) = get_varint(&b).unwrap();
+            assert_eq!(n, b.len());
+            assert_eq!(unzigzag(back), v);
+        }
+        assert_eq!(get_varint(&[0x80]), None);
+    }
+}

@@ -1,0 +1,238 @@
+//! The accept loop's limits, each against a real socket on loopback. Timeouts are set short
+//! and the assertions wait generously: nothing here measures how fast anything is.
+
+#![allow(clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::*;
+
+type Stop = tokio::sync::oneshot::Sender<()>;
+
+/// Serves "ok" (after `delay`) with `limits`, over TLS when given; returns the address.
+async fn start(
+    limits: ServerLimits,
+    tls: Option<TlsConfig>,
+    delay: Duration,
+) -> (SocketAddr, Stop) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(
+        listener,
+        move |_| {
+            service_fn(move |_req: Request<Incoming>| async move {
+                tokio::time::sleep(delay).await;
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+            })
+        },
+        limits,
+        tls,
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
+    (addr, stop)
+}
+
+/// Reads until the server closes the socket; `None` if it is still open after `within`.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(got),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_half_sent_request_is_closed_after_the_header_timeout() {
+    let limits = ServerLimits {
+        header_read_timeout: Duration::from_millis(300),
+        ..ServerLimits::default()
+    };
+    let (addr, _stop) = start(limits, None, Duration::ZERO).await;
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let got = closed_within(&mut slow, Duration::from_secs(10)).await;
+    assert!(got.is_some(), "the half-sent request is still open");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let limits = ServerLimits {
+        idle_timeout: Duration::from_millis(300),
+        ..ServerLimits::default()
+    };
+    let (addr, _stop) = start(limits, None, Duration::ZERO).await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let got = closed_within(&mut c, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.ends_with("ok"),
+        "answered, then closed when idle: {text}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_response_loses_its_connection_at_the_request_timeout() {
+    let limits = ServerLimits {
+        request_timeout: Duration::from_millis(200),
+        ..ServerLimits::default()
+    };
+    let (addr, _stop) = start(limits, None, Duration::from_secs(30)).await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let got = closed_within(&mut c, Duration::from_secs(10)).await;
+    assert!(got.is_some(), "still waiting on a 30 s handler");
+}
+
+#[tokio::test]
+async fn two_thousand_idle_sockets_do_not_stop_a_normal_request() {
+    let (addr, _stop) = start(ServerLimits::default(), None, Duration::ZERO).await;
+    let mut idle = Vec::new();
+    for _ in 0..2_000 {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let resp = reqwest::Client::new()
+        .get(format!("http://{addr}/"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "ok");
+    drop(idle);
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_newcomers_wait_for_a_free_slot() {
+    let limits = ServerLimits {
+        max_connections: 1,
+        header_read_timeout: Duration::from_millis(500),
+        ..ServerLimits::default()
+    };
+    let (addr, _stop) = start(limits, None, Duration::ZERO).await;
+    // One silent socket holds the only slot until the header timeout drops it; the request
+    // behind it is answered after that, not refused.
+    let _hog = TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let resp = reqwest::Client::new()
+        .get(format!("http://{addr}/"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+fn self_signed() -> (String, String) {
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    (key.cert.pem(), key.signing_key.serialize_pem())
+}
+
+#[tokio::test]
+async fn https_end_to_end_with_a_certificate_made_at_run_time() {
+    let (cert, key) = self_signed();
+    let tls = TlsConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+    let (addr, _stop) = start(ServerLimits::default(), Some(tls), Duration::ZERO).await;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
+        .resolve("localhost", addr)
+        .build()
+        .unwrap();
+    let resp = client
+        .get(format!("https://localhost:{}/", addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "ok");
+    // HTTPS only: plain HTTP on the same port gets no answer.
+    let plain = reqwest::Client::new()
+        .get(format!("http://{addr}/"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    assert!(plain.is_err(), "plain HTTP was answered");
+    // A client that does not trust the certificate refuses it.
+    let strict = reqwest::Client::builder()
+        .resolve("localhost", addr)
+        .build()
+        .unwrap();
+    assert!(
+        strict
+            .get(format!("https://localhost:{}/", addr.port()))
+            .send()
+            .await
+            .is_err()
+    );
+}
+
+#[test]
+fn bad_pem_is_refused() {
+    assert!(matches!(
+        TlsConfig::from_pem(b"nothing", b"nothing"),
+        Err(TlsError::NoCertificate)
+    ));
+    let (cert, _) = self_signed();
+    assert!(matches!(
+        TlsConfig::from_pem(cert.as_bytes(), b"nothing"),
+        Err(TlsError::Key(_))
+    ));
+}
+
+#[tokio::test]
+async fn an_axum_router_fits() {
+    let router = axum::Router::new().route("/hello", axum::routing::get(|| async { "hi" }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        listener,
+        move |_| hyper_util::service::TowerToHyperService::new(router.clone()),
+        ServerLimits::default(),
+        None,
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
+    let body = reqwest::get(format!("http://{addr}/hello"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "hi");
+    // Shutdown drains and returns.
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

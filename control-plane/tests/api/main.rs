@@ -15,5 +15,6 @@ mod checkout_page;
 mod durability;
 mod e2e;
 mod fourgeeks;
+mod replicas;
 mod sync;
 mod webhooks;

@@ -27,7 +27,8 @@
 //! * [`write`] — the writer task: group commit, savepoints, and the side effects it derives.
 //! * [`sync`] — the change log and the snapshot/delta stream to edges.
 //! * [`state`], [`app`] (startup, router, shutdown), [`error`] (domain errors → HTTP),
-//!   [`observe`] (health, metrics, tracing), [`openapi`], [`maintenance`] (pruning).
+//!   [`observe`] (health, metrics, tracing), [`openapi`], [`maintenance`] (pruning),
+//!   [`copy`] (an embedded database moved up to PostgreSQL).
 
 pub mod app;
 pub mod auth;
@@ -35,6 +36,7 @@ pub mod billing;
 pub mod catalog;
 pub mod checkout;
 pub mod clock;
+pub mod copy;
 pub mod customers;
 pub mod db;
 pub mod dialects;

@@ -24,6 +24,19 @@ enum Command {
     Serve(Box<Serve>),
     /// Print the OpenAPI document (JSON) and exit.
     Openapi,
+    /// Copy a whole embedded (SQLite) database into an empty PostgreSQL database: every table,
+    /// both modes, keys still hashed, the change log and its versions intact.
+    Copy(Copy),
+}
+
+#[derive(Parser, Debug)]
+struct Copy {
+    /// The SQLite database to copy (stop the control plane that uses it first).
+    #[arg(long, env = "TOLLGATE_COPY_FROM")]
+    from: String,
+    /// The PostgreSQL database to copy into; it is migrated, and must hold no data.
+    #[arg(long, env = "TOLLGATE_COPY_TO")]
+    to: String,
 }
 
 #[derive(Parser, Debug)]
@@ -127,6 +140,13 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(*args).await,
+        Command::Copy(args) => {
+            let counts = tollgate_control_plane::copy::run(&args.from, &args.to).await?;
+            for (table, n) in counts {
+                println!("{table:24} {n}");
+            }
+            Ok(())
+        }
     }
 }
 

@@ -194,6 +194,12 @@ impl Decode for Vec<u8> {
     }
 }
 
+impl Decode for Value {
+    fn decode(v: &Value) -> Result<Self, String> {
+        Ok(v.clone())
+    }
+}
+
 impl<T: Decode> Decode for Option<T> {
     fn decode(v: &Value) -> Result<Self, String> {
         match v {

@@ -465,6 +465,15 @@ pub struct StoppedControlPlane {
 }
 
 impl StoppedControlPlane {
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
+    /// Starts again on the same address, but on another database (after `control-plane copy`).
+    pub fn start_on_database(self, database_url: String, backend: Db) -> ControlPlane {
+        ControlPlane::start_with(self.keys, database_url, backend, self.addr, self.dir)
+    }
+
     pub fn start(self) -> ControlPlane {
         ControlPlane::start_with(
             self.keys,

@@ -12,6 +12,7 @@ mod bad_input;
 mod billing;
 mod cancellation;
 mod checkout_page;
+mod copy;
 mod durability;
 mod e2e;
 mod fourgeeks;

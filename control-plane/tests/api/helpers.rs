@@ -287,21 +287,6 @@ impl PgServer {
             .map_or(self.admin_url.as_str(), |(b, _)| b);
         format!("{base}/{name}")
     }
-
-    /// Runs one SQL statement as the admin, on `database_url`; returns its output.
-    pub fn psql(&self, database_url: &str, sql: &str) -> String {
-        let out = Command::new(&self.psql)
-            .arg(database_url)
-            .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
 }
 
 /// Runs an async test body once per backend: `name::sqlite` and `name::postgres`. The PostgreSQL

@@ -39,6 +39,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
     pub pools: PoolSizes,
+    /// Writer connections on PostgreSQL (SQLite has one writer).
+    pub pg_writers: usize,
     pub catalog: Option<PathBuf>,
     /// Base of the URLs we hand out (checkout pages, pagination links). Defaults to the
     /// listen address.
@@ -96,6 +98,7 @@ impl Application {
                 webhook_wake: webhook_wake.clone(),
                 revoked: Arc::new(move |hashes: &[String]| forget.forget(hashes)),
             },
+            config.pg_writers,
         )
         .await
         .context("starting the writer")?;

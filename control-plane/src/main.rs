@@ -97,6 +97,10 @@ struct Serve {
     /// Read connections in the API's pool (writes have one connection of their own).
     #[arg(long, env = "TOLLGATE_READ_POOL", default_value_t = 8)]
     read_pool: u32,
+    /// PostgreSQL: writer connections working the write queue side by side (SQLite always has
+    /// one writer). One is fastest on 2 cores (BENCHMARKS.md); more can pay on more cores.
+    #[arg(long, env = "TOLLGATE_PG_WRITERS", default_value_t = 1)]
+    pg_writers: usize,
     /// Read connections reserved for edge sync streams.
     #[arg(long, env = "TOLLGATE_SYNC_POOL", default_value_t = 4)]
     sync_pool: u32,
@@ -172,6 +176,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
             read: args.read_pool,
             sync: args.sync_pool,
         },
+        pg_writers: args.pg_writers,
         catalog: args.catalog,
         public_url: args.public_url,
         keys: BootstrapKeys {

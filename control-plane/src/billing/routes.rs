@@ -158,27 +158,33 @@ pub async fn attach_payment_method(
         ));
     }
     let mode = caller.mode;
+    let key = customer_id.clone();
     Ok(state
         .writer
-        .reply(claim, "attach_payment_method", async move |uow| {
-            customers::get(uow.conn(), mode, &customer_id).await?;
-            let now = uow.now();
-            let id = customers::attach_card(
-                uow,
-                mode,
-                &customer_id,
-                card.last4(),
-                card.behaviour(),
-                now,
-            )
-            .await?;
-            Ok(Reply::created(&PaymentMethodView {
-                id,
-                customer_id: customer_id.clone(),
-                brand: "visa",
-                last4: card.last4(),
-            }))
-        })
+        .reply_for(
+            Some(&key),
+            claim,
+            "attach_payment_method",
+            async move |uow| {
+                customers::get(uow.conn(), mode, &customer_id).await?;
+                let now = uow.now();
+                let id = customers::attach_card(
+                    uow,
+                    mode,
+                    &customer_id,
+                    card.last4(),
+                    card.behaviour(),
+                    now,
+                )
+                .await?;
+                Ok(Reply::created(&PaymentMethodView {
+                    id,
+                    customer_id: customer_id.clone(),
+                    brand: "visa",
+                    last4: card.last4(),
+                }))
+            },
+        )
         .await)
 }
 

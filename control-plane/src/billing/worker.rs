@@ -169,8 +169,9 @@ impl BillingClock {
                 at,
             } => {
                 let (mode, customer_id, at) = (*mode, customer_id.clone(), *at);
+                let key = customer_id.clone();
                 self.writer
-                    .run("meter_rollover", async move |uow| {
+                    .run_for(Some(&key), "meter_rollover", async move |uow| {
                         if !customers::try_lock(uow, mode, &customer_id).await? {
                             return Ok(false);
                         }

@@ -78,9 +78,10 @@ pub async fn create(
         return Err(invalid("testClock", "test clocks exist in test mode only").into());
     }
     let mode = caller.mode;
+    let key = customer_id.clone();
     Ok(state
         .writer
-        .reply(claim, "create_customer", async move |uow| {
+        .reply_for(Some(&key), claim, "create_customer", async move |uow| {
             let created_at = match &input.test_clock {
                 Some(clock) => test_clocks::frozen_time(uow.conn(), clock)
                     .await?
@@ -221,9 +222,10 @@ pub async fn update(
         check_metadata(m)?;
     }
     let mode = caller.mode;
+    let key = customer_id.clone();
     Ok(state
         .writer
-        .reply(None, "update_customer", async move |uow| {
+        .reply_for(Some(&key), None, "update_customer", async move |uow| {
             let view = store::update(
                 uow,
                 mode,

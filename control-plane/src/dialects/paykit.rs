@@ -110,9 +110,10 @@ pub async fn subscribe(
     })?;
     let mode = caller.mode;
     let public_url = state.config.public_url.clone();
+    let key = customer_id.as_str().to_owned();
     Ok(state
         .writer
-        .reply(claim, "subscribe", async move |uow| {
+        .reply_for(Some(&key), claim, "subscribe", async move |uow| {
             let target = resolve_price(uow.conn(), mode, &plan, req.charge_period.as_deref())
                 .await
                 .map_err(SubscriptionError::from)?;

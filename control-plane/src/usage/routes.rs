@@ -123,9 +123,10 @@ pub async fn submit(
     if too_large {
         return Err(invalid(field, format!("at most {MAX_REPORT} per report")).into());
     }
+    let key = customer_id.clone();
     let reply = state
         .writer
-        .reply(claim, "report_usage", async move |uow| {
+        .reply_for(Some(&key), claim, "report_usage", async move |uow| {
             let meter = report::record(uow, mode, &customer_id, &feature_id, report).await?;
             Ok(render(&customer_id, &meter, report))
         })

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Mutex, mpsc, watch};
 use tollgate_shared::ErrorKind;
 use tollgate_shared::sync::Change;
 use tracing::{Instrument, debug, error, info_span, warn};
@@ -22,6 +22,9 @@ use crate::http::error::ApiError;
 use crate::http::reply::Reply;
 use crate::idempotency::store::{self as idempotency, Claimed};
 use crate::sync::changelog;
+
+/// The writers' queue, shared when there are several.
+pub(super) type SharedQueue = Arc<Mutex<mpsc::Receiver<Box<dyn Job>>>>;
 
 pub(super) struct Loop {
     db: Db,
@@ -65,11 +68,10 @@ impl Loop {
         }
     }
 
-    pub async fn run(
-        mut self,
-        mut rx: mpsc::Receiver<Box<dyn Job>>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
+    /// Takes batches from the shared queue until it closes or shutdown is asked for. With
+    /// several writers (PostgreSQL), the one holding the queue's lock waits for work; the others
+    /// run their batches meanwhile.
+    pub async fn run(mut self, rx: SharedQueue, mut shutdown: watch::Receiver<bool>) {
         loop {
             let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
             while batch.len() < MAX_BATCH {
@@ -78,34 +80,37 @@ impl Loop {
                     None => break,
                 }
             }
-            if batch.is_empty() {
-                tokio::select! {
-                    job = rx.recv() => match job {
-                        Some(job) => batch.push(self.taken(job)),
-                        None => break,
-                    },
-                    _ = shutdown.wait_for(|s| *s) => {
-                        // Finish what was queued before the stop, then end.
-                        while let Ok(job) = rx.try_recv() {
-                            batch.push(self.taken(job));
-                            if batch.len() == MAX_BATCH {
-                                self.execute(std::mem::take(&mut batch)).await;
-                            }
+            let mut stop = false;
+            {
+                let mut rx = rx.lock().await;
+                if batch.is_empty() {
+                    if *shutdown.borrow() {
+                        // Stopping: what was queued before the stop is still run; then out.
+                        match rx.try_recv() {
+                            Ok(job) => batch.push(self.taken(job)),
+                            Err(_) => stop = true,
                         }
-                        if !batch.is_empty() {
-                            self.execute(batch).await;
+                    } else {
+                        tokio::select! {
+                            job = rx.recv() => match job {
+                                Some(job) => batch.push(self.taken(job)),
+                                None => stop = true,
+                            },
+                            _ = shutdown.wait_for(|s| *s) => {}
                         }
-                        break;
+                    }
+                }
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(self.taken(job)),
+                        Err(_) => break,
                     }
                 }
             }
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(self.taken(job)),
-                    Err(_) => break,
-                }
-            }
             self.execute(batch).await;
+            if stop {
+                break;
+            }
         }
         // Units still waiting for a retry get an answer rather than silence.
         for mut job in self.retry.drain(..) {
@@ -170,8 +175,11 @@ impl Loop {
         self.execute_batch(batch).instrument(span).await;
     }
 
-    async fn execute_batch(&mut self, batch: Vec<Box<dyn Job>>) {
+    async fn execute_batch(&mut self, mut batch: Vec<Box<dyn Job>>) {
         let started = Instant::now();
+        // Customers' row locks in one order everywhere (see `Job::key`); a stable sort keeps
+        // arrival order among units of one customer.
+        batch.sort_by(|a, b| a.key().cmp(&b.key()));
         metrics::histogram!("tollgate_write_batch_units").record(batch.len() as f64);
         let begin = match self.db.backend() {
             Backend::Sqlite => "BEGIN IMMEDIATE",

@@ -22,6 +22,10 @@ pub(super) trait Job: Send {
     fn reset(&mut self);
     fn attempts(&mut self) -> &mut u32;
     fn label(&self) -> &'static str;
+    /// The customer the unit is about, when the caller knows it: a batch runs its units in
+    /// this order, so that every writer (and every replica) takes customers' row locks in one
+    /// order and concurrent batches cannot deadlock on them.
+    fn key(&self) -> Option<&str>;
     /// Hands the result to the waiting request, if it is still waiting.
     fn send(self: Box<Self>);
 }
@@ -33,6 +37,7 @@ pub(super) struct Queued<F, T> {
     pub tx: Option<oneshot::Sender<Result<T, ApiError>>>,
     pub attempts: u32,
     pub label: &'static str,
+    pub key: Option<String>,
     /// `Some` for jobs that answer with a [`Reply`] (routes), which can be stored and replayed.
     pub as_reply: fn(&T) -> Option<Reply>,
     pub from_reply: fn(Reply) -> Option<T>,
@@ -86,6 +91,10 @@ where
 
     fn label(&self) -> &'static str {
         self.label
+    }
+
+    fn key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
 
     fn send(mut self: Box<Self>) {

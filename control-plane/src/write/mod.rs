@@ -68,74 +68,94 @@ pub struct Writer {
     stopped: watch::Receiver<bool>,
 }
 
-/// Ends the writer: it finishes what is queued, then closes its connection.
+/// Ends the writers: they finish what is queued, then close their connections.
 pub struct WriterControl {
     shutdown: watch::Sender<bool>,
-    done: oneshot::Receiver<()>,
+    done: Vec<oneshot::Receiver<()>>,
 }
 
 impl WriterControl {
-    /// Asks the writer to stop and waits (at most `deadline`) until it has.
+    /// Asks the writers to stop and waits (at most `deadline`) until they have.
     pub async fn stop(self, deadline: Duration) {
         let _ = self.shutdown.send(true);
-        let _ = tokio::time::timeout(deadline, self.done).await;
+        let all = futures_util::future::join_all(self.done);
+        let _ = tokio::time::timeout(deadline, all).await;
     }
 }
 
 impl Writer {
     /// Starts the writer on a thread of its own (with its own single-threaded runtime, so units
-    /// need not be `Send` inside and nothing outside can cancel them).
+    /// need not be `Send` inside and nothing outside can cancel them). On PostgreSQL, `writers`
+    /// of them share the queue, each with its own connection: PostgreSQL runs their
+    /// transactions side by side, and the change-log counter row orders their commits. SQLite
+    /// has one writer whatever `writers` says.
     pub async fn start(
         db: &Db,
         clock: SharedClock,
         hooks: Hooks,
+        writers: usize,
     ) -> Result<(Writer, WriterControl), sqlx::Error> {
+        let writers = match db.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => writers.max(1),
+        };
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let rx: batch::SharedQueue = Arc::new(tokio::sync::Mutex::new(rx));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let (done_tx, done) = oneshot::channel();
-        let (ready_tx, ready) = oneshot::channel();
         let depth = Arc::new(AtomicI64::new(0));
-        let db = db.clone();
-        let loop_depth = depth.clone();
-        let stopped = shutdown_rx.clone();
-        std::thread::Builder::new()
-            .name("tollgate-writer".into())
-            .spawn(move || {
-                // SQLite needs no I/O driver here (its connection runs on a thread of its own);
-                // without one the runtime parks on a condition variable, which wakes faster
-                // than the I/O driver's eventfd for every statement's answer.
-                let mut builder = tokio::runtime::Builder::new_current_thread();
-                builder.enable_time();
-                if db.backend() == Backend::Postgres {
-                    builder.enable_io();
-                }
-                let rt = match builder.build() {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(sqlx::Error::Io(e)));
-                        return;
+        let mut done = Vec::with_capacity(writers);
+        for n in 0..writers {
+            let (done_tx, done_rx) = oneshot::channel();
+            let (ready_tx, ready) = oneshot::channel();
+            let (db, clock, hooks, depth, rx, shutdown_rx) = (
+                db.clone(),
+                clock.clone(),
+                hooks.clone(),
+                depth.clone(),
+                rx.clone(),
+                shutdown_rx.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("tollgate-writer-{n}"))
+                .spawn(move || {
+                    // SQLite needs no I/O driver here (its connection runs in this thread);
+                    // without one the runtime parks on a condition variable, which wakes faster
+                    // than the I/O driver's eventfd.
+                    let mut builder = tokio::runtime::Builder::new_current_thread();
+                    builder.enable_time();
+                    if db.backend() == Backend::Postgres {
+                        builder.enable_io();
                     }
-                };
-                rt.block_on(async move {
-                    let conn = match db.connect_writer().await {
-                        Ok(c) => c,
+                    let rt = match builder.build() {
+                        Ok(rt) => rt,
                         Err(e) => {
-                            let _ = ready_tx.send(Err(e));
+                            let _ = ready_tx.send(Err(sqlx::Error::Io(e)));
                             return;
                         }
                     };
-                    let _ = ready_tx.send(Ok(()));
-                    let uow = Uow::new(conn, db.backend());
-                    batch::Loop::new(db, uow, clock, hooks, loop_depth)
-                        .run(rx, shutdown_rx)
-                        .await;
-                });
-                let _ = done_tx.send(());
-            })
-            .map_err(sqlx::Error::Io)?;
-        ready.await.map_err(|_| {
-            sqlx::Error::Protocol("the writer thread ended before it started".into())
-        })??;
+                    rt.block_on(async move {
+                        let conn = match db.connect_writer().await {
+                            Ok(c) => c,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                                return;
+                            }
+                        };
+                        let _ = ready_tx.send(Ok(()));
+                        let uow = Uow::new(conn, db.backend());
+                        batch::Loop::new(db, uow, clock, hooks, depth)
+                            .run(rx, shutdown_rx)
+                            .await;
+                    });
+                    let _ = done_tx.send(());
+                })
+                .map_err(sqlx::Error::Io)?;
+            ready.await.map_err(|_| {
+                sqlx::Error::Protocol("a writer thread ended before it started".into())
+            })??;
+            done.push(done_rx);
+        }
+        let stopped = shutdown.subscribe();
         Ok((
             Writer { tx, depth, stopped },
             WriterControl { shutdown, done },
@@ -154,6 +174,20 @@ impl Writer {
     where
         F: AsyncFnMut(&mut Uow) -> Result<Reply, ApiError> + Send + 'static,
     {
+        self.reply_for(None, claim, label, unit).await
+    }
+
+    /// [`Writer::reply`] for a unit about one customer (see the job's ordering key).
+    pub async fn reply_for<F>(
+        &self,
+        customer: Option<&str>,
+        claim: Option<IdemClaim>,
+        label: &'static str,
+        unit: F,
+    ) -> Reply
+    where
+        F: AsyncFnMut(&mut Uow) -> Result<Reply, ApiError> + Send + 'static,
+    {
         let job = Queued {
             f: unit,
             claim,
@@ -161,6 +195,7 @@ impl Writer {
             tx: None,
             attempts: 0,
             label,
+            key: customer.map(str::to_owned),
             as_reply: |r: &Reply| Some(r.clone()),
             from_reply: Some,
         };
@@ -176,6 +211,20 @@ impl Writer {
         F: AsyncFnMut(&mut Uow) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
+        self.run_for(None, label, unit).await
+    }
+
+    /// [`Writer::run`] for a unit about one customer (see the job's ordering key).
+    pub async fn run_for<F, T>(
+        &self,
+        customer: Option<&str>,
+        label: &'static str,
+        unit: F,
+    ) -> Result<T, ApiError>
+    where
+        F: AsyncFnMut(&mut Uow) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
         let job = Queued {
             f: unit,
             claim: None,
@@ -183,6 +232,7 @@ impl Writer {
             tx: None,
             attempts: 0,
             label,
+            key: customer.map(str::to_owned),
             as_reply: |_: &T| None,
             from_reply: |_| None,
         };

@@ -25,6 +25,7 @@ use crate::auth::model::BootstrapKeys;
 use crate::clock::SharedClock;
 use crate::db::{Backend, Db, PoolSizes};
 use crate::http::error::ApiError;
+use crate::http::hosted;
 use crate::settings::Settings;
 use crate::state::{AppInner, AppState};
 use crate::sync::notifier::SyncNotifier;
@@ -353,10 +354,17 @@ fn router(state: AppState) -> Router {
             state.clone(),
             idempotency::middleware::middleware,
         ));
-    Router::new()
-        .merge(api)
+    // The pages people open in a browser, and every answer to their forms, carry the hosted
+    // pages' security headers (http::hosted).
+    let hosted = Router::new()
         .route("/checkout/{session_id}", get(checkout::page::show))
         .route("/checkout/{session_id}/pay", post(checkout::page::pay))
+        .route(hosted::STYLESHEET_PATH, get(hosted::stylesheet))
+        .route(hosted::ICON_PATH, get(hosted::icon))
+        .layer(axum::middleware::from_fn(hosted::security_headers));
+    Router::new()
+        .merge(api)
+        .merge(hosted)
         .route(
             tollgate_shared::sync::STREAM_PATH,
             get(sync::stream::stream),

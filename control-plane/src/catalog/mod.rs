@@ -6,7 +6,9 @@
 //! * [`routes`] — `/api/v1/features/` and `/api/v1/plans/`.
 //! * [`file`] — the declarative catalog file loaded at start.
 //! * [`money`], [`period`] — amounts in minor units; calendar-exact charge periods.
+//! * [`display`] — prices and grants as people read them on the hosted pages.
 
+pub mod display;
 pub mod file;
 pub mod model;
 pub mod money;

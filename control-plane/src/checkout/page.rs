@@ -4,63 +4,58 @@
 
 use std::collections::HashMap;
 
+use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use tollgate_shared::ErrorKind;
+use tollgate_shared::{ErrorKind, Mode};
 
 use super::complete::complete;
 use super::model::{CheckoutError, Session, SessionStatus};
 use super::payments::TestCard;
 use super::store;
-use crate::catalog::money::format_amount;
-use crate::catalog::period::ChargePeriod;
-use crate::catalog::store::resolve_price;
+use crate::catalog::display;
+use crate::catalog::store::{self as catalog, resolve_price};
+use crate::customers::store as customers;
 use crate::http::error::ApiError;
 use crate::http::extract::ApiPath;
+use crate::http::hosted::{MessagePage, origin_of, render_with_targets};
 use crate::http::schema::PayForm;
 use crate::state::AppState;
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// The payment form. Every value is escaped by the template engine.
+#[derive(Template)]
+#[template(path = "checkout.html")]
+struct CheckoutPage {
+    test_mode: bool,
+    plan_name: String,
+    quantity: i64,
+    /// `14 days free, then $1,990.00 / year`.
+    offer: String,
+    due_today: String,
+    features: Vec<String>,
+    /// Who is paying: the customer's email, else their id.
+    payer: String,
+    error: Option<String>,
+    action: String,
+    button: String,
+    cancel_url: Option<String>,
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f6f7f9;margin:0}
-main{max-width:420px;margin:48px auto;background:#fff;border-radius:12px;padding:28px;box-shadow:0 2px 12px #0001}
-h1{font-size:20px;margin:0 0 4px}.price{font-size:28px;font-weight:600;margin:8px 0 20px}
-label{display:block;font-size:13px;color:#444;margin:12px 0 4px}input{width:100%;box-sizing:border-box;padding:10px;
-border:1px solid #ccd;border-radius:6px;font-size:16px}.row{display:flex;gap:12px}.row>div{flex:1}
-button{margin-top:20px;width:100%;padding:12px;border:0;border-radius:6px;background:#3b5bdb;color:#fff;font-size:16px}
-.error{background:#fff0f0;color:#a00;padding:10px;border-radius:6px;margin-bottom:12px}
-.test{background:#fff8e1;color:#7a5b00;padding:8px;border-radius:6px;font-size:12px;margin-bottom:16px}";
-
-fn layout(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title>\
-         <style>{STYLE}</style></head><body><main>{body}</main></body></html>",
-        escape(title)
-    )
+/// Where the page's form may lead: the pay post (this origin) and, after paying, the
+/// session's `successUrl`.
+fn form_targets(session: &Session) -> Vec<String> {
+    origin_of(&session.success_url).into_iter().collect()
 }
 
 async fn render_form(
     state: &AppState,
     session: &Session,
     error: Option<&str>,
-) -> Result<String, CheckoutError> {
+    status: StatusCode,
+) -> Result<Response, CheckoutError> {
     let mut conn = state.db.read().await?;
     let price = resolve_price(
         &mut conn,
@@ -69,62 +64,41 @@ async fn render_form(
         Some(&session.charge_period),
     )
     .await?;
-    let total = format_amount(
-        price.amount_minor.saturating_mul(session.quantity),
-        &price.currency,
-    );
-    let per = ChargePeriod::parse(&session.charge_period)
-        .map(ChargePeriod::recurrence)
-        .unwrap_or("");
-    let per = if per == "one_time" {
-        String::new()
+    let plan = catalog::plan_def(&mut conn, session.mode, &session.plan_identifier).await?;
+    let features = catalog::features(&mut conn, session.mode).await?;
+    let customer = customers::find(&mut conn, session.mode, &session.customer_id).await?;
+    let total = price.amount_minor.saturating_mul(session.quantity);
+    // The trial the payment will start with: the session's own, else the plan's (as
+    // `complete` decides it).
+    let trial_days = session
+        .trial_days
+        .and_then(|d| u32::try_from(d).ok())
+        .unwrap_or(price.trial_days);
+    let trial = trial_days > 0 && display::per(price.charge_period).is_some();
+    let due_today = if trial { 0 } else { total };
+    let button = if trial {
+        format!("Start {trial_days}-day free trial")
     } else {
-        format!(" / {per}")
+        format!("Pay {}", display::money(total, &price.currency))
     };
-    let error = error
-        .map(|e| {
-            format!(
-                "<div class=\"error\" id=\"error\" role=\"alert\">{}</div>",
-                escape(e)
-            )
-        })
-        .unwrap_or_default();
-    let test = if session.mode == tollgate_shared::Mode::Test {
-        "<div class=\"test\">Test mode: pay with 4242 4242 4242 4242, any future expiry, any CVC. \
-         4000 0000 0000 0002 is declined.</div>"
-    } else {
-        ""
+    let page = CheckoutPage {
+        test_mode: session.mode == Mode::Test,
+        plan_name: price.plan_name.clone(),
+        quantity: session.quantity,
+        offer: display::offer(total, &price.currency, price.charge_period, trial_days),
+        due_today: display::money(due_today, &price.currency),
+        features: plan
+            .map(|p| display::feature_lines(&p.grants, &features))
+            .unwrap_or_default(),
+        payer: customer
+            .and_then(|c| c.email)
+            .unwrap_or_else(|| session.customer_id.clone()),
+        error: error.map(str::to_owned),
+        action: format!("/checkout/{}/pay", session.id),
+        button,
+        cancel_url: session.cancel_url.clone(),
     };
-    let cancel = session
-        .cancel_url
-        .as_deref()
-        .map(|u| {
-            format!(
-                "<p><a id=\"cancel\" href=\"{}\">Cancel and return</a></p>",
-                escape(u)
-            )
-        })
-        .unwrap_or_default();
-    let quantity = if session.quantity > 1 {
-        format!(" × {}", session.quantity)
-    } else {
-        String::new()
-    };
-    let body = format!(
-        "{test}<h1 id=\"plan\">{plan}{quantity}</h1><div class=\"price\" id=\"price\">{total} {currency}{per}</div>{error}\
-         <form method=\"post\" action=\"/checkout/{id}/pay\" id=\"pay-form\">\
-         <label for=\"card_number\">Card number</label>\
-         <input id=\"card_number\" name=\"card_number\" inputmode=\"numeric\" autocomplete=\"cc-number\" placeholder=\"4242 4242 4242 4242\" required>\
-         <div class=\"row\"><div><label for=\"expiry\">Expiry (MM/YY)</label>\
-         <input id=\"expiry\" name=\"expiry\" autocomplete=\"cc-exp\" placeholder=\"12/34\" required></div>\
-         <div><label for=\"cvc\">CVC</label><input id=\"cvc\" name=\"cvc\" inputmode=\"numeric\" autocomplete=\"cc-csc\" placeholder=\"123\" required></div></div>\
-         <label for=\"name\">Name on card</label><input id=\"name\" name=\"name\" autocomplete=\"cc-name\">\
-         <button type=\"submit\" id=\"pay\">Pay {total} {currency}</button></form>{cancel}",
-        plan = escape(&price.plan_name),
-        currency = escape(&price.currency.to_uppercase()),
-        id = escape(&session.id),
-    );
-    Ok(layout(&format!("Checkout · {}", price.plan_name), &body))
+    Ok(render_with_targets(status, &page, &form_targets(session)))
 }
 
 async fn load(state: &AppState, id: &str) -> Result<Session, CheckoutError> {
@@ -134,57 +108,39 @@ async fn load(state: &AppState, id: &str) -> Result<Session, CheckoutError> {
         .ok_or_else(|| CheckoutError::NotFound(id.to_owned()))
 }
 
-fn page(status: StatusCode, html: String) -> Response {
-    (status, Html(html)).into_response()
-}
-
 fn not_found() -> Response {
-    page(
-        StatusCode::NOT_FOUND,
-        layout(
-            "Not found",
-            "<h1>Checkout not found</h1><p>This checkout link is not valid.</p>",
-        ),
-    )
+    MessagePage::new("Not found", "not-found", "Checkout not found")
+        .text("This checkout link is not valid.")
+        .respond(StatusCode::NOT_FOUND)
 }
 
 fn completed(session: &Session) -> Response {
-    let link = escape(&session.success_redirect());
-    page(
-        StatusCode::OK,
-        layout(
-            "Paid",
-            &format!("<h1 id=\"done\">Payment complete</h1><p><a href=\"{link}\">Continue</a></p>"),
-        ),
-    )
+    let link = session.success_redirect();
+    MessagePage::new("Paid", "done", "Payment complete")
+        .link(&link, "Continue")
+        .respond(StatusCode::OK)
 }
 
 fn failure(e: CheckoutError) -> Response {
     match e {
         CheckoutError::NotFound(_) => not_found(),
-        CheckoutError::Unavailable(reason) => page(
-            StatusCode::CONFLICT,
-            layout(
-                "Unavailable",
-                &format!(
-                    "<h1 id=\"unavailable\">This checkout can no longer be paid</h1><p>{}</p>",
-                    escape(&reason)
-                ),
-            ),
-        ),
-        CheckoutError::Catalog(_) => page(
-            StatusCode::CONFLICT,
-            layout(
-                "Unavailable",
-                "<h1 id=\"unavailable\">This plan is no longer available</h1>",
-            ),
-        ),
+        CheckoutError::Unavailable(reason) => MessagePage::new(
+            "Unavailable",
+            "unavailable",
+            "This checkout can no longer be paid",
+        )
+        .text(&reason)
+        .respond(StatusCode::CONFLICT),
+        CheckoutError::Catalog(_) => MessagePage::new(
+            "Unavailable",
+            "unavailable",
+            "This plan is no longer available",
+        )
+        .respond(StatusCode::CONFLICT),
         other => {
             tracing::error!(error = %other, "checkout page failed");
-            page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                layout("Error", "<h1>Something went wrong</h1>"),
-            )
+            MessagePage::new("Error", "error-page", "Something went wrong")
+                .respond(StatusCode::INTERNAL_SERVER_ERROR)
         }
     }
 }
@@ -213,14 +169,9 @@ pub async fn show(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -
     if session.status == SessionStatus::Complete {
         return completed(&session);
     }
-    match render_form(&state, &session, None).await {
-        Ok(html) => page(StatusCode::OK, html),
-        Err(CheckoutError::Catalog(_)) => page(
-            StatusCode::CONFLICT,
-            layout("Unavailable", "<h1>This plan is no longer available</h1>"),
-        ),
-        Err(e) => failure(e),
-    }
+    render_form(&state, &session, None, StatusCode::OK)
+        .await
+        .unwrap_or_else(failure)
 }
 
 /// Checks what a person typed before anything is charged; `Err` is shown on the page.
@@ -305,10 +256,9 @@ pub async fn pay(
         let state = state.clone();
         let session = session.clone();
         async move {
-            match render_form(&state, &session, Some(&message)).await {
-                Ok(html) => page(status, html),
-                Err(e) => failure(e),
-            }
+            render_form(&state, &session, Some(&message), status)
+                .await
+                .unwrap_or_else(failure)
         }
     };
     let card = match read_card(&form, state.clock.now()) {
@@ -343,13 +293,9 @@ pub async fn pay(
         },
         Err(e) => {
             tracing::warn!(error = %e, "checkout page payment failed");
-            page(
-                e.status(),
-                layout(
-                    "Try again",
-                    "<h1>Something went wrong</h1><p>Nothing was charged. Please try again.</p>",
-                ),
-            )
+            MessagePage::new("Try again", "error-page", "Something went wrong")
+                .text("Nothing was charged. Please try again.")
+                .respond(e.status())
         }
     }
 }

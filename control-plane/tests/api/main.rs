@@ -10,12 +10,14 @@ mod helpers;
 
 mod bad_input;
 mod billing;
+mod browser;
 mod cancellation;
 mod checkout_page;
 mod copy;
 mod durability;
 mod e2e;
 mod fourgeeks;
+mod hosted_pages;
 mod replicas;
 mod sync;
 mod webhooks;

@@ -250,7 +250,9 @@ pub struct BaseBuilder {
 impl BaseBuilder {
     /// Room for `customers` in total, most of them (as on every real edge) in test or live.
     pub fn new(customers: usize) -> BaseBuilder {
-        let customers = customers.min(200_000_000);
+        // Sized from the snapshot's own count, but a wrong count must not reserve gigabytes:
+        // past this the tables grow as customers arrive.
+        let customers = customers.min(20_000_000);
         BaseBuilder {
             segments: Vec::new(),
             tables: [

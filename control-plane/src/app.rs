@@ -16,8 +16,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::SigningKey;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tollgate_shared::server::{ServerLimits, TlsConfig};
 use tokio::sync::{Notify, Semaphore, watch};
+use tollgate_shared::server::{ServerLimits, TlsConfig};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 use tracing::info;
@@ -88,7 +88,11 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| {
-                let scheme = if config.tls.is_some() { "https" } else { "http" };
+                let scheme = if config.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
                 format!("{scheme}://{addr}")
             })
             .trim_end_matches('/')

@@ -60,9 +60,10 @@ impl Proc {
         while Instant::now() < deadline {
             match self.lines.recv_timeout(Duration::from_millis(200)) {
                 Ok(line) => {
-                    for (scheme, marker) in
-                        [("http", "listening on http://"), ("https", "listening on https://")]
-                    {
+                    for (scheme, marker) in [
+                        ("http", "listening on http://"),
+                        ("https", "listening on https://"),
+                    ] {
                         if let Some(rest) = line.split(marker).nth(1) {
                             let addr = rest.split_whitespace().next().unwrap_or("");
                             return (scheme, addr.parse().expect("address"));

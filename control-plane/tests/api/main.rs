@@ -17,6 +17,7 @@ mod copy;
 mod durability;
 mod e2e;
 mod fourgeeks;
+mod hardening;
 mod hosted_pages;
 mod replicas;
 mod sync;

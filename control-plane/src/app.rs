@@ -312,6 +312,10 @@ fn router(state: AppState) -> Router {
             post(dialects::kelviq::update),
         )
         .route(
+            "/api/v1/subscriptions/{id}/update/preview",
+            post(dialects::kelviq::preview_update),
+        )
+        .route(
             "/api/v1/subscriptions/{id}/cancel",
             post(dialects::kelviq::cancel),
         )

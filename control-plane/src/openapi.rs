@@ -61,6 +61,7 @@ a retry with the same key and request replays the first response.
         crate::subscriptions::routes::list,
         crate::subscriptions::routes::get,
         crate::dialects::kelviq::update,
+        crate::dialects::kelviq::preview_update,
         crate::dialects::kelviq::cancel,
         crate::dialects::kelviq::resume,
         crate::dialects::paykit::subscribe,

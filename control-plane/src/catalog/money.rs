@@ -91,6 +91,15 @@ pub fn format_amount(minor: i64, currency: &str) -> String {
     format!("{d:.prec$}", prec = exponent(currency) as usize)
 }
 
+/// 4900 in usd → 49.0, for Kelviq's fields that are JSON numbers in the major unit. Only for
+/// display: every computation stays in integer minor units.
+pub fn major_f64(minor: i64, currency: &str) -> f64 {
+    use rust_decimal::prelude::ToPrimitive;
+    Decimal::new(minor, exponent(currency))
+        .to_f64()
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +125,9 @@ mod tests {
         assert_eq!(format_amount(-250, "usd"), "-2.50");
         assert_eq!(format_amount(500, "jpy"), "500");
         assert_eq!(format_amount(1234, "kwd"), "1.234");
+        assert_eq!(major_f64(4900, "usd"), 49.0);
+        assert_eq!(major_f64(-250, "usd"), -2.5);
+        assert_eq!(major_f64(500, "jpy"), 500.0);
     }
 
     #[test]

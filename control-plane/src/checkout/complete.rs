@@ -100,6 +100,7 @@ pub async fn complete(
             force_checkout: false,
             proration: Proration::ImmediateCharge,
             trial_days: Some(trial_days),
+            trial_end: None,
         },
         &Urls::default(),
         Some(&PaidAtCheckout {

@@ -131,6 +131,7 @@ pub async fn create(
                     force_checkout: true,
                     proration: Proration::ImmediateCharge,
                     trial_days: req.trial_days,
+                    trial_end: None,
                 },
                 &Urls {
                     success: Some(return_url.clone()),

@@ -129,6 +129,7 @@ pub async fn subscribe(
                     force_checkout: req.force_checkout,
                     proration,
                     trial_days,
+                    trial_end: None,
                 },
                 &urls,
                 None,

@@ -131,7 +131,7 @@ pub async fn change(
             Decision::ChangeNow {
                 action,
                 quantity,
-                new_cycle,
+                cycle,
                 invoice,
             },
             Some(cur),
@@ -156,7 +156,7 @@ pub async fn change(
                     invoice_id = Some(created.id);
                 }
             }
-            store::change_now(uow, &cur, &req.target, quantity, new_cycle, now).await?;
+            store::change_now(uow, &cur, &req.target, quantity, cycle, now).await?;
             updated(uow, &cur, now);
             Ok(Applied::on(action, &cur.id, invoice_id))
         }

@@ -15,6 +15,7 @@
 //! | current plan, nothing pending, same quantity | no-op |
 //! | current plan, other quantity | updated in place, prorated |
 
+pub use super::model::Cycle;
 use super::model::{Status, Subscription};
 use crate::billing::invoices::model::Line;
 use crate::billing::proration::{prorate, upgrade_in_cycle};
@@ -55,6 +56,8 @@ pub enum Action {
     CancelScheduled,
     Resumed,
     QuantityChanged,
+    /// `trialEnd` was given: the trial ended now, or (re)starts until a date.
+    TrialChanged,
     NoOp,
 }
 
@@ -66,6 +69,30 @@ pub struct ChangeRequest {
     pub force_checkout: bool,
     pub proration: Proration,
     pub trial_days: Option<u32>,
+    /// Kelviq's `trialEnd` on an update: end the trial now, or trial until a date.
+    pub trial_end: Option<TrialEnd>,
+}
+
+impl ChangeRequest {
+    /// A request for `target` with every option at its default: the quantity kept, no forced
+    /// checkout, prorated and charged now, the plan's own trial.
+    pub fn to(target: PlanPrice) -> ChangeRequest {
+        ChangeRequest {
+            target,
+            quantity: None,
+            force_checkout: false,
+            proration: Proration::ImmediateCharge,
+            trial_days: None,
+            trial_end: None,
+        }
+    }
+}
+
+/// Kelviq's `trialEnd`: the literal `now`, or a time in the future.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrialEnd {
+    Now,
+    At(i64),
 }
 
 /// The invoice a change makes now (or, deferred, puts on the next invoice).
@@ -94,8 +121,7 @@ pub enum Decision {
     ChangeNow {
         action: Action,
         quantity: i64,
-        /// A new charge period starts a new billing cycle now.
-        new_cycle: bool,
+        cycle: Cycle,
         invoice: Option<InvoicePlan>,
     },
     /// A downgrade, or a cancellation to the free plan, at the period's end.
@@ -170,6 +196,14 @@ pub fn decide(
         });
     };
     let quantity = req.quantity.unwrap_or(current.quantity);
+    match req.trial_end {
+        Some(TrialEnd::At(at)) => return trial_until(current, req, quantity, at, now),
+        Some(TrialEnd::Now) if current.status == Status::Trialing => {
+            return end_trial_now(current, req, quantity, now);
+        }
+        // A subscription that is not trialing has no trial to end: `now` changes nothing.
+        Some(TrialEnd::Now) | None => {}
+    }
     let same_price = current.plan == target.plan && current.period == target.charge_period;
     if same_price {
         if quantity != current.quantity {
@@ -237,6 +271,65 @@ pub fn full_period_line(price: &PlanPrice, quantity: i64, start: i64) -> Line {
     }
 }
 
+/// `trialEnd` at a date: whatever the direction, the subscription switches to the target now and
+/// is `trialing` until `at`, with no invoice now; the first charge falls at `at`. Unused paid
+/// time of the current period is not credited (docs/billing.md: a trial replaces it).
+fn trial_until(
+    current: &Subscription,
+    req: &ChangeRequest,
+    quantity: i64,
+    at: i64,
+    now: i64,
+) -> Result<Decision, Invalid> {
+    if at <= now {
+        return Err(invalid("trialEnd", "must be in the future"));
+    }
+    if req.target.is_default {
+        return Err(invalid(
+            "trialEnd",
+            "the group's free default plan has no trial",
+        ));
+    }
+    if current.currency != req.target.currency {
+        return Err(other_currency());
+    }
+    Ok(Decision::ChangeNow {
+        action: Action::TrialChanged,
+        quantity,
+        cycle: Cycle::TrialUntil(at),
+        invoice: None,
+    })
+}
+
+/// `trialEnd: now` on a trialing subscription: the trial ends, a paid cycle of the target
+/// starts now and its full price is charged now (whatever `prorationBehavior`: nothing of a
+/// trial was paid, so there is nothing to prorate).
+fn end_trial_now(
+    current: &Subscription,
+    req: &ChangeRequest,
+    quantity: i64,
+    now: i64,
+) -> Result<Decision, Invalid> {
+    if req.target.is_default {
+        return Err(invalid(
+            "trialEnd",
+            "the group's free default plan has no trial",
+        ));
+    }
+    if current.currency != req.target.currency {
+        return Err(other_currency());
+    }
+    Ok(Decision::ChangeNow {
+        action: Action::TrialChanged,
+        quantity,
+        cycle: Cycle::New,
+        invoice: Some(InvoicePlan {
+            lines: vec![full_period_line(&req.target, quantity, now)],
+            deferred: false,
+        }),
+    })
+}
+
 /// Upgrades (and quantity changes) take effect now. In the same cycle the invoice credits the
 /// unused part of the old price and charges the rest of the period at the new one; a new
 /// charge period starts a new cycle and charges its full price. A trial changes plan without
@@ -255,7 +348,7 @@ fn change_now(
         return Ok(Decision::ChangeNow {
             action,
             quantity,
-            new_cycle: false,
+            cycle: Cycle::Same,
             invoice: None,
         });
     }
@@ -335,7 +428,7 @@ fn change_now(
     Ok(Decision::ChangeNow {
         action,
         quantity,
-        new_cycle: !same_cycle,
+        cycle: if same_cycle { Cycle::Same } else { Cycle::New },
         invoice: (!lines.is_empty()).then_some(InvoicePlan { lines, deferred }),
     })
 }
@@ -429,6 +522,7 @@ mod tests {
             force_checkout: false,
             proration: Proration::ImmediateCharge,
             trial_days: None,
+            trial_end: None,
         }
     }
 
@@ -556,7 +650,7 @@ mod tests {
         assert!(matches!(
             d,
             Decision::ChangeNow {
-                new_cycle: false,
+                cycle: Cycle::Same,
                 ..
             }
         ));
@@ -569,7 +663,7 @@ mod tests {
         assert!(matches!(
             d,
             Decision::ChangeNow {
-                new_cycle: true,
+                cycle: Cycle::New,
                 ..
             }
         ));
@@ -587,7 +681,7 @@ mod tests {
             Decision::ChangeNow {
                 action: Action::Upgraded,
                 quantity: 1,
-                new_cycle: false,
+                cycle: Cycle::Same,
                 invoice: None
             }
         );

@@ -4,6 +4,7 @@
 //! * [`model`] — the typed row, statuses, the Kelviq view.
 //! * [`store`] — the `subscriptions` table.
 //! * [`lifecycle`] — PayKit's behaviour table as one pure decision.
+//! * [`preview`] — what an update would do, without doing it (same decision, same proration).
 //! * [`apply`] — carrying a decision out (rows, invoices, events).
 //! * [`routes`] — listing and reading subscriptions. The calls that change them are the API
 //!   dialects' (`crate::dialects`).
@@ -11,5 +12,6 @@
 pub mod apply;
 pub mod lifecycle;
 pub mod model;
+pub mod preview;
 pub mod routes;
 pub mod store;

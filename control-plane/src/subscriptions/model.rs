@@ -40,6 +40,19 @@ impl From<crate::catalog::model::CatalogError> for SubscriptionError {
     }
 }
 
+/// What an immediate change does to the billing cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cycle {
+    /// The current period goes on (same charge period).
+    Same,
+    /// A new cycle starts now (a new charge period, or a trial ended now: then the
+    /// subscription is `active` from now on).
+    New,
+    /// The subscription is `trialing` from now until this time; its first charged cycle is
+    /// anchored there.
+    TrialUntil(i64),
+}
+
 /// SPEC §5's statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -3,7 +3,7 @@
 
 use tollgate_shared::Mode;
 
-use super::model::{GRANTING, Status, Subscription, SubscriptionView, select_list};
+use super::model::{Cycle, GRANTING, Status, Subscription, SubscriptionView, select_list};
 use crate::catalog::period::ChargePeriod;
 use crate::catalog::store::PlanPrice;
 use crate::db::sql::{self, Conn, FromRow};
@@ -399,32 +399,41 @@ pub async fn cancel_later(
     Ok(())
 }
 
-/// An immediate plan, period or quantity change. `new_cycle` starts a new billing cycle at
-/// `now` (a new charge period); otherwise the cycle goes on.
+/// An immediate plan, period or quantity change. `cycle` says whether the current period goes
+/// on, a new cycle starts now, or a trial runs from now to a date (then the first charged
+/// cycle is anchored there, as when a subscription starts with a trial).
 pub async fn change_now(
     uow: &mut Uow,
     sub: &Subscription,
     target: &PlanPrice,
     quantity: i64,
-    new_cycle: bool,
+    cycle: Cycle,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let (start, end, anchor, index) = if new_cycle {
-        (now, target.charge_period.first_period_end(now), now, 0)
-    } else {
-        (
+    let (start, end, anchor, index) = match cycle {
+        Cycle::Same => (
             sub.period_start,
             sub.period_end,
             sub.cycle_anchor,
             sub.cycle_index,
-        )
+        ),
+        Cycle::New => (now, target.charge_period.first_period_end(now), now, 0),
+        Cycle::TrialUntil(at) => (now, Some(at), at, 0),
+    };
+    let (status, trial_end) = match cycle {
+        Cycle::Same => (sub.status, sub.trial_end),
+        // A trial that ends now ends with the new paid cycle.
+        Cycle::New if sub.status == Status::Trialing => (Status::Active, Some(now)),
+        Cycle::New => (sub.status, sub.trial_end),
+        Cycle::TrialUntil(at) => (Status::Trialing, Some(at)),
     };
     sql::query(
         "UPDATE subscriptions SET plan_identifier = $1, charge_period = $2, amount_minor = $3, currency = $4,
            quantity = $5, scheduled_plan = NULL, scheduled_period = NULL, scheduled_quantity = NULL,
            cancel_at_period_end = 0, cancel_at = NULL, canceled_at = NULL, current_period_start = $6,
-           current_period_end = $7, cycle_anchor = $8, cycle_index = $9, modified_at = $10
-         WHERE mode = $11 AND id = $12",
+           current_period_end = $7, cycle_anchor = $8, cycle_index = $9, modified_at = $10,
+           status = $11, trial_end = $12
+         WHERE mode = $13 AND id = $14",
     )
     .bind(&target.plan)
     .bind(target.charge_period.as_str())
@@ -436,6 +445,8 @@ pub async fn change_now(
     .bind(anchor)
     .bind(index)
     .bind(now)
+    .bind(status.as_str())
+    .bind(trial_end)
     .bind(sub.mode.as_str())
     .bind(&sub.id)
     .execute(uow.conn())

@@ -19,6 +19,7 @@ mod e2e;
 mod fourgeeks;
 mod hardening;
 mod hosted_pages;
+mod kelviq;
 mod replicas;
 mod sync;
 mod webhooks;

@@ -1,6 +1,9 @@
 //! Invoice shapes: what is being billed ([`Draft`]), and what callers see ([`InvoiceView`]).
 
 use serde::Serialize;
+
+use crate::catalog::money::format_amount;
+use crate::clock::rfc3339;
 use tollgate_shared::Mode;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +48,7 @@ pub struct Draft<'a> {
     pub lines: Vec<Line>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LineView {
     pub description: String,
@@ -55,6 +58,19 @@ pub struct LineView {
     pub period_end: Option<String>,
     pub proration: bool,
     pub plan_identifier: Option<String>,
+}
+
+impl LineView {
+    pub fn new(line: &Line, currency: &str) -> LineView {
+        LineView {
+            description: line.description.clone(),
+            amount: format_amount(line.amount_minor, currency),
+            period_start: line.period_start.map(rfc3339),
+            period_end: line.period_end.map(rfc3339),
+            proration: line.proration,
+            plan_identifier: line.plan.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -65,6 +65,34 @@ pub async fn pending_line_count(
     .await
 }
 
+/// A subscription's pending lines (`PRORATE_NEXT_INVOICE`), in the order an invoice claims them.
+pub async fn pending_lines(
+    conn: &mut Conn,
+    mode: Mode,
+    subscription_id: &str,
+) -> Result<Vec<Line>, sqlx::Error> {
+    sql::query(
+        "SELECT description, amount_minor, period_start, period_end, proration, plan_identifier
+         FROM invoice_lines WHERE subscription_id = $1 AND invoice_id IS NULL AND mode = $2 ORDER BY id",
+    )
+    .bind(subscription_id)
+    .bind(mode.as_str())
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(|l| {
+        Ok(Line {
+            description: l.try_get("description")?,
+            amount_minor: l.try_get("amount_minor")?,
+            period_start: l.try_get("period_start")?,
+            period_end: l.try_get("period_end")?,
+            proration: l.try_get::<i64>("proration")? != 0,
+            plan: l.try_get("plan_identifier")?,
+        })
+    })
+    .collect()
+}
+
 pub async fn lines_total(conn: &mut Conn, invoice: &str) -> Result<i64, sqlx::Error> {
     sql::query(
         "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM invoice_lines WHERE invoice_id = $1",

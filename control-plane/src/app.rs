@@ -34,7 +34,7 @@ use crate::sync::notifier::SyncNotifier;
 use crate::write::{Hooks, Writer, WriterControl};
 use crate::{
     auth, billing, catalog, checkout, customers, dialects, idempotency, maintenance, observe,
-    subscriptions, sync, usage, webhooks,
+    portal, subscriptions, sync, usage, webhooks,
 };
 
 #[derive(Debug, Clone)]
@@ -324,6 +324,10 @@ fn router(state: AppState) -> Router {
             post(dialects::kelviq::resume),
         )
         .route("/api/v1/subscribe", post(dialects::paykit::subscribe))
+        .route(
+            "/api/v1/portal/session",
+            post(portal::routes::create_session),
+        )
         .route("/api/v1/invoices", get(billing::routes::list))
         .route("/api/v1/invoices/{id}", get(billing::routes::get))
         .route(
@@ -379,6 +383,12 @@ fn router(state: AppState) -> Router {
     let hosted = Router::new()
         .route("/checkout/{session_id}", get(checkout::page::show))
         .route("/checkout/{session_id}/pay", post(checkout::page::pay))
+        .route("/portal/{token}", get(portal::page::show))
+        .route("/portal/{token}/preview", get(portal::page::preview))
+        .route("/portal/{token}/switch", post(portal::page::switch))
+        .route("/portal/{token}/cancel", post(portal::page::cancel))
+        .route("/portal/{token}/resume", post(portal::page::resume))
+        .route("/portal/{token}/card", post(portal::page::card))
         .route(hosted::STYLESHEET_PATH, get(hosted::stylesheet))
         .route(hosted::ICON_PATH, get(hosted::icon))
         .layer(axum::middleware::from_fn(hosted::security_headers));

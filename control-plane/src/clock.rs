@@ -52,6 +52,15 @@ pub fn rfc3339(unix: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// A day as people read it on the hosted pages: `May 1, 2026` (UTC).
+pub fn human_date(unix: i64) -> String {
+    Utc.timestamp_opt(unix, 0)
+        .single()
+        .unwrap_or_default()
+        .format("%B %-d, %Y")
+        .to_string()
+}
+
 pub fn date(unix: i64) -> String {
     Utc.timestamp_opt(unix, 0)
         .single()

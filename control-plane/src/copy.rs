@@ -36,6 +36,7 @@ pub const TABLES: &[&str] = &[
     "webhook_endpoints",
     "webhook_events",
     "webhook_deliveries",
+    "portal_sessions",
 ];
 
 /// Rows per INSERT statement.

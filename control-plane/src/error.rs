@@ -9,6 +9,7 @@ use crate::catalog::model::CatalogError;
 use crate::checkout::model::CheckoutError;
 use crate::customers::model::CustomerError;
 pub use crate::http::error::{ApiError, ApiResult};
+use crate::portal::model::PortalError;
 use crate::subscriptions::model::SubscriptionError;
 
 fn internal(context: &str, db: sqlx::Error) -> ApiError {
@@ -93,5 +94,22 @@ impl From<crate::usage::report::UsageError> for ApiError {
             UsageError::FeatureNotFound(_) => ApiError::new(ErrorKind::NotFound, e.to_string()),
             UsageError::Db(db) => internal("usage", db),
         }
+    }
+}
+
+impl From<PortalError> for ApiError {
+    fn from(e: PortalError) -> Self {
+        let kind = match e {
+            PortalError::Customer(c) => return c.into(),
+            PortalError::Subscription(s) => return s.into(),
+            PortalError::Db(db) => return internal("portal", db),
+            PortalError::Invalid(_) => ErrorKind::BadRequest,
+            PortalError::UnknownToken | PortalError::NotYours => ErrorKind::NotFound,
+            // An expired link is "forbidden" to the API envelope; the hosted page says 410.
+            PortalError::Expired | PortalError::Forbidden(_) => ErrorKind::Forbidden,
+            PortalError::Stale(_) => ErrorKind::Conflict,
+            PortalError::Declined(_) => ErrorKind::PaymentRequired,
+        };
+        ApiError::new(kind, e.to_string())
     }
 }

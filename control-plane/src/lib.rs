@@ -16,6 +16,7 @@
 //! * [`customers`] — customers, cards on file, credit, a customer's "now".
 //! * [`subscriptions`] — rows, PayKit's decision table (`lifecycle`), applying decisions.
 //! * [`checkout`] — sessions, the hosted page, the test-mode payment provider.
+//! * [`portal`] — the hosted customer portal: sessions, pages, what its forms do.
 //! * [`billing`] — proration, invoices, the billing clock and test clocks.
 //! * [`usage`] — meters and their windows.
 //! * [`entitlements`] — compiling what a customer may use (SPEC §6).
@@ -48,6 +49,7 @@ pub mod ids;
 pub mod maintenance;
 pub mod observe;
 pub mod openapi;
+pub mod portal;
 pub mod settings;
 pub mod state;
 pub mod subscriptions;

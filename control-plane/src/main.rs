@@ -114,6 +114,15 @@ struct Serve {
     /// How long a checkout session can be paid, in seconds (Stripe's 24 h by default).
     #[arg(long, env = "TOLLGATE_CHECKOUT_TTL_SECS", default_value_t = 86_400)]
     checkout_ttl_secs: i64,
+    /// How long a customer-portal link (`portal.create_session`'s `customerPortalUrl`) works,
+    /// in seconds (1-86400).
+    #[arg(
+        long,
+        env = "TOLLGATE_PORTAL_SESSION_TTL_SECS",
+        default_value_t = 3_600,
+        value_parser = clap::value_parser!(i64).range(1..=86_400)
+    )]
+    portal_session_ttl_secs: i64,
     /// How long the change log keeps entries, in seconds (edges further behind resync with a
     /// snapshot; the newest 10,000 entries are always kept).
     #[arg(long, env = "TOLLGATE_CHANGE_LOG_RETENTION_SECS", default_value_t = 7 * 86_400)]
@@ -209,6 +218,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     settings.body_limit = args.body_limit_bytes;
     settings.idempotency_ttl_secs = args.idempotency_ttl_secs;
     settings.checkout_ttl_secs = args.checkout_ttl_secs;
+    settings.portal_session_ttl_secs = args.portal_session_ttl_secs;
     settings.change_log_retention_secs = args.change_log_retention_secs;
     settings.allow_private_webhook_urls = args.allow_private_webhook_urls;
     settings.max_webhook_endpoints = args.max_webhook_endpoints.max(1);

@@ -11,6 +11,7 @@ use tracing::{debug, warn};
 use crate::clock::SharedClock;
 use crate::http::error::ApiError;
 use crate::idempotency::store as idempotency;
+use crate::portal::store as portal;
 use crate::sync::changelog;
 use crate::usage::store as usage;
 use crate::webhooks::store as webhooks;
@@ -74,6 +75,11 @@ impl Maintenance {
                             Table::Usage => {
                                 usage::prune(uow, now - USAGE_RETENTION_SECS, CHUNK).await?
                             }
+                            // An expired portal link only needs its row long enough to say
+                            // "expired" rather than "not valid": a day.
+                            Table::PortalSessions => {
+                                portal::prune(uow.conn(), now - 86_400, CHUNK).await?
+                            }
                         };
                         Ok::<u64, ApiError>(n)
                     })
@@ -97,14 +103,16 @@ enum Table {
     ChangeLog,
     Webhooks,
     Usage,
+    PortalSessions,
 }
 
 impl Table {
-    const ALL: [Table; 4] = [
+    const ALL: [Table; 5] = [
         Table::Idempotency,
         Table::ChangeLog,
         Table::Webhooks,
         Table::Usage,
+        Table::PortalSessions,
     ];
 
     fn label(self) -> &'static str {
@@ -113,6 +121,7 @@ impl Table {
             Table::ChangeLog => "prune_change_log",
             Table::Webhooks => "prune_webhooks",
             Table::Usage => "prune_usage",
+            Table::PortalSessions => "prune_portal_sessions",
         }
     }
 }

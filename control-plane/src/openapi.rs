@@ -58,6 +58,15 @@ a retry with the same key and request replays the first response.
         crate::checkout::routes::complete,
         crate::checkout::page::show,
         crate::checkout::page::pay,
+        crate::portal::routes::create_session,
+        crate::http::hosted::stylesheet,
+        crate::http::hosted::icon,
+        crate::portal::page::show,
+        crate::portal::page::preview,
+        crate::portal::page::switch,
+        crate::portal::page::cancel,
+        crate::portal::page::resume,
+        crate::portal::page::card,
         crate::subscriptions::routes::list,
         crate::subscriptions::routes::get,
         crate::dialects::kelviq::update,
@@ -97,6 +106,7 @@ a retry with the same key and request replays the first response.
         (name = "catalog", description = "Features and plans"),
         (name = "checkout", description = "Checkout sessions and the hosted checkout page"),
         (name = "subscriptions", description = "Subscriptions and their transitions"),
+        (name = "portal", description = "The hosted customer portal: sessions (Kelviq's portal.create_session) and the pages they open"),
         (name = "invoices", description = "Invoices and their lines"),
         (name = "test-clocks", description = "Test clocks that drive renewals, trials and dunning"),
         (name = "usage", description = "Usage reports for METER features"),
@@ -516,6 +526,8 @@ mod tests {
             let path = match path.trim() {
                 p if p.starts_with('"') => p.trim_matches('"').to_owned(),
                 "tollgate_shared::sync::STREAM_PATH" => tollgate_shared::sync::STREAM_PATH.into(),
+                "hosted::STYLESHEET_PATH" => crate::http::hosted::STYLESHEET_PATH.into(),
+                "hosted::ICON_PATH" => crate::http::hosted::ICON_PATH.into(),
                 other => panic!("route path `{other}`: teach router_routes() about it"),
             };
             let before = routes.len();

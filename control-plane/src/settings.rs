@@ -19,6 +19,8 @@ pub struct Settings {
     pub idempotency_ttl_secs: i64,
     /// How long a checkout session can be paid.
     pub checkout_ttl_secs: i64,
+    /// How long a customer-portal link works, in seconds.
+    pub portal_session_ttl_secs: i64,
     /// How long the change log keeps entries (edges further behind resync with a snapshot).
     pub change_log_retention_secs: i64,
     /// Let webhook endpoints point at loopback, private, link-local and similar addresses
@@ -43,6 +45,7 @@ impl Settings {
             body_limit: 64 * 1024,
             idempotency_ttl_secs: 86_400,
             checkout_ttl_secs: 86_400,
+            portal_session_ttl_secs: 3_600,
             change_log_retention_secs: 7 * 86_400,
             allow_private_webhook_urls: false,
             max_webhook_endpoints: 16,

@@ -587,3 +587,24 @@ pub async fn plan_name(conn: &mut Conn, mode: Mode, plan: &str) -> Result<String
             .unwrap_or_else(|| plan.to_owned()),
     )
 }
+
+/// Every plan of a group, with prices and grants, in identifier order.
+pub async fn plans_in_group(
+    conn: &mut Conn,
+    mode: Mode,
+    group: &str,
+) -> Result<Vec<PlanDef>, sqlx::Error> {
+    let ids: Vec<String> =
+        sql::query("SELECT identifier FROM plans WHERE mode = $1 AND grp = $2 ORDER BY identifier")
+            .bind(mode.as_str())
+            .bind(group)
+            .scalars(&mut *conn)
+            .await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(def) = plan_def(conn, mode, &id).await? {
+            out.push(def);
+        }
+    }
+    Ok(out)
+}

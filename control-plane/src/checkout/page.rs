@@ -14,7 +14,7 @@ use tollgate_shared::{ErrorKind, Mode};
 
 use super::complete::complete;
 use super::model::{CheckoutError, Session, SessionStatus};
-use super::payments::TestCard;
+use super::payments::read_card;
 use super::store;
 use crate::catalog::display;
 use crate::catalog::store::{self as catalog, resolve_price};
@@ -172,50 +172,6 @@ pub async fn show(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -
     render_form(&state, &session, None, StatusCode::OK)
         .await
         .unwrap_or_else(failure)
-}
-
-/// Checks what a person typed before anything is charged; `Err` is shown on the page.
-fn read_card(
-    form: &HashMap<String, String>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<TestCard>, &'static str> {
-    let number: String = form
-        .get("card_number")
-        .map(String::as_str)
-        .unwrap_or("")
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    if !(12..=19).contains(&number.len()) || !number.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("Your card number is incomplete.");
-    }
-    let expiry = form
-        .get("expiry")
-        .map(String::as_str)
-        .unwrap_or("")
-        .replace(' ', "");
-    let (mm, yy) = expiry
-        .split_once('/')
-        .ok_or("Your card's expiry date is incomplete.")?;
-    let month: u32 = mm
-        .parse()
-        .map_err(|_| "Your card's expiry date is incomplete.")?;
-    let year: i32 = yy
-        .parse()
-        .map_err(|_| "Your card's expiry date is incomplete.")?;
-    let year = if year < 100 { 2000 + year } else { year };
-    if !(1..=12).contains(&month) {
-        return Err("Your card's expiry month is invalid.");
-    }
-    use chrono::Datelike;
-    if (year, month) < (now.year(), now.month()) {
-        return Err("Your card's expiry date is in the past.");
-    }
-    let cvc = form.get("cvc").map(String::as_str).unwrap_or("");
-    if !(3..=4).contains(&cvc.len()) || !cvc.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("Your card's security code is incomplete.");
-    }
-    Ok(TestCard::from_number(&number))
 }
 
 /// Pay on the hosted checkout page.

@@ -1,6 +1,8 @@
 //! The test-mode payment provider. Card numbers and payment-method tokens behave like Stripe's
 //! test cards (SPEC §5); live mode has no provider configured and declines everything.
 
+use std::collections::HashMap;
+
 use tollgate_shared::Mode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +92,13 @@ pub fn charge_off_session(mode: Mode, card: Option<&str>, amount: i64) -> Paymen
 
 /// The first charge, made at checkout.
 pub fn charge_at_checkout(mode: Mode, card: Option<TestCard>) -> Result<TestCard, Decline> {
+    verify_card(mode, card)
+}
+
+/// Whether `card` may go on file: what the provider checks before it accepts a card, at
+/// checkout or when a customer replaces theirs in the portal (Stripe refuses a card that
+/// declines when it is set up, as it refuses it at payment).
+pub fn verify_card(mode: Mode, card: Option<TestCard>) -> Result<TestCard, Decline> {
     if mode == Mode::Live {
         return Err(Decline::NoLiveProvider);
     }
@@ -98,6 +107,51 @@ pub fn charge_at_checkout(mode: Mode, card: Option<TestCard>) -> Result<TestCard
         Some(TestCard::Declined) => Err(Decline::CardDeclined),
         Some(card) => Ok(card),
     }
+}
+
+/// Checks what a person typed into a card form (the checkout page, the portal's "replace
+/// card") before anything is charged or stored; `Err` is shown on the page.
+pub fn read_card(
+    form: &HashMap<String, String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<TestCard>, &'static str> {
+    let number: String = form
+        .get("card_number")
+        .map(String::as_str)
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    if !(12..=19).contains(&number.len()) || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("Your card number is incomplete.");
+    }
+    let expiry = form
+        .get("expiry")
+        .map(String::as_str)
+        .unwrap_or("")
+        .replace(' ', "");
+    let (mm, yy) = expiry
+        .split_once('/')
+        .ok_or("Your card's expiry date is incomplete.")?;
+    let month: u32 = mm
+        .parse()
+        .map_err(|_| "Your card's expiry date is incomplete.")?;
+    let year: i32 = yy
+        .parse()
+        .map_err(|_| "Your card's expiry date is incomplete.")?;
+    let year = if year < 100 { 2000 + year } else { year };
+    if !(1..=12).contains(&month) {
+        return Err("Your card's expiry month is invalid.");
+    }
+    use chrono::Datelike;
+    if (year, month) < (now.year(), now.month()) {
+        return Err("Your card's expiry date is in the past.");
+    }
+    let cvc = form.get("cvc").map(String::as_str).unwrap_or("");
+    if !(3..=4).contains(&cvc.len()) || !cvc.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("Your card's security code is incomplete.");
+    }
+    Ok(TestCard::from_number(&number))
 }
 
 #[cfg(test)]

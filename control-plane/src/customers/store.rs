@@ -340,3 +340,19 @@ pub async fn add_balance(
     .await?;
     Ok(())
 }
+
+/// The newest card on file as people see it: `(brand, last4)`.
+pub async fn card_summary(
+    conn: &mut Conn,
+    mode: Mode,
+    customer_id: &str,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    sql::query(
+        "SELECT brand, last4 FROM payment_methods WHERE mode = $1 AND customer_id = $2
+         ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .fetch_optional_as(conn)
+    .await
+}

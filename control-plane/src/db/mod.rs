@@ -92,13 +92,25 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "write_path",
         include_str!("../../migrations/0005_write_path.sql"),
     ),
+    (
+        7,
+        "portal",
+        include_str!("../../migrations/0007_portal.sql"),
+    ),
 ];
 
-const POSTGRES_MIGRATIONS: Migrations = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const POSTGRES_MIGRATIONS: Migrations = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        3,
+        "portal",
+        include_str!("../../migrations/postgres/0003_portal.sql"),
+    ),
+];
 
 /// Migrations compiled into the binary, so a deployed control plane needs no files beside it.
 #[derive(Debug)]

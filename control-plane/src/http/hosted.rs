@@ -138,7 +138,17 @@ impl<'a> MessagePage<'a> {
     }
 }
 
-/// `GET /hosted/style.css`.
+/// The hosted pages' stylesheet.
+///
+/// The only style the pages' policy allows (`style-src 'self'`).
+#[utoipa::path(
+    get,
+    path = "/hosted/style.css",
+    tag = "operations",
+    operation_id = "hostedStylesheet",
+    security(()),
+    responses((status = 200, description = "The stylesheet", body = String, content_type = "text/css"))
+)]
 pub async fn stylesheet() -> Response {
     (
         [
@@ -150,7 +160,15 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// `GET /hosted/icon.svg`.
+/// The hosted pages' icon.
+#[utoipa::path(
+    get,
+    path = "/hosted/icon.svg",
+    tag = "operations",
+    operation_id = "hostedIcon",
+    security(()),
+    responses((status = 200, description = "The icon", body = String, content_type = "image/svg+xml"))
+)]
 pub async fn icon() -> Response {
     (
         [

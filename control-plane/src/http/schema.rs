@@ -41,6 +41,25 @@ pub struct PayForm {
     pub name: Option<String>,
 }
 
+/// The forms the customer portal posts (which fields depend on the form).
+#[derive(ToSchema)]
+pub struct PortalForm {
+    /// The session's form nonce, from the page.
+    pub csrf: String,
+    /// switch, cancel, resume: one of the customer's subscriptions.
+    pub subscription: Option<String>,
+    /// switch: `plan:PERIOD`, e.g. `enterprise:MONTHLY`.
+    pub price: Option<String>,
+    /// switch: what the preview said the card is charged now, in minor units.
+    pub expected: Option<i64>,
+    /// card: 12-19 digits; in test mode 4242 4242 4242 4242 is accepted.
+    pub card_number: Option<String>,
+    /// card: `MM/YY`, not in the past.
+    pub expiry: Option<String>,
+    /// card: 3-4 digits.
+    pub cvc: Option<String>,
+}
+
 /// One line of the sync stream (`tollgate_shared::sync::Frame`), e.g.
 /// `{"protocol":1,"frame":{"type":"delta","data":{…}}}`. See docs/sync.md.
 #[derive(ToSchema)]

@@ -244,3 +244,37 @@ pub async fn list_ids(
     .await?;
     Ok((ids, count))
 }
+
+/// An invoice's headline, for lists people read (the hosted portal).
+#[derive(Debug, Clone)]
+pub struct SummaryRow {
+    pub status: String,
+    pub currency: String,
+    pub total_minor: i64,
+    pub reason: String,
+    pub created_at: i64,
+}
+
+pub async fn summary_row(
+    conn: &mut Conn,
+    mode: Mode,
+    id: &str,
+) -> Result<Option<SummaryRow>, sqlx::Error> {
+    let Some(r) = sql::query(
+        "SELECT status, currency, total_minor, reason, created_at FROM invoices WHERE mode = $1 AND id = $2",
+    )
+    .bind(mode.as_str())
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(SummaryRow {
+        status: r.try_get("status")?,
+        currency: r.try_get("currency")?,
+        total_minor: r.try_get("total_minor")?,
+        reason: r.try_get("reason")?,
+        created_at: r.try_get("created_at")?,
+    }))
+}

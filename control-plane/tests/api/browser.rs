@@ -155,6 +155,25 @@ impl Browser {
             .unwrap()
     }
 
+    /// Waits until element `id` says `want` (after a click the old page may still be showing
+    /// an element with the same id for a moment).
+    pub async fn wait_text(&self, id: &str, want: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut seen = String::new();
+        while std::time::Instant::now() < deadline {
+            if let Ok(el) = self.client.find(Locator::Id(id)).await
+                && let Ok(text) = el.text().await
+            {
+                if text == want {
+                    return;
+                }
+                seen = text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("#{id} never said {want:?}; last {seen:?}");
+    }
+
     pub async fn click(&self, id: &str) {
         self.client
             .wait()
@@ -165,17 +184,6 @@ impl Browser {
             .click()
             .await
             .unwrap();
-    }
-
-    /// Waits until the page at `path` (an absolute path on the page's origin) is loaded and
-    /// shows element `id`.
-    pub async fn wait_for(&self, id: &str) {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(30))
-            .for_element(Locator::Id(id))
-            .await
-            .unwrap_or_else(|e| panic!("waiting for #{id}: {e}"));
     }
 
     /// Saves a PNG of the page as `name` into `$TOLLGATE_SCREENSHOTS_DIR`, if set (the README's

@@ -20,6 +20,8 @@ mod fourgeeks;
 mod hardening;
 mod hosted_pages;
 mod kelviq;
+mod portal;
+mod portal_page;
 mod replicas;
 mod sync;
 mod webhooks;

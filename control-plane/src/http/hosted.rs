@@ -71,10 +71,10 @@ pub fn origin_of(url: &str) -> Option<String> {
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let headers = resp.headers_mut();
-    if !headers.contains_key(CONTENT_SECURITY_POLICY) {
-        if let Ok(v) = HeaderValue::from_str(&content_security_policy(&[])) {
-            headers.insert(CONTENT_SECURITY_POLICY, v);
-        }
+    if !headers.contains_key(CONTENT_SECURITY_POLICY)
+        && let Ok(v) = HeaderValue::from_str(&content_security_policy(&[]))
+    {
+        headers.insert(CONTENT_SECURITY_POLICY, v);
     }
     let fixed: [(HeaderName, &'static str); 3] = [
         (X_FRAME_OPTIONS, "DENY"),

@@ -47,7 +47,7 @@ both! {
         chrome.assert_no_console_errors("the checkout page").await;
 
         // A declined card: the page says so, nothing is granted.
-        fill(&browser, "4000 0000 0000 0002").await;
+        fill(browser, "4000 0000 0000 0002").await;
         // The click navigates; wait for the re-rendered page rather than reading the old one.
         let error = browser
             .wait()
@@ -70,7 +70,7 @@ both! {
         assert_eq!(subs["count"], 0);
 
         // The good card: redirected to successUrl with the session id filled in.
-        fill(&browser, "4242 4242 4242 4242").await;
+        fill(browser, "4242 4242 4242 4242").await;
         let mut landed = browser.current_url().await.unwrap();
         for _ in 0..300 {
             if landed.path() == "/healthz" {

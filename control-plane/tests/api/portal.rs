@@ -259,7 +259,9 @@ both! {
         let csrf = csrf_of(&html);
         let form = |f: &str| format!("{}/portal/{token}/{f}", cp.url);
 
-        let cases: Vec<(&str, String, Vec<(&str, &str)>, StatusCode)> = vec![
+        // (form, body, extra headers, the answer's status)
+        type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, StatusCode);
+        let cases: Vec<Case> = vec![
             ("cancel", format!("subscription={sub}"), vec![], StatusCode::FORBIDDEN),
             ("cancel", format!("csrf=nope&subscription={sub}"), vec![], StatusCode::FORBIDDEN),
             ("cancel", format!("csrf={csrf}&subscription={sub}"), vec![("sec-fetch-site", "cross-site")], StatusCode::FORBIDDEN),

@@ -182,6 +182,8 @@ impl Application {
                 clock: state.clock.clone(),
                 retry_base: state.config.webhook_retry_base,
                 wake: state.webhook_wake.clone(),
+                allow_private: state.config.allow_private_webhook_urls,
+                breaker_failures: state.config.webhook_breaker_failures,
             }
             .run_forever(Duration::from_secs(1), stopping.clone()),
         );
@@ -346,7 +348,7 @@ fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/webhook-endpoints/{id}",
-            delete(webhooks::routes::delete),
+            delete(webhooks::routes::delete).patch(webhooks::routes::update),
         )
         .route(
             "/api/v1/webhook-endpoints/{id}/deliveries",

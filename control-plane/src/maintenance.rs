@@ -68,7 +68,17 @@ impl Maintenance {
                                     .await?
                             }
                             Table::Webhooks => {
-                                webhooks::prune(uow.conn(), now - WEBHOOK_RETENTION_SECS, CHUNK)
+                                webhooks::expire_pending(
+                                    uow.conn(),
+                                    now - webhooks::PENDING_MAX_AGE_SECS,
+                                    CHUNK,
+                                )
+                                .await?
+                                    + webhooks::prune(
+                                        uow.conn(),
+                                        now - WEBHOOK_RETENTION_SECS,
+                                        CHUNK,
+                                    )
                                     .await?
                             }
                             Table::Usage => {

@@ -76,6 +76,7 @@ a retry with the same key and request replays the first response.
         crate::webhooks::routes::create,
         crate::webhooks::routes::list,
         crate::webhooks::routes::delete,
+        crate::webhooks::routes::update,
         crate::webhooks::routes::deliveries,
         crate::dialects::fourgeeks::create,
         crate::dialects::fourgeeks::list,

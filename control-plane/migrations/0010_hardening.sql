@@ -1,0 +1,23 @@
+-- Issue 9: a circuit breaker per webhook endpoint, per-endpoint claim order, and the customer
+-- credit balance kept per currency.
+
+ALTER TABLE webhook_endpoints ADD COLUMN consecutive_failures INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE webhook_endpoints ADD COLUMN circuit_opened_at INTEGER;
+CREATE INDEX webhook_deliveries_endpoint_due
+    ON webhook_deliveries (endpoint_id, status, next_attempt_at);
+
+CREATE TABLE customer_balances (
+    mode          TEXT NOT NULL,
+    customer_id   TEXT NOT NULL,
+    currency      TEXT NOT NULL,           -- ISO 4217 code as the prices spell it (lower case)
+    balance_minor INTEGER NOT NULL,        -- credit (positive) in the currency's minor units
+    PRIMARY KEY (mode, customer_id, currency)
+);
+-- A balance from before had no currency: it was made by invoices, so it is in the currency of
+-- the customer's latest invoice (usd if there is none).
+INSERT INTO customer_balances (mode, customer_id, currency, balance_minor)
+SELECT c.mode, c.customer_id,
+       COALESCE((SELECT i.currency FROM invoices i WHERE i.mode = c.mode AND i.customer_id = c.customer_id
+                 ORDER BY i.created_at DESC LIMIT 1), 'usd'),
+       c.balance_minor
+FROM customers c WHERE c.balance_minor <> 0;

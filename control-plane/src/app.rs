@@ -324,6 +324,10 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/invoices", get(billing::routes::list))
         .route("/api/v1/invoices/{id}", get(billing::routes::get))
         .route(
+            "/api/v1/customers/{customer_id}/balances",
+            get(customers::routes::balances),
+        )
+        .route(
             "/api/v1/customers/{customer_id}/payment-methods",
             post(billing::routes::attach_payment_method)
                 .delete(billing::routes::detach_payment_methods),

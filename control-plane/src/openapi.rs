@@ -45,6 +45,7 @@ a retry with the same key and request replays the first response.
         crate::customers::routes::create,
         crate::customers::routes::list,
         crate::customers::routes::get,
+        crate::customers::routes::balances,
         crate::customers::routes::update,
         crate::customers::routes::mint_token,
         crate::catalog::routes::create_feature,

@@ -791,3 +791,92 @@ both! {
         assert_eq!(c["status"], "canceled", "{c}");
     }
 }
+
+both! {
+    /// Issue 9: the credit balance is kept per currency; a yen credit never pays a dollar
+    /// invoice, and does pay a later yen one.
+    async fn a_yen_credit_does_not_pay_a_dollar_invoice(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let api = cp.api();
+        let (status, plan) = api
+            .post(
+                "/api/v1/plans/",
+                json!({"identifier": "team-jp", "name": "Team (Japan)", "group": "jp",
+                       "prices": [{"chargePeriod": "MONTHLY", "amount": "5000", "currency": "jpy"}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{plan}");
+        api.create_customer("yen").await;
+        let (status, co) = api
+            .post(
+                "/api/v1/checkout/",
+                json!({"planIdentifier": "team-jp", "chargePeriod": "MONTHLY", "customerId": "yen",
+                       "quantity": 3, "successUrl": "https://app.example.com/ok"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{co}");
+        let session = co["checkoutSessionId"].as_str().unwrap();
+        let (status, done) = api
+            .post(
+                &format!("/api/v1/checkout/{session}/complete/"),
+                json!({"paymentMethod": "pm_card_visa"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{done}");
+        let sub_id = done["subscription"]["id"].as_str().unwrap().to_owned();
+
+        // Three seats down to one, at once and prorated: the unused two seats become yen credit.
+        let (status, down) = api
+            .post(
+                &format!("/api/v1/subscriptions/{sub_id}/update/"),
+                json!({"planIdentifier": "team-jp", "chargePeriod": "MONTHLY", "quantity": 1}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{down}");
+        let (_, balances) = api.get("/api/v1/customers/yen/balances/").await;
+        let yen_credit = |b: &Value| -> Option<i64> {
+            b["balances"]
+                .as_array()?
+                .iter()
+                .find(|x| x["currency"] == "jpy")?["amount"]
+                .as_str()?
+                .parse()
+                .ok()
+        };
+        let credit = yen_credit(&balances).expect("a yen credit");
+        assert!(credit > 0, "{balances}");
+        assert!(
+            balances["balances"].as_array().unwrap().iter().all(|x| x["currency"] == "jpy"),
+            "{balances}"
+        );
+
+        // A dollar plan in another group: charged to the card in full; the yen credit stays.
+        let sub = api.subscribe_paid("yen", "pro", "MONTHLY").await;
+        assert_eq!(sub["status"], "active", "{sub}");
+        let (_, invoices) = api.get("/api/v1/invoices/?customerId=yen").await;
+        let usd = invoices["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["currency"] == "usd")
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert_eq!(usd["total"], "49.00", "{invoices}");
+        assert_eq!(usd["status"], "paid", "{invoices}");
+        let (_, after) = api.get("/api/v1/customers/yen/balances/").await;
+        assert_eq!(yen_credit(&after), Some(credit), "the yen credit paid a dollar invoice: {after}");
+
+        // Back up to two seats: the yen invoice uses the yen credit first.
+        let (status, up) = api
+            .post(
+                &format!("/api/v1/subscriptions/{sub_id}/update/"),
+                json!({"planIdentifier": "team-jp", "chargePeriod": "MONTHLY", "quantity": 2}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{up}");
+        let (_, last) = api.get("/api/v1/customers/yen/balances/").await;
+        assert!(yen_credit(&last).unwrap_or(0) < credit, "the yen credit was not used: {last}");
+        let (status, _) = api.get("/api/v1/customers/ghost/balances/").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}

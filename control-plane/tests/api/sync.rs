@@ -2,7 +2,7 @@
 //! and catches up, with no delta lost, when it comes back.
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -145,4 +145,73 @@ async fn latest_version(cp: &ControlPlane) -> u64 {
         .await
         .unwrap();
     v as u64
+}
+
+both! {
+    /// Issue 9: revocation ends an open stream within one heartbeat interval whatever the write
+    /// rate (it used to be checked only when the stream was idle long enough to send a
+    /// heartbeat, and writes every 100 ms never left it idle).
+    async fn a_revoked_sync_key_loses_its_stream_under_write_load(db: Db) {
+        use futures_util::StreamExt;
+        let cp = ControlPlane::start_on(db);
+        let live = cp.api_with(&cp.keys.live_secret);
+        let (status, made) = live
+            .post("/api/v1/api-keys/", json!({"kind": "edge_sync", "name": "doomed"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+        let key = made["key"].as_str().unwrap().to_owned();
+        let key_id = made["id"].as_str().unwrap().to_owned();
+        let resp = client()
+            .get(format!("{}/internal/sync/stream", cp.url))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let mut stream = resp.bytes_stream();
+
+        // A write every 100 ms, for as long as the test runs.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let load = {
+            let (api, stop) = (cp.api(), stop.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    api.create_customer(&format!("load-{i}")).await;
+                    i += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            })
+        };
+        // Deltas flow.
+        let mut seen = 0usize;
+        while seen < 3 {
+            let chunk = stream.next().await.expect("stream open").unwrap();
+            seen += chunk.iter().filter(|b| **b == b'\n').count();
+        }
+        let (status, revoked) = live
+            .call(reqwest::Method::DELETE, &format!("/api/v1/api-keys/{key_id}/"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{revoked}");
+        // The stream ends (the deadline only stops a broken test from hanging forever).
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while let Some(next) = stream.next().await {
+                if next.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = load.await;
+        assert!(ended.is_ok(), "the revoked key's stream stayed open under write load");
+        // And the key cannot open a new one.
+        let again = client()
+            .get(format!("{}/internal/sync/stream", cp.url))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    }
 }

@@ -56,6 +56,7 @@ impl AppState {
             db: self.db.clone(),
             clock: self.clock.clone(),
             retry_days: self.config.dunning_retry_days.clone().into(),
+            checkout_ttl_secs: self.config.checkout_ttl_secs,
         }
     }
 }

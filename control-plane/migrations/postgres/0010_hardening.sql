@@ -21,3 +21,6 @@ SELECT c.mode, c.customer_id,
                  ORDER BY i.created_at DESC LIMIT 1), 'usd'),
        c.balance_minor
 FROM customers c WHERE c.balance_minor <> 0;
+
+-- The billing clock finds open checkout sessions whose time is up.
+CREATE INDEX checkout_sessions_open ON checkout_sessions (status, created_at);

@@ -344,3 +344,46 @@ both! {
         assert_eq!(post().await, (StatusCode::CONFLICT, false));
     }
 }
+
+both! {
+    /// Redirect URLs are stored parsed and normalized; control characters are refused, so
+    /// nothing a caller sends can split the `Location` header later.
+    async fn redirect_urls_refuse_control_characters_and_are_stored_normalized(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let api = cp.api();
+        api.create_customer("redir").await;
+        for bad in [
+            "https://app.example.com/\u{1}ok",
+            "https://app.example.com/ok\nSet-Cookie: x=1",
+            "https://app.example.com/ok\r\nLocation: https://evil.example/",
+            "https://app.example.com/\u{7f}",
+            "javascript:alert(1)",
+        ] {
+            for field in ["successUrl", "cancelUrl"] {
+                let mut body = json!({"planIdentifier": "pro", "chargePeriod": "MONTHLY",
+                                      "customerId": "redir", "successUrl": "https://app.example.com/ok"});
+                body[field] = json!(bad);
+                let (status, resp) = api.post("/api/v1/checkout/", body).await;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={bad:?}: {resp}");
+                assert_envelope(status, &resp, bad);
+            }
+        }
+        let (status, co) = api
+            .post(
+                "/api/v1/checkout/",
+                json!({"planIdentifier": "pro", "chargePeriod": "MONTHLY", "customerId": "redir",
+                       "successUrl": "HTTPS://App.Example.COM:443/a/../done?x=1#frag"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{co}");
+        let session = co["checkoutSessionId"].as_str().unwrap();
+        let (status, done) = api
+            .post(&format!("/api/v1/checkout/{session}/complete/"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{done}");
+        assert_eq!(
+            done["redirectUrl"], "https://app.example.com/done?x=1#frag",
+            "{done}"
+        );
+    }
+}

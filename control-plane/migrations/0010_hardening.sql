@@ -24,3 +24,13 @@ FROM customers c WHERE c.balance_minor <> 0;
 
 -- The billing clock finds open checkout sessions whose time is up.
 CREATE INDEX checkout_sessions_open ON checkout_sessions (status, created_at);
+
+-- Catalog edits recompile their customers in bounded chunks, each its own unit of work and
+-- change-log entry, resumed from `cursor` after a restart; a row is deleted when its job is done.
+CREATE TABLE catalog_recompiles (
+    id         TEXT PRIMARY KEY,
+    mode       TEXT NOT NULL,
+    plans      TEXT,                      -- JSON array of plan identifiers; NULL: every customer
+    cursor     TEXT NOT NULL DEFAULT '',  -- the last customer_id recompiled
+    created_at INTEGER NOT NULL
+);

@@ -136,6 +136,7 @@ impl Application {
             token_key: Arc::new(token_key),
             shutdown,
             webhook_wake,
+            recompile_wake: Arc::new(Notify::new()),
             snapshot_slots: Arc::new(Semaphore::new(2)),
         });
         let generated_keys = auth::bootstrap::bootstrap(&state.writer, &config.keys).await?;
@@ -209,6 +210,13 @@ impl Application {
                 stopping.clone(),
             ));
         }
+        tokio::spawn(
+            catalog::recompile::Recompiler {
+                writer: state.writer.clone(),
+                wake: state.recompile_wake.clone(),
+            }
+            .run_forever(Duration::from_secs(1), stopping.clone()),
+        );
         tokio::spawn(observe::gauges(state.clone(), stopping.clone()));
         state.db.start_checkpointer(stopping.clone())?;
         let shutdown_tx = self.shutdown_tx;

@@ -26,6 +26,7 @@ pub const TABLES: &[&str] = &[
     "customers",
     "payment_methods",
     "customer_balances",
+    "catalog_recompiles",
     "checkout_sessions",
     "subscriptions",
     "customer_entitlements",

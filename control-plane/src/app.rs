@@ -137,6 +137,7 @@ impl Application {
             token_key: Arc::new(token_key),
             shutdown,
             webhook_wake,
+            recompile_wake: Arc::new(Notify::new()),
             snapshot_slots: Arc::new(Semaphore::new(2)),
         });
         let generated_keys = auth::bootstrap::bootstrap(&state.writer, &config.keys).await?;
@@ -183,6 +184,8 @@ impl Application {
                 clock: state.clock.clone(),
                 retry_base: state.config.webhook_retry_base,
                 wake: state.webhook_wake.clone(),
+                allow_private: state.config.allow_private_webhook_urls,
+                breaker_failures: state.config.webhook_breaker_failures,
             }
             .run_forever(Duration::from_secs(1), stopping.clone()),
         );
@@ -208,6 +211,13 @@ impl Application {
                 stopping.clone(),
             ));
         }
+        tokio::spawn(
+            catalog::recompile::Recompiler {
+                writer: state.writer.clone(),
+                wake: state.recompile_wake.clone(),
+            }
+            .run_forever(Duration::from_secs(1), stopping.clone()),
+        );
         tokio::spawn(observe::gauges(state.clone(), stopping.clone()));
         state.db.start_checkpointer(stopping.clone())?;
         let shutdown_tx = self.shutdown_tx;
@@ -331,6 +341,10 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/invoices", get(billing::routes::list))
         .route("/api/v1/invoices/{id}", get(billing::routes::get))
         .route(
+            "/api/v1/customers/{customer_id}/balances",
+            get(customers::routes::balances),
+        )
+        .route(
             "/api/v1/customers/{customer_id}/payment-methods",
             post(billing::routes::attach_payment_method)
                 .delete(billing::routes::detach_payment_methods),
@@ -355,7 +369,7 @@ fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/webhook-endpoints/{id}",
-            delete(webhooks::routes::delete),
+            delete(webhooks::routes::delete).patch(webhooks::routes::update),
         )
         .route(
             "/api/v1/webhook-endpoints/{id}/deliveries",

@@ -152,6 +152,16 @@ pub async fn gauges(state: AppState, mut shutdown: tokio::sync::watch::Receiver<
         {
             metrics::gauge!("tollgate_webhook_backlog").set(n as f64);
         }
+        if let Ok(mut conn) = state.db.read().await
+            && let Ok(n) = crate::webhooks::store::open_circuits(&mut conn).await
+        {
+            metrics::gauge!("tollgate_webhook_circuit_open_endpoints").set(n as f64);
+        }
+        if let Ok(mut conn) = state.db.read().await
+            && let Ok(n) = crate::catalog::store::pending_recompiles(&mut conn).await
+        {
+            metrics::gauge!("tollgate_catalog_recompiles_pending").set(n as f64);
+        }
         tokio::select! {
             () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
             _ = shutdown.wait_for(|s| *s) => return,

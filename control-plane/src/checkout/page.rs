@@ -101,11 +101,34 @@ async fn render_form(
     Ok(render_with_targets(status, &page, &form_targets(session)))
 }
 
+/// The session, shown as expired once its time is up even before the billing clock has marked
+/// it so.
 async fn load(state: &AppState, id: &str) -> Result<Session, CheckoutError> {
     let mut conn = state.db.read().await?;
-    store::load(&mut conn, id)
+    let mut session = store::load(&mut conn, id)
         .await?
-        .ok_or_else(|| CheckoutError::NotFound(id.to_owned()))
+        .ok_or_else(|| CheckoutError::NotFound(id.to_owned()))?;
+    let now = crate::customers::store::now_for(
+        &mut conn,
+        session.mode,
+        &session.customer_id,
+        state.clock.unix(),
+    )
+    .await?;
+    if session.is_expired(now, state.config.checkout_ttl_secs) {
+        session.status = SessionStatus::Expired;
+    }
+    Ok(session)
+}
+
+/// An expired session's page: it says so and offers no form.
+fn expired(session: &Session) -> Response {
+    let page = MessagePage::new("Expired", "expired", "This checkout has expired")
+        .text("Nothing was charged. Please start again to pay at today's price.");
+    match session.cancel_url.as_deref() {
+        Some(back) => page.link(back, "Return").respond(StatusCode::GONE),
+        None => page.respond(StatusCode::GONE),
+    }
 }
 
 fn not_found() -> Response {
@@ -159,6 +182,7 @@ fn failure(e: CheckoutError) -> Response {
         (status = 200, description = "The payment form, or a link onwards if already paid", body = String, content_type = "text/html"),
         (status = 404, description = "No such checkout session", body = String, content_type = "text/html"),
         (status = 409, description = "The plan is no longer available", body = String, content_type = "text/html"),
+        (status = 410, description = "The session has expired (`--checkout-ttl-secs`)", body = String, content_type = "text/html"),
     )
 )]
 pub async fn show(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Response {
@@ -166,8 +190,10 @@ pub async fn show(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -
         Ok(s) => s,
         Err(e) => return failure(e),
     };
-    if session.status == SessionStatus::Complete {
-        return completed(&session);
+    match session.status {
+        SessionStatus::Complete => return completed(&session),
+        SessionStatus::Expired => return expired(&session),
+        SessionStatus::Open => {}
     }
     render_form(&state, &session, None, StatusCode::OK)
         .await
@@ -193,6 +219,8 @@ pub async fn show(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -
         (status = 400, description = "The card details are incomplete or invalid", body = String, content_type = "text/html"),
         (status = 402, description = "The card was declined", body = String, content_type = "text/html"),
         (status = 404, description = "No such checkout session", body = String, content_type = "text/html"),
+        (status = 409, description = "The session can no longer be paid", body = String, content_type = "text/html"),
+        (status = 410, description = "The session has expired (`--checkout-ttl-secs`)", body = String, content_type = "text/html"),
     )
 )]
 pub async fn pay(
@@ -205,8 +233,10 @@ pub async fn pay(
         Ok(s) => s,
         Err(e) => return failure(e),
     };
-    if session.status == SessionStatus::Complete {
-        return completed(&session);
+    match session.status {
+        SessionStatus::Complete => return completed(&session),
+        SessionStatus::Expired => return expired(&session),
+        SessionStatus::Open => {}
     }
     let show_error = |message: String, status: StatusCode| {
         let state = state.clone();
@@ -245,6 +275,7 @@ pub async fn pay(
         Err(e) if e.kind == ErrorKind::NotFound => not_found(),
         Err(e) if e.kind == ErrorKind::Conflict => match load(&state, &id).await {
             Ok(now) if now.status == SessionStatus::Complete => completed(&now),
+            Ok(now) if now.status == SessionStatus::Expired => expired(&now),
             _ => failure(CheckoutError::Unavailable(e.message)),
         },
         Err(e) => {

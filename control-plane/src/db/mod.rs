@@ -93,9 +93,14 @@ const SQLITE_MIGRATIONS: Migrations = &[
         include_str!("../../migrations/0005_write_path.sql"),
     ),
     (
-        7,
+        10,
+        "hardening",
+        include_str!("../../migrations/0010_hardening.sql"),
+    ),
+    (
+        11,
         "portal",
-        include_str!("../../migrations/0007_portal.sql"),
+        include_str!("../../migrations/0011_portal.sql"),
     ),
 ];
 
@@ -106,9 +111,14 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         include_str!("../../migrations/postgres/0001_init.sql"),
     ),
     (
-        3,
+        10,
+        "hardening",
+        include_str!("../../migrations/postgres/0010_hardening.sql"),
+    ),
+    (
+        11,
         "portal",
-        include_str!("../../migrations/postgres/0003_portal.sql"),
+        include_str!("../../migrations/postgres/0011_portal.sql"),
     ),
 ];
 

@@ -400,7 +400,8 @@ pub async fn preview_update(
     };
     let ctx = Context {
         pending_lines: invoices::pending_lines(conn, mode, id).await?,
-        balance_minor: customers::balance(conn, mode, &sub.customer_id).await?,
+        // Credit is kept per currency: only the subscription's own pays its invoices.
+        balance_minor: customers::balance(conn, mode, &sub.customer_id, &sub.currency).await?,
         scheduled,
     };
     Ok(preview(&sub, &req, &ctx, now)?)

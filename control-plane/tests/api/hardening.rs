@@ -255,3 +255,135 @@ both! {
         assert!(synced, "the edge never showed the write made over HTTPS: {last}");
     }
 }
+
+/// Every stored idempotent response, as text.
+async fn stored_responses(cp: &ControlPlane) -> Vec<String> {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&cp.database_url)
+        .await
+        .unwrap();
+    sqlx::query("SELECT response FROM idempotency_keys WHERE response IS NOT NULL")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.get::<Vec<u8>, _>(0)).into_owned())
+        .collect()
+}
+
+both! {
+    async fn secrets_are_never_replayed_nor_stored(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let send = |path: &'static str, body: Value, key: &'static str| {
+            let (url, secret) = (cp.url.clone(), cp.keys.secret.clone());
+            async move {
+                let resp = client()
+                    .post(format!("{url}{path}"))
+                    .basic_auth(secret, Some(""))
+                    .header("idempotency-key", key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let replayed = resp.headers().get("idempotent-replayed").is_some();
+                let status = resp.status();
+                (status, replayed, resp.json::<Value>().await.unwrap())
+            }
+        };
+        let (receiver, _m) = {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            (format!("http://{}/hook", l.local_addr().unwrap()), l)
+        };
+        let cases = [
+            ("/api/v1/api-keys/", json!({"kind": "secret", "name": "ci"}), "key-1", "key"),
+            ("/api/v1/webhook-endpoints/", json!({"url": receiver, "events": ["*"]}), "hook-1", "secret"),
+        ];
+        for (path, body, idem, field) in cases {
+            let (status, replayed, first) = send(path, body.clone(), idem).await;
+            assert_eq!(status, StatusCode::CREATED, "{path}: {first}");
+            assert!(!replayed);
+            let secret = first[field].as_str().unwrap_or_else(|| panic!("{path}: {first}")).to_owned();
+            let (status, replayed, second) = send(path, body, idem).await;
+            assert!(replayed, "{path}: not a replay: {second}");
+            assert_eq!(status, StatusCode::CREATED, "{path}: {second}");
+            assert_eq!(second["id"], first["id"], "{path}: the replay is the same object");
+            assert!(second.get(field).is_none(), "{path}: the replay repeats the secret: {second}");
+            assert!(
+                !stored_responses(&cp).await.iter().any(|r| r.contains(&secret)),
+                "{path}: the secret is stored in the idempotency table"
+            );
+        }
+    }
+}
+
+both! {
+    async fn stored_answers_expire_and_are_pruned(db: Db) {
+        let cp = ControlPlane::start_on_with(
+            db,
+            &[("TOLLGATE_IDEMPOTENCY_TTL_SECS", "1"), ("TOLLGATE_MAINTENANCE_SECS", "1")],
+        );
+        let post = || async {
+            let resp = client()
+                .post(format!("{}/api/v1/customers/", cp.url))
+                .basic_auth(&cp.keys.secret, Some(""))
+                .header("idempotency-key", "ttl-1")
+                .json(&json!({"customerId": "ttl"}))
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.headers().get("idempotent-replayed").is_some())
+        };
+        assert_eq!(post().await, (StatusCode::CREATED, false));
+        assert_eq!(post().await, (StatusCode::CREATED, true));
+        wait_until("the stored answer is pruned", || async {
+            stored_responses(&cp).await.is_empty()
+        })
+        .await;
+        // Expired: the request runs again (and finds the customer it made the first time).
+        assert_eq!(post().await, (StatusCode::CONFLICT, false));
+    }
+}
+
+both! {
+    /// Redirect URLs are stored parsed and normalized; control characters are refused, so
+    /// nothing a caller sends can split the `Location` header later.
+    async fn redirect_urls_refuse_control_characters_and_are_stored_normalized(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let api = cp.api();
+        api.create_customer("redir").await;
+        for bad in [
+            "https://app.example.com/\u{1}ok",
+            "https://app.example.com/ok\nSet-Cookie: x=1",
+            "https://app.example.com/ok\r\nLocation: https://evil.example/",
+            "https://app.example.com/\u{7f}",
+            "javascript:alert(1)",
+        ] {
+            for field in ["successUrl", "cancelUrl"] {
+                let mut body = json!({"planIdentifier": "pro", "chargePeriod": "MONTHLY",
+                                      "customerId": "redir", "successUrl": "https://app.example.com/ok"});
+                body[field] = json!(bad);
+                let (status, resp) = api.post("/api/v1/checkout/", body).await;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={bad:?}: {resp}");
+                assert_envelope(status, &resp, bad);
+            }
+        }
+        let (status, co) = api
+            .post(
+                "/api/v1/checkout/",
+                json!({"planIdentifier": "pro", "chargePeriod": "MONTHLY", "customerId": "redir",
+                       "successUrl": "HTTPS://App.Example.COM:443/a/../done?x=1#frag"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{co}");
+        let session = co["checkoutSessionId"].as_str().unwrap();
+        let (status, done) = api
+            .post(&format!("/api/v1/checkout/{session}/complete/"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{done}");
+        assert_eq!(
+            done["redirectUrl"], "https://app.example.com/done?x=1#frag",
+            "{done}"
+        );
+    }
+}

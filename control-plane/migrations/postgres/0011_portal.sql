@@ -1,5 +1,4 @@
--- The hosted customer portal: the same table as SQLite's 0007_portal.sql. (Numbered 0003: 0002
--- is taken by the Kelviq-compatibility tables on their own branch.)
+-- The hosted customer portal: the same table as SQLite's 0011_portal.sql.
 CREATE TABLE portal_sessions (
     id           TEXT PRIMARY KEY,
     token_hash   TEXT NOT NULL UNIQUE,

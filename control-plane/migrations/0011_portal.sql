@@ -1,7 +1,6 @@
 -- The hosted customer portal (control-plane/src/portal/): one row per portal session. The
 -- session's token is never stored, only its SHA-256 (hex); the row binds it to one customer of
 -- one mode until it expires. `csrf` is the per-session nonce every portal form carries.
--- (Numbered 0007: 0006 is taken by the Kelviq-compatibility tables on their own branch.)
 CREATE TABLE portal_sessions (
     id           TEXT PRIMARY KEY,
     token_hash   TEXT NOT NULL UNIQUE,

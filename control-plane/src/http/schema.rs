@@ -47,8 +47,12 @@ pub struct PortalForm {
     /// The session's form nonce, from the page.
     pub csrf: String,
     /// switch, cancel, resume: one of the customer's subscriptions.
+    #[schema(pattern = "^[A-Za-z0-9-]{1,64}$")]
     pub subscription: Option<String>,
     /// switch: `plan:PERIOD`, e.g. `enterprise:MONTHLY`.
+    #[schema(
+        pattern = "^[A-Za-z0-9._-]{1,64}:(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
+    )]
     pub price: Option<String>,
     /// switch: what the preview said the card is charged now, in minor units.
     pub expected: Option<i64>,

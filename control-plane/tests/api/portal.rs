@@ -320,3 +320,53 @@ both! {
         assert_eq!(now["cancelAtPeriodEnd"], true, "{now}");
     }
 }
+
+both! {
+    async fn a_portal_downgrade_waits_for_the_period_end_and_charges_nothing(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let api = cp.api();
+        api.create_customer("erin").await;
+        let sub = api.subscribe_paid("erin", "enterprise", "MONTHLY").await;
+        let sub = sub["id"].as_str().unwrap().to_owned();
+        let (token, url) = portal_session(&api, "erin").await;
+        let (_, _, html) = page(&url).await;
+        let csrf = csrf_of(&html);
+        assert!(html.contains("Pro — $49.00 / month"), "the other prices are offered: {html}");
+        assert!(html.contains("Pro — $490.00 / year"), "{html}");
+        assert!(!html.contains("Enterprise — $199.00 / month"), "not the current price");
+        assert!(!html.contains("SSO add-on"), "not another group's plan");
+
+        // The preview: a date, nothing charged now, and it changes nothing.
+        let (status, _, html) =
+            page(&format!("{url}/preview?subscription={sub}&price=pro%3AMONTHLY")).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(html.contains("Switch to Pro at the end of the period"), "{html}");
+        assert!(html.contains("Nothing is charged now."), "{html}");
+        assert!(html.contains("name=\"expected\" value=\"0\""), "{html}");
+        let (_, now) = api.get(&format!("/api/v1/subscriptions/{sub}/")).await;
+        assert!(now["scheduledChange"].is_null(), "{now}");
+
+        // Confirmed: scheduled, Enterprise kept until then, no invoice.
+        let (status, headers, _) = post_form(
+            &format!("{}/portal/{token}/switch", cp.url),
+            &format!("csrf={csrf}&subscription={sub}&price=pro%3AMONTHLY&expected=0"),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(
+            headers["location"].to_str().unwrap(),
+            format!("/portal/{token}?done=scheduled")
+        );
+        let (_, now) = api.get(&format!("/api/v1/subscriptions/{sub}/")).await;
+        assert_eq!(now["plan"]["identifier"], "enterprise");
+        assert_eq!(now["scheduledChange"]["planIdentifier"], "pro", "{now}");
+        // (Enterprise starts with its 14-day trial: no invoice then, and none now.)
+        let (_, invoices) = api.get("/api/v1/invoices/?customer_id=erin").await;
+        assert_eq!(invoices["count"], 0, "{invoices}");
+        let (_, _, html) = page(&format!("{url}?done=scheduled")).await;
+        assert!(html.contains("Your plan will change at the end of the current period."));
+        assert!(html.contains("Changes to Pro on "), "{html}");
+        assert!(html.contains("Keep my plan"), "{html}");
+    }
+}

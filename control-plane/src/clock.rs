@@ -61,10 +61,33 @@ pub fn human_date(unix: i64) -> String {
         .to_string()
 }
 
+/// A moment as people read it on the hosted pages: `May 1, 2026, 14:05 UTC`.
+pub fn human_time(unix: i64) -> String {
+    Utc.timestamp_opt(unix, 0)
+        .single()
+        .unwrap_or_default()
+        .format("%B %-d, %Y, %H:%M UTC")
+        .to_string()
+}
+
 pub fn date(unix: i64) -> String {
     Utc.timestamp_opt(unix, 0)
         .single()
         .unwrap_or_default()
         .format("%Y-%m-%d")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_for_people() {
+        // 2026-05-01T14:05:09Z
+        let t = 1_777_644_309;
+        assert_eq!(rfc3339(t), "2026-05-01T14:05:09Z");
+        assert_eq!(human_date(t), "May 1, 2026");
+        assert_eq!(human_time(t), "May 1, 2026, 14:05 UTC");
+    }
 }

@@ -265,7 +265,7 @@ async fn portal_page(
         invoices: rows,
         base: base_of(token),
         csrf: session.csrf.clone(),
-        expires: format!("at {} UTC", crate::clock::rfc3339(session.expires_at)),
+        expires: crate::clock::human_time(session.expires_at),
     };
     Ok(render(StatusCode::OK, &page))
 }

@@ -193,13 +193,12 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Openapi(args) => {
-            use utoipa::OpenApi;
             let doc = if args.edge {
-                tollgate_control_plane::openapi::EdgeApiDoc::openapi()
+                tollgate_control_plane::openapi::edge_document()
             } else {
-                tollgate_control_plane::openapi::ApiDoc::openapi()
+                tollgate_control_plane::openapi::document()
             };
-            println!("{}", doc.to_pretty_json()?);
+            println!("{}", serde_json::to_string_pretty(&doc)?);
             Ok(())
         }
         Command::Serve(args) => serve(*args).await,

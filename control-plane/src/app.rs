@@ -30,8 +30,8 @@ use crate::state::{AppInner, AppState};
 use crate::sync::notifier::SyncNotifier;
 use crate::write::{Hooks, Writer, WriterControl};
 use crate::{
-    auth, billing, catalog, checkout, customers, dialects, idempotency, maintenance, observe,
-    subscriptions, sync, usage, webhooks,
+    auth, billing, catalog, checkout, customers, dialects, idempotency, licenses, maintenance,
+    observe, subscriptions, sync, usage, webhooks,
 };
 
 #[derive(Debug, Clone)]
@@ -258,7 +258,8 @@ fn router(state: AppState) -> Router {
             "/api/v1/customers/{customer_id}",
             get(customers::routes::get)
                 .patch(customers::routes::update)
-                .put(customers::routes::update),
+                .put(customers::routes::update)
+                .delete(customers::routes::archive),
         )
         .route(
             "/api/v1/customers/{customer_id}/token",
@@ -287,6 +288,10 @@ fn router(state: AppState) -> Router {
         )
         .route("/api/v1/subscriptions", get(subscriptions::routes::list))
         .route(
+            "/api/v1/subscriptions/create",
+            post(dialects::kelviq::create),
+        )
+        .route(
             "/api/v1/subscriptions/{id}",
             get(subscriptions::routes::get),
         )
@@ -307,6 +312,12 @@ fn router(state: AppState) -> Router {
             post(dialects::kelviq::resume),
         )
         .route("/api/v1/subscribe", post(dialects::paykit::subscribe))
+        .route("/api/v1/license/activate", post(licenses::routes::activate))
+        .route(
+            "/api/v1/license/deactivate",
+            post(licenses::routes::deactivate),
+        )
+        .route("/api/v1/license/validate", post(licenses::routes::validate))
         .route("/api/v1/invoices", get(billing::routes::list))
         .route("/api/v1/invoices/{id}", get(billing::routes::get))
         .route(

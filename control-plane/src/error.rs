@@ -47,7 +47,7 @@ impl From<CustomerError> for ApiError {
         let kind = match e {
             CustomerError::Invalid(_) => ErrorKind::BadRequest,
             CustomerError::NotFound(_) => ErrorKind::NotFound,
-            CustomerError::Exists(_) => ErrorKind::Conflict,
+            CustomerError::Exists(_) | CustomerError::Archived(_) => ErrorKind::Conflict,
             CustomerError::Db(db) => return internal("customers", db),
         };
         ApiError::new(kind, e.to_string())
@@ -77,7 +77,10 @@ impl From<SubscriptionError> for ApiError {
             SubscriptionError::Invalid(_) => ErrorKind::BadRequest,
             SubscriptionError::NotFound(_) => ErrorKind::NotFound,
             SubscriptionError::NotChangeable { .. } => ErrorKind::Conflict,
-            SubscriptionError::Payment(_) => ErrorKind::PaymentRequired,
+            SubscriptionError::Payment(_) | SubscriptionError::NoCard(_) => {
+                ErrorKind::PaymentRequired
+            }
+            SubscriptionError::AlreadySubscribed { .. } => ErrorKind::Conflict,
             SubscriptionError::Db(db) => return internal("subscriptions", db),
         };
         ApiError::new(kind, e.to_string())
@@ -93,5 +96,18 @@ impl From<crate::usage::report::UsageError> for ApiError {
             UsageError::FeatureNotFound(_) => ApiError::new(ErrorKind::NotFound, e.to_string()),
             UsageError::Db(db) => internal("usage", db),
         }
+    }
+}
+
+impl From<crate::licenses::model::LicenseError> for ApiError {
+    fn from(e: crate::licenses::model::LicenseError) -> Self {
+        use crate::licenses::model::LicenseError;
+        let kind = match e {
+            LicenseError::Invalid(i) => return i.into(),
+            LicenseError::Db(db) => return internal("licenses", db),
+            LicenseError::NotFound | LicenseError::InstanceNotFound(_) => ErrorKind::NotFound,
+            LicenseError::NotUsable(_) | LicenseError::LimitReached { .. } => ErrorKind::Conflict,
+        };
+        ApiError::new(kind, e.to_string())
     }
 }

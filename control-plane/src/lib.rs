@@ -21,6 +21,7 @@
 //! * [`entitlements`] — compiling what a customer may use (SPEC §6).
 //! * [`webhooks`] — endpoints, the outbox, delivery.
 //! * [`auth`] — keys, callers, bootstrap; [`idempotency`] — stored answers.
+//! * [`licenses`] — license keys a plan grants, their activations.
 //! * [`dialects`] — Kelviq, PayKit and 4geeks side by side.
 //!
 //! Above the domains:
@@ -45,6 +46,7 @@ pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
+pub mod licenses;
 pub mod maintenance;
 pub mod observe;
 pub mod openapi;

@@ -92,13 +92,25 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "write_path",
         include_str!("../../migrations/0005_write_path.sql"),
     ),
+    (
+        6,
+        "kelviq",
+        include_str!("../../migrations/0006_kelviq.sql"),
+    ),
 ];
 
-const POSTGRES_MIGRATIONS: Migrations = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const POSTGRES_MIGRATIONS: Migrations = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "kelviq",
+        include_str!("../../migrations/postgres/0002_kelviq.sql"),
+    ),
+];
 
 /// Migrations compiled into the binary, so a deployed control plane needs no files beside it.
 #[derive(Debug)]

@@ -687,6 +687,7 @@ mod tests {
             name: id.into(),
             feature_type: ty,
             reset_period: None,
+            event_name: None,
         };
         let features = [
             def("seats", FeatureType::Customizable),

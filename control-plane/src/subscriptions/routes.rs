@@ -5,6 +5,7 @@ use axum::extract::State;
 use serde::Deserialize;
 
 use super::model::{Status, SubscriptionError, SubscriptionView};
+use super::read;
 use super::store::{self, ListFilter};
 use crate::auth::model::Caller;
 use crate::http::error::ApiResult;
@@ -31,6 +32,46 @@ pub struct ListQuery {
     /// Results per page, 1-100 (default 10).
     #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
+    /// Started on or after this date (`YYYY-MM-DD`, UTC) or time (RFC 3339).
+    start_date_after: Option<String>,
+    /// Started on or before this date (the whole day counts) or time.
+    start_date_before: Option<String>,
+    /// Last changed on or after this date or time.
+    modified_on_after: Option<String>,
+    /// Last changed on or before this date (the whole day counts) or time.
+    modified_on_before: Option<String>,
+}
+
+/// A date filter's bound: `(from, to)` of the half-open interval it allows. A date covers its
+/// whole UTC day; a time is exact.
+fn bound(field: &str, text: &str, after: bool) -> Result<i64, crate::validate::Invalid> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+    let exact = DateTime::parse_from_rfc3339(text)
+        .map(|d| d.with_timezone(&Utc).timestamp())
+        .ok()
+        .or_else(|| {
+            ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+                .map(|d| d.and_utc().timestamp())
+        });
+    if let Some(t) = exact {
+        return Ok(if after { t } else { t + 1 });
+    }
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc().timestamp())
+        .ok_or_else(|| invalid(field, "must be a YYYY-MM-DD date or an RFC 3339 time"))?;
+    Ok(if after { day } else { day + 86_400 })
+}
+
+fn bound_opt(
+    field: &str,
+    text: Option<&str>,
+    after: bool,
+) -> Result<Option<i64>, crate::validate::Invalid> {
+    text.map(|t| bound(field, t, after)).transpose()
 }
 
 /// List subscriptions.
@@ -63,10 +104,20 @@ pub async fn list(
         customer_id: customer_id.as_deref(),
         status,
         plan: q.plan.as_deref(),
+        started_from: bound_opt("start_date_after", q.start_date_after.as_deref(), true)?,
+        started_to: bound_opt("start_date_before", q.start_date_before.as_deref(), false)?,
+        modified_from: bound_opt("modified_on_after", q.modified_on_after.as_deref(), true)?,
+        modified_to: bound_opt("modified_on_before", q.modified_on_before.as_deref(), false)?,
     };
     let mut conn = state.db.read().await?;
     let (items, count) =
         store::list(&mut conn, caller.mode, &filter, page.limit(), page.offset()).await?;
+    let now = state.clock.unix();
+    let mut complete = Vec::with_capacity(items.len());
+    for item in items {
+        complete.push(read::complete(&mut conn, caller.mode, item, now).await?);
+    }
+    let items = complete;
     let base = list_url(
         &state.config.public_url,
         "/api/v1/subscriptions/",
@@ -74,6 +125,10 @@ pub async fn list(
             ("customer_id", filter.customer_id),
             ("status", q.status.as_deref()),
             ("plan", filter.plan),
+            ("start_date_after", q.start_date_after.as_deref()),
+            ("start_date_before", q.start_date_before.as_deref()),
+            ("modified_on_after", q.modified_on_after.as_deref()),
+            ("modified_on_before", q.modified_on_before.as_deref()),
         ],
     );
     Ok(Json(Paginated::new(items, count, page, &base)))
@@ -98,7 +153,7 @@ pub async fn get(
 ) -> ApiResult<Json<SubscriptionView>> {
     let mut conn = state.db.read().await?;
     Ok(Json(
-        store::view(&mut conn, caller.mode, &id)
+        read::full(&mut conn, caller.mode, &id, state.clock.unix())
             .await?
             .ok_or(SubscriptionError::NotFound(id))?,
     ))

@@ -10,6 +10,7 @@ use sha2::Sha256;
 /// Every event type Tollgate emits.
 pub const EVENT_TYPES: &[&str] = &[
     "customer.created",
+    "customer.archived",
     "checkout.completed",
     "subscription.created",
     "subscription.activated",

@@ -9,16 +9,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::SigningKey;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, watch};
+use tollgate_shared::server::{ServerLimits, TlsConfig};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::auth::keys::KeyCache;
 use crate::auth::model::BootstrapKeys;
@@ -52,6 +54,10 @@ pub struct Config {
     pub billing_tick: Duration,
     /// How often pruning runs.
     pub maintenance_every: Duration,
+    /// Header, idle and request timeouts and the connection cap of the listener.
+    pub limits: ServerLimits,
+    /// Serve HTTPS only, with this certificate.
+    pub tls: Option<TlsConfig>,
 }
 
 pub struct Application {
@@ -63,6 +69,8 @@ pub struct Application {
     drain: Duration,
     billing_tick: Duration,
     maintenance_every: Duration,
+    limits: ServerLimits,
+    tls: Option<TlsConfig>,
     /// Keys generated on this start, to print once.
     pub generated_keys: Vec<(String, String)>,
 }
@@ -79,7 +87,14 @@ impl Application {
         let public_url = config
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{addr}"))
+            .unwrap_or_else(|| {
+                let scheme = if config.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{addr}")
+            })
             .trim_end_matches('/')
             .to_owned();
         let latest = {
@@ -121,6 +136,7 @@ impl Application {
             token_key: Arc::new(token_key),
             shutdown,
             webhook_wake,
+            recompile_wake: Arc::new(Notify::new()),
             snapshot_slots: Arc::new(Semaphore::new(2)),
         });
         let generated_keys = auth::bootstrap::bootstrap(&state.writer, &config.keys).await?;
@@ -138,6 +154,8 @@ impl Application {
             drain: config.drain,
             billing_tick: config.billing_tick,
             maintenance_every: config.maintenance_every,
+            limits: config.limits,
+            tls: config.tls,
             generated_keys,
         })
     }
@@ -158,7 +176,6 @@ impl Application {
     ) -> anyhow::Result<()> {
         let state = self.state;
         let app = NormalizePathLayer::trim_trailing_slash().layer(self.router);
-        let app = axum::ServiceExt::<Request>::into_make_service(app);
         let stopping = state.shutdown.clone();
         tokio::spawn(
             webhooks::delivery::Deliverer {
@@ -166,6 +183,8 @@ impl Application {
                 clock: state.clock.clone(),
                 retry_base: state.config.webhook_retry_base,
                 wake: state.webhook_wake.clone(),
+                allow_private: state.config.allow_private_webhook_urls,
+                breaker_failures: state.config.webhook_breaker_failures,
             }
             .run_forever(Duration::from_secs(1), stopping.clone()),
         );
@@ -191,27 +210,34 @@ impl Application {
                 stopping.clone(),
             ));
         }
+        tokio::spawn(
+            catalog::recompile::Recompiler {
+                writer: state.writer.clone(),
+                wake: state.recompile_wake.clone(),
+            }
+            .run_forever(Duration::from_secs(1), stopping.clone()),
+        );
         tokio::spawn(observe::gauges(state.clone(), stopping.clone()));
         state.db.start_checkpointer(stopping.clone())?;
         let shutdown_tx = self.shutdown_tx;
-        let mut stopped = stopping.clone();
-        // Without TCP_NODELAY, Nagle and delayed ACKs hold small sync frames back ~40 ms.
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            info!("shutting down: draining requests");
-            let _ = shutdown_tx.send(true);
-        });
+        // One hardened loop for both binaries: header/idle/request timeouts, a connection cap,
+        // TLS, TCP_NODELAY (Nagle and delayed ACKs would hold small sync frames ~40 ms) and a
+        // drain with a deadline.
         let drain = self.drain;
-        tokio::select! {
-            r = server => r?,
-            () = async move {
-                let _ = stopped.wait_for(|s| *s).await;
-                tokio::time::sleep(drain).await;
-            } => warn!("drain deadline passed; exiting with requests still open"),
-        }
+        tollgate_shared::server::serve(
+            self.listener,
+            move |_peer| TowerToHyperService::new(app.clone()),
+            self.limits,
+            self.tls,
+            async move {
+                shutdown.await;
+                info!("shutting down: draining requests");
+                // Ends the sync streams, which would otherwise hold the drain open.
+                let _ = shutdown_tx.send(true);
+            },
+            drain,
+        )
+        .await?;
         self.writer.stop(drain).await;
         state.db.close().await;
         Ok(())
@@ -321,6 +347,10 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/invoices", get(billing::routes::list))
         .route("/api/v1/invoices/{id}", get(billing::routes::get))
         .route(
+            "/api/v1/customers/{customer_id}/balances",
+            get(customers::routes::balances),
+        )
+        .route(
             "/api/v1/customers/{customer_id}/payment-methods",
             post(billing::routes::attach_payment_method)
                 .delete(billing::routes::detach_payment_methods),
@@ -345,7 +375,7 @@ fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/webhook-endpoints/{id}",
-            delete(webhooks::routes::delete),
+            delete(webhooks::routes::delete).patch(webhooks::routes::update),
         )
         .route(
             "/api/v1/webhook-endpoints/{id}/deliveries",

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tollgate_control_plane::app::{Application, Config};
 use tollgate_control_plane::auth::model::BootstrapKeys;
@@ -120,6 +121,46 @@ struct Serve {
     /// How often pruning runs, in seconds.
     #[arg(long, env = "TOLLGATE_MAINTENANCE_SECS", default_value_t = 60)]
     maintenance_secs: u64,
+    /// Close a connection that has not sent a complete request head this long after it began
+    /// one (idle keep-alive connections included).
+    #[arg(
+        long,
+        env = "TOLLGATE_HTTP_HEADER_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    http_header_timeout_ms: u64,
+    /// Close a keep-alive connection with no request in flight for this long (the header
+    /// timeout applies too: the smaller one wins).
+    #[arg(long, env = "TOLLGATE_HTTP_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    http_idle_timeout_ms: u64,
+    /// Close the connection of a request not answered within this long (reading its body
+    /// included; a sync stream counts as answered once its headers are sent).
+    #[arg(
+        long,
+        env = "TOLLGATE_HTTP_REQUEST_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    http_request_timeout_ms: u64,
+    /// Connections served at once; more wait in the kernel's backlog.
+    #[arg(long, env = "TOLLGATE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// PEM certificate chain: with `--tls-key`, the control plane serves HTTPS only.
+    #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "TOLLGATE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Accept webhook endpoint URLs that resolve to loopback, private, link-local, multicast or
+    /// unspecified addresses (local development and tests only).
+    #[arg(long, env = "TOLLGATE_ALLOW_PRIVATE_WEBHOOK_URLS")]
+    allow_private_webhook_urls: bool,
+    /// Webhook endpoints per mode.
+    #[arg(long, env = "TOLLGATE_MAX_WEBHOOK_ENDPOINTS", default_value_t = 16)]
+    max_webhook_endpoints: usize,
+    /// Consecutive failed deliveries that open an endpoint's circuit (it is disabled until
+    /// re-enabled with PATCH .../webhook-endpoints/{id} {"disabled": false}).
+    #[arg(long, env = "TOLLGATE_WEBHOOK_BREAKER_FAILURES", default_value_t = 20)]
+    webhook_breaker_failures: u32,
 }
 
 /// Every request allocates a few dozen small objects (JSON, rows, strings) across threads;
@@ -169,6 +210,17 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     settings.idempotency_ttl_secs = args.idempotency_ttl_secs;
     settings.checkout_ttl_secs = args.checkout_ttl_secs;
     settings.change_log_retention_secs = args.change_log_retention_secs;
+    settings.allow_private_webhook_urls = args.allow_private_webhook_urls;
+    settings.max_webhook_endpoints = args.max_webhook_endpoints.max(1);
+    settings.webhook_breaker_failures = args.webhook_breaker_failures.max(1);
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            tollgate_shared::server::TlsConfig::from_pem_files(cert, key)
+                .context("loading --tls-cert/--tls-key")?,
+        ),
+        _ => None,
+    };
+    let args_tls = tls.is_some();
     let config = Config {
         listen: args.listen,
         database_url: args.database_url,
@@ -189,11 +241,19 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         drain: Duration::from_secs(args.drain_secs),
         billing_tick: Duration::from_millis(args.billing_tick_ms),
         maintenance_every: Duration::from_secs(args.maintenance_secs),
+        limits: tollgate_shared::server::ServerLimits {
+            header_read_timeout: Duration::from_millis(args.http_header_timeout_ms.max(1)),
+            idle_timeout: Duration::from_millis(args.http_idle_timeout_ms.max(1)),
+            request_timeout: Duration::from_millis(args.http_request_timeout_ms.max(1)),
+            max_connections: args.max_connections.max(1),
+        },
+        tls,
     };
     let app = Application::build(config, Arc::new(SystemClock)).await?;
     let addr = app.local_addr()?;
+    let scheme = if args_tls { "https" } else { "http" };
     println!(
-        "control plane listening on http://{addr} (public URL {})",
+        "control plane listening on {scheme}://{addr} (public URL {})",
         app.public_url()
     );
     for (label, key) in &app.generated_keys {

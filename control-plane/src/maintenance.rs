@@ -1,6 +1,6 @@
 //! Pruning, so no table grows without bound: stored idempotent answers past their expiry, the
 //! change log past its retention, finished webhook deliveries and their events, and usage
-//! windows long over. Each pass deletes in bounded chunks, each chunk its own unit of work, so
+//! windows long over, expired checkout sessions. Each pass deletes in bounded chunks, each chunk its own unit of work, so
 //! pruning never holds the write path for long. The bounds are listed in docs/operations.md.
 
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use crate::checkout::store as checkout;
 use crate::clock::SharedClock;
 use crate::http::error::ApiError;
 use crate::idempotency::store as idempotency;
@@ -24,6 +25,9 @@ pub const CHANGE_LOG_KEEP: i64 = 10_000;
 pub const WEBHOOK_RETENTION_SECS: i64 = 30 * 86_400;
 /// Usage windows that ended longer ago than this are dropped.
 pub const USAGE_RETENTION_SECS: i64 = 400 * 86_400;
+/// Expired checkout sessions are kept this long (completed ones stay: they are the record of
+/// how a subscription started).
+pub const EXPIRED_CHECKOUT_RETENTION_SECS: i64 = 30 * 86_400;
 
 #[derive(Clone)]
 pub struct Maintenance {
@@ -68,11 +72,29 @@ impl Maintenance {
                                     .await?
                             }
                             Table::Webhooks => {
-                                webhooks::prune(uow.conn(), now - WEBHOOK_RETENTION_SECS, CHUNK)
+                                webhooks::expire_pending(
+                                    uow.conn(),
+                                    now - webhooks::PENDING_MAX_AGE_SECS,
+                                    CHUNK,
+                                )
+                                .await?
+                                    + webhooks::prune(
+                                        uow.conn(),
+                                        now - WEBHOOK_RETENTION_SECS,
+                                        CHUNK,
+                                    )
                                     .await?
                             }
                             Table::Usage => {
                                 usage::prune(uow, now - USAGE_RETENTION_SECS, CHUNK).await?
+                            }
+                            Table::Checkout => {
+                                checkout::prune_expired(
+                                    uow.conn(),
+                                    now - EXPIRED_CHECKOUT_RETENTION_SECS,
+                                    CHUNK,
+                                )
+                                .await?
                             }
                         };
                         Ok::<u64, ApiError>(n)
@@ -97,14 +119,16 @@ enum Table {
     ChangeLog,
     Webhooks,
     Usage,
+    Checkout,
 }
 
 impl Table {
-    const ALL: [Table; 4] = [
+    const ALL: [Table; 5] = [
         Table::Idempotency,
         Table::ChangeLog,
         Table::Webhooks,
         Table::Usage,
+        Table::Checkout,
     ];
 
     fn label(self) -> &'static str {
@@ -113,6 +137,7 @@ impl Table {
             Table::ChangeLog => "prune_change_log",
             Table::Webhooks => "prune_webhooks",
             Table::Usage => "prune_usage",
+            Table::Checkout => "prune_checkout_sessions",
         }
     }
 }

@@ -145,16 +145,26 @@ pub async fn method_not_allowed() -> ApiError {
 /// change-log version, the write queue.
 pub async fn gauges(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     loop {
-        tokio::select! {
-            () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
         metrics::gauge!("tollgate_sync_version").set(state.sync.latest() as f64);
         metrics::gauge!("tollgate_write_queue_units").set(state.writer.queue_depth() as f64);
         if let Ok(mut conn) = state.db.read().await
             && let Ok(n) = crate::webhooks::store::backlog(&mut conn).await
         {
             metrics::gauge!("tollgate_webhook_backlog").set(n as f64);
+        }
+        if let Ok(mut conn) = state.db.read().await
+            && let Ok(n) = crate::webhooks::store::open_circuits(&mut conn).await
+        {
+            metrics::gauge!("tollgate_webhook_circuit_open_endpoints").set(n as f64);
+        }
+        if let Ok(mut conn) = state.db.read().await
+            && let Ok(n) = crate::catalog::store::pending_recompiles(&mut conn).await
+        {
+            metrics::gauge!("tollgate_catalog_recompiles_pending").set(n as f64);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
         }
     }
 }

@@ -21,6 +21,14 @@ pub struct Settings {
     pub checkout_ttl_secs: i64,
     /// How long the change log keeps entries (edges further behind resync with a snapshot).
     pub change_log_retention_secs: i64,
+    /// Let webhook endpoints point at loopback, private, link-local and similar addresses
+    /// (local development and tests only: otherwise anyone with a key has a port scanner).
+    pub allow_private_webhook_urls: bool,
+    /// Webhook endpoints per mode.
+    pub max_webhook_endpoints: usize,
+    /// Consecutive failed deliveries after which an endpoint's circuit opens (it is disabled
+    /// until re-enabled through the API).
+    pub webhook_breaker_failures: u32,
 }
 
 impl Settings {
@@ -36,6 +44,9 @@ impl Settings {
             idempotency_ttl_secs: 86_400,
             checkout_ttl_secs: 86_400,
             change_log_retention_secs: 7 * 86_400,
+            allow_private_webhook_urls: false,
+            max_webhook_endpoints: 16,
+            webhook_breaker_failures: 20,
         }
     }
 }

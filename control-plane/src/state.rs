@@ -43,6 +43,8 @@ pub struct AppInner {
     pub shutdown: watch::Receiver<bool>,
     /// Wakes the webhook worker when a commit queued deliveries.
     pub webhook_wake: Arc<Notify>,
+    /// Wakes the catalog recompiler after a catalog edit.
+    pub recompile_wake: Arc<Notify>,
     /// Snapshots hold a pooled connection and a read transaction while they stream; at most
     /// this many at once, so reconnecting edges cannot starve the API of connections.
     pub snapshot_slots: Arc<Semaphore>,
@@ -56,6 +58,7 @@ impl AppState {
             db: self.db.clone(),
             clock: self.clock.clone(),
             retry_days: self.config.dunning_retry_days.clone().into(),
+            checkout_ttl_secs: self.config.checkout_ttl_secs,
         }
     }
 }

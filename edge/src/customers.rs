@@ -2,7 +2,9 @@
 //!
 //! * [`Base`] — what the last snapshot delivered, immutable once built: every customer is one
 //!   *record* `[id length][id][shape number][numbers…]` (varints, see [`crate::shape`]) packed
-//!   into segments of at most 256 KiB, and per mode a `hashbrown` table of 4-byte record
+//!   into a few large segments (32 MiB each, allocated whole so that malloc maps them from
+//!   the OS and gives them back when a newer snapshot replaces them; only the bytes written
+//!   are resident), and per mode a `hashbrown` table of 4-byte record
 //!   references. No per-customer allocation, no pointer per customer.
 //! * [`Overlay`] — customers changed by deltas since, in a lock-free `papaya` map that the one
 //!   writer updates in place while requests read it. An entry is the customer's new shape and
@@ -27,11 +29,11 @@ use crate::shape::{EntRef, LocalInterner, Shape, get_varint, put_varint};
 use crate::store::slot;
 
 /// Bits of a record reference that address a byte inside its segment.
-const OFFSET_BITS: u32 = 18;
+const OFFSET_BITS: u32 = 25;
 /// Largest segment: records never straddle two.
 pub const SEGMENT_MAX: usize = 1 << OFFSET_BITS;
 const OFFSET_MASK: u32 = (1 << OFFSET_BITS) - 1;
-/// 16,384 segments of 256 KiB: 4 GiB of records, some 100 million customers.
+/// 128 segments of 32 MiB: 4 GiB of records, some 100 million customers.
 const MAX_SEGMENTS: usize = 1 << (32 - OFFSET_BITS);
 
 /// The hasher of customer ids: SipHash with per-table random keys, so ids chosen by outsiders
@@ -61,12 +63,12 @@ pub struct Base {
     hasher: IdHasher,
 }
 
-fn record(segments: &[Box<[u8]>], r: u32) -> &[u8] {
+fn record<S: AsRef<[u8]>>(segments: &[S], r: u32) -> &[u8] {
     let seg = (r >> OFFSET_BITS) as usize;
     let off = (r & OFFSET_MASK) as usize;
     segments
         .get(seg)
-        .and_then(|s| s.get(off..))
+        .and_then(|s| s.as_ref().get(off..))
         .unwrap_or_default()
 }
 
@@ -81,7 +83,7 @@ fn split_id(rec: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-fn id_of(segments: &[Box<[u8]>], r: u32) -> &[u8] {
+fn id_of<S: AsRef<[u8]>>(segments: &[S], r: u32) -> &[u8] {
     split_id(record(segments, r)).0
 }
 
@@ -143,7 +145,7 @@ impl Base {
 
 /// One chunk's records, built on a worker thread.
 pub struct ChunkOut {
-    segments: Vec<Box<[u8]>>,
+    segments: Vec<Vec<u8>>,
     /// `(mode slot, hash of the id, reference into this chunk's segments)`.
     entries: Vec<(u8, u64, u32)>,
 }
@@ -228,19 +230,18 @@ impl<'i> ChunkBuilder<'i> {
             self.segments.push(self.current);
         }
         ChunkOut {
-            segments: self
-                .segments
-                .into_iter()
-                .map(Vec::into_boxed_slice)
-                .collect(),
+            segments: self.segments,
             entries: self.entries,
         }
     }
 }
 
-/// Puts chunks together, in stream order, into a [`Base`].
+/// Puts chunks together, in stream order, into a [`Base`]: each chunk's records are copied
+/// into the current large segment (a few milliseconds per million customers), and the chunk's
+/// own small buffers go back to malloc for the next chunks.
 pub struct BaseBuilder {
-    segments: Vec<Box<[u8]>>,
+    /// Large segments, reserved whole; only the last one still takes records.
+    segments: Vec<Vec<u8>>,
     tables: [HashTable<u32>; 2],
     hasher: IdHasher,
     bytes: usize,
@@ -249,9 +250,11 @@ pub struct BaseBuilder {
 impl BaseBuilder {
     /// Room for `customers` in total, most of them (as on every real edge) in test or live.
     pub fn new(customers: usize) -> BaseBuilder {
-        let customers = customers.min(200_000_000);
+        // Sized from the snapshot's own count, but a wrong count must not reserve gigabytes:
+        // past this the tables grow as customers arrive.
+        let customers = customers.min(20_000_000);
         BaseBuilder {
-            segments: Vec::with_capacity(customers / 1_500 + 1),
+            segments: Vec::new(),
             tables: [
                 HashTable::with_capacity(customers),
                 HashTable::with_capacity(customers / 8),
@@ -280,16 +283,38 @@ impl BaseBuilder {
     }
 
     pub fn add(&mut self, chunk: ChunkOut) -> Result<(), BuildError> {
-        let first = self.segments.len();
-        if first + chunk.segments.len() > MAX_SEGMENTS {
-            return Err(BuildError::TooLarge);
+        // Where each of the chunk's segments lands: (segment, offset of its first byte).
+        let mut placed = Vec::with_capacity(chunk.segments.len());
+        for local in chunk.segments {
+            self.bytes += local.len();
+            let fits = self
+                .segments
+                .last()
+                .is_some_and(|s| s.len() + local.len() <= SEGMENT_MAX);
+            if !fits {
+                if self.segments.len() >= MAX_SEGMENTS {
+                    return Err(BuildError::TooLarge);
+                }
+                if local.len() > SEGMENT_MAX {
+                    // One customer larger than a segment: a segment of its own.
+                    self.segments.push(local);
+                    placed.push((self.segments.len() - 1, 0usize));
+                    continue;
+                }
+                self.segments.push(Vec::with_capacity(SEGMENT_MAX));
+            }
+            let last = self.segments.len() - 1;
+            let seg = &mut self.segments[last];
+            placed.push((last, seg.len()));
+            seg.extend_from_slice(&local);
         }
-        self.bytes += chunk.segments.iter().map(|s| s.len()).sum::<usize>();
-        self.segments.extend(chunk.segments);
         let segments = &self.segments;
         let hasher = &self.hasher;
         for (mode, hash, local) in chunk.entries {
-            let r = local + ((first as u32) << OFFSET_BITS);
+            let Some(&(seg, base)) = placed.get((local >> OFFSET_BITS) as usize) else {
+                continue;
+            };
+            let r = ((seg as u32) << OFFSET_BITS) | (base as u32 + (local & OFFSET_MASK));
             let id = id_of(segments, r);
             let table = &mut self.tables[usize::from(mode) & 1];
             match table.entry(
@@ -328,7 +353,12 @@ impl BaseBuilder {
             }
         }
         Base {
-            segments: self.segments,
+            // Returns the reserved but unwritten tail (never resident anyway).
+            segments: self
+                .segments
+                .into_iter()
+                .map(Vec::into_boxed_slice)
+                .collect(),
             tables: self.tables,
             shapes,
             hasher: self.hasher,

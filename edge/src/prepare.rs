@@ -1,6 +1,10 @@
-//! Response bodies are built once, when a snapshot or delta arrives, so that a request only has
-//! to find them. A customer's body is the exact JSON the list endpoint returns; a single feature
-//! is a zero-copy slice of it, located by byte ranges recorded while serializing.
+//! Bodies built once, when data arrives: the default plans' entitlements of each mode (served,
+//! wrapped with the caller's id, to every customer the edge does not know), and the ETag rule.
+//! Known customers are rendered per request from their shape instead ([`crate::shape`]), at a
+//! few dozen bytes per customer rather than a prepared ~600-byte body each; [`Prepared::customer`]
+//! stays as the reference those renders are compared against (benches, tests). A single
+//! feature is a zero-copy slice of a prepared body, located by byte ranges recorded while
+//! serializing.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::HeaderValue;

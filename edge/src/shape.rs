@@ -415,6 +415,9 @@ struct Cursor<'v> {
     values: &'v [u8],
     last_usage: i64,
     last_reset: i64,
+    /// The last reset time rendered: a customer's meters usually share one, so the second is
+    /// a copy.
+    rendered_reset: Option<(i64, [u8; 22])>,
 }
 
 impl<'v> Cursor<'v> {
@@ -423,6 +426,7 @@ impl<'v> Cursor<'v> {
             values,
             last_usage: 0,
             last_reset: 0,
+            rendered_reset: None,
         }
     }
 
@@ -461,7 +465,15 @@ impl<'v> Cursor<'v> {
     fn fill(&mut self, hole: Hole, out: &mut BytesMut) {
         let v = self.value(hole);
         if hole == Hole::ResetAt {
-            out.put_slice(&render_reset(v));
+            let text = match self.rendered_reset {
+                Some((at, text)) if at == v => text,
+                _ => {
+                    let text = render_reset(v);
+                    self.rendered_reset = Some((v, text));
+                    text
+                }
+            };
+            out.put_slice(&text);
         } else {
             out.put_slice(itoa::Buffer::new().format(v).as_bytes());
         }

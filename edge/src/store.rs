@@ -243,7 +243,7 @@ pub struct PendingSnapshot {
 
 impl PendingSnapshot {
     pub fn new(begin: SnapshotBegin) -> Self {
-        let builder = BaseBuilder::new(begin.customer_count.min(200_000_000) as usize);
+        let builder = BaseBuilder::new(usize::try_from(begin.customer_count).unwrap_or(usize::MAX));
         PendingSnapshot {
             begin,
             builder,

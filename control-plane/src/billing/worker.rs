@@ -1,5 +1,5 @@
-//! The billing clock's worker: renewals, scheduled changes, trial ends, dunning, and meter
-//! windows rolling over, each due item in a unit of work of its own.
+//! The billing clock's worker: renewals, scheduled changes, trial ends, dunning, meter windows
+//! rolling over, and checkout sessions expiring, each due item in a unit of work of its own.
 //!
 //! The same [`BillingClock::run_due`] serves the real-time loop (customers without a test
 //! clock, at the injected clock's "now") and test clocks (their customers, up to the clock's
@@ -19,7 +19,9 @@ use super::invoices::collect;
 use super::invoices::model::Draft;
 use super::invoices::store as invoices;
 use crate::catalog::store::resolve_price;
+use crate::checkout::model::SessionStatus;
 use crate::checkout::payments::Payment;
+use crate::checkout::store as checkout;
 use crate::clock::SharedClock;
 use crate::customers::store as customers;
 use crate::db::uow::Subject;
@@ -27,7 +29,7 @@ use crate::db::{Db, Uow};
 use crate::entitlements::store as entitlements;
 use crate::http::error::ApiError;
 use crate::subscriptions::apply;
-use crate::subscriptions::model::Subscription;
+use crate::subscriptions::model::{Status, Subscription};
 use crate::subscriptions::store::{self as subscriptions, Renewal, Scope};
 use crate::write::Writer;
 
@@ -44,6 +46,8 @@ pub struct BillingClock {
     pub clock: SharedClock,
     /// Days after a failed renewal on which the charge is retried.
     pub retry_days: Arc<[u32]>,
+    /// How long a checkout session can be paid.
+    pub checkout_ttl_secs: i64,
 }
 
 #[derive(Debug)]
@@ -58,12 +62,21 @@ enum Item {
         customer_id: String,
         at: i64,
     },
+    /// An open checkout session whose time is up.
+    CheckoutExpiry {
+        mode: Mode,
+        session_id: String,
+        customer_id: String,
+        at: i64,
+    },
 }
 
 impl Item {
     fn at(&self) -> i64 {
         match self {
-            Item::Subscription { at, .. } | Item::Entitlements { at, .. } => *at,
+            Item::Subscription { at, .. }
+            | Item::Entitlements { at, .. }
+            | Item::CheckoutExpiry { at, .. } => *at,
         }
     }
 
@@ -73,6 +86,7 @@ impl Item {
             Item::Entitlements {
                 customer_id, mode, ..
             } => format!("e:{mode}:{customer_id}"),
+            Item::CheckoutExpiry { session_id, .. } => format!("c:{session_id}"),
         }
     }
 }
@@ -102,6 +116,14 @@ impl BillingClock {
             subscriptions::due(&mut conn, scope, until, LOOK_AHEAD + skip.len() as i64).await?;
         let ents =
             entitlements::due(&mut conn, clock, until, LOOK_AHEAD + skip.len() as i64).await?;
+        let expiries = checkout::due_expiries(
+            &mut conn,
+            clock,
+            self.checkout_ttl_secs,
+            until,
+            LOOK_AHEAD + skip.len() as i64,
+        )
+        .await?;
         let subs = subs
             .into_iter()
             .map(|(mode, id, at)| Item::Subscription { mode, id, at });
@@ -112,9 +134,18 @@ impl BillingClock {
                 customer_id,
                 at,
             });
+        let expiries = expiries
+            .into_iter()
+            .map(|(mode, session_id, customer_id, at)| Item::CheckoutExpiry {
+                mode,
+                session_id,
+                customer_id,
+                at,
+            });
         // Subscriptions first on a tie: a renewal recompiles entitlements anyway.
         Ok(subs
             .chain(ents)
+            .chain(expiries)
             .filter(|i| !skip.contains(&i.key()))
             .min_by_key(|i| (i.at(), matches!(i, Item::Entitlements { .. }))))
     }
@@ -184,6 +215,22 @@ impl BillingClock {
                     })
                     .await
             }
+            Item::CheckoutExpiry {
+                mode,
+                session_id,
+                customer_id,
+                at,
+            } => {
+                let (mode, session_id, customer_id, at) =
+                    (*mode, session_id.clone(), customer_id.clone(), *at);
+                let ttl = self.checkout_ttl_secs;
+                let key = customer_id.clone();
+                self.writer
+                    .run_for(Some(&key), "checkout_expiry", async move |uow| {
+                        expire_checkout(uow, mode, &session_id, &customer_id, at, ttl).await
+                    })
+                    .await
+            }
         }
     }
 
@@ -199,6 +246,36 @@ impl BillingClock {
             }
         }
     }
+}
+
+/// Expires an open checkout session whose time is up, and ends the pending (`incomplete`)
+/// subscription it was opened for. Returns whether anything changed.
+async fn expire_checkout(
+    uow: &mut Uow,
+    mode: Mode,
+    session_id: &str,
+    customer_id: &str,
+    at: i64,
+    ttl: i64,
+) -> Result<bool, ApiError> {
+    if !customers::try_lock(uow, mode, customer_id).await? {
+        return Ok(false);
+    }
+    // Re-read under the lock: it may have been paid meanwhile.
+    let Some(session) = checkout::load(uow.conn(), session_id).await? else {
+        return Ok(false);
+    };
+    if session.status != SessionStatus::Open || !session.is_expired(at, ttl) {
+        return Ok(false);
+    }
+    checkout::mark_expired(uow, session_id).await?;
+    if let Some(pending) = &session.subscription_id
+        && let Some(sub) = subscriptions::get(uow.conn(), mode, pending).await?
+        && sub.status == Status::Incomplete
+    {
+        apply::end_now(uow, &sub, at).await?;
+    }
+    Ok(true)
 }
 
 /// One due event of one subscription. Returns whether anything changed.

@@ -5,11 +5,13 @@
 //! * [`store`] — reading and writing definitions inside a transaction.
 //! * [`routes`] — `/api/v1/features/` and `/api/v1/plans/`.
 //! * [`file`] — the declarative catalog file loaded at start.
+//! * [`recompile`] — the customers a catalog edit affects, recompiled in bounded chunks.
 //! * [`money`], [`period`] — amounts in minor units; calendar-exact charge periods.
 
 pub mod file;
 pub mod model;
 pub mod money;
 pub mod period;
+pub mod recompile;
 pub mod routes;
 pub mod store;

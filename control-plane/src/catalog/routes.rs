@@ -48,14 +48,17 @@ pub async fn create_feature(
 ) -> Result<Reply, ApiError> {
     let def = input.validate()?;
     let mode = caller.mode;
-    Ok(state
+    let reply = state
         .writer
         .reply(claim, "create_feature", async move |uow| {
             store::write_feature(uow, mode, &def, OnExisting::Fail).await?;
             let view = store::feature_view(uow.conn(), mode, &def.identifier).await?;
             Ok(Reply::created(&view))
         })
-        .await)
+        .await;
+    // Its customers are recompiled in chunks by catalog::recompile; start now.
+    state.recompile_wake.notify_one();
+    Ok(reply)
 }
 
 /// Get a feature.
@@ -127,14 +130,17 @@ pub async fn create_plan(
 ) -> Result<Reply, ApiError> {
     let def = input.validate()?;
     let mode = caller.mode;
-    Ok(state
+    let reply = state
         .writer
         .reply(claim, "create_plan", async move |uow| {
             store::write_plan(uow, mode, &def, OnExisting::Fail).await?;
             let view = store::plan_view(uow.conn(), mode, &def.identifier).await?;
             Ok(Reply::created(&view))
         })
-        .await)
+        .await;
+    // Its customers are recompiled in chunks by catalog::recompile; start now.
+    state.recompile_wake.notify_one();
+    Ok(reply)
 }
 
 /// Replace a plan.
@@ -169,7 +175,7 @@ pub async fn replace_plan(
     }
     let def = input.validate()?;
     let mode = caller.mode;
-    Ok(state
+    let reply = state
         .writer
         .reply(None, "replace_plan", async move |uow| {
             let Some(existing) = store::plan_def(uow.conn(), mode, &id).await? else {
@@ -190,7 +196,10 @@ pub async fn replace_plan(
             let view = store::plan_view(uow.conn(), mode, &id).await?;
             Ok(Reply::ok(&view))
         })
-        .await)
+        .await;
+    // Its customers are recompiled in chunks by catalog::recompile; start now.
+    state.recompile_wake.notify_one();
+    Ok(reply)
 }
 
 /// Get a plan.

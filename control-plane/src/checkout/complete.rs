@@ -43,7 +43,7 @@ pub async fn complete(
     }
     customers::lock(uow, mode, &session.customer_id).await?;
     let now = customers::now_of(uow, mode, &session.customer_id).await?;
-    if uow.now() - session.created_at >= checkout_ttl_secs {
+    if session.is_expired(now, checkout_ttl_secs) {
         return Err(CheckoutError::Unavailable(format!(
             "checkout session '{id}' has expired"
         )));

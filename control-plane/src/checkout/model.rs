@@ -74,6 +74,16 @@ pub struct Session {
 }
 
 impl Session {
+    /// Whether the session can no longer be paid for its age: `ttl` seconds after it was
+    /// opened, both in the customer's time (a test clock's, if they live on one).
+    pub fn is_expired(&self, now: i64, ttl: i64) -> bool {
+        match self.status {
+            SessionStatus::Expired => true,
+            SessionStatus::Complete => false,
+            SessionStatus::Open => now.saturating_sub(self.created_at) >= ttl,
+        }
+    }
+
     /// Where the payer goes after paying: `successUrl` with Stripe's `{CHECKOUT_SESSION_ID}`
     /// placeholder filled in.
     pub fn success_redirect(&self) -> String {
@@ -83,4 +93,45 @@ impl Session {
 
 pub fn checkout_url(public_url: &str, session_id: &str) -> String {
     format!("{public_url}/checkout/{session_id}/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_expire_by_age_in_customer_time() {
+        let session = |status, created_at| Session {
+            id: "cs".into(),
+            mode: Mode::Test,
+            customer_id: "c".into(),
+            plan_identifier: "pro".into(),
+            charge_period: "MONTHLY".into(),
+            quantity: 1,
+            trial_days: None,
+            success_url: "https://x.example/".into(),
+            cancel_url: None,
+            status,
+            subscription_id: None,
+            created_at,
+        };
+        let ttl = 86_400;
+        // (status, created_at, now, expired)
+        let cases = [
+            (SessionStatus::Open, 1_000, 1_000, false),
+            (SessionStatus::Open, 1_000, 1_000 + ttl - 1, false),
+            (SessionStatus::Open, 1_000, 1_000 + ttl, true),
+            (SessionStatus::Open, 1_000, 500, false), // a test clock behind real time
+            (SessionStatus::Expired, 1_000, 1_000, true),
+            (SessionStatus::Complete, 1_000, 1_000 + 10 * ttl, false),
+            (SessionStatus::Open, i64::MIN, i64::MAX, true),
+        ];
+        for (status, created, now, want) in cases {
+            assert_eq!(
+                session(status, created).is_expired(now, ttl),
+                want,
+                "{status:?} created {created} now {now}"
+            );
+        }
+    }
 }

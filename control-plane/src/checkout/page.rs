@@ -127,11 +127,43 @@ async fn render_form(
     Ok(layout(&format!("Checkout · {}", price.plan_name), &body))
 }
 
+/// The session, shown as expired once its time is up even before the billing clock has marked
+/// it so.
 async fn load(state: &AppState, id: &str) -> Result<Session, CheckoutError> {
     let mut conn = state.db.read().await?;
-    store::load(&mut conn, id)
+    let mut session = store::load(&mut conn, id)
         .await?
-        .ok_or_else(|| CheckoutError::NotFound(id.to_owned()))
+        .ok_or_else(|| CheckoutError::NotFound(id.to_owned()))?;
+    let now = crate::customers::store::now_for(
+        &mut conn,
+        session.mode,
+        &session.customer_id,
+        state.clock.unix(),
+    )
+    .await?;
+    if session.is_expired(now, state.config.checkout_ttl_secs) {
+        session.status = SessionStatus::Expired;
+    }
+    Ok(session)
+}
+
+/// An expired session's page: it says so and offers no form.
+fn expired(session: &Session) -> Response {
+    let back = session
+        .cancel_url
+        .as_deref()
+        .map(|u| format!("<p><a id=\"cancel\" href=\"{}\">Return</a></p>", escape(u)))
+        .unwrap_or_default();
+    page(
+        StatusCode::GONE,
+        layout(
+            "Expired",
+            &format!(
+                "<h1 id=\"expired\">This checkout has expired</h1>\
+                 <p>Nothing was charged. Please start again to pay at today's price.</p>{back}"
+            ),
+        ),
+    )
 }
 
 fn page(status: StatusCode, html: String) -> Response {
@@ -203,6 +235,7 @@ fn failure(e: CheckoutError) -> Response {
         (status = 200, description = "The payment form, or a link onwards if already paid", body = String, content_type = "text/html"),
         (status = 404, description = "No such checkout session", body = String, content_type = "text/html"),
         (status = 409, description = "The plan is no longer available", body = String, content_type = "text/html"),
+        (status = 410, description = "The session has expired (`--checkout-ttl-secs`)", body = String, content_type = "text/html"),
     )
 )]
 pub async fn show(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Response {
@@ -210,8 +243,10 @@ pub async fn show(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -
         Ok(s) => s,
         Err(e) => return failure(e),
     };
-    if session.status == SessionStatus::Complete {
-        return completed(&session);
+    match session.status {
+        SessionStatus::Complete => return completed(&session),
+        SessionStatus::Expired => return expired(&session),
+        SessionStatus::Open => {}
     }
     match render_form(&state, &session, None).await {
         Ok(html) => page(StatusCode::OK, html),
@@ -286,6 +321,8 @@ fn read_card(
         (status = 400, description = "The card details are incomplete or invalid", body = String, content_type = "text/html"),
         (status = 402, description = "The card was declined", body = String, content_type = "text/html"),
         (status = 404, description = "No such checkout session", body = String, content_type = "text/html"),
+        (status = 409, description = "The session can no longer be paid", body = String, content_type = "text/html"),
+        (status = 410, description = "The session has expired (`--checkout-ttl-secs`)", body = String, content_type = "text/html"),
     )
 )]
 pub async fn pay(
@@ -298,8 +335,10 @@ pub async fn pay(
         Ok(s) => s,
         Err(e) => return failure(e),
     };
-    if session.status == SessionStatus::Complete {
-        return completed(&session);
+    match session.status {
+        SessionStatus::Complete => return completed(&session),
+        SessionStatus::Expired => return expired(&session),
+        SessionStatus::Open => {}
     }
     let show_error = |message: String, status: StatusCode| {
         let state = state.clone();
@@ -339,6 +378,7 @@ pub async fn pay(
         Err(e) if e.kind == ErrorKind::NotFound => not_found(),
         Err(e) if e.kind == ErrorKind::Conflict => match load(&state, &id).await {
             Ok(now) if now.status == SessionStatus::Complete => completed(&now),
+            Ok(now) if now.status == SessionStatus::Expired => expired(&now),
             _ => failure(CheckoutError::Unavailable(e.message)),
         },
         Err(e) => {

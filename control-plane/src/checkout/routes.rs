@@ -148,7 +148,8 @@ pub async fn create(
             };
             customers::lock(uow, mode, &customer.customer_id).await?;
             ensure_free_group(uow, mode, &customer.customer_id, &price.group).await?;
-            let now = uow.now();
+            // In the customer's time, so a test clock drives the session's expiry too.
+            let now = customers::now_of(uow, mode, &customer.customer_id).await?;
             let session_id = store::open_session(
                 uow,
                 now,
@@ -211,7 +212,7 @@ pub struct CompleteResponse {
         (status = 402, description = "The test card was declined", body = ErrorEnvelope),
         (status = 403, description = "A live-mode key: completion is for test mode only", body = ErrorEnvelope),
         (status = 404, description = "No such checkout session", body = ErrorEnvelope),
-        (status = 409, description = "The session is already complete", body = ErrorEnvelope),
+        (status = 409, description = "The session is already complete, or expired (`--checkout-ttl-secs`), or can no longer be paid", body = ErrorEnvelope),
     )
 )]
 pub async fn complete(

@@ -138,17 +138,53 @@ pub async fn mark_expired(uow: &mut Uow, id: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Open sessions created before `before` (expired by age), at most `limit`.
-pub async fn open_created_before(
+/// Open sessions whose time is up by `until` (opened `ttl` or more seconds before, in their
+/// customer's time), soonest first: `(mode, session id, customer id, when it expired)`. `clock`
+/// picks the customers of one test clock; `None`, those on real time.
+pub async fn due_expiries(
     conn: &mut Conn,
-    before: i64,
+    clock: Option<&str>,
+    ttl: i64,
+    until: i64,
     limit: i64,
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<Vec<(Mode, String, String, i64)>, sqlx::Error> {
+    let filter = match clock {
+        None => "c.test_clock IS NULL AND $1 IS NULL",
+        Some(_) => "c.test_clock = $1",
+    };
+    let rows = sql::query(format!(
+        "SELECT s.mode, s.id, s.customer_id, s.created_at + $2 AS due
+         FROM checkout_sessions s JOIN customers c ON c.mode = s.mode AND c.customer_id = s.customer_id
+         WHERE s.status = 'open' AND {filter} AND s.created_at <= $3 - $2
+         ORDER BY s.created_at, s.id LIMIT $4"
+    ))
+    .bind(clock)
+    .bind(ttl)
+    .bind(until)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let mode: String = r.try_get("mode")?;
+            Ok((
+                Mode::parse(&mode).unwrap_or(Mode::Test),
+                r.try_get("id")?,
+                r.try_get("customer_id")?,
+                r.try_get("due")?,
+            ))
+        })
+        .collect()
+}
+
+/// Deletes expired sessions opened before `before`, at most `limit`.
+pub async fn prune_expired(conn: &mut Conn, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
     sql::query(
-        "SELECT id FROM checkout_sessions WHERE status = 'open' AND created_at < $1 ORDER BY created_at, id LIMIT $2",
+        "DELETE FROM checkout_sessions WHERE id IN (
+           SELECT id FROM checkout_sessions WHERE status = 'expired' AND created_at < $1 LIMIT $2)",
     )
     .bind(before)
     .bind(limit)
-    .scalars(conn)
+    .execute(conn)
     .await
 }

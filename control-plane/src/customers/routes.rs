@@ -365,3 +365,55 @@ pub async fn mint_token(
         }),
     ))
 }
+
+/// Credit in one currency.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceView {
+    /// Lower-case ISO 4217 code.
+    currency: String,
+    /// Decimal string in the currency's major unit ("12.50", "1000" for yen).
+    amount: String,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BalancesView {
+    customer_id: String,
+    /// One entry per currency with credit; a credit only ever pays invoices in its currency.
+    balances: Vec<BalanceView>,
+}
+
+/// A customer's credit balance, per currency.
+#[utoipa::path(
+    get,
+    path = "/api/v1/customers/{customer_id}/balances",
+    tag = "customers",
+    operation_id = "getCustomerBalances",
+    params(("customer_id" = String, Path, description = "The customer's `customerId`")),
+    responses(
+        (status = 200, description = "The customer's credit, per currency", body = BalancesView),
+        (status = 404, description = "No such customer", body = ErrorEnvelope),
+    )
+)]
+pub async fn balances(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(customer_id): ApiPath<String>,
+) -> ApiResult<Json<BalancesView>> {
+    let mut conn = state.db.read().await?;
+    // 404 for an unknown customer, as everywhere else.
+    store::get(&mut conn, caller.mode, &customer_id).await?;
+    let balances = store::balances(&mut conn, caller.mode, &customer_id)
+        .await?
+        .into_iter()
+        .map(|(currency, minor)| BalanceView {
+            amount: crate::catalog::money::format_amount(minor, &currency),
+            currency,
+        })
+        .collect();
+    Ok(Json(BalancesView {
+        customer_id,
+        balances,
+    }))
+}

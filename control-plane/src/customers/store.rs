@@ -354,36 +354,67 @@ pub async fn detach_cards(uow: &mut Uow, mode: Mode, customer_id: &str) -> Resul
 }
 
 // ---- credit balance --------------------------------------------------------------------------
+// Kept per currency (`customer_balances`): a credit made in yen never pays a dollar invoice.
 
-pub async fn balance(conn: &mut Conn, mode: Mode, customer_id: &str) -> Result<i64, sqlx::Error> {
-    Ok(
-        sql::query("SELECT balance_minor FROM customers WHERE mode = $1 AND customer_id = $2")
-            .bind(mode.as_str())
-            .bind(customer_id)
-            .scalar_optional::<i64>(conn)
-            .await?
-            .unwrap_or(0),
+/// The customer's credit in `currency` (minor units; 0 when none).
+pub async fn balance(
+    conn: &mut Conn,
+    mode: Mode,
+    customer_id: &str,
+    currency: &str,
+) -> Result<i64, sqlx::Error> {
+    Ok(sql::query(
+        "SELECT balance_minor FROM customer_balances
+         WHERE mode = $1 AND customer_id = $2 AND currency = $3",
     )
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .bind(currency)
+    .scalar_optional::<i64>(conn)
+    .await?
+    .unwrap_or(0))
 }
 
-/// Adds `delta` (negative: spends) to the customer's credit, in one statement so concurrent
-/// writers cannot lose an update. Amounts are capped far below 2^62, so the sum cannot overflow.
+/// Every currency the customer holds credit in, with the amount.
+pub async fn balances(
+    conn: &mut Conn,
+    mode: Mode,
+    customer_id: &str,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sql::query(
+        "SELECT currency, balance_minor FROM customer_balances
+         WHERE mode = $1 AND customer_id = $2 AND balance_minor <> 0 ORDER BY currency",
+    )
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .fetch_all_as(conn)
+    .await
+}
+
+/// Adds `delta` (negative: spends) to the customer's credit in `currency`, in one statement so
+/// concurrent writers cannot lose an update. Amounts are capped far below 2^62, so the sum
+/// cannot overflow.
 pub async fn add_balance(
     uow: &mut Uow,
     mode: Mode,
     customer_id: &str,
+    currency: &str,
     delta: i64,
 ) -> Result<(), sqlx::Error> {
     const BOUND: i64 = 1 << 62;
     sql::query(
-        "UPDATE customers SET balance_minor = CASE WHEN balance_minor + $1 > $2 THEN $2
-           WHEN balance_minor + $1 < -$2 THEN -$2 ELSE balance_minor + $1 END
-         WHERE mode = $3 AND customer_id = $4",
+        "INSERT INTO customer_balances (mode, customer_id, currency, balance_minor)
+         VALUES ($3, $4, $5, $1)
+         ON CONFLICT (mode, customer_id, currency) DO UPDATE SET balance_minor =
+           CASE WHEN customer_balances.balance_minor + $1 > $2 THEN $2
+                WHEN customer_balances.balance_minor + $1 < -$2 THEN -$2
+                ELSE customer_balances.balance_minor + $1 END",
     )
     .bind(delta.clamp(-BOUND, BOUND))
     .bind(BOUND)
     .bind(mode.as_str())
     .bind(customer_id)
+    .bind(currency)
     .execute(uow.conn())
     .await?;
     Ok(())

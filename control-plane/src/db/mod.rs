@@ -97,6 +97,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "kelviq",
         include_str!("../../migrations/0006_kelviq.sql"),
     ),
+    (
+        10,
+        "hardening",
+        include_str!("../../migrations/0010_hardening.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: Migrations = &[
@@ -109,6 +114,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         2,
         "kelviq",
         include_str!("../../migrations/postgres/0002_kelviq.sql"),
+    ),
+    (
+        10,
+        "hardening",
+        include_str!("../../migrations/postgres/0010_hardening.sql"),
     ),
 ];
 

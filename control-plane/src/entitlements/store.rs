@@ -100,6 +100,25 @@ pub async fn all_customers(conn: &mut Conn, mode: Mode) -> Result<Vec<String>, s
         .await
 }
 
+/// Customers with a stored compile after `after` in id order, at most `limit`: one chunk of a
+/// catalog recompile.
+pub async fn customers_after(
+    conn: &mut Conn,
+    mode: Mode,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    sql::query(
+        "SELECT customer_id FROM customer_entitlements WHERE mode = $1 AND customer_id > $2
+         ORDER BY customer_id LIMIT $3",
+    )
+    .bind(mode.as_str())
+    .bind(after)
+    .bind(limit)
+    .scalars(conn)
+    .await
+}
+
 /// Customers whose compile changes by itself (a meter window ends) at or before `until`,
 /// among those on real time or on test clock `clock`.
 pub async fn due(

@@ -223,6 +223,34 @@ pub async fn customers_on_plan(
     .await
 }
 
+/// Customers with a granting subscription to one of `plans`, after `after` in id order, at most
+/// `limit`: one chunk of a catalog recompile.
+pub async fn customers_on_plans_after(
+    conn: &mut Conn,
+    mode: Mode,
+    plans: &[String],
+    after: &str,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    if plans.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (0..plans.len()).map(|i| format!("${}", i + 4)).collect();
+    let mut query = sql::query(format!(
+        "SELECT DISTINCT customer_id FROM subscriptions
+         WHERE mode = $1 AND customer_id > $2 AND status IN {GRANTING} AND plan_identifier IN ({})
+         ORDER BY customer_id LIMIT $3",
+        marks.join(", ")
+    ))
+    .bind(mode.as_str())
+    .bind(after)
+    .bind(limit);
+    for plan in plans {
+        query = query.bind(plan.as_str());
+    }
+    query.scalars(conn).await
+}
+
 /// Subscriptions to `plan` that have not ended (they pin its group and default-ness).
 pub async fn count_live_on_plan(
     conn: &mut Conn,

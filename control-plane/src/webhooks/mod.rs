@@ -5,10 +5,12 @@
 //!
 //! * [`model`] — event types, secrets, signing.
 //! * [`store`] — endpoints, events and deliveries.
-//! * [`delivery`] — the worker that sends what is due.
+//! * [`delivery`] — the worker that sends what is due, per endpoint, with a circuit breaker.
+//! * [`guard`] — where webhooks may go (no loopback, private or metadata addresses).
 //! * [`routes`] — `/api/v1/webhook-endpoints/` and their deliveries.
 
 pub mod delivery;
+pub mod guard;
 pub mod model;
 pub mod routes;
 pub mod store;

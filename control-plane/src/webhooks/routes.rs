@@ -6,6 +6,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use tollgate_shared::ErrorKind;
 
+use super::guard;
 use super::model::{EVENT_TYPES, new_secret};
 use super::store::{self, DeliveryRow, EndpointRow, NewEndpoint};
 use crate::auth::model::Caller;
@@ -37,6 +38,13 @@ pub struct EndpointView {
     events: Vec<String>,
     description: Option<String>,
     created_at: String,
+    /// Failed delivery attempts in a row (a success resets it).
+    consecutive_failures: i64,
+    /// The circuit breaker stopped deliveries to this endpoint after repeated failures; they
+    /// resume once it is re-enabled (`PATCH` with `{"enabled": true}`).
+    circuit_open: bool,
+    /// When the circuit opened.
+    circuit_opened_at: Option<String>,
     /// Only in the response that created the endpoint.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
@@ -66,7 +74,8 @@ pub struct DeliveryView {
     request_body = CreateEndpoint,
     responses(
         (status = 201, description = "The endpoint, with its signing secret (shown once)", body = EndpointView),
-        (status = 400, description = "Bad URL or unknown event type", body = ErrorEnvelope),
+        (status = 400, description = "Bad URL (not http(s), or resolving to a loopback, private, link-local, multicast or reserved address) or unknown event type", body = ErrorEnvelope),
+        (status = 409, description = "The mode already has as many endpoints as allowed (`--max-webhook-endpoints`)", body = ErrorEnvelope),
     )
 )]
 pub async fn create(
@@ -82,6 +91,12 @@ pub async fn create(
         || req.url.len() > 2048
     {
         return Err(invalid("url", "must be an absolute http or https URL").into());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(invalid("url", "must not carry credentials").into());
+    }
+    if !state.config.allow_private_webhook_urls {
+        guard::check_url(&parsed).await?;
     }
     if req.events.is_empty() || req.events.len() > 50 {
         return Err(invalid("events", "list 1-50 event types, or [\"*\"]").into());
@@ -108,9 +123,19 @@ pub async fn create(
         return Err(invalid("description", "at most 500 characters").into());
     }
     let mode = caller.mode;
+    let cap = state.config.max_webhook_endpoints;
     Ok(state
         .writer
         .reply(claim, "create_webhook_endpoint", async move |uow| {
+            // Counted inside the unit of work, so simultaneous creates cannot overshoot.
+            if store::count_endpoints(uow.conn(), mode).await? >= cap as i64 {
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "this mode already has {cap} webhook endpoints, the most allowed; delete one first"
+                    ),
+                ));
+            }
             let secret = new_secret();
             let row = store::insert_endpoint(
                 uow,
@@ -141,6 +166,9 @@ impl From<EndpointRow> for EndpointView {
             events: r.events,
             description: r.description,
             created_at: rfc3339(r.created_at),
+            consecutive_failures: r.consecutive_failures,
+            circuit_open: r.circuit_opened_at.is_some(),
+            circuit_opened_at: r.circuit_opened_at.map(rfc3339),
             secret: None,
         }
     }
@@ -216,6 +244,51 @@ pub async fn delete(
                 Ok(Reply::no_content())
             } else {
                 Err(not_found(&id))
+            }
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateEndpoint {
+    /// `true` closes an open circuit: deliveries resume and the failure count starts again.
+    enabled: bool,
+}
+
+/// Re-enable an endpoint whose circuit breaker opened.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/webhook-endpoints/{id}",
+    tag = "webhooks",
+    operation_id = "updateWebhookEndpoint",
+    params(("id" = String, Path, description = "The endpoint id (`we_…`)")),
+    request_body = UpdateEndpoint,
+    responses(
+        (status = 200, description = "The endpoint", body = EndpointView),
+        (status = 400, description = "Bad body", body = ErrorEnvelope),
+        (status = 404, description = "No such endpoint", body = ErrorEnvelope),
+    )
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    Idem(claim): Idem,
+    ApiJson(req): ApiJson<UpdateEndpoint>,
+) -> Reply {
+    let mode = caller.mode;
+    state
+        .writer
+        .reply(claim, "update_webhook_endpoint", async move |uow| {
+            let row = if req.enabled {
+                store::close_circuit(uow, mode, &id).await?
+            } else {
+                store::endpoint(uow.conn(), mode, &id).await?
+            };
+            match row {
+                Some(row) => Ok(Reply::ok(&EndpointView::from(row))),
+                None => Err(not_found(&id)),
             }
         })
         .await

@@ -84,6 +84,10 @@ pub struct EndpointRow {
     pub events: Vec<String>,
     pub description: Option<String>,
     pub created_at: i64,
+    /// Failed attempts in a row (reset by a success).
+    pub consecutive_failures: i64,
+    /// When the circuit breaker stopped deliveries to it, if it has.
+    pub circuit_opened_at: Option<i64>,
 }
 
 pub struct NewEndpoint<'a> {
@@ -121,8 +125,13 @@ pub async fn insert_endpoint(
         events: e.events.to_vec(),
         description: e.description.map(str::to_owned),
         created_at: now,
+        consecutive_failures: 0,
+        circuit_opened_at: None,
     })
 }
+
+const ENDPOINT_COLUMNS: &str =
+    "id, url, events, description, created_at, consecutive_failures, circuit_opened_at";
 
 fn endpoint_row(r: &sql::Row) -> Result<EndpointRow, sqlx::Error> {
     Ok(EndpointRow {
@@ -131,7 +140,93 @@ fn endpoint_row(r: &sql::Row) -> Result<EndpointRow, sqlx::Error> {
         events: serde_json::from_str(&r.try_get::<String>("events")?).unwrap_or_default(),
         description: r.try_get("description")?,
         created_at: r.try_get("created_at")?,
+        consecutive_failures: r.try_get("consecutive_failures")?,
+        circuit_opened_at: r.try_get("circuit_opened_at")?,
     })
+}
+
+/// One enabled endpoint of a mode.
+pub async fn endpoint(
+    conn: &mut Conn,
+    mode: Mode,
+    id: &str,
+) -> Result<Option<EndpointRow>, sqlx::Error> {
+    sql::query(format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints
+         WHERE id = $1 AND mode = $2 AND disabled_at IS NULL"
+    ))
+    .bind(id)
+    .bind(mode.as_str())
+    .fetch_optional(conn)
+    .await?
+    .as_ref()
+    .map(endpoint_row)
+    .transpose()
+}
+
+/// Closes an endpoint's circuit (deliveries resume, the failure count starts again). Returns the
+/// endpoint, or `None` if there is no such enabled endpoint.
+pub async fn close_circuit(
+    uow: &mut Uow,
+    mode: Mode,
+    id: &str,
+) -> Result<Option<EndpointRow>, sqlx::Error> {
+    let done = sql::query(
+        "UPDATE webhook_endpoints SET circuit_opened_at = NULL, consecutive_failures = 0
+         WHERE id = $1 AND mode = $2 AND disabled_at IS NULL",
+    )
+    .bind(id)
+    .bind(mode.as_str())
+    .execute(uow.conn())
+    .await?;
+    if done == 0 {
+        return Ok(None);
+    }
+    endpoint(uow.conn(), mode, id).await
+}
+
+/// Counts an attempt's outcome against its endpoint: a success resets the count of failures in a
+/// row; a failure adds one and opens the circuit at `threshold`. Returns whether this attempt
+/// opened it.
+pub async fn endpoint_outcome(
+    uow: &mut Uow,
+    endpoint_id: &str,
+    ok: bool,
+    threshold: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    if ok {
+        sql::query(
+            "UPDATE webhook_endpoints SET consecutive_failures = 0
+             WHERE id = $1 AND consecutive_failures <> 0",
+        )
+        .bind(endpoint_id)
+        .execute(uow.conn())
+        .await?;
+        return Ok(false);
+    }
+    let opened = sql::query(
+        "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1,
+           circuit_opened_at = CASE WHEN circuit_opened_at IS NULL AND consecutive_failures + 1 >= $2
+                                    THEN $3 ELSE circuit_opened_at END
+         WHERE id = $1
+         RETURNING consecutive_failures",
+    )
+    .bind(endpoint_id)
+    .bind(threshold)
+    .bind(now)
+    .scalar_optional::<i64>(uow.conn())
+    .await?;
+    Ok(opened == Some(threshold))
+}
+
+/// Endpoints whose circuit is open (a gauge for operators).
+pub async fn open_circuits(conn: &mut Conn) -> Result<i64, sqlx::Error> {
+    sql::query(
+        "SELECT COUNT(*) FROM webhook_endpoints WHERE disabled_at IS NULL AND circuit_opened_at IS NOT NULL",
+    )
+    .scalar(conn)
+    .await
 }
 
 pub async fn list_endpoints(
@@ -146,10 +241,10 @@ pub async fn list_endpoints(
     .bind(mode.as_str())
     .scalar(&mut *conn)
     .await?;
-    let rows = sql::query(
-        "SELECT id, url, events, description, created_at FROM webhook_endpoints
-         WHERE mode = $1 AND disabled_at IS NULL ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
-    )
+    let rows = sql::query(format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints
+         WHERE mode = $1 AND disabled_at IS NULL ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+    ))
     .bind(mode.as_str())
     .bind(limit)
     .bind(offset)
@@ -265,43 +360,75 @@ pub async fn deliveries(
 pub struct Claimed {
     pub id: String,
     pub event_id: String,
+    pub endpoint_id: String,
     pub url: String,
     pub secret: String,
     pub payload: String,
     pub attempts: i64,
 }
 
-/// Claims up to `limit` due deliveries for `lease` seconds: no other worker (on any replica)
-/// takes them until the lease runs out, and a worker that dies holding them only delays them.
-pub async fn claim_due(
-    uow: &mut Uow,
-    now: i64,
-    lease: i64,
-    limit: i64,
-) -> Result<Vec<Claimed>, sqlx::Error> {
+/// What one claim may take.
+pub struct ClaimLimits<'a> {
+    pub now: i64,
+    /// Seconds the claim lasts.
+    pub lease: i64,
+    /// Deliveries in all.
+    pub limit: i64,
+    /// Deliveries per endpoint.
+    pub per_endpoint: i64,
+    /// Endpoints to leave out (their in-flight slots are full).
+    pub skip_endpoints: &'a [String],
+}
+
+/// Claims due deliveries for `lease` seconds, taking the endpoints round-robin (each endpoint's
+/// oldest first, at most `per_endpoint` each): no other worker on any replica takes them until
+/// the lease runs out, and a worker that dies holding them only delays them. Endpoints whose
+/// circuit is open are skipped.
+pub async fn claim_due(uow: &mut Uow, c: ClaimLimits<'_>) -> Result<Vec<Claimed>, sqlx::Error> {
     let lock = match uow.conn().backend() {
         Backend::Sqlite => "",
         Backend::Postgres => " FOR UPDATE OF d SKIP LOCKED",
     };
-    let rows = sql::query(format!(
-        "SELECT d.id, d.event_id, d.attempts, e.url, e.secret, ev.payload
-         FROM webhook_deliveries d
+    let skip = if c.skip_endpoints.is_empty() {
+        String::new()
+    } else {
+        let marks: Vec<String> = (0..c.skip_endpoints.len())
+            .map(|i| format!("${}", i + 4))
+            .collect();
+        format!(" AND d2.endpoint_id NOT IN ({})", marks.join(", "))
+    };
+    // The claim conditions are repeated on `d` outside the ranking: PostgreSQL re-checks those
+    // (and only those) on a row another replica changed after this statement's snapshot.
+    let mut query = sql::query(format!(
+        "SELECT d.id, d.event_id, d.endpoint_id, d.attempts, e.url, e.secret, ev.payload
+         FROM (SELECT d2.id,
+                      ROW_NUMBER() OVER (PARTITION BY d2.endpoint_id ORDER BY d2.next_attempt_at, d2.id) AS turn
+               FROM webhook_deliveries d2
+               JOIN webhook_endpoints e2 ON e2.id = d2.endpoint_id
+               WHERE d2.status = 'pending' AND d2.next_attempt_at <= $1
+                 AND e2.disabled_at IS NULL AND e2.circuit_opened_at IS NULL
+                 AND (d2.claimed_until IS NULL OR d2.claimed_until < $1){skip}) ranked
+         JOIN webhook_deliveries d ON d.id = ranked.id
          JOIN webhook_endpoints e ON e.id = d.endpoint_id
          JOIN webhook_events ev ON ev.id = d.event_id
-         WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND e.disabled_at IS NULL
+         WHERE ranked.turn <= $3 AND d.status = 'pending'
            AND (d.claimed_until IS NULL OR d.claimed_until < $1)
-         ORDER BY d.next_attempt_at, d.id LIMIT $2{lock}"
+         ORDER BY ranked.turn, d.next_attempt_at, d.id LIMIT $2{lock}"
     ))
-    .bind(now)
-    .bind(limit)
-    .fetch_all(uow.conn())
-    .await?;
+    .bind(c.now)
+    .bind(c.limit)
+    .bind(c.per_endpoint);
+    for id in c.skip_endpoints {
+        query = query.bind(id.as_str());
+    }
+    let rows = query.fetch_all(uow.conn()).await?;
     let claimed = rows
         .iter()
         .map(|r| {
             Ok(Claimed {
                 id: r.try_get("id")?,
                 event_id: r.try_get("event_id")?,
+                endpoint_id: r.try_get("endpoint_id")?,
                 url: r.try_get("url")?,
                 secret: r.try_get("secret")?,
                 payload: r.try_get("payload")?,
@@ -309,10 +436,10 @@ pub async fn claim_due(
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    for c in &claimed {
+    for claim in &claimed {
         sql::query("UPDATE webhook_deliveries SET claimed_until = $1 WHERE id = $2")
-            .bind(now + lease)
-            .bind(&c.id)
+            .bind(c.now + c.lease)
+            .bind(&claim.id)
             .execute(uow.conn())
             .await?;
     }
@@ -357,8 +484,25 @@ pub async fn backlog(conn: &mut Conn) -> Result<i64, sqlx::Error> {
         .await
 }
 
+/// A delivery still pending this long after its event (an endpoint whose circuit stayed open)
+/// is marked failed, so the queue is bounded in time (Stripe retries for three days).
+pub const PENDING_MAX_AGE_SECS: i64 = 3 * 86_400;
+
+/// Marks deliveries pending since before `before` failed (`expired`), at most `limit`.
+pub async fn expire_pending(conn: &mut Conn, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
+    sql::query(
+        "UPDATE webhook_deliveries SET status = 'failed', last_error = 'expired', claimed_until = NULL
+         WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND created_at < $1 LIMIT $2)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(conn)
+    .await
+}
+
 /// Deletes finished deliveries created before `before`, then events left without deliveries,
-/// at most `limit` of each. Returns how many rows went.
+/// then deleted endpoints left without deliveries, at most `limit` of each. Returns how many
+/// rows went.
 pub async fn prune(conn: &mut Conn, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
     let deliveries = sql::query(
         "DELETE FROM webhook_deliveries WHERE id IN (
@@ -375,7 +519,16 @@ pub async fn prune(conn: &mut Conn, before: i64, limit: i64) -> Result<u64, sqlx
     )
     .bind(before)
     .bind(limit)
+    .execute(&mut *conn)
+    .await?;
+    let endpoints = sql::query(
+        "DELETE FROM webhook_endpoints WHERE id IN (
+           SELECT e.id FROM webhook_endpoints e WHERE e.disabled_at IS NOT NULL AND e.disabled_at < $1
+             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id = e.id) LIMIT $2)",
+    )
+    .bind(before)
+    .bind(limit)
     .execute(conn)
     .await?;
-    Ok(deliveries + events)
+    Ok(deliveries + events + endpoints)
 }

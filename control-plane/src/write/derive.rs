@@ -12,7 +12,7 @@ use crate::billing::invoices::store as invoices;
 use crate::clock::rfc3339;
 use crate::customers::store as customers;
 use crate::db::Uow;
-use crate::db::uow::{CatalogTouch, Event, Subject, Touch};
+use crate::db::uow::{Event, Subject, Touch};
 use crate::entitlements::{compile, model as entitlements_model, store as entitlements};
 use crate::subscriptions::store as subscriptions;
 use crate::webhooks::model::{ENTITLEMENTS_UPDATED, new_event_id};
@@ -71,28 +71,18 @@ pub(super) async fn derive(
     let conn = uow.conn();
     let mut changes = records.changes;
     let mut events = records.events;
-    let mut touched = records.touched;
+    let touched = records.touched;
 
-    // A catalog edit: new defaults first, so no edge serves new defaults beside old customers.
+    // A catalog edit: the mode's new defaults go out with the edit itself.
     for (mode, scope) in records.catalog {
         let defaults = compile::defaults(conn, mode).await?;
         changes.push(Change::Defaults(ModeDefaults {
             mode,
             entitlements: defaults,
         }));
-        let affected = match scope {
-            CatalogTouch::Everyone => entitlements::all_customers(conn, mode).await?,
-            CatalogTouch::Plans(plans) => {
-                let mut ids = Vec::new();
-                for plan in plans {
-                    ids.extend(subscriptions::customers_on_plan(conn, mode, &plan).await?);
-                }
-                ids
-            }
-        };
-        for id in affected {
-            touched.insert((mode, id), Touch::Full);
-        }
+        // Its customers are recompiled after, in bounded chunks of their own (catalog::recompile),
+        // so an edit never holds the write path for the whole mode.
+        crate::catalog::store::enqueue_recompile(conn, mode, &scope, now).await?;
     }
 
     for ((mode, customer_id), touch) in touched {

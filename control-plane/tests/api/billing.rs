@@ -791,3 +791,182 @@ both! {
         assert_eq!(c["status"], "canceled", "{c}");
     }
 }
+
+both! {
+    /// Issue 9: the credit balance is kept per currency; a yen credit never pays a dollar
+    /// invoice, and does pay a later yen one.
+    async fn a_yen_credit_does_not_pay_a_dollar_invoice(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let api = cp.api();
+        let (status, plan) = api
+            .post(
+                "/api/v1/plans/",
+                json!({"identifier": "team-jp", "name": "Team (Japan)", "group": "jp",
+                       "prices": [{"chargePeriod": "MONTHLY", "amount": "5000", "currency": "jpy"}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{plan}");
+        api.create_customer("yen").await;
+        let (status, co) = api
+            .post(
+                "/api/v1/checkout/",
+                json!({"planIdentifier": "team-jp", "chargePeriod": "MONTHLY", "customerId": "yen",
+                       "quantity": 3, "successUrl": "https://app.example.com/ok"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{co}");
+        let session = co["checkoutSessionId"].as_str().unwrap();
+        let (status, done) = api
+            .post(
+                &format!("/api/v1/checkout/{session}/complete/"),
+                json!({"paymentMethod": "pm_card_visa"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{done}");
+        let sub_id = done["subscription"]["id"].as_str().unwrap().to_owned();
+
+        // Three seats down to one, at once and prorated: the unused two seats become yen credit.
+        let (status, down) = api
+            .post(
+                &format!("/api/v1/subscriptions/{sub_id}/update/"),
+                json!({"planIdentifier": "team-jp", "chargePeriod": "MONTHLY", "quantity": 1}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{down}");
+        let (_, balances) = api.get("/api/v1/customers/yen/balances/").await;
+        let yen_credit = |b: &Value| -> Option<i64> {
+            b["balances"]
+                .as_array()?
+                .iter()
+                .find(|x| x["currency"] == "jpy")?["amount"]
+                .as_str()?
+                .parse()
+                .ok()
+        };
+        let credit = yen_credit(&balances).expect("a yen credit");
+        assert!(credit > 0, "{balances}");
+        assert!(
+            balances["balances"].as_array().unwrap().iter().all(|x| x["currency"] == "jpy"),
+            "{balances}"
+        );
+
+        // A dollar plan in another group: charged to the card in full; the yen credit stays.
+        let sub = api.subscribe_paid("yen", "pro", "MONTHLY").await;
+        assert_eq!(sub["status"], "active", "{sub}");
+        let (_, invoices) = api.get("/api/v1/invoices/?customerId=yen").await;
+        let usd = invoices["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["currency"] == "usd")
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert_eq!(usd["total"], "49.00", "{invoices}");
+        assert_eq!(usd["status"], "paid", "{invoices}");
+        let (_, after) = api.get("/api/v1/customers/yen/balances/").await;
+        assert_eq!(yen_credit(&after), Some(credit), "the yen credit paid a dollar invoice: {after}");
+
+        // Back up to two seats: the yen invoice uses the yen credit first.
+        let (status, up) = api
+            .post(
+                &format!("/api/v1/subscriptions/{sub_id}/update/"),
+                json!({"planIdentifier": "team-jp", "chargePeriod": "MONTHLY", "quantity": 2}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{up}");
+        let (_, last) = api.get("/api/v1/customers/yen/balances/").await;
+        assert!(yen_credit(&last).unwrap_or(0) < credit, "the yen credit was not used: {last}");
+        let (status, _) = api.get("/api/v1/customers/ghost/balances/").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
+
+both! {
+    /// Issue 9: checkout sessions expire (`--checkout-ttl-secs`, 24 h by default) in the
+    /// customer's time: the test clock drives it here. An expired page says so and takes no
+    /// payment, `complete` answers 409, and the pending subscription ends.
+    async fn a_checkout_paid_after_expiry_is_refused(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let api = cp.api();
+        let clock = clocked(&api, "late", "2026-03-01T00:00:00Z").await;
+        let (status, body) = subscribe(&api, "late", "pro", "MONTHLY").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["action"], "checkout_required", "{body}");
+        let url = body["paymentUrl"].as_str().unwrap().to_owned();
+        let session = url
+            .split(['/', '?'])
+            .find(|s| s.starts_with("cs_"))
+            .unwrap_or_else(|| panic!("no session id in {url}"))
+            .to_owned();
+        let pending = body["subscription"]["id"].as_str().unwrap().to_owned();
+        let (_, sub) = api.get(&format!("/api/v1/subscriptions/{pending}/")).await;
+        assert_eq!(sub["status"], "incomplete", "{sub}");
+
+        // Just inside the day: still payable (the page shows the form).
+        advance(&api, &clock, "2026-03-01T23:59:00Z").await;
+        let page = client().get(&url).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(page.text().await.unwrap().contains("pay-form"));
+
+        // A day later (test-clock time): expired.
+        advance(&api, &clock, "2026-03-02T00:00:01Z").await;
+        let page = client().get(&url).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::GONE);
+        let html = page.text().await.unwrap();
+        assert!(html.contains("expired") && !html.contains("pay-form"), "{html}");
+        let paid = client()
+            .post(format!("{}/checkout/{session}/pay", cp.url))
+            .form(&[("card_number", "4242424242424242"), ("expiry", "12/34"), ("cvc", "123")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(paid.status(), StatusCode::GONE);
+        let (status, body) = api
+            .post(
+                &format!("/api/v1/checkout/{session}/complete/"),
+                json!({"paymentMethod": "pm_card_visa"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_envelope(status, &body, "expired complete");
+        assert!(body["error"]["message"].as_str().unwrap().contains("expired"), "{body}");
+        let (_, sub) = api.get(&format!("/api/v1/subscriptions/{pending}/")).await;
+        assert_eq!(sub["status"], "canceled", "the pending subscription ended: {sub}");
+        assert!(invoices(&api, "late").await.is_empty(), "nothing was charged");
+    }
+}
+
+both! {
+    /// The real-time billing clock expires sessions too (a one-second TTL here).
+    async fn checkout_sessions_expire_on_real_time(db: Db) {
+        let cp = ControlPlane::start_on_with(db, &[("TOLLGATE_CHECKOUT_TTL_SECS", "1")]);
+        let api = cp.api();
+        api.create_customer("slow-payer").await;
+        let (status, co) = api
+            .post(
+                "/api/v1/checkout/",
+                json!({"planIdentifier": "pro", "chargePeriod": "MONTHLY", "customerId": "slow-payer",
+                       "successUrl": "https://app.example.com/ok"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{co}");
+        let session = co["checkoutSessionId"].as_str().unwrap().to_owned();
+        wait_until("session expired", || async {
+            client()
+                .get(format!("{}/checkout/{session}", cp.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::GONE)
+        })
+        .await;
+        let (status, body) = api
+            .post(&format!("/api/v1/checkout/{session}/complete/"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        let (_, subs) = api.get("/api/v1/subscriptions/?customer_id=slow-payer").await;
+        assert!(
+            subs["results"].as_array().unwrap().iter().all(|s| s["status"] != "active"),
+            "{subs}"
+        );
+    }
+}

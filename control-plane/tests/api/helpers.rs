@@ -53,15 +53,21 @@ impl Proc {
         Proc { child, lines }
     }
 
-    /// Waits for the "listening on http://ADDR" line every binary prints once bound.
-    fn listening_addr(&mut self) -> SocketAddr {
+    /// Waits for the "listening on http(s)://ADDR" line every binary prints once bound: the
+    /// scheme (`http` or `https`) and address of the "listening on …" line.
+    fn listening(&mut self) -> (&'static str, SocketAddr) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             match self.lines.recv_timeout(Duration::from_millis(200)) {
                 Ok(line) => {
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
-                        let addr = rest.split_whitespace().next().unwrap_or("");
-                        return addr.parse().expect("address");
+                    for (scheme, marker) in [
+                        ("http", "listening on http://"),
+                        ("https", "listening on https://"),
+                    ] {
+                        if let Some(rest) = line.split(marker).nth(1) {
+                            let addr = rest.split_whitespace().next().unwrap_or("");
+                            return (scheme, addr.parse().expect("address"));
+                        }
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -327,6 +333,9 @@ pub struct ControlPlane {
     pub database_url: String,
     pub backend: Db,
     dir: std::sync::Arc<tempfile::TempDir>,
+    /// Extra environment (flags) this control plane was started with; replicas and restarts
+    /// inherit it.
+    env: Vec<(String, String)>,
 }
 
 impl ControlPlane {
@@ -337,6 +346,16 @@ impl ControlPlane {
 
     /// A control plane on a fresh database of `backend`.
     pub fn start_on(backend: Db) -> ControlPlane {
+        Self::start_on_with(backend, &[])
+    }
+
+    /// A control plane on a fresh database of `backend`, with extra environment variables
+    /// (each flag has one: `TOLLGATE_…`).
+    pub fn start_on_with(backend: Db, env: &[(&str, &str)]) -> ControlPlane {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let dir = std::sync::Arc::new(tempfile::tempdir().expect("tempdir"));
         let database_url = match backend {
             Db::Sqlite => format!("sqlite://{}", dir.path().join("tollgate.db").display()),
@@ -348,6 +367,7 @@ impl ControlPlane {
             backend,
             SocketAddr::from(([127, 0, 0, 1], 0)),
             dir,
+            env,
         )
     }
 
@@ -359,6 +379,7 @@ impl ControlPlane {
             self.backend,
             SocketAddr::from(([127, 0, 0, 1], 0)),
             self.dir.clone(),
+            self.env.clone(),
         )
     }
 
@@ -368,6 +389,7 @@ impl ControlPlane {
         backend: Db,
         listen: SocketAddr,
         dir: std::sync::Arc<tempfile::TempDir>,
+        env: Vec<(String, String)>,
     ) -> ControlPlane {
         let mut proc = Proc::spawn(
             Command::new(bin("control-plane"))
@@ -385,17 +407,21 @@ impl ControlPlane {
                 .env("TOLLGATE_LIVE_SECRET_KEY", &keys.live_secret)
                 .env("TOLLGATE_EDGE_SYNC_KEY", &keys.edge_sync)
                 .env("TOLLGATE_WEBHOOK_RETRY_BASE_MS", "200")
-                .env("RUST_LOG", "warn"),
+                // Test receivers listen on loopback; the refusal itself is tested with "false".
+                .env("TOLLGATE_ALLOW_PRIVATE_WEBHOOK_URLS", "true")
+                .env("RUST_LOG", "warn")
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         );
-        let addr = proc.listening_addr();
+        let (scheme, addr) = proc.listening();
         ControlPlane {
             proc,
             addr,
-            url: format!("http://{addr}"),
+            url: format!("{scheme}://{addr}"),
             keys,
             database_url,
             backend,
             dir,
+            env,
         }
     }
 
@@ -408,6 +434,7 @@ impl ControlPlane {
             database_url,
             backend,
             dir,
+            env,
             ..
         } = self;
         proc.kill();
@@ -417,6 +444,7 @@ impl ControlPlane {
             database_url,
             backend,
             dir,
+            env,
         }
     }
 
@@ -447,6 +475,7 @@ pub struct StoppedControlPlane {
     database_url: String,
     backend: Db,
     dir: std::sync::Arc<tempfile::TempDir>,
+    env: Vec<(String, String)>,
 }
 
 impl StoppedControlPlane {
@@ -456,7 +485,14 @@ impl StoppedControlPlane {
 
     /// Starts again on the same address, but on another database (after `control-plane copy`).
     pub fn start_on_database(self, database_url: String, backend: Db) -> ControlPlane {
-        ControlPlane::start_with(self.keys, database_url, backend, self.addr, self.dir)
+        ControlPlane::start_with(
+            self.keys,
+            database_url,
+            backend,
+            self.addr,
+            self.dir,
+            self.env,
+        )
     }
 
     pub fn start(self) -> ControlPlane {
@@ -466,6 +502,7 @@ impl StoppedControlPlane {
             self.backend,
             self.addr,
             self.dir,
+            self.env,
         )
     }
 }
@@ -478,6 +515,11 @@ pub struct Edge {
 
 impl Edge {
     pub fn start(control_plane: &str, keys: &Keys) -> Edge {
+        Self::start_with(control_plane, keys, &[])
+    }
+
+    /// An edge with extra command-line arguments (`--control-plane-ca`, `--tls-cert`, …).
+    pub fn start_with(control_plane: &str, keys: &Keys, args: &[&str]) -> Edge {
         let mut proc = Proc::spawn(
             Command::new(bin("edge"))
                 .arg("--listen")
@@ -490,12 +532,13 @@ impl Edge {
                 .arg("2000")
                 .arg("--backoff-max-ms")
                 .arg("300")
+                .args(args)
                 .env("RUST_LOG", "warn"),
         );
-        let addr = proc.listening_addr();
+        let (scheme, addr) = proc.listening();
         Edge {
             proc,
-            url: format!("http://{addr}"),
+            url: format!("{scheme}://{addr}"),
             keys: keys.clone(),
         }
     }

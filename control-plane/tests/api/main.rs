@@ -16,6 +16,7 @@ mod copy;
 mod durability;
 mod e2e;
 mod fourgeeks;
+mod hardening;
 mod kelviq;
 mod replicas;
 mod sync;

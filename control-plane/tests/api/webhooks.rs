@@ -185,3 +185,306 @@ both! {
         assert_eq!(types(&receiver).len(), 1);
     }
 }
+
+/// A receiver whose routes misbehave on purpose: `/fail` (500), `/unavailable` (503),
+/// `/redirect` (302 to `/landed`), `/hang` (never answers), `/ok`. It counts what arrived where,
+/// and how many `/hang` requests ended (the client gave up and closed).
+#[derive(Clone, Default)]
+struct Misbehaving {
+    hits: Arc<Mutex<std::collections::HashMap<&'static str, usize>>>,
+    hang_ended: Arc<std::sync::atomic::AtomicUsize>,
+    /// While true, `/fail` fails; set false to let it succeed.
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Misbehaving {
+    fn hits(&self, route: &str) -> usize {
+        self.hits.lock().unwrap().get(route).copied().unwrap_or(0)
+    }
+
+    fn hit(&self, route: &'static str) {
+        *self.hits.lock().unwrap().entry(route).or_default() += 1;
+    }
+}
+
+struct Ended(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn start_misbehaving() -> (String, Misbehaving) {
+    use axum::response::{IntoResponse, Redirect};
+    let m = Misbehaving::default();
+    m.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let app = Router::new()
+        .route(
+            "/ok",
+            post(|State(m): State<Misbehaving>| async move {
+                m.hit("ok");
+                StatusCode::NO_CONTENT
+            }),
+        )
+        .route(
+            "/fail",
+            post(|State(m): State<Misbehaving>| async move {
+                m.hit("fail");
+                if m.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        )
+        .route(
+            "/unavailable",
+            post(|State(m): State<Misbehaving>| async move {
+                m.hit("unavailable");
+                StatusCode::SERVICE_UNAVAILABLE
+            }),
+        )
+        .route(
+            "/redirect",
+            post(|State(m): State<Misbehaving>| async move {
+                m.hit("redirect");
+                Redirect::temporary("/landed").into_response()
+            }),
+        )
+        .route(
+            "/landed",
+            post(|State(m): State<Misbehaving>| async move {
+                m.hit("landed");
+                StatusCode::NO_CONTENT
+            }),
+        )
+        .route(
+            "/hang",
+            post(|State(m): State<Misbehaving>| async move {
+                m.hit("hang");
+                let _ended = Ended(m.hang_ended.clone());
+                std::future::pending::<()>().await;
+                StatusCode::NO_CONTENT
+            }),
+        )
+        .with_state(m.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, m)
+}
+
+async fn endpoint(api: &Api, url: &str) -> String {
+    let (status, body) = api
+        .post(
+            "/api/v1/webhook-endpoints/",
+            json!({"url": url, "events": ["customer.created"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn last_error(api: &Api, endpoint: &str) -> Option<String> {
+    let (_, d) = api
+        .get(&format!("/api/v1/webhook-endpoints/{endpoint}/deliveries/"))
+        .await;
+    d["results"][0]["lastError"].as_str().map(str::to_owned)
+}
+
+both! {
+    async fn webhook_urls_to_private_addresses_are_refused_unless_allowed(db: Db) {
+        let private = [
+            "http://127.0.0.1:22/",
+            "http://10.0.0.1/hook",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::1]/hook",
+            "http://localhost:8080/hook", // a name resolving to 127.0.0.1
+            "http://0x7f.1/hook",         // 127.0.0.1 spelled otherwise
+            "http://[::ffff:192.168.0.1]/",
+        ];
+        let strict = ControlPlane::start_on_with(db, &[("TOLLGATE_ALLOW_PRIVATE_WEBHOOK_URLS", "false")]);
+        let api = strict.api();
+        for url in private {
+            let (status, body) = api
+                .post("/api/v1/webhook-endpoints/", json!({"url": url, "events": ["*"]}))
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {body}");
+            assert_envelope(status, &body, url);
+            assert!(body["error"]["message"].as_str().unwrap().contains("url"), "{body}");
+        }
+        let (status, body) = api
+            .post(
+                "/api/v1/webhook-endpoints/",
+                json!({"url": "http://user:pw@hooks.example.com/", "events": ["*"]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let (_, list) = api.get("/api/v1/webhook-endpoints/").await;
+        assert_eq!(list["count"], 0, "{list}");
+
+        // With --allow-private-webhook-urls (the harness's default), the same URLs are accepted.
+        let relaxed = ControlPlane::start_on(db);
+        let api = relaxed.api();
+        for url in private {
+            let (status, body) = api
+                .post("/api/v1/webhook-endpoints/", json!({"url": url, "events": ["*"]}))
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{url}: {body}");
+        }
+    }
+}
+
+both! {
+    async fn deliveries_follow_no_redirects_and_summarize_errors(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let api = cp.api();
+        let (base, m) = start_misbehaving().await;
+        let redirect = endpoint(&api, &format!("{base}/redirect")).await;
+        let unavailable = endpoint(&api, &format!("{base}/unavailable")).await;
+        // A port nothing listens on.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = l.local_addr().unwrap().port();
+            drop(l);
+            endpoint(&api, &format!("http://127.0.0.1:{port}/")).await
+        };
+        api.create_customer("hook-errors").await;
+        wait_until("every endpoint tried once", || async {
+            last_error(&api, &redirect).await.is_some()
+                && last_error(&api, &unavailable).await.is_some()
+                && last_error(&api, &closed).await.is_some()
+        })
+        .await;
+        assert_eq!(last_error(&api, &redirect).await.as_deref(), Some("HTTP 307"));
+        assert_eq!(last_error(&api, &unavailable).await.as_deref(), Some("HTTP 503"));
+        assert_eq!(last_error(&api, &closed).await.as_deref(), Some("connection refused"));
+        assert!(m.hits("redirect") >= 1);
+        assert_eq!(m.hits("landed"), 0, "a redirect was followed");
+    }
+}
+
+both! {
+    async fn endpoints_per_mode_are_capped(db: Db) {
+        let cp = ControlPlane::start_on_with(db, &[("TOLLGATE_MAX_WEBHOOK_ENDPOINTS", "3")]);
+        let (base, _m) = start_misbehaving().await;
+        let test = cp.api();
+        for _ in 0..3 {
+            endpoint(&test, &format!("{base}/ok")).await;
+        }
+        let (status, body) = test
+            .post(
+                "/api/v1/webhook-endpoints/",
+                json!({"url": format!("{base}/ok"), "events": ["*"]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_envelope(status, &body, "fourth endpoint");
+        // The cap is per mode: live mode still has room.
+        let live = cp.api_with(&cp.keys.live_secret);
+        endpoint(&live, &format!("{base}/ok")).await;
+    }
+}
+
+/// `tollgate_webhook_circuit_open_endpoints` as /metrics shows it.
+async fn open_circuits(cp: &ControlPlane) -> Option<f64> {
+    let text = client()
+        .get(format!("{}/metrics", cp.url))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with("tollgate_webhook_circuit_open_endpoints "))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+both! {
+    async fn a_failing_endpoint_opens_its_circuit_until_re_enabled(db: Db) {
+        let cp = ControlPlane::start_on_with(db, &[("TOLLGATE_WEBHOOK_BREAKER_FAILURES", "3")]);
+        let api = cp.api();
+        let (base, m) = start_misbehaving().await;
+        let id = endpoint(&api, &format!("{base}/fail")).await;
+        for i in 0..3 {
+            api.create_customer(&format!("breaker-{i}")).await;
+        }
+        wait_until("circuit open", || async {
+            let (_, list) = api.get("/api/v1/webhook-endpoints/").await;
+            list["results"][0]["circuitOpen"] == true
+        })
+        .await;
+        let (_, list) = api.get("/api/v1/webhook-endpoints/").await;
+        assert_eq!(list["results"][0]["consecutiveFailures"], 3, "{list}");
+        assert!(list["results"][0]["circuitOpenedAt"].is_string(), "{list}");
+        wait_until("metric shows the open circuit", || async {
+            open_circuits(&cp).await == Some(1.0)
+        })
+        .await;
+        // While open, nothing is sent.
+        let before = m.hits("fail");
+        api.create_customer("breaker-while-open").await;
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert_eq!(m.hits("fail"), before, "an open circuit still delivered");
+
+        // Re-enabled (and the receiver fixed): the queued deliveries go out.
+        m.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+        let (status, body) = api
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/webhook-endpoints/{id}/"),
+                Some(json!({"enabled": true})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["circuitOpen"], false, "{body}");
+        wait_until("queued deliveries sent after re-enabling", || async {
+            let (_, d) = api.get(&format!("/api/v1/webhook-endpoints/{id}/deliveries/")).await;
+            d["results"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|x| x["status"] == "succeeded"))
+        })
+        .await;
+        wait_until("metric back to zero", || async { open_circuits(&cp).await == Some(0.0) }).await;
+        // Bad bodies and unknown ids.
+        for body in [json!({}), json!({"enabled": "yes"}), json!({"enabled": true, "x": 1})] {
+            let (status, resp) = api
+                .call(reqwest::Method::PATCH, &format!("/api/v1/webhook-endpoints/{id}/"), Some(body))
+                .await;
+            assert_envelope(status, &resp, "bad patch");
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{resp}");
+        }
+        let (status, _) = api
+            .call(reqwest::Method::PATCH, "/api/v1/webhook-endpoints/we_nope/", Some(json!({"enabled": true})))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
+
+both! {
+    async fn a_hanging_test_endpoint_does_not_hold_live_deliveries(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let (base, m) = start_misbehaving().await;
+        let test = cp.api();
+        let live = cp.api_with(&cp.keys.live_secret);
+        endpoint(&test, &format!("{base}/hang")).await;
+        endpoint(&live, &format!("{base}/ok")).await;
+        for i in 0..30 {
+            test.create_customer(&format!("hang-{i}")).await;
+        }
+        wait_until("test deliveries hanging", || async { m.hits("hang") >= 1 }).await;
+        live.create_customer("live-one").await;
+        wait_until("live delivery", || async { m.hits("ok") == 1 }).await;
+        // Not a timing bound: the live delivery arrived while every test-mode request was
+        // still hanging, i.e. it did not wait for them to time out.
+        assert_eq!(
+            m.hang_ended.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "the live delivery waited for the hanging test-mode endpoint"
+        );
+        assert!(m.hits("hang") <= 2, "more than two requests in flight to one endpoint");
+    }
+}

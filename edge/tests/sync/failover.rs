@@ -14,6 +14,7 @@ fn world(up: bool) -> World {
         deltas: vec![],
         oldest_resumable: 5,
         up,
+        reorder: false,
     }
 }
 

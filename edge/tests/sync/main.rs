@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers panic with context on purpose
 
+mod compat;
 mod connections;
 mod failover;
 mod standin;

@@ -76,6 +76,19 @@ pub struct World {
     pub oldest_resumable: u64,
     /// `false`: answer every stream with 503.
     pub up: bool,
+    /// Send every frame through [`reordered`].
+    pub reorder: bool,
+}
+
+/// Frames as another writer might send them: keys in another order, spaces, CRLF line ends.
+/// Still protocol 1, so an edge must read them.
+pub fn reordered(line: Bytes) -> Bytes {
+    let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+    let text = format!(
+        "{{ \"frame\": {{ \"data\": {}, \"type\": {} }}, \"protocol\": {} }}\r\n",
+        v["frame"]["data"], v["frame"]["type"], v["protocol"]
+    );
+    Bytes::from(text)
 }
 
 pub struct StandIn {
@@ -233,7 +246,8 @@ fn respond(state: &State, req: &Request<Incoming>) -> Response<Either<ChannelBod
     });
     requests.lock().unwrap().push(since);
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(feed(world.clone(), changed.subscribe(), since, tx));
+    let odd = req.uri().path() == STREAM_PATH && world.lock().unwrap().reorder;
+    tokio::spawn(feed(world.clone(), changed.subscribe(), since, tx, odd));
     Response::new(Either::Left(ChannelBody(rx)))
 }
 
@@ -246,6 +260,7 @@ async fn feed(
     mut changed: watch::Receiver<(u64, u64)>,
     since: Option<u64>,
     tx: mpsc::Sender<Bytes>,
+    odd: bool,
 ) {
     let generation = changed.borrow_and_update().1;
     let (mut lines, mut last) = {
@@ -283,6 +298,7 @@ async fn feed(
     };
     loop {
         for l in lines.drain(..) {
+            let l = if odd { reordered(l) } else { l };
             if tx.send(l).await.is_err() {
                 return;
             }

@@ -28,6 +28,7 @@ async fn https_to_the_edge_and_from_the_edge_to_the_control_plane() {
             deltas: vec![],
             oldest_resumable: 5,
             up: true,
+            reorder: false,
         },
         Some(tls),
     )
@@ -96,6 +97,7 @@ async fn an_untrusted_control_plane_certificate_is_refused() {
             deltas: vec![],
             oldest_resumable: 5,
             up: true,
+            reorder: false,
         },
         Some(tls),
     )

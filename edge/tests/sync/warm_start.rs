@@ -15,6 +15,7 @@ fn world() -> World {
         deltas: vec![],
         oldest_resumable: 5,
         up: true,
+        reorder: false,
     }
 }
 

@@ -236,3 +236,62 @@ async fn an_axum_router_fits() {
         .unwrap()
         .unwrap();
 }
+
+/// A body fed by a channel, like a sync stream.
+struct Streaming(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl Body for Streaming {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|b| b.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// A long-lived streaming response (the control plane's sync stream) is not cut by the idle or
+/// request timeouts: they cover waiting for a request and for a response's head.
+#[tokio::test]
+async fn a_streaming_response_outlives_the_idle_and_request_timeouts() {
+    let limits = ServerLimits {
+        header_read_timeout: Duration::from_millis(200),
+        idle_timeout: Duration::from_millis(200),
+        request_timeout: Duration::from_millis(200),
+        ..ServerLimits::default()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(
+        listener,
+        move |_| {
+            service_fn(move |_req: Request<Incoming>| async move {
+                let (tx, rx) = tokio::sync::mpsc::channel(4);
+                tokio::spawn(async move {
+                    for i in 0..8 {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        if tx.send(Bytes::from(format!("{i}\n"))).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                Ok::<_, Infallible>(Response::new(Streaming(rx)))
+            })
+        },
+        limits,
+        None,
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+    let body = reqwest::get(format!("http://{addr}/stream"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "0\n1\n2\n3\n4\n5\n6\n7\n");
+}

@@ -1,4 +1,5 @@
-//! Writing an invoice and collecting it: the customer's credit first, then the card on file.
+//! Writing an invoice and collecting it: the customer's credit in the invoice's currency first,
+//! then the card on file.
 //! Emits `invoice.paid` or `invoice.payment_failed` through the unit of work.
 
 use tollgate_shared::Mode;
@@ -61,7 +62,8 @@ async fn create(
         store::claim_pending_lines(uow, draft.mode, sub, &id).await?;
     }
     let total = store::lines_total(uow.conn(), &id).await?;
-    let balance = customers::balance(uow.conn(), draft.mode, draft.customer_id).await?;
+    let balance =
+        customers::balance(uow.conn(), draft.mode, draft.customer_id, draft.currency).await?;
     // Negative totals become credit; positive ones use credit before the card. Paid by other
     // means (the checkout page's charge): the credit stays for later.
     let from_balance = match (collect, total > 0) {
@@ -77,7 +79,14 @@ async fn create(
     };
     let paid = payment == Payment::Paid;
     if paid && from_balance != 0 {
-        customers::add_balance(uow, draft.mode, draft.customer_id, -from_balance).await?;
+        customers::add_balance(
+            uow,
+            draft.mode,
+            draft.customer_id,
+            draft.currency,
+            -from_balance,
+        )
+        .await?;
     }
     store::insert(
         uow,

@@ -1,0 +1,389 @@
+//! Issue 9's attacker and careless-client inputs against the control plane's public listener:
+//! half-sent requests, thousands of idle sockets, made-up methods, and HTTPS end to end.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::*;
+
+/// Waits for the server to close `socket`. The deadline only keeps a broken test from hanging.
+async fn closed_by_server(socket: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match tokio::time::timeout_at(deadline, socket.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            // A 408 or similar before the close is fine; keep reading until EOF.
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+both! {
+    async fn a_half_sent_request_is_closed_within_the_header_timeout(db: Db) {
+        let cp = ControlPlane::start_on_with(db, &[("TOLLGATE_HTTP_HEADER_TIMEOUT_MS", "1000")]);
+        let mut socket = TcpStream::connect(cp.addr).await.unwrap();
+        socket
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        assert!(
+            closed_by_server(&mut socket).await,
+            "a socket that never finished its request head is still open"
+        );
+        // A socket that says nothing at all goes the same way.
+        let mut silent = TcpStream::connect(cp.addr).await.unwrap();
+        assert!(closed_by_server(&mut silent).await);
+        // And the server still answers.
+        let (status, _) = cp.api().get("/api/v1/customers/").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}
+
+both! {
+    async fn two_thousand_idle_sockets_do_not_stop_a_request(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let mut idle = Vec::with_capacity(2_000);
+        for i in 0..2_000 {
+            let mut s = TcpStream::connect(cp.addr).await.unwrap();
+            // Half of them start a request head and stall, half say nothing.
+            if i % 2 == 0 {
+                s.write_all(b"POST /api/v1/usage/ HTTP/1.1\r\n").await.unwrap();
+            }
+            idle.push(s);
+        }
+        let api = cp.api();
+        api.create_customer("still-served").await;
+        let (status, body) = api.get("/api/v1/customers/still-served/").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        drop(idle);
+    }
+}
+
+/// Series (non-comment lines) on `/metrics`.
+async fn series(cp: &ControlPlane) -> Vec<String> {
+    let text = client()
+        .get(format!("{}/metrics", cp.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.rsplit_once(' ').map_or(l, |(name, _)| name).to_owned())
+        .collect()
+}
+
+both! {
+    async fn made_up_methods_and_paths_leave_the_series_count_unchanged(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let url = cp.url.clone();
+        let secret = cp.keys.secret.clone();
+        let bogus = |i: usize| {
+            let (url, secret) = (url.clone(), secret.clone());
+            async move {
+                let http = client();
+                let method = Method::from_bytes(format!("ZZ{i}").as_bytes()).unwrap();
+                let _ = http.request(method, format!("{url}/healthz")).send().await;
+                let _ = http.get(format!("{url}/no/such/route/{i}")).send().await;
+                let _ = http
+                    .get(format!("{url}/api/v1/customers/unknown-{i}/"))
+                    .basic_auth(&secret, Some(""))
+                    .send()
+                    .await;
+            }
+        };
+        // One of each first: the `other` method and `unmatched` route series exist from then on.
+        bogus(0).await;
+        // The gauges are set by a task shortly after start, and /metrics counts itself.
+        wait_until("gauges published", || async {
+            series(&cp).await.iter().any(|s| s == "tollgate_webhook_backlog")
+        })
+        .await;
+        let before = series(&cp).await;
+        for i in 1..=300 {
+            bogus(i).await;
+        }
+        let after = series(&cp).await;
+        let new: Vec<&String> = after.iter().filter(|s| !before.contains(s)).collect();
+        assert!(
+            new.is_empty(),
+            "bogus traffic added {} series, e.g. {:?}",
+            new.len(),
+            &new[..new.len().min(5)]
+        );
+        assert!(
+            !after.iter().any(|s| s.contains("ZZ1") || s.contains("unknown-1")),
+            "raw methods or ids leaked into labels"
+        );
+        assert!(
+            after
+                .iter()
+                .any(|s| s.contains("method=\"other\"") && s.contains("tollgate_http_requests_total")),
+            "made-up methods are counted as `other`"
+        );
+        assert!(
+            after
+                .iter()
+                .any(|s| s.contains("route=\"/api/v1/customers/{customer_id}\"")),
+            "routes are labelled by their template: {after:?}"
+        );
+    }
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1, written to `dir`.
+fn certificate(dir: &std::path::Path) -> (String, String, String) {
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let (cert, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    std::fs::write(&cert_path, &cert).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+    (
+        cert,
+        cert_path.to_str().unwrap().to_owned(),
+        key_path.to_str().unwrap().to_owned(),
+    )
+}
+
+both! {
+    async fn https_end_to_end(db: Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, cert_path, key_path) = certificate(dir.path());
+        let cp = ControlPlane::start_on_with(
+            db,
+            &[
+                ("TOLLGATE_TLS_CERT", cert_path.as_str()),
+                ("TOLLGATE_TLS_KEY", key_path.as_str()),
+            ],
+        );
+        assert!(cp.url.starts_with("https://"), "{}", cp.url);
+        let port = cp.addr.port();
+        let tls_client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let api = Api {
+            base: format!("https://localhost:{port}"),
+            key: cp.keys.secret.clone(),
+            client: tls_client.clone(),
+        };
+        // HTTPS only: plain HTTP on the same port gets no answer.
+        let plain = client()
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        assert!(plain.is_err(), "plain HTTP answered: {plain:?}");
+
+        // The edge dials the control plane over HTTPS (verifying with the CA given) and serves
+        // HTTPS itself.
+        let edge = Edge::start_with(
+            &format!("https://localhost:{port}"),
+            &cp.keys,
+            &[
+                "--control-plane-ca",
+                &cert_path,
+                "--tls-cert",
+                &cert_path,
+                "--tls-key",
+                &key_path,
+            ],
+        );
+        assert!(edge.url.starts_with("https://"), "{}", edge.url);
+        let edge_base = edge.url.replace("127.0.0.1", "localhost");
+
+        api.create_customer("tls-user").await;
+        let sub = api.subscribe_paid("tls-user", "pro", "MONTHLY").await;
+        assert_eq!(sub["status"], "active", "{sub}");
+        let (status, body) = api
+            .post(
+                "/api/v1/usage/",
+                json!({"customerId": "tls-user", "featureId": "api-calls", "quantity": 7}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        // The checkout page is served over HTTPS too, and links stay https.
+        api.create_customer("tls-other").await;
+        let (status, co) = api
+            .post(
+                "/api/v1/checkout/",
+                json!({"planIdentifier": "pro", "chargePeriod": "MONTHLY", "customerId": "tls-other",
+                       "successUrl": "https://app.example.com/success"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{co}");
+        assert!(
+            co["checkoutUrl"].as_str().unwrap_or("").starts_with("https://"),
+            "{co}"
+        );
+
+        let mut last = Value::Null;
+        let mut synced = false;
+        for _ in 0..600 {
+            if let Ok(resp) = tls_client
+                .get(format!("{edge_base}/api/v1/entitlements/?customerId=tls-user"))
+                .bearer_auth(&cp.keys.publishable)
+                .send()
+                .await
+                && resp.status() == StatusCode::OK
+            {
+                last = resp.json().await.unwrap_or(Value::Null);
+                let used = last["entitlements"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|e| e["featureId"] == "api-calls"))
+                    .map(|e| e["currentUsage"].clone());
+                if used == Some(json!(7)) && has_access(&last, "api-calls") {
+                    synced = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(synced, "the edge never showed the write made over HTTPS: {last}");
+    }
+}
+
+/// Every stored idempotent response, as text.
+async fn stored_responses(cp: &ControlPlane) -> Vec<String> {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&cp.database_url)
+        .await
+        .unwrap();
+    sqlx::query("SELECT response FROM idempotency_keys WHERE response IS NOT NULL")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.get::<Vec<u8>, _>(0)).into_owned())
+        .collect()
+}
+
+both! {
+    async fn secrets_are_never_replayed_nor_stored(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let send = |path: &'static str, body: Value, key: &'static str| {
+            let (url, secret) = (cp.url.clone(), cp.keys.secret.clone());
+            async move {
+                let resp = client()
+                    .post(format!("{url}{path}"))
+                    .basic_auth(secret, Some(""))
+                    .header("idempotency-key", key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let replayed = resp.headers().get("idempotent-replayed").is_some();
+                let status = resp.status();
+                (status, replayed, resp.json::<Value>().await.unwrap())
+            }
+        };
+        let (receiver, _m) = {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            (format!("http://{}/hook", l.local_addr().unwrap()), l)
+        };
+        let cases = [
+            ("/api/v1/api-keys/", json!({"kind": "secret", "name": "ci"}), "key-1", "key"),
+            ("/api/v1/webhook-endpoints/", json!({"url": receiver, "events": ["*"]}), "hook-1", "secret"),
+        ];
+        for (path, body, idem, field) in cases {
+            let (status, replayed, first) = send(path, body.clone(), idem).await;
+            assert_eq!(status, StatusCode::CREATED, "{path}: {first}");
+            assert!(!replayed);
+            let secret = first[field].as_str().unwrap_or_else(|| panic!("{path}: {first}")).to_owned();
+            let (status, replayed, second) = send(path, body, idem).await;
+            assert!(replayed, "{path}: not a replay: {second}");
+            assert_eq!(status, StatusCode::CREATED, "{path}: {second}");
+            assert_eq!(second["id"], first["id"], "{path}: the replay is the same object");
+            assert!(second.get(field).is_none(), "{path}: the replay repeats the secret: {second}");
+            assert!(
+                !stored_responses(&cp).await.iter().any(|r| r.contains(&secret)),
+                "{path}: the secret is stored in the idempotency table"
+            );
+        }
+    }
+}
+
+both! {
+    async fn stored_answers_expire_and_are_pruned(db: Db) {
+        let cp = ControlPlane::start_on_with(
+            db,
+            &[("TOLLGATE_IDEMPOTENCY_TTL_SECS", "1"), ("TOLLGATE_MAINTENANCE_SECS", "1")],
+        );
+        let post = || async {
+            let resp = client()
+                .post(format!("{}/api/v1/customers/", cp.url))
+                .basic_auth(&cp.keys.secret, Some(""))
+                .header("idempotency-key", "ttl-1")
+                .json(&json!({"customerId": "ttl"}))
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.headers().get("idempotent-replayed").is_some())
+        };
+        assert_eq!(post().await, (StatusCode::CREATED, false));
+        assert_eq!(post().await, (StatusCode::CREATED, true));
+        wait_until("the stored answer is pruned", || async {
+            stored_responses(&cp).await.is_empty()
+        })
+        .await;
+        // Expired: the request runs again (and finds the customer it made the first time).
+        assert_eq!(post().await, (StatusCode::CONFLICT, false));
+    }
+}
+
+both! {
+    /// Redirect URLs are stored parsed and normalized; control characters are refused, so
+    /// nothing a caller sends can split the `Location` header later.
+    async fn redirect_urls_refuse_control_characters_and_are_stored_normalized(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let api = cp.api();
+        api.create_customer("redir").await;
+        for bad in [
+            "https://app.example.com/\u{1}ok",
+            "https://app.example.com/ok\nSet-Cookie: x=1",
+            "https://app.example.com/ok\r\nLocation: https://evil.example/",
+            "https://app.example.com/\u{7f}",
+            "javascript:alert(1)",
+        ] {
+            for field in ["successUrl", "cancelUrl"] {
+                let mut body = json!({"planIdentifier": "pro", "chargePeriod": "MONTHLY",
+                                      "customerId": "redir", "successUrl": "https://app.example.com/ok"});
+                body[field] = json!(bad);
+                let (status, resp) = api.post("/api/v1/checkout/", body).await;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={bad:?}: {resp}");
+                assert_envelope(status, &resp, bad);
+            }
+        }
+        let (status, co) = api
+            .post(
+                "/api/v1/checkout/",
+                json!({"planIdentifier": "pro", "chargePeriod": "MONTHLY", "customerId": "redir",
+                       "successUrl": "HTTPS://App.Example.COM:443/a/../done?x=1#frag"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{co}");
+        let session = co["checkoutSessionId"].as_str().unwrap();
+        let (status, done) = api
+            .post(&format!("/api/v1/checkout/{session}/complete/"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{done}");
+        assert_eq!(
+            done["redirectUrl"], "https://app.example.com/done?x=1#frag",
+            "{done}"
+        );
+    }
+}

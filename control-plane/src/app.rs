@@ -345,6 +345,10 @@ fn router(state: AppState) -> Router {
         )
         .route("/api/v1/license/validate", post(licenses::routes::validate))
         .route("/api/v1/invoices", get(billing::routes::list))
+        .route(
+            "/api/v1/payment-methods",
+            get(billing::routes::list_payment_methods),
+        )
         .route("/api/v1/invoices/{id}", get(billing::routes::get))
         .route(
             "/api/v1/customers/{customer_id}/balances",
@@ -369,6 +373,7 @@ fn router(state: AppState) -> Router {
         )
         .route("/api/v1/usage", post(usage::routes::report))
         .route("/api/v1/report/usage", post(dialects::kelviq::report_usage))
+        .route("/api/v1/report/event", post(dialects::kelviq::report_event))
         .route(
             "/api/v1/webhook-endpoints",
             post(webhooks::routes::create).get(webhooks::routes::list),

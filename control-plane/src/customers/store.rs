@@ -344,6 +344,71 @@ pub async fn attach_card(
     Ok(id)
 }
 
+/// A saved card as Kelviq lists it, with its customer.
+#[derive(Debug, Clone)]
+pub struct Card {
+    pub number: i64,
+    pub customer_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub brand: String,
+    pub last4: String,
+    pub created_at: i64,
+    /// The newest card of its customer: the one charges use.
+    pub is_default: bool,
+}
+
+/// Saved cards, newest first, of one customer (by id or email) or of every customer of the
+/// mode; archived customers' cards are not listed.
+pub async fn cards(
+    conn: &mut Conn,
+    mode: Mode,
+    customer_id: Option<&str>,
+    email: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Card>, i64), sqlx::Error> {
+    let filter = "p.mode = $1 AND c.archived_at IS NULL AND ($2 IS NULL OR p.customer_id = $2)
+        AND ($3 IS NULL OR c.email = $3)";
+    let from =
+        "payment_methods p JOIN customers c ON c.mode = p.mode AND c.customer_id = p.customer_id";
+    let count: i64 = sql::query(format!("SELECT COUNT(*) FROM {from} WHERE {filter}"))
+        .bind(mode.as_str())
+        .bind(customer_id)
+        .bind(email)
+        .scalar(&mut *conn)
+        .await?;
+    let rows = sql::query(format!(
+        "SELECT p.number, p.customer_id, c.name, c.email, p.brand, p.last4, p.created_at,
+           (SELECT COUNT(*) FROM payment_methods n WHERE n.mode = p.mode AND n.customer_id = p.customer_id
+              AND (n.created_at > p.created_at OR (n.created_at = p.created_at AND n.id > p.id))) AS newer
+         FROM {from} WHERE {filter} ORDER BY p.created_at DESC, p.id DESC LIMIT $4 OFFSET $5"
+    ))
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .bind(email)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(conn)
+    .await?;
+    let cards = rows
+        .iter()
+        .map(|r| {
+            Ok(Card {
+                number: r.try_get("number")?,
+                customer_id: r.try_get("customer_id")?,
+                name: r.try_get("name")?,
+                email: r.try_get("email")?,
+                brand: r.try_get("brand")?,
+                last4: r.try_get("last4")?,
+                created_at: r.try_get("created_at")?,
+                is_default: r.try_get::<i64>("newer")? == 0,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok((cards, count))
+}
+
 pub async fn detach_cards(uow: &mut Uow, mode: Mode, customer_id: &str) -> Result<(), sqlx::Error> {
     sql::query("DELETE FROM payment_methods WHERE mode = $1 AND customer_id = $2")
         .bind(mode.as_str())

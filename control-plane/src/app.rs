@@ -33,7 +33,7 @@ use crate::sync::notifier::SyncNotifier;
 use crate::write::{Hooks, Writer, WriterControl};
 use crate::{
     auth, billing, catalog, checkout, customers, dialects, idempotency, licenses, maintenance,
-    observe, subscriptions, sync, usage, webhooks,
+    observe, refunds, subscriptions, sync, usage, webhooks,
 };
 
 #[derive(Debug, Clone)]
@@ -345,6 +345,14 @@ fn router(state: AppState) -> Router {
         )
         .route("/api/v1/license/validate", post(licenses::routes::validate))
         .route("/api/v1/invoices", get(billing::routes::list))
+        .route(
+            "/api/v1/refunds",
+            post(refunds::routes::create).get(refunds::routes::list),
+        )
+        .route("/api/v1/refunds/{id}", get(refunds::routes::get))
+        .route("/api/v1/charges", post(dialects::kelviq::create_charge))
+        .route("/api/v1/transaction", get(refunds::routes::transactions))
+        .route("/api/v1/transactions", get(refunds::routes::transactions))
         .route(
             "/api/v1/payment-methods",
             get(billing::routes::list_payment_methods),

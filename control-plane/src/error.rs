@@ -111,3 +111,16 @@ impl From<crate::licenses::model::LicenseError> for ApiError {
         ApiError::new(kind, e.to_string())
     }
 }
+
+impl From<crate::refunds::model::RefundError> for ApiError {
+    fn from(e: crate::refunds::model::RefundError) -> Self {
+        use crate::refunds::model::RefundError;
+        let kind = match e {
+            RefundError::Invalid(i) => return i.into(),
+            RefundError::Db(db) => return internal("refunds", db),
+            RefundError::OrderNotFound(_) | RefundError::NotFound(_) => ErrorKind::NotFound,
+            RefundError::FullyRefunded(_) => ErrorKind::Conflict,
+        };
+        ApiError::new(kind, e.to_string())
+    }
+}

@@ -21,6 +21,7 @@
 //! * [`entitlements`] — compiling what a customer may use (SPEC §6).
 //! * [`webhooks`] — endpoints, the outbox, delivery.
 //! * [`auth`] — keys, callers, bootstrap; [`idempotency`] — stored answers.
+//! * [`refunds`] — refunds of paid invoices (credit notes) and the transactions list.
 //! * [`licenses`] — license keys a plan grants, their activations.
 //! * [`dialects`] — Kelviq, PayKit and 4geeks side by side.
 //!
@@ -50,6 +51,7 @@ pub mod licenses;
 pub mod maintenance;
 pub mod observe;
 pub mod openapi;
+pub mod refunds;
 pub mod settings;
 pub mod state;
 pub mod subscriptions;

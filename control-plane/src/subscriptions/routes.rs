@@ -12,7 +12,7 @@ use crate::http::error::ApiResult;
 use crate::http::extract::{ApiPath, ApiQuery, Page, Paginated, list_url};
 use crate::http::schema::ErrorEnvelope;
 use crate::state::AppState;
-use crate::validate::invalid;
+use crate::validate::{invalid, time_bound_opt};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -40,38 +40,6 @@ pub struct ListQuery {
     modified_on_after: Option<String>,
     /// Last changed on or before this date (the whole day counts) or time.
     modified_on_before: Option<String>,
-}
-
-/// A date filter's bound: `(from, to)` of the half-open interval it allows. A date covers its
-/// whole UTC day; a time is exact.
-fn bound(field: &str, text: &str, after: bool) -> Result<i64, crate::validate::Invalid> {
-    use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-    let exact = DateTime::parse_from_rfc3339(text)
-        .map(|d| d.with_timezone(&Utc).timestamp())
-        .ok()
-        .or_else(|| {
-            ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
-                .iter()
-                .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
-                .map(|d| d.and_utc().timestamp())
-        });
-    if let Some(t) = exact {
-        return Ok(if after { t } else { t + 1 });
-    }
-    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|d| d.and_utc().timestamp())
-        .ok_or_else(|| invalid(field, "must be a YYYY-MM-DD date or an RFC 3339 time"))?;
-    Ok(if after { day } else { day + 86_400 })
-}
-
-fn bound_opt(
-    field: &str,
-    text: Option<&str>,
-    after: bool,
-) -> Result<Option<i64>, crate::validate::Invalid> {
-    text.map(|t| bound(field, t, after)).transpose()
 }
 
 /// List subscriptions.
@@ -104,10 +72,10 @@ pub async fn list(
         customer_id: customer_id.as_deref(),
         status,
         plan: q.plan.as_deref(),
-        started_from: bound_opt("start_date_after", q.start_date_after.as_deref(), true)?,
-        started_to: bound_opt("start_date_before", q.start_date_before.as_deref(), false)?,
-        modified_from: bound_opt("modified_on_after", q.modified_on_after.as_deref(), true)?,
-        modified_to: bound_opt("modified_on_before", q.modified_on_before.as_deref(), false)?,
+        started_from: time_bound_opt("start_date_after", q.start_date_after.as_deref(), true)?,
+        started_to: time_bound_opt("start_date_before", q.start_date_before.as_deref(), false)?,
+        modified_from: time_bound_opt("modified_on_after", q.modified_on_after.as_deref(), true)?,
+        modified_to: time_bound_opt("modified_on_before", q.modified_on_before.as_deref(), false)?,
     };
     let mut conn = state.db.read().await?;
     let (items, count) =

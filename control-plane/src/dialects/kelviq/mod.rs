@@ -7,15 +7,18 @@
 //! * [`changes`] — `update` and `update/preview` (one parser, one decision).
 //! * [`cancel`] — `cancel` and `resume`.
 //! * [`create`] — `subscriptions/create/`: a direct start on the card on file.
+//! * [`charges`] — `charges/`: a ONE_TIME plan bought now on the card on file.
 //! * [`reporting`] — `report/usage/` and `report/event/`.
 
 pub mod cancel;
 pub mod changes;
+pub mod charges;
 pub mod create;
 pub mod reporting;
 
 pub use cancel::*;
 pub use changes::*;
+pub use charges::*;
 pub use create::*;
 pub use reporting::*;
 

@@ -352,7 +352,6 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/refunds/{id}", get(refunds::routes::get))
         .route("/api/v1/charges", post(dialects::kelviq::create_charge))
         .route("/api/v1/transaction", get(refunds::routes::transactions))
-        .route("/api/v1/transactions", get(refunds::routes::transactions))
         .route(
             "/api/v1/payment-methods",
             get(billing::routes::list_payment_methods),

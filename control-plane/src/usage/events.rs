@@ -8,6 +8,8 @@ use tollgate_shared::{Entitlement, Mode};
 use super::report::{self, UsageError};
 use super::store::Report;
 use crate::catalog::store as catalog;
+use crate::customers::model::CustomerError;
+use crate::customers::store as customers;
 use crate::db::Uow;
 use crate::db::sql;
 
@@ -51,6 +53,13 @@ pub enum Recorded {
 
 /// Stores the event once per key and counts it on every METER whose `eventName` it has.
 pub async fn record(uow: &mut Uow, mode: Mode, e: &NewEvent<'_>) -> Result<Recorded, UsageError> {
+    // Events of a customer that does not exist (or is archived) are refused, counted or not.
+    let known = customers::find(uow.conn(), mode, e.customer_id)
+        .await?
+        .is_some_and(|c| !c.archived);
+    if !known {
+        return Err(CustomerError::NotFound(e.customer_id.to_owned()).into());
+    }
     let hash = e.hash();
     let now = uow.now();
     let inserted = sql::query(

@@ -18,6 +18,7 @@ mod e2e;
 mod fourgeeks;
 mod hardening;
 mod kelviq;
+mod kelviq_bad_input;
 mod kelviq_surface;
 mod replicas;
 mod sync;

@@ -24,10 +24,17 @@ enum Command {
     /// Run the HTTP API, the hosted checkout pages and the edge sync stream.
     Serve(Box<Serve>),
     /// Print the OpenAPI document (JSON) and exit.
-    Openapi,
+    Openapi(OpenapiArgs),
     /// Copy a whole embedded (SQLite) database into an empty PostgreSQL database: every table,
     /// both modes, keys still hashed, the change log and its versions intact.
     Copy(Copy),
+}
+
+#[derive(Parser, Debug)]
+struct OpenapiArgs {
+    /// The edge's document (what an edge node serves) instead of the control plane's.
+    #[arg(long)]
+    edge: bool,
 }
 
 #[derive(Parser, Debug)]
@@ -176,12 +183,13 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Openapi => {
-            use utoipa::OpenApi;
-            println!(
-                "{}",
-                tollgate_control_plane::openapi::ApiDoc::openapi().to_pretty_json()?
-            );
+        Command::Openapi(args) => {
+            let doc = if args.edge {
+                tollgate_control_plane::openapi::edge_document()
+            } else {
+                tollgate_control_plane::openapi::document()
+            };
+            println!("{}", serde_json::to_string_pretty(&doc)?);
             Ok(())
         }
         Command::Serve(args) => serve(*args).await,

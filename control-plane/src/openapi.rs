@@ -157,8 +157,19 @@ pub struct EdgeApiDoc;
     security(()),
     responses((status = 200, description = "This document", body = Object))
 )]
-pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn serve() -> Json<serde_json::Value> {
+    Json(document())
+}
+
+/// The control plane's OpenAPI document as served and published: [`ApiDoc`] plus the
+/// [`Constraints`] attributes cannot state.
+pub fn document() -> serde_json::Value {
+    Constraints::apply(ApiDoc::openapi())
+}
+
+/// The edge's document (`control-plane openapi --edge`).
+pub fn edge_document() -> serde_json::Value {
+    Constraints::apply(EdgeApiDoc::openapi())
 }
 
 /// One feature as a customer sees it (`tollgate_shared::Entitlement`, Kelviq's shape).
@@ -415,6 +426,70 @@ impl Modify for DistinctOperationIds {
     }
 }
 
+/// Constraints that attributes cannot state: "one of these fields is required", values taken
+/// from the code's own lists (event types), alternatives of formats. Applied to the document as
+/// JSON, so the schema says exactly what the handlers check (schemathesis holds us to it).
+struct Constraints;
+
+impl Constraints {
+    /// `(schema, JSON Pointer inside it, value merged in there)`.
+    fn patches() -> Vec<(&'static str, &'static str, serde_json::Value)> {
+        use serde_json::json;
+        let mut events: Vec<&str> = crate::webhooks::model::EVENT_TYPES.to_vec();
+        events.push("*");
+        let ip = json!({"anyOf": [
+            {"type": "string", "format": "ipv4"},
+            {"type": "string", "format": "ipv6"},
+            {"type": "null"}
+        ]});
+        vec![
+            (
+                "CreateCheckout",
+                "",
+                json!({"anyOf": [
+                    {"required": ["customerId"], "properties": {"customerId": {"type": "string"}}},
+                    {"required": ["email"], "properties": {"email": {"type": "string"}}}
+                ]}),
+            ),
+            ("CreateCheckout", "/properties/ipAddress", ip),
+            (
+                "CreateEndpoint",
+                "/properties/events/items",
+                json!({"enum": events}),
+            ),
+        ]
+    }
+}
+
+impl Constraints {
+    fn apply(doc: utoipa::openapi::OpenApi) -> serde_json::Value {
+        let mut value = serde_json::to_value(doc).unwrap_or_default();
+        let Some(schemas) = value.pointer_mut("/components/schemas") else {
+            return value;
+        };
+        for (schema, pointer, patch) in Self::patches() {
+            // The edge's document has only some of the schemas.
+            let Some(root) = schemas.get_mut(schema) else {
+                continue;
+            };
+            let Some(target) = root.pointer_mut(pointer) else {
+                panic!("openapi constraint for {schema}{pointer}: no such property");
+            };
+            match (target, patch) {
+                (serde_json::Value::Object(into), serde_json::Value::Object(from)) => {
+                    // Alternatives of types replace the attribute's own type.
+                    if from.contains_key("anyOf") && !pointer.is_empty() {
+                        into.remove("type");
+                    }
+                    into.extend(from);
+                }
+                (target, patch) => *target = patch,
+            }
+        }
+        value
+    }
+}
+
 fn operations(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut Operation)> {
     [
         ("get", &mut item.get),
@@ -488,7 +563,7 @@ mod tests {
         "cargo run -q -p tollgate-control-plane -- openapi > docs/openapi.json";
 
     fn doc() -> Value {
-        serde_json::to_value(ApiDoc::openapi()).unwrap()
+        document()
     }
 
     /// Every `(method, path)` of the document, with the operation.
@@ -808,7 +883,7 @@ mod tests {
     #[test]
     fn docs_openapi_json_is_up_to_date() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
-        let generated = ApiDoc::openapi().to_pretty_json().unwrap();
+        let generated = serde_json::to_string_pretty(&document()).unwrap();
         let on_disk = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("reading {path}: {e}; generate it with: {REGENERATE}"));
         assert!(

@@ -22,8 +22,10 @@ use crate::validate::invalid;
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1-based page number (default 1).
+    #[param(minimum = 1)]
     page: Option<u32>,
     /// Results per page, 1-100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
 }
 

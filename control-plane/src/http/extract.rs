@@ -90,7 +90,20 @@ fn camel_keys(value: Value) -> Value {
             Value::Object(out)
         }
         Value::Array(items) => Value::Array(items.into_iter().map(camel_keys).collect()),
+        Value::Number(n) => Value::Number(integral(n)),
         other => other,
+    }
+}
+
+/// `3.0` is the integer 3 to JSON Schema (and to JavaScript, which cannot tell them apart):
+/// integral numbers written with a fraction are read as integers, so `"quantity": 3.0` is not
+/// refused where the documented type is `integer`. Other numbers are left as they are.
+fn integral(n: serde_json::Number) -> serde_json::Number {
+    match n.as_f64() {
+        Some(f) if !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
+            serde_json::Number::from(f as i64)
+        }
+        _ => n,
     }
 }
 
@@ -268,6 +281,27 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::BadRequest);
         let e = parse_json::<Body>(b"{nope").unwrap_err();
         assert!(e.message.starts_with("malformed JSON"));
+    }
+
+    #[test]
+    fn integral_numbers_with_a_fraction_read_as_integers() {
+        #[derive(Deserialize, Debug)]
+        struct Q {
+            quantity: i64,
+        }
+        // (body, parsed)
+        let cases: &[(&[u8], Option<i64>)] = &[
+            (br#"{"quantity":3}"#, Some(3)),
+            (br#"{"quantity":3.0}"#, Some(3)),
+            (br#"{"quantity":-155.0}"#, Some(-155)),
+            (br#"{"quantity":3.5}"#, None),
+            (br#"{"quantity":1e300}"#, None),
+            (br#"{"quantity":"3"}"#, None),
+        ];
+        for (body, want) in cases {
+            let got = parse_json::<Q>(body).ok().map(|q| q.quantity);
+            assert_eq!(got, *want, "{}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]

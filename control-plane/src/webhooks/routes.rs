@@ -22,11 +22,16 @@ use crate::validate::invalid;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateEndpoint {
-    /// Absolute http(s) URL that receives `POST`s.
+    /// Absolute http(s) URL that receives `POST`s, without credentials; it must resolve to
+    /// public addresses (see docs/webhooks.md).
+    #[schema(max_length = 2048, pattern = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$")]
     url: String,
     /// Event types to receive (see the tag's description), or `["*"]` for all.
+    #[schema(min_items = 1, max_items = 50)]
     events: Vec<String>,
+    /// At most 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     description: Option<String>,
     /// How deliveries are signed: `standard` (default; Standard Webhooks, base64 HMAC keyed
     /// with the secret's base64 part decoded) or `kelviq` (hex HMAC keyed with the whole
@@ -194,8 +199,13 @@ impl From<EndpointRow> for EndpointView {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// 1-based page number (default 1).
+    #[param(minimum = 1)]
     page: Option<u32>,
+    /// Results per page, 1-100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
 }
 

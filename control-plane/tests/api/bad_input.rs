@@ -848,8 +848,8 @@ both! {
             .await;
         assert_eq!(
             status,
-            StatusCode::BAD_REQUEST,
-            "one advance moves at most ten years"
+            StatusCode::CONFLICT,
+            "one advance moves at most ten years (a conflict with the clock's state)"
         );
 
         // Idempotency: a refused request stores nothing; Bearer and Basic with one key share a scope.

@@ -400,7 +400,7 @@ both! {
                 json!({"frozenTime":"2025-01-01T00:00:00Z"}),
             )
             .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "clocks move forward only");
+        assert_eq!(status, StatusCode::CONFLICT, "clocks move forward only");
 
         // ONE_TIME grants for life and never renews.
         let life = subscribe_ok(&api, "cal", "sso-lifetime", "ONE_TIME", "created").await;

@@ -22,15 +22,21 @@ use crate::validate::{check_len, invalid};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateClock {
-    /// RFC 3339.
+    /// RFC 3339, between 1970 and 2200.
+    #[schema(format = DateTime, pattern = r"^(19[7-9][0-9]|20[0-9]{2}|21[0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]0[0-9]:[0-5][0-9])$")]
     frozen_time: String,
+    /// At most 200 characters.
     #[serde(default)]
+    #[schema(max_length = 200)]
     name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Advance {
+    /// RFC 3339, between 1970 and 2200, not earlier than the clock and at most ten years
+    /// after it.
+    #[schema(format = DateTime, pattern = r"^(19[7-9][0-9]|20[0-9]{2}|21[0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]0[0-9]:[0-5][0-9])$")]
     frozen_time: String,
 }
 
@@ -172,8 +178,9 @@ pub async fn get(
     request_body = Advance,
     responses(
         (status = 200, description = "The clock, with `stepsRun`", body = ClockView),
-        (status = 400, description = "Not RFC 3339, or earlier than the clock", body = ErrorEnvelope),
+        (status = 400, description = "Not RFC 3339, or outside 1970-2200", body = ErrorEnvelope),
         (status = 404, description = "No such clock", body = ErrorEnvelope),
+        (status = 409, description = "Earlier than the clock, or more than ten years after it", body = ErrorEnvelope),
     )
 )]
 pub async fn advance(
@@ -197,10 +204,16 @@ pub async fn advance(
                     .await?
                     .ok_or_else(|| not_found(&clock_id))?;
                 if target < current {
-                    return Err(invalid("frozenTime", "test clocks only move forward").into());
+                    return Err(ApiError::new(
+                        ErrorKind::Conflict,
+                        "frozenTime: test clocks only move forward",
+                    ));
                 }
                 if target - current > MAX_ADVANCE_SECS {
-                    return Err(invalid("frozenTime", "one advance moves at most ten years").into());
+                    return Err(ApiError::new(
+                        ErrorKind::Conflict,
+                        "frozenTime: one advance moves at most ten years",
+                    ));
                 }
                 store::set(uow, &clock_id, target).await?;
                 Ok(())

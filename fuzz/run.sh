@@ -22,6 +22,9 @@ for b in control-plane edge; do
 done
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/tollgate-fuzz.XXXXXX")"
+# Full schemathesis reports stay here after the run (the temp dir does not).
+reports="${FUZZ_REPORT_DIR:-target/fuzz}"
+mkdir -p "$reports"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -92,7 +95,8 @@ fuzz_control_plane() {
     --phases coverage,fuzzing,stateful --checks "$checks" \
     --seed "$seed" --max-examples "$examples" --workers 2 --request-timeout 30 \
     --no-color >"$out" 2>&1) || status=$?
-  tail -n 25 "$out"
+  cp "$out" "$reports/control-plane-$name.txt"
+  if [ "$status" != 0 ]; then cat "$out"; else tail -n 25 "$out"; fi
   judge "control plane ($name)" "$out" "$status"
   CP_ADDR=$addr
 }
@@ -114,7 +118,8 @@ out="$work/st-edge.out"; status=0
   --phases coverage,fuzzing,stateful --checks "$checks" \
   --seed "$seed" --max-examples "$examples" --workers 2 \
   --no-color >"$out" 2>&1) || status=$?
-tail -n 15 "$out"
+cp "$out" "$reports/edge.txt"
+if [ "$status" != 0 ]; then cat "$out"; else tail -n 15 "$out"; fi
 judge edge "$out" "$status"
 
 if [ -n "${TOLLGATE_TEST_POSTGRES_URL:-}" ]; then

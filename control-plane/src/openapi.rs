@@ -391,6 +391,14 @@ impl Modify for CommonResponses {
                 if api && op.request_body.is_some() {
                     add_response(op, "413", "PayloadTooLarge");
                 }
+                // A query string or body that does not parse is a 400 on every operation.
+                let has_query = op.parameters.as_ref().is_some_and(|ps| {
+                    ps.iter()
+                        .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query)
+                });
+                if api && (has_query || op.request_body.is_some()) {
+                    add_response(op, "400", "BadRequest");
+                }
                 if api && method == "post" {
                     op.parameters
                         .get_or_insert_with(Vec::new)

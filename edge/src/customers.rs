@@ -26,7 +26,7 @@ use hashbrown::hash_table::Entry as TableEntry;
 use tollgate_shared::Mode;
 
 use crate::shape::{EntRef, LocalInterner, Shape, get_varint, put_varint};
-use crate::store::slot;
+use crate::modes::slot;
 
 /// Bits of a record reference that address a byte inside its segment.
 const OFFSET_BITS: u32 = 25;

@@ -20,6 +20,7 @@ pub mod customers;
 pub mod http;
 pub mod load;
 pub mod metrics;
+pub mod modes;
 pub mod prepare;
 pub mod shape;
 pub mod store;

@@ -26,15 +26,7 @@ use crate::customers::{
 use crate::prepare::Prepared;
 use crate::shape::{EntRef, Interner, LocalInterner, Shape};
 
-/// Index of a mode in the per-mode arrays below.
-pub fn slot(mode: Mode) -> usize {
-    match mode {
-        Mode::Test => 0,
-        Mode::Live => 1,
-    }
-}
-
-pub const MODES: [Mode; 2] = [Mode::Test, Mode::Live];
+pub use crate::modes::{MODES, slot};
 
 #[derive(Debug, Default, Clone)]
 pub struct Auth {

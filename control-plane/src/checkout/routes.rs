@@ -33,23 +33,42 @@ pub struct CreateCheckout {
     #[schema(example = "pro", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     plan_identifier: String,
     /// One of the plan's price periods.
-    #[schema(example = "MONTHLY", pattern = r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$")]
+    #[schema(
+        example = "MONTHLY",
+        pattern = r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
+    )]
     charge_period: String,
     /// Where the hosted page sends the payer after paying: an absolute http(s) URL without
     /// credentials or control characters (`{CHECKOUT_SESSION_ID}` is filled in).
-    #[schema(example = "https://app.example.com/welcome", max_length = 2048, pattern = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$")]
+    #[schema(
+        example = "https://app.example.com/welcome",
+        max_length = 2048,
+        pattern = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
+    )]
     success_url: String,
     /// The customer (created if new). One of `customerId` and `email` is required.
     #[serde(default)]
-    #[schema(example = "user-123", min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$")]
+    #[schema(
+        example = "user-123",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     customer_id: Option<String>,
     /// The payer's email: finds (or creates) the customer when `customerId` is absent.
     #[serde(default)]
-    #[schema(example = "ada@example.com", max_length = 254, pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$")]
+    #[schema(
+        example = "ada@example.com",
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$"
+    )]
     email: Option<String>,
     /// An absolute http(s) URL the page links back to.
     #[serde(default)]
-    #[schema(max_length = 2048, pattern = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$")]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
+    )]
     cancel_url: Option<String>,
     /// Seats (default 1).
     #[serde(default)]
@@ -60,10 +79,18 @@ pub struct CreateCheckout {
     #[schema(minimum = 0, maximum = 730)]
     trial_days: Option<i64>,
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     offering_id: Option<String>,
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     pricing_table_id: Option<String>,
     /// The payer's IPv4 or IPv6 address.
     #[serde(default)]
@@ -79,9 +106,7 @@ pub struct CheckoutCreated {
 
 fn check_optional_id(field: &str, v: &Option<String>) -> Result<(), Invalid> {
     match v {
-        Some(s)
-            if s.is_empty() || s.chars().count() > 255 || s.chars().any(char::is_control) =>
-        {
+        Some(s) if s.is_empty() || s.chars().count() > 255 || s.chars().any(char::is_control) => {
             Err(invalid(
                 field,
                 "must be 1-255 characters without control characters",

@@ -29,9 +29,9 @@ command -v node >/dev/null || { echo "node is not installed" >&2; exit 2; }
 command -v npm >/dev/null || { echo "npm is not installed" >&2; exit 2; }
 
 tmp="$(mktemp -d -t tollgate-kelviq-XXXXXX)"
-pids=()
 cleanup() {
-    for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    # `start` runs in a command substitution (a subshell), so the pids live in files.
+    for f in "$tmp"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
     wait 2>/dev/null || true
     if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
 }
@@ -63,12 +63,13 @@ export RUST_LOG="${RUST_LOG:-warn}"
 start() {
     local name="$1"; shift
     "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    pids+=("$!")
+    local pid=$!
+    echo "$pid" >"$tmp/$name.pid"
     for _ in $(seq 1 300); do
         if addr="$(grep -o 'listening on http://[^ ]*' "$tmp/$name.out" | head -1 | sed 's#listening on http://##')" && [ -n "$addr" ]; then
             echo "$addr"; return 0
         fi
-        kill -0 "${pids[-1]}" 2>/dev/null || { echo "$name exited early:" >&2; cat "$tmp/$name.err" >&2; return 1; }
+        kill -0 "$pid" 2>/dev/null || { echo "$name exited early:" >&2; cat "$tmp/$name.err" >&2; return 1; }
         sleep 0.1
     done
     echo "$name did not start" >&2; return 1

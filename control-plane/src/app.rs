@@ -33,8 +33,8 @@ use crate::state::{AppInner, AppState};
 use crate::sync::notifier::SyncNotifier;
 use crate::write::{Hooks, Writer, WriterControl};
 use crate::{
-    auth, billing, catalog, checkout, customers, dialects, idempotency, maintenance, observe,
-    portal, subscriptions, sync, usage, webhooks,
+    auth, billing, catalog, checkout, customers, dialects, idempotency, licenses, maintenance,
+    observe, portal, refunds, subscriptions, sync, usage, webhooks,
 };
 
 #[derive(Debug, Clone)]
@@ -285,7 +285,8 @@ fn router(state: AppState) -> Router {
             "/api/v1/customers/{customer_id}",
             get(customers::routes::get)
                 .patch(customers::routes::update)
-                .put(customers::routes::update),
+                .put(customers::routes::update)
+                .delete(customers::routes::archive),
         )
         .route(
             "/api/v1/customers/{customer_id}/token",
@@ -314,6 +315,10 @@ fn router(state: AppState) -> Router {
         )
         .route("/api/v1/subscriptions", get(subscriptions::routes::list))
         .route(
+            "/api/v1/subscriptions/create",
+            post(dialects::kelviq::create),
+        )
+        .route(
             "/api/v1/subscriptions/{id}",
             get(subscriptions::routes::get),
         )
@@ -338,7 +343,24 @@ fn router(state: AppState) -> Router {
             "/api/v1/portal/session",
             post(portal::routes::create_session),
         )
+        .route("/api/v1/license/activate", post(licenses::routes::activate))
+        .route(
+            "/api/v1/license/deactivate",
+            post(licenses::routes::deactivate),
+        )
+        .route("/api/v1/license/validate", post(licenses::routes::validate))
         .route("/api/v1/invoices", get(billing::routes::list))
+        .route(
+            "/api/v1/refunds",
+            post(refunds::routes::create).get(refunds::routes::list),
+        )
+        .route("/api/v1/refunds/{id}", get(refunds::routes::get))
+        .route("/api/v1/charges", post(dialects::kelviq::create_charge))
+        .route("/api/v1/transaction", get(refunds::routes::transactions))
+        .route(
+            "/api/v1/payment-methods",
+            get(billing::routes::list_payment_methods),
+        )
         .route("/api/v1/invoices/{id}", get(billing::routes::get))
         .route(
             "/api/v1/customers/{customer_id}/balances",
@@ -363,6 +385,7 @@ fn router(state: AppState) -> Router {
         )
         .route("/api/v1/usage", post(usage::routes::report))
         .route("/api/v1/report/usage", post(dialects::kelviq::report_usage))
+        .route("/api/v1/report/event", post(dialects::kelviq::report_event))
         .route(
             "/api/v1/webhook-endpoints",
             post(webhooks::routes::create).get(webhooks::routes::list),

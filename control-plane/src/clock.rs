@@ -70,6 +70,15 @@ pub fn human_time(unix: i64) -> String {
         .to_string()
 }
 
+/// Kelviq's timestamp format, `YYYY-MM-DD HH:MM:SS.ffffff` (UTC).
+pub fn kelviq_time(unix: i64) -> String {
+    Utc.timestamp_opt(unix, 0)
+        .single()
+        .unwrap_or_default()
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string()
+}
+
 pub fn date(unix: i64) -> String {
     Utc.timestamp_opt(unix, 0)
         .single()

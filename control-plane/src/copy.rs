@@ -39,6 +39,10 @@ pub const TABLES: &[&str] = &[
     "webhook_events",
     "webhook_deliveries",
     "portal_sessions",
+    "usage_events",
+    "refunds",
+    "licenses",
+    "license_instances",
 ];
 
 /// Rows per INSERT statement.
@@ -173,7 +177,7 @@ async fn copy_all(src: &mut Conn, dst: &mut Conn) -> anyhow::Result<Vec<(String,
         bar.finish();
         counts.push((table.to_string(), copied));
     }
-    // The version counter, and the sequence behind invoice line ids.
+    // The version counter, and the sequences behind invoice line ids and card numbers.
     let version: i64 = sql::query("SELECT version FROM sync_state WHERE id = 1")
         .scalar(src)
         .await?;
@@ -183,6 +187,10 @@ async fn copy_all(src: &mut Conn, dst: &mut Conn) -> anyhow::Result<Vec<(String,
         .await?;
     dst.batch(
         "SELECT setval('invoice_lines_id_seq', GREATEST((SELECT COALESCE(MAX(id), 0) FROM invoice_lines), 1))",
+    )
+    .await?;
+    dst.batch(
+        "SELECT setval('payment_methods_number_seq', GREATEST((SELECT COALESCE(MAX(number), 0) FROM payment_methods), 1))",
     )
     .await?;
     Ok(counts)

@@ -48,7 +48,7 @@ impl From<CustomerError> for ApiError {
         let kind = match e {
             CustomerError::Invalid(_) => ErrorKind::BadRequest,
             CustomerError::NotFound(_) => ErrorKind::NotFound,
-            CustomerError::Exists(_) => ErrorKind::Conflict,
+            CustomerError::Exists(_) | CustomerError::Archived(_) => ErrorKind::Conflict,
             CustomerError::Db(db) => return internal("customers", db),
         };
         ApiError::new(kind, e.to_string())
@@ -78,7 +78,10 @@ impl From<SubscriptionError> for ApiError {
             SubscriptionError::Invalid(_) => ErrorKind::BadRequest,
             SubscriptionError::NotFound(_) => ErrorKind::NotFound,
             SubscriptionError::NotChangeable { .. } => ErrorKind::Conflict,
-            SubscriptionError::Payment(_) => ErrorKind::PaymentRequired,
+            SubscriptionError::Payment(_) | SubscriptionError::NoCard(_) => {
+                ErrorKind::PaymentRequired
+            }
+            SubscriptionError::AlreadySubscribed { .. } => ErrorKind::Conflict,
             SubscriptionError::Db(db) => return internal("subscriptions", db),
         };
         ApiError::new(kind, e.to_string())
@@ -109,6 +112,32 @@ impl From<PortalError> for ApiError {
             PortalError::Expired | PortalError::Forbidden(_) => ErrorKind::Forbidden,
             PortalError::Stale(_) => ErrorKind::Conflict,
             PortalError::Declined(_) => ErrorKind::PaymentRequired,
+        };
+        ApiError::new(kind, e.to_string())
+    }
+}
+
+impl From<crate::licenses::model::LicenseError> for ApiError {
+    fn from(e: crate::licenses::model::LicenseError) -> Self {
+        use crate::licenses::model::LicenseError;
+        let kind = match e {
+            LicenseError::Invalid(i) => return i.into(),
+            LicenseError::Db(db) => return internal("licenses", db),
+            LicenseError::NotFound | LicenseError::InstanceNotFound(_) => ErrorKind::NotFound,
+            LicenseError::NotUsable(_) | LicenseError::LimitReached { .. } => ErrorKind::Conflict,
+        };
+        ApiError::new(kind, e.to_string())
+    }
+}
+
+impl From<crate::refunds::model::RefundError> for ApiError {
+    fn from(e: crate::refunds::model::RefundError) -> Self {
+        use crate::refunds::model::RefundError;
+        let kind = match e {
+            RefundError::Invalid(i) => return i.into(),
+            RefundError::Db(db) => return internal("refunds", db),
+            RefundError::OrderNotFound(_) | RefundError::NotFound(_) => ErrorKind::NotFound,
+            RefundError::FullyRefunded(_) => ErrorKind::Conflict,
         };
         ApiError::new(kind, e.to_string())
     }

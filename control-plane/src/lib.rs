@@ -22,6 +22,8 @@
 //! * [`entitlements`] — compiling what a customer may use (SPEC §6).
 //! * [`webhooks`] — endpoints, the outbox, delivery.
 //! * [`auth`] — keys, callers, bootstrap; [`idempotency`] — stored answers.
+//! * [`refunds`] — refunds of paid invoices (credit notes) and the transactions list.
+//! * [`licenses`] — license keys a plan grants, their activations.
 //! * [`dialects`] — Kelviq, PayKit and 4geeks side by side.
 //!
 //! Above the domains:
@@ -46,10 +48,12 @@ pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
+pub mod licenses;
 pub mod maintenance;
 pub mod observe;
 pub mod openapi;
 pub mod portal;
+pub mod refunds;
 pub mod settings;
 pub mod state;
 pub mod subscriptions;

@@ -178,6 +178,39 @@ pub fn check_len(field: &str, value: Option<&str>, max: usize) -> Result<(), Inv
     }
 }
 
+/// [`time_bound`] of an optional query parameter.
+pub fn time_bound_opt(
+    field: &str,
+    text: Option<&str>,
+    after: bool,
+) -> Result<Option<i64>, Invalid> {
+    text.map(|t| time_bound(field, t, after)).transpose()
+}
+
+/// A date filter's bound: `(from, to)` of the half-open interval it allows. A date covers its
+/// whole UTC day; a time is exact.
+pub fn time_bound(field: &str, text: &str, after: bool) -> Result<i64, Invalid> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+    let exact = DateTime::parse_from_rfc3339(text)
+        .map(|d| d.with_timezone(&Utc).timestamp())
+        .ok()
+        .or_else(|| {
+            ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+                .map(|d| d.and_utc().timestamp())
+        });
+    if let Some(t) = exact {
+        return Ok(if after { t } else { t + 1 });
+    }
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc().timestamp())
+        .ok_or_else(|| invalid(field, "must be a YYYY-MM-DD date or an RFC 3339 time"))?;
+    Ok(if after { day } else { day + 86_400 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

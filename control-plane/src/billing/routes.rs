@@ -1,4 +1,5 @@
-//! `/api/v1/invoices/` and `/api/v1/customers/{customerId}/payment-methods/`.
+//! `/api/v1/invoices/`, `/api/v1/customers/{customerId}/payment-methods/` and Kelviq's
+//! `/api/v1/payment-methods/` list.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,6 +10,7 @@ use super::invoices::model::InvoiceView;
 use super::invoices::store::{list_ids, view};
 use crate::auth::model::Caller;
 use crate::checkout::payments::{Decline, TestCard};
+use crate::clock::rfc3339;
 use crate::customers::store as customers;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
@@ -215,4 +217,114 @@ pub async fn detach_payment_methods(
             Ok(Reply::no_content())
         })
         .await
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CardsQuery {
+    /// Only this customer's cards.
+    #[serde(alias = "customerId")]
+    customer_id: Option<String>,
+    /// Only the cards of customers with exactly this email.
+    #[serde(alias = "customerEmail")]
+    customer_email: Option<String>,
+    /// 1-based page number (default 1).
+    #[param(minimum = 1)]
+    page: Option<u32>,
+    /// Results per page, 1-100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
+    page_size: Option<u32>,
+}
+
+/// Kelviq's `PaymentMethodCustomer`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CardCustomer {
+    customer_id: String,
+    name: Option<String>,
+    email: Option<String>,
+    /// Tollgate keeps no billing address: always null.
+    billing_address: Option<serde_json::Value>,
+}
+
+/// Kelviq's `PaymentMethodResponse`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedCard {
+    /// A small integer, unique per server.
+    id: i64,
+    customer: CardCustomer,
+    /// Always `card`.
+    method_type: &'static str,
+    /// `{brand, last4}`.
+    #[schema(value_type = Object)]
+    method_data: serde_json::Value,
+    /// The newest card of its customer, which charges use.
+    is_default: bool,
+    /// Always `succeeded`: a test card that fails to attach is never saved.
+    status: &'static str,
+    #[schema(format = DateTime)]
+    created_on: String,
+    #[schema(format = DateTime)]
+    modified_on: String,
+}
+
+/// List saved payment methods.
+///
+/// Kelviq's `payment_methods.list`: cards on file, newest first, of one customer
+/// (`customer_id` or `customer_email`) or of all customers of the key's mode.
+#[utoipa::path(
+    get,
+    path = "/api/v1/payment-methods",
+    tag = "customers",
+    operation_id = "listPaymentMethods",
+    params(CardsQuery),
+    responses(
+        (status = 200, description = "One page of saved cards", body = Paginated<SavedCard>),
+        (status = 400, description = "A query parameter is invalid", body = ErrorEnvelope),
+    )
+)]
+pub async fn list_payment_methods(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<CardsQuery>,
+) -> ApiResult<Json<Paginated<SavedCard>>> {
+    let page = Page::parse(q.page, q.page_size)?;
+    let mut conn = state.db.read().await?;
+    let (cards, count) = customers::cards(
+        &mut conn,
+        caller.mode,
+        q.customer_id.as_deref(),
+        q.customer_email.as_deref(),
+        page.limit(),
+        page.offset(),
+    )
+    .await?;
+    let items = cards
+        .into_iter()
+        .map(|c| SavedCard {
+            id: c.number,
+            customer: CardCustomer {
+                customer_id: c.customer_id,
+                name: c.name,
+                email: c.email,
+                billing_address: None,
+            },
+            method_type: "card",
+            method_data: serde_json::json!({"brand": c.brand, "last4": c.last4}),
+            is_default: c.is_default,
+            status: "succeeded",
+            created_on: rfc3339(c.created_at),
+            modified_on: rfc3339(c.created_at),
+        })
+        .collect();
+    let base = list_url(
+        &state.config.public_url,
+        "/api/v1/payment-methods/",
+        &[
+            ("customer_id", q.customer_id.as_deref()),
+            ("customer_email", q.customer_email.as_deref()),
+        ],
+    );
+    Ok(Json(Paginated::new(items, count, page, &base)))
 }

@@ -396,6 +396,10 @@ async fn period_end(
         at,
     )
     .await?;
+    if let Some(p) = &scheduled {
+        // The scheduled change took effect: the license key follows the new plan.
+        apply::sync_license(uow, mode, &sub.customer_id, &sub.id, p, at).await?;
+    }
     uow.emit(mode, after.event, Subject::Subscription(sub.id.clone()), at);
     if after.give_up {
         // No retries configured: the failure is final.

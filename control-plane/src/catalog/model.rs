@@ -35,6 +35,11 @@ pub struct FeatureInput {
     /// METER only: `BILLING_PERIOD` (default), `DAILY`, `WEEKLY`, `MONTHLY` or `YEARLY`.
     #[serde(default)]
     pub reset_period: Option<String>,
+    /// METER only: the meter counts reported events of this name (Kelviq's `report_event`),
+    /// one per event, besides usage reported directly. 1-255 characters.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
+    pub event_name: Option<String>,
 }
 
 /// A plan with its prices and grants. Keys may also be sent in snake_case.
@@ -59,6 +64,11 @@ pub struct PlanInput {
     pub prices: Vec<PriceInput>,
     #[serde(default)]
     pub features: Vec<GrantInput>,
+    /// Each subscription to the plan is issued a license key allowing this many activations
+    /// at once (1-10000); left out or `null`: no license.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub license_activation_limit: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -91,6 +101,7 @@ pub struct FeatureDef {
     pub name: String,
     pub feature_type: FeatureType,
     pub reset_period: Option<String>,
+    pub event_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +127,7 @@ pub struct PlanDef {
     pub trial_days: u32,
     pub prices: Vec<PriceDef>,
     pub grants: Vec<GrantDef>,
+    pub license_activation_limit: Option<i64>,
 }
 
 /// Identifiers end up in URLs and, at the edge, are matched byte-for-byte inside prepared
@@ -166,11 +178,22 @@ impl FeatureInput {
             (_, None) => None,
             (_, Some(_)) => return Err(invalid("resetPeriod", "only METER features reset")),
         };
+        let event_name = match (feature_type, self.event_name.as_deref()) {
+            (_, None) => None,
+            (FeatureType::Meter, Some(e)) if !e.trim().is_empty() && e.chars().count() <= 255 => {
+                Some(e.to_owned())
+            }
+            (FeatureType::Meter, Some(_)) => {
+                return Err(invalid("eventName", "must be 1-255 characters"));
+            }
+            (_, Some(_)) => return Err(invalid("eventName", "only METER features count events")),
+        };
         Ok(FeatureDef {
             identifier: self.identifier.clone(),
             name: self.name.clone(),
             feature_type,
             reset_period,
+            event_name,
         })
     }
 }
@@ -245,6 +268,14 @@ impl PlanInput {
                 usage_limit: g.usage_limit,
             });
         }
+        if let Some(limit) = self.license_activation_limit
+            && !(1..=10_000).contains(&limit)
+        {
+            return Err(invalid(
+                "licenseActivationLimit",
+                "must be between 1 and 10000, or null for no license",
+            ));
+        }
         Ok(PlanDef {
             identifier: self.identifier.clone(),
             name: self.name.clone(),
@@ -253,6 +284,7 @@ impl PlanInput {
             trial_days: self.trial_days,
             prices,
             grants,
+            license_activation_limit: self.license_activation_limit,
         })
     }
 }
@@ -265,6 +297,8 @@ pub struct FeatureView {
     #[serde(rename = "type")]
     pub feature_type: String,
     pub reset_period: Option<String>,
+    /// The reported event a METER counts, if any.
+    pub event_name: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -296,6 +330,8 @@ pub struct PlanView {
     pub public_key: String,
     pub prices: Vec<PriceView>,
     pub features: Vec<GrantView>,
+    /// Activations each issued license key allows; null when the plan grants no license.
+    pub license_activation_limit: Option<i64>,
 }
 
 impl PriceView {

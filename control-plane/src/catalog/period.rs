@@ -71,6 +71,21 @@ impl ChargePeriod {
         }
     }
 
+    /// Kelviq's `recurrenceUnit` and `recurrenceType` (`MONTH`, `YEAR`, `WEEK`, `DAY`); `None`
+    /// for `ONE_TIME`.
+    pub fn recurrence_parts(self) -> Option<(i64, &'static str)> {
+        match self {
+            ChargePeriod::Monthly => Some((1, "MONTH")),
+            ChargePeriod::ThreeMonths => Some((3, "MONTH")),
+            ChargePeriod::SixMonths => Some((6, "MONTH")),
+            ChargePeriod::Yearly => Some((1, "YEAR")),
+            ChargePeriod::Weekly => Some((1, "WEEK")),
+            ChargePeriod::Daily => Some((1, "DAY")),
+            ChargePeriod::TwentyEightDays => Some((28, "DAY")),
+            ChargePeriod::OneTime => None,
+        }
+    }
+
     fn step(self) -> Step {
         match self {
             ChargePeriod::Monthly => Step::Months(1),

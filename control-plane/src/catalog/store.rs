@@ -48,8 +48,9 @@ pub async fn write_feature(
     }
     let now = uow.now();
     sql::query(
-        "INSERT INTO features (mode, identifier, name, type, reset_period, created_at) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (mode, identifier) DO UPDATE SET name = excluded.name, reset_period = excluded.reset_period",
+        "INSERT INTO features (mode, identifier, name, type, reset_period, created_at, event_name) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (mode, identifier) DO UPDATE SET name = excluded.name, reset_period = excluded.reset_period,
+           event_name = excluded.event_name",
     )
     .bind(mode.as_str())
     .bind(&def.identifier)
@@ -57,6 +58,7 @@ pub async fn write_feature(
     .bind(def.feature_type.as_str())
     .bind(&def.reset_period)
     .bind(now)
+    .bind(&def.event_name)
     .execute(uow.conn())
     .await?;
     // A new feature (or a new reset period) shows in every customer's list.
@@ -70,7 +72,7 @@ pub async fn feature_def(
     id: &str,
 ) -> Result<Option<FeatureDef>, sqlx::Error> {
     let row = sql::query(
-        "SELECT identifier, name, type, reset_period FROM features WHERE mode = $1 AND identifier = $2",
+        "SELECT identifier, name, type, reset_period, event_name FROM features WHERE mode = $1 AND identifier = $2",
     )
     .bind(mode.as_str())
     .bind(id)
@@ -86,13 +88,29 @@ fn feature_from_row(r: &sql::Row) -> Result<FeatureDef, sqlx::Error> {
         feature_type: FeatureType::parse(&r.try_get::<String>("type")?)
             .unwrap_or(FeatureType::Boolean),
         reset_period: r.try_get("reset_period")?,
+        event_name: r.try_get("event_name")?,
     })
+}
+
+/// The METER features of a mode that count reported events named `event_name`.
+pub async fn meters_counting(
+    conn: &mut Conn,
+    mode: Mode,
+    event_name: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sql::query(
+        "SELECT identifier FROM features WHERE mode = $1 AND event_name = $2 AND type = 'METER' ORDER BY identifier",
+    )
+    .bind(mode.as_str())
+    .bind(event_name)
+    .scalars(conn)
+    .await
 }
 
 /// Every feature of a mode, in identifier order (the order entitlements are listed in).
 pub async fn features(conn: &mut Conn, mode: Mode) -> Result<Vec<FeatureDef>, sqlx::Error> {
     sql::query(
-        "SELECT identifier, name, type, reset_period FROM features WHERE mode = $1 ORDER BY identifier",
+        "SELECT identifier, name, type, reset_period, event_name FROM features WHERE mode = $1 ORDER BY identifier",
     )
     .bind(mode.as_str())
     .fetch_all(conn)
@@ -115,6 +133,7 @@ pub async fn feature_view(
         name: def.name,
         feature_type: def.feature_type.as_str().to_owned(),
         reset_period: def.reset_period,
+        event_name: def.event_name,
     })
 }
 
@@ -129,7 +148,7 @@ pub async fn list_features(
         .scalar(&mut *conn)
         .await?;
     let rows = sql::query(
-        "SELECT identifier, name, type, reset_period FROM features WHERE mode = $1
+        "SELECT identifier, name, type, reset_period, event_name FROM features WHERE mode = $1
          ORDER BY identifier LIMIT $2 OFFSET $3",
     )
     .bind(mode.as_str())
@@ -146,6 +165,7 @@ pub async fn list_features(
                 name: def.name,
                 feature_type: def.feature_type.as_str().to_owned(),
                 reset_period: def.reset_period,
+                event_name: def.event_name,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
@@ -200,10 +220,12 @@ pub async fn write_plan(
     }
     let now = uow.now();
     sql::query(
-        "INSERT INTO plans (mode, identifier, public_key, name, grp, is_default, trial_days, created_at, modified_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+        "INSERT INTO plans (mode, identifier, public_key, name, grp, is_default, trial_days, created_at, modified_at,
+           license_activation_limit)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)
          ON CONFLICT (mode, identifier) DO UPDATE SET name = excluded.name, grp = excluded.grp,
-           is_default = excluded.is_default, trial_days = excluded.trial_days, modified_at = excluded.modified_at",
+           is_default = excluded.is_default, trial_days = excluded.trial_days, modified_at = excluded.modified_at,
+           license_activation_limit = excluded.license_activation_limit",
     )
     .bind(mode.as_str())
     .bind(&def.identifier)
@@ -213,6 +235,7 @@ pub async fn write_plan(
     .bind(i64::from(def.is_default))
     .bind(i64::from(def.trial_days))
     .bind(now)
+    .bind(def.license_activation_limit)
     .execute(uow.conn())
     .await?;
     let kept: Vec<&str> = def
@@ -293,7 +316,7 @@ pub async fn plan_def(
     id: &str,
 ) -> Result<Option<PlanDef>, sqlx::Error> {
     let Some(row) = sql::query(
-        "SELECT identifier, name, grp, is_default, trial_days FROM plans WHERE mode = $1 AND identifier = $2",
+        "SELECT identifier, name, grp, is_default, trial_days, license_activation_limit FROM plans WHERE mode = $1 AND identifier = $2",
     )
     .bind(mode.as_str())
     .bind(id)
@@ -322,6 +345,7 @@ pub async fn plan_def(
         trial_days: u32::try_from(row.try_get::<i64>("trial_days")?).unwrap_or(0),
         prices,
         grants,
+        license_activation_limit: row.try_get("license_activation_limit")?,
     }))
 }
 
@@ -421,6 +445,7 @@ pub async fn plan_view(conn: &mut Conn, mode: Mode, id: &str) -> Result<PlanView
                 usage_limit: g.usage_limit,
             })
             .collect(),
+        license_activation_limit: def.license_activation_limit,
     })
 }
 
@@ -577,6 +602,24 @@ pub async fn price_id(
 }
 
 /// The display name of a plan (its identifier when the plan is gone).
+/// The activations a license key of `plan` allows; `None` when the plan grants no license.
+pub async fn license_limit(
+    conn: &mut Conn,
+    mode: Mode,
+    plan: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    Ok(
+        sql::query(
+            "SELECT license_activation_limit FROM plans WHERE mode = $1 AND identifier = $2",
+        )
+        .bind(mode.as_str())
+        .bind(plan)
+        .scalar_optional::<Option<i64>>(conn)
+        .await?
+        .flatten(),
+    )
+}
+
 pub async fn plan_name(conn: &mut Conn, mode: Mode, plan: &str) -> Result<String, sqlx::Error> {
     Ok(
         sql::query("SELECT name FROM plans WHERE mode = $1 AND identifier = $2")

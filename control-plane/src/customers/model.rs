@@ -13,6 +13,8 @@ pub enum CustomerError {
     NotFound(String),
     #[error("customer '{0}' already exists")]
     Exists(String),
+    #[error("customer '{0}' is archived")]
+    Archived(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -28,6 +30,10 @@ pub struct CustomerView {
     pub metadata: Value,
     pub created_on: String,
     pub modified_on: String,
+    /// Archived (Kelviq's `DELETE`): gone from lists, history kept, the default plans'
+    /// entitlements at the edge.
+    pub archived: bool,
+    pub archived_on: Option<String>,
 }
 
 pub fn check_email(email: &str) -> Result<(), Invalid> {

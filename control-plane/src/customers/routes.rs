@@ -12,12 +12,15 @@ use super::store;
 use crate::auth::model::Caller;
 use crate::billing::test_clocks::store as test_clocks;
 use crate::clock::rfc3339;
+use crate::db::uow::Subject;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
 use crate::http::reply::Reply;
 use crate::http::schema::ErrorEnvelope;
 use crate::idempotency::middleware::Idem;
 use crate::state::AppState;
+use crate::subscriptions::apply;
+use crate::subscriptions::store as subscriptions;
 use crate::validate::{CustomerId, check_len, invalid};
 
 /// A new customer. Every field is optional. Keys may also be sent in snake_case.
@@ -236,6 +239,65 @@ pub async fn update(
             )
             .await?;
             Ok(Reply::ok(&view))
+        })
+        .await)
+}
+
+/// Kelviq's answer to an archive.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveResponse {
+    message: String,
+    customer: CustomerView,
+}
+
+/// Archive a customer.
+///
+/// Kelviq's `DELETE`: the customer leaves lists and compiles to the default plans at the
+/// edge; their subscriptions end now (`subscription.canceled`), and their invoices, refunds
+/// and history stay readable. `GET` still answers (with `archived: true`); starting anything
+/// new for them is a 409. Archiving an archived customer answers the same again.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/customers/{customer_id}",
+    tag = "customers",
+    operation_id = "archiveCustomer",
+    params(("customer_id" = String, Path, description = "The customer's `customerId`")),
+    responses(
+        (status = 200, description = "The customer is archived", body = ArchiveResponse),
+        (status = 404, description = "No such customer", body = ErrorEnvelope),
+    )
+)]
+pub async fn archive(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(customer_id): ApiPath<String>,
+) -> Result<Reply, ApiError> {
+    let mode = caller.mode;
+    let key = customer_id.clone();
+    Ok(state
+        .writer
+        .reply_for(Some(&key), None, "archive_customer", async move |uow| {
+            store::lock(uow, mode, &customer_id).await?;
+            store::get(uow.conn(), mode, &customer_id).await?;
+            let now = store::now_of(uow, mode, &customer_id).await?;
+            if store::archive(uow, mode, &customer_id, now).await? {
+                // Nothing renews, retries or grants for an archived customer.
+                for sub in subscriptions::live(uow.conn(), mode, &customer_id).await? {
+                    apply::end_now(uow, &sub, now).await?;
+                }
+                uow.emit(
+                    mode,
+                    "customer.archived",
+                    Subject::Customer(customer_id.clone()),
+                    now,
+                );
+            }
+            let customer = store::get(uow.conn(), mode, &customer_id).await?;
+            Ok(Reply::ok(&ArchiveResponse {
+                message: "Customer archived successfully.".to_owned(),
+                customer,
+            }))
         })
         .await)
 }

@@ -12,7 +12,8 @@ use crate::db::Uow;
 use crate::db::uow::Subject;
 use crate::ids;
 
-const COLUMNS: &str = "id, customer_id, name, email, metadata, created_at, modified_at";
+const COLUMNS: &str =
+    "id, customer_id, name, email, metadata, created_at, modified_at, archived_at";
 
 fn view(r: &sql::Row) -> Result<CustomerView, sqlx::Error> {
     let metadata: String = r.try_get("metadata")?;
@@ -24,6 +25,8 @@ fn view(r: &sql::Row) -> Result<CustomerView, sqlx::Error> {
         metadata: serde_json::from_str(&metadata).unwrap_or(Value::Object(Default::default())),
         created_on: rfc3339(r.try_get("created_at")?),
         modified_on: rfc3339(r.try_get("modified_at")?),
+        archived: r.try_get::<Option<i64>>("archived_at")?.is_some(),
+        archived_on: r.try_get::<Option<i64>>("archived_at")?.map(rfc3339),
     })
 }
 
@@ -70,6 +73,9 @@ pub async fn find_or_create(
     email: Option<&str>,
 ) -> Result<CustomerView, CustomerError> {
     if let Some(found) = find(uow.conn(), mode, customer_id).await? {
+        if found.archived {
+            return Err(CustomerError::Archived(customer_id.to_owned()));
+        }
         return Ok(found);
     }
     let empty = Value::Object(Default::default());
@@ -153,7 +159,8 @@ pub async fn find_by_email(
     email: &str,
 ) -> Result<Option<CustomerView>, sqlx::Error> {
     sql::query(format!(
-        "SELECT {COLUMNS} FROM customers WHERE mode = $1 AND email = $2 ORDER BY created_at, id LIMIT 1"
+        "SELECT {COLUMNS} FROM customers WHERE mode = $1 AND email = $2 AND archived_at IS NULL
+         ORDER BY created_at, id LIMIT 1"
     ))
     .bind(mode.as_str())
     .bind(email)
@@ -170,14 +177,16 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<CustomerView>, i64), sqlx::Error> {
-    let count: i64 =
-        sql::query("SELECT COUNT(*) FROM customers WHERE mode = $1 AND ($2 IS NULL OR email = $2)")
+    let count: i64 = sql::query(
+        "SELECT COUNT(*) FROM customers WHERE mode = $1 AND ($2 IS NULL OR email = $2) AND archived_at IS NULL",
+    )
             .bind(mode.as_str())
             .bind(email)
             .scalar(&mut *conn)
             .await?;
     let rows = sql::query(format!(
         "SELECT {COLUMNS} FROM customers WHERE mode = $1 AND ($2 IS NULL OR email = $2)
+           AND archived_at IS NULL
          ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
     ))
     .bind(mode.as_str())
@@ -214,6 +223,45 @@ pub async fn update(
     .execute(uow.conn())
     .await?;
     get(uow.conn(), mode, customer_id).await
+}
+
+/// Archives a customer (Kelviq's `DELETE`): the row and its history stay; lists leave it out
+/// and it compiles to the default plans (the unit recompiles it). `false` when it already was.
+pub async fn archive(
+    uow: &mut Uow,
+    mode: Mode,
+    customer_id: &str,
+    at: i64,
+) -> Result<bool, sqlx::Error> {
+    let changed = sql::query(
+        "UPDATE customers SET archived_at = $1, modified_at = $1
+         WHERE mode = $2 AND customer_id = $3 AND archived_at IS NULL",
+    )
+    .bind(at)
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .execute(uow.conn())
+    .await?;
+    if changed > 0 {
+        uow.touch(mode, customer_id);
+    }
+    Ok(changed > 0)
+}
+
+/// Whether the customer is archived (`false` for one that does not exist).
+pub async fn is_archived(
+    conn: &mut Conn,
+    mode: Mode,
+    customer_id: &str,
+) -> Result<bool, sqlx::Error> {
+    Ok(sql::query(
+        "SELECT 1 FROM customers WHERE mode = $1 AND customer_id = $2 AND archived_at IS NOT NULL",
+    )
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .fetch_optional(conn)
+    .await?
+    .is_some())
 }
 
 /// When the customer was created and what time it is for them (`real_now`, or their test
@@ -294,6 +342,71 @@ pub async fn attach_card(
     .execute(uow.conn())
     .await?;
     Ok(id)
+}
+
+/// A saved card as Kelviq lists it, with its customer.
+#[derive(Debug, Clone)]
+pub struct Card {
+    pub number: i64,
+    pub customer_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub brand: String,
+    pub last4: String,
+    pub created_at: i64,
+    /// The newest card of its customer: the one charges use.
+    pub is_default: bool,
+}
+
+/// Saved cards, newest first, of one customer (by id or email) or of every customer of the
+/// mode; archived customers' cards are not listed.
+pub async fn cards(
+    conn: &mut Conn,
+    mode: Mode,
+    customer_id: Option<&str>,
+    email: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Card>, i64), sqlx::Error> {
+    let filter = "p.mode = $1 AND c.archived_at IS NULL AND ($2 IS NULL OR p.customer_id = $2)
+        AND ($3 IS NULL OR c.email = $3)";
+    let from =
+        "payment_methods p JOIN customers c ON c.mode = p.mode AND c.customer_id = p.customer_id";
+    let count: i64 = sql::query(format!("SELECT COUNT(*) FROM {from} WHERE {filter}"))
+        .bind(mode.as_str())
+        .bind(customer_id)
+        .bind(email)
+        .scalar(&mut *conn)
+        .await?;
+    let rows = sql::query(format!(
+        "SELECT p.number, p.customer_id, c.name, c.email, p.brand, p.last4, p.created_at,
+           (SELECT COUNT(*) FROM payment_methods n WHERE n.mode = p.mode AND n.customer_id = p.customer_id
+              AND (n.created_at > p.created_at OR (n.created_at = p.created_at AND n.id > p.id))) AS newer
+         FROM {from} WHERE {filter} ORDER BY p.created_at DESC, p.id DESC LIMIT $4 OFFSET $5"
+    ))
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .bind(email)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(conn)
+    .await?;
+    let cards = rows
+        .iter()
+        .map(|r| {
+            Ok(Card {
+                number: r.try_get("number")?,
+                customer_id: r.try_get("customer_id")?,
+                name: r.try_get("name")?,
+                email: r.try_get("email")?,
+                brand: r.try_get("brand")?,
+                last4: r.try_get("last4")?,
+                created_at: r.try_get("created_at")?,
+                is_default: r.try_get::<i64>("newer")? == 0,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok((cards, count))
 }
 
 pub async fn detach_cards(uow: &mut Uow, mode: Mode, customer_id: &str) -> Result<(), sqlx::Error> {

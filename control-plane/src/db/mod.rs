@@ -93,6 +93,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         include_str!("../../migrations/0005_write_path.sql"),
     ),
     (
+        6,
+        "kelviq",
+        include_str!("../../migrations/0006_kelviq.sql"),
+    ),
+    (
         10,
         "hardening",
         include_str!("../../migrations/0010_hardening.sql"),
@@ -109,6 +114,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         1,
         "init",
         include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "kelviq",
+        include_str!("../../migrations/postgres/0002_kelviq.sql"),
     ),
     (
         10,

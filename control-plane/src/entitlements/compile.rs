@@ -36,7 +36,12 @@ pub async fn customer(
     let (created, now) = customers::clock(conn, mode, customer_id, real_now)
         .await?
         .unwrap_or((real_now, real_now));
-    let subs = subscriptions::granting(conn, mode, customer_id).await?;
+    // An archived customer compiles to the default plans, whatever is left of their history.
+    let subs = if customers::is_archived(conn, mode, customer_id).await? {
+        Vec::new()
+    } else {
+        subscriptions::granting(conn, mode, customer_id).await?
+    };
     // The plans that grant: every granting subscription's, plus the default plan of each
     // group the customer has no granting subscription in. A plan counts once.
     let mut plans: Vec<String> = Vec::new();

@@ -166,6 +166,7 @@ mod tests {
             name: id.into(),
             feature_type: t,
             reset_period: (t == FeatureType::Meter).then(|| "BILLING_PERIOD".into()),
+            event_name: None,
         }
     }
 

@@ -45,7 +45,7 @@ pub async fn stored_with_clock(
         "SELECT c.created_at, t.frozen_time, e.entitlements, e.next_change_at FROM customers c
          LEFT JOIN test_clocks t ON t.id = c.test_clock
          LEFT JOIN customer_entitlements e ON e.mode = c.mode AND e.customer_id = c.customer_id
-         WHERE c.mode = $1 AND c.customer_id = $2",
+         WHERE c.mode = $1 AND c.customer_id = $2 AND c.archived_at IS NULL",
     )
     .bind(mode.as_str())
     .bind(customer_id)

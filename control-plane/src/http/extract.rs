@@ -14,7 +14,7 @@ use super::error::ApiError;
 
 /// A JSON body. Kelviq's SDKs send snake_case (`plan_identifier`) and its docs camelCase
 /// (`planIdentifier`); keys are folded to camelCase before deserializing so every handler
-/// declares one shape. `metadata` objects are passed through untouched. An empty body reads
+/// declares one shape. `metadata` and `properties` objects are passed through untouched. An empty body reads
 /// as `{}` so that endpoints whose fields are all optional accept a bare POST.
 pub struct ApiJson<T>(pub T);
 
@@ -79,7 +79,12 @@ fn camel_keys(value: Value) -> Value {
                 if camel != k && camel_given.contains(&camel) {
                     continue;
                 }
-                let v = if k == "metadata" { v } else { camel_keys(v) };
+                // Free-form objects are the caller's own: their keys stay as sent.
+                let v = if k == "metadata" || k == "properties" {
+                    v
+                } else {
+                    camel_keys(v)
+                };
                 out.insert(camel, v);
             }
             Value::Object(out)

@@ -10,13 +10,14 @@ use super::model::{Status, Subscription, SubscriptionError};
 use super::store::{self, Start};
 use crate::billing::invoices::collect;
 use crate::billing::invoices::model::{Draft, Reason};
-use crate::catalog::store::PlanPrice;
+use crate::catalog::store::{self as catalog, PlanPrice};
 use crate::checkout::payments::Payment;
 use crate::checkout::store::{self as checkout, NewSession};
 use crate::customers::store as customers;
 use crate::db::Uow;
 use crate::db::uow::Subject;
 use crate::ids;
+use crate::licenses::store as licenses;
 use crate::validate::{RedirectUrl, invalid};
 
 /// What happened, and to which subscription.
@@ -157,6 +158,7 @@ pub async fn change(
                 }
             }
             store::change_now(uow, &cur, &req.target, quantity, cycle, now).await?;
+            sync_license(uow, mode, &cur.customer_id, &cur.id, &req.target, now).await?;
             updated(uow, &cur, now);
             Ok(Applied::on(action, &cur.id, invoice_id))
         }
@@ -184,6 +186,28 @@ pub async fn change(
             )))
         }
     }
+}
+
+/// The subscription holds the license key its (new) plan grants, or none.
+pub async fn sync_license(
+    uow: &mut Uow,
+    mode: Mode,
+    customer_id: &str,
+    subscription_id: &str,
+    price: &PlanPrice,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let limit = catalog::license_limit(uow.conn(), mode, &price.plan).await?;
+    licenses::ensure_for_subscription(
+        uow,
+        mode,
+        customer_id,
+        subscription_id,
+        &price.plan,
+        limit,
+        now,
+    )
+    .await
 }
 
 fn updated(uow: &mut Uow, sub: &Subscription, at: i64) {
@@ -238,6 +262,7 @@ pub async fn start(
         },
     )
     .await?;
+    sync_license(uow, mode, customer_id, &id, price, now).await?;
     let event = if pending.is_some() {
         "subscription.activated"
     } else {

@@ -5,6 +5,7 @@
 //! * [`store`] — the `subscriptions` table.
 //! * [`lifecycle`] — PayKit's behaviour table as one pure decision.
 //! * [`preview`] — what an update would do, without doing it (same decision, same proration).
+//! * [`read`] — the view Kelviq's SDKs read, with license keys and trial days left.
 //! * [`apply`] — carrying a decision out (rows, invoices, events).
 //! * [`routes`] — listing and reading subscriptions. The calls that change them are the API
 //!   dialects' (`crate::dialects`).
@@ -13,5 +14,6 @@ pub mod apply;
 pub mod lifecycle;
 pub mod model;
 pub mod preview;
+pub mod read;
 pub mod routes;
 pub mod store;

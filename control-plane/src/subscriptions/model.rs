@@ -22,6 +22,10 @@ pub enum SubscriptionError {
     },
     #[error("{0}")]
     Payment(#[from] crate::checkout::payments::Decline),
+    #[error("customer '{0}' has no card on file: put one on file first, or use checkout")]
+    NoCard(String),
+    #[error("customer already has subscription '{id}' in group '{group}': change it with update")]
+    AlreadySubscribed { id: String, group: String },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -259,7 +263,30 @@ pub struct ScheduledChange {
     pub effective_at: Option<String>,
 }
 
-/// Kelviq's subscription fields plus the lifecycle fields of SPEC §4.
+/// Kelviq's `product`: Tollgate's plan group.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductRef {
+    pub id: String,
+    pub identifier: String,
+    pub name: String,
+}
+
+/// A license key issued with the subscription (Kelviq's `SubscriptionLicense`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionLicense {
+    pub id: String,
+    pub license_key: String,
+    pub activated_on: Option<String>,
+    pub expires_on: Option<String>,
+    pub activation_usage: i64,
+    pub activation_limit: i64,
+    pub enabled: bool,
+}
+
+/// Kelviq's subscription fields (`SubscriptionData` of its SDKs) plus the lifecycle fields of
+/// SPEC §4.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionView {
@@ -281,6 +308,40 @@ pub struct SubscriptionView {
     pub trial_end: Option<String>,
     pub cancel_at_period_end: bool,
     pub scheduled_change: Option<ScheduledChange>,
+    /// `SUBSCRIPTION`, or `ONE_TIME` for a one-time purchase.
+    #[schema(pattern = "^(SUBSCRIPTION|ONE_TIME)$")]
+    pub billing_type: &'static str,
+    #[schema(format = DateTime)]
+    pub billing_period_start_time: String,
+    #[schema(format = DateTime)]
+    pub billing_period_end_time: Option<String>,
+    /// Whole days left of the trial (rounded up); 0 when not trialing.
+    #[schema(minimum = 0)]
+    pub trial_days_remaining: i64,
+    /// `1` for monthly, `3` for three months, `28` for 28 days; null for ONE_TIME.
+    pub recurrence_unit: Option<i64>,
+    /// `MONTH`, `YEAR`, `WEEK` or `DAY`; null for ONE_TIME.
+    pub recurrence_type: Option<&'static str>,
+    /// When the next renewal invoice is due; null when the subscription will not renew.
+    #[schema(format = DateTime)]
+    pub next_invoice_date: Option<String>,
+    /// Always null: there is no external billing system behind Tollgate.
+    pub external_subscription_id: Option<String>,
+    /// The plan's group, as Kelviq's product.
+    pub product: ProductRef,
+    /// Kelviq's features, files and links: Tollgate lists the plan's features at the edge and
+    /// has no files or links, so these are empty.
+    #[schema(value_type = Vec<Object>)]
+    pub features: Vec<serde_json::Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub files: Vec<serde_json::Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub links: Vec<serde_json::Value>,
+    /// License keys issued with the subscription.
+    pub license: Vec<SubscriptionLicense>,
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub trial_end_unix: Option<i64>,
 }
 
 impl SubscriptionView {
@@ -317,7 +378,42 @@ impl SubscriptionView {
                     charge_period: s.scheduled_period.clone().unwrap_or_default(),
                     effective_at: s.period_end.map(rfc3339),
                 }),
+            billing_type: if s.period == ChargePeriod::OneTime {
+                "ONE_TIME"
+            } else {
+                "SUBSCRIPTION"
+            },
+            billing_period_start_time: rfc3339(s.period_start),
+            billing_period_end_time: s.period_end.map(rfc3339),
+            trial_days_remaining: 0,
+            recurrence_unit: s.period.recurrence_parts().map(|p| p.0),
+            recurrence_type: s.period.recurrence_parts().map(|p| p.1),
+            next_invoice_date: s
+                .period_end
+                .filter(|_| {
+                    s.status.is_granting() && !s.cancel_at_period_end && s.cancel_at.is_none()
+                })
+                .map(rfc3339),
+            external_subscription_id: None,
+            product: ProductRef {
+                id: s.group.clone(),
+                identifier: s.group.clone(),
+                name: s.group.clone(),
+            },
+            features: Vec::new(),
+            files: Vec::new(),
+            links: Vec::new(),
+            license: Vec::new(),
+            trial_end_unix: s.trial_end.filter(|_| s.status == Status::Trialing),
         }
+    }
+
+    /// Fills in what depends on the time of reading: the trial days left at `now`.
+    pub fn at(mut self, now: i64) -> SubscriptionView {
+        self.trial_days_remaining = self
+            .trial_end_unix
+            .map_or(0, |end| ((end - now).max(0) + 86_399) / 86_400);
+        self
     }
 }
 

@@ -400,8 +400,8 @@ pub async fn preview_update(
     };
     let ctx = Context {
         pending_lines: invoices::pending_lines(conn, mode, id).await?,
-        // Credit is kept per currency: only the subscription's own pays its invoices.
-        balance_minor: customers::balance(conn, mode, &sub.customer_id, &sub.currency).await?,
+        balance_minor: customers::balance(conn, mode, &sub.customer_id, &req.target.currency)
+            .await?,
         scheduled,
     };
     Ok(preview(&sub, &req, &ctx, now)?)
@@ -688,6 +688,7 @@ mod tests {
             name: id.into(),
             feature_type: ty,
             reset_period: None,
+            event_name: None,
         };
         let features = [
             def("seats", FeatureType::Customizable),

@@ -5,13 +5,14 @@ use axum::extract::State;
 use serde::Deserialize;
 
 use super::model::{Status, SubscriptionError, SubscriptionView};
+use super::read;
 use super::store::{self, ListFilter};
 use crate::auth::model::Caller;
 use crate::http::error::ApiResult;
 use crate::http::extract::{ApiPath, ApiQuery, Page, Paginated, list_url};
 use crate::http::schema::ErrorEnvelope;
 use crate::state::AppState;
-use crate::validate::invalid;
+use crate::validate::{invalid, time_bound_opt};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -31,6 +32,14 @@ pub struct ListQuery {
     /// Results per page, 1-100 (default 10).
     #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
+    /// Started on or after this date (`YYYY-MM-DD`, UTC) or time (RFC 3339).
+    start_date_after: Option<String>,
+    /// Started on or before this date (the whole day counts) or time.
+    start_date_before: Option<String>,
+    /// Last changed on or after this date or time.
+    modified_on_after: Option<String>,
+    /// Last changed on or before this date (the whole day counts) or time.
+    modified_on_before: Option<String>,
 }
 
 /// List subscriptions.
@@ -63,10 +72,20 @@ pub async fn list(
         customer_id: customer_id.as_deref(),
         status,
         plan: q.plan.as_deref(),
+        started_from: time_bound_opt("start_date_after", q.start_date_after.as_deref(), true)?,
+        started_to: time_bound_opt("start_date_before", q.start_date_before.as_deref(), false)?,
+        modified_from: time_bound_opt("modified_on_after", q.modified_on_after.as_deref(), true)?,
+        modified_to: time_bound_opt("modified_on_before", q.modified_on_before.as_deref(), false)?,
     };
     let mut conn = state.db.read().await?;
     let (items, count) =
         store::list(&mut conn, caller.mode, &filter, page.limit(), page.offset()).await?;
+    let now = state.clock.unix();
+    let mut complete = Vec::with_capacity(items.len());
+    for item in items {
+        complete.push(read::complete(&mut conn, caller.mode, item, now).await?);
+    }
+    let items = complete;
     let base = list_url(
         &state.config.public_url,
         "/api/v1/subscriptions/",
@@ -74,6 +93,10 @@ pub async fn list(
             ("customer_id", filter.customer_id),
             ("status", q.status.as_deref()),
             ("plan", filter.plan),
+            ("start_date_after", q.start_date_after.as_deref()),
+            ("start_date_before", q.start_date_before.as_deref()),
+            ("modified_on_after", q.modified_on_after.as_deref()),
+            ("modified_on_before", q.modified_on_before.as_deref()),
         ],
     );
     Ok(Json(Paginated::new(items, count, page, &base)))
@@ -98,7 +121,7 @@ pub async fn get(
 ) -> ApiResult<Json<SubscriptionView>> {
     let mut conn = state.db.read().await?;
     Ok(Json(
-        store::view(&mut conn, caller.mode, &id)
+        read::full(&mut conn, caller.mode, &id, state.clock.unix())
             .await?
             .ok_or(SubscriptionError::NotFound(id))?,
     ))

@@ -74,10 +74,16 @@ pub async fn view(
     .transpose()
 }
 
+#[derive(Default)]
 pub struct ListFilter<'a> {
     pub customer_id: Option<&'a str>,
     pub status: Option<Status>,
     pub plan: Option<&'a str>,
+    /// Kelviq's date filters, as `[from, to)` bounds in unix seconds.
+    pub started_from: Option<i64>,
+    pub started_to: Option<i64>,
+    pub modified_from: Option<i64>,
+    pub modified_to: Option<i64>,
 }
 
 pub async fn list(
@@ -89,7 +95,9 @@ pub async fn list(
 ) -> Result<(Vec<SubscriptionView>, i64), sqlx::Error> {
     let filter =
         "s.mode = $1 AND ($2 IS NULL OR s.customer_id = $2) AND ($3 IS NULL OR s.status = $3)
-        AND ($4 IS NULL OR s.plan_identifier = $4)";
+        AND ($4 IS NULL OR s.plan_identifier = $4)
+        AND ($5 IS NULL OR s.started_at >= $5) AND ($6 IS NULL OR s.started_at < $6)
+        AND ($7 IS NULL OR s.modified_at >= $7) AND ($8 IS NULL OR s.modified_at < $8)";
     let status = f.status.map(Status::as_str);
     let count: i64 = sql::query(format!(
         "SELECT COUNT(*) FROM subscriptions s WHERE {filter}"
@@ -98,17 +106,25 @@ pub async fn list(
     .bind(f.customer_id)
     .bind(status)
     .bind(f.plan)
+    .bind(f.started_from)
+    .bind(f.started_to)
+    .bind(f.modified_from)
+    .bind(f.modified_to)
     .scalar(&mut *conn)
     .await?;
     let rows = sql::query(format!(
         "SELECT {}, {VIEW_NAME} FROM subscriptions s WHERE {filter}
-         ORDER BY s.created_at DESC, s.id DESC LIMIT $5 OFFSET $6",
+         ORDER BY s.created_at DESC, s.id DESC LIMIT $9 OFFSET $10",
         select_list(Some("s"))
     ))
     .bind(mode.as_str())
     .bind(f.customer_id)
     .bind(status)
     .bind(f.plan)
+    .bind(f.started_from)
+    .bind(f.started_to)
+    .bind(f.modified_from)
+    .bind(f.modified_to)
     .bind(limit)
     .bind(offset)
     .fetch_all(conn)
@@ -148,6 +164,23 @@ pub async fn granting(
     sql::query(format!(
         "SELECT {cols} FROM subscriptions WHERE mode = $1 AND customer_id = $2 AND status IN {GRANTING}
          ORDER BY current_period_start, id"
+    ))
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .fetch_all_as(conn)
+    .await
+}
+
+/// Every subscription of a customer that has not ended (granting or awaiting a checkout).
+pub async fn live(
+    conn: &mut Conn,
+    mode: Mode,
+    customer_id: &str,
+) -> Result<Vec<Subscription>, sqlx::Error> {
+    let cols = select_list(None);
+    sql::query(format!(
+        "SELECT {cols} FROM subscriptions WHERE mode = $1 AND customer_id = $2 AND status <> 'canceled'
+         ORDER BY created_at, id"
     ))
     .bind(mode.as_str())
     .bind(customer_id)

@@ -96,14 +96,15 @@ pub async fn report(
         caller.mode,
         (req.customer_id, req.feature_id),
         (report, field),
-        |customer, meter, _| Reply::ok(&MeterState::new(customer, meter)),
+        |customer, meter, _, _| Reply::ok(&MeterState::new(customer, meter)),
     )
     .await
 }
 
 /// How a dialect answers a recorded report: from the customer, the meter as it now stands,
-/// and the report.
-pub type Render = fn(&str, &Entitlement, Report) -> Reply;
+/// the report, and the unit's time.
+pub trait Render: Fn(&str, &Entitlement, Report, i64) -> Reply + Send + 'static {}
+impl<F: Fn(&str, &Entitlement, Report, i64) -> Reply + Send + 'static> Render for F {}
 
 /// Validates and records one report, answering with `render`. `field` names the request
 /// field that carried the amount, for errors.
@@ -113,7 +114,7 @@ pub async fn submit(
     mode: Mode,
     (customer_id, feature_id): (String, String),
     (report, field): (Report, &'static str),
-    render: Render,
+    render: impl Render,
 ) -> Result<Reply, ApiError> {
     CustomerId::parse("customerId", &customer_id)?;
     let too_large = match report {
@@ -128,7 +129,7 @@ pub async fn submit(
         .writer
         .reply_for(Some(&key), claim, "report_usage", async move |uow| {
             let meter = report::record(uow, mode, &customer_id, &feature_id, report).await?;
-            Ok(render(&customer_id, &meter, report))
+            Ok(render(&customer_id, &meter, report, uow.now()))
         })
         .await;
     if reply.status.is_success() {

@@ -27,7 +27,6 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, info_span, warn};
 
 use super::guard;
-use super::model::sign;
 use super::store::{self, Attempt, Claimed};
 use crate::clock::SharedClock;
 use crate::http::error::ApiError;
@@ -230,7 +229,7 @@ async fn send_one(
     let sent_at = clock.unix();
     let body = d.payload.into_bytes();
     let result = match (
-        sign(&d.secret, &d.event_id, sent_at, &body),
+        d.scheme.sign(&d.secret, &d.event_id, sent_at, &body),
         url::Url::parse(&d.url),
     ) {
         (None, _) => Err((None, "endpoint secret is unreadable".to_owned())),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tollgate_shared::ErrorKind;
 
 use super::guard;
-use super::model::{EVENT_TYPES, new_secret};
+use super::model::{EVENT_TYPES, Scheme, new_secret};
 use super::store::{self, DeliveryRow, EndpointRow, NewEndpoint};
 use crate::auth::model::Caller;
 use crate::clock::rfc3339;
@@ -36,6 +36,12 @@ pub struct CreateEndpoint {
     #[serde(default)]
     #[schema(max_length = 500)]
     description: Option<String>,
+    /// How deliveries are signed: `standard` (default; Standard Webhooks, base64 HMAC keyed
+    /// with the secret's base64 part decoded) or `kelviq` (hex HMAC keyed with the whole
+    /// secret's UTF-8 bytes, what Kelviq's SDKs' `validate_event` checks). docs/webhooks.md.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^(standard|kelviq)$")]
+    signature_scheme: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -45,6 +51,8 @@ pub struct EndpointView {
     url: String,
     events: Vec<String>,
     description: Option<String>,
+    /// `standard` or `kelviq`.
+    signature_scheme: &'static str,
     created_at: String,
     /// Failed delivery attempts in a row (a success resets it).
     consecutive_failures: i64,
@@ -130,6 +138,15 @@ pub async fn create(
     {
         return Err(invalid("description", "at most 500 characters").into());
     }
+    let scheme = match req.signature_scheme.as_deref() {
+        None => Scheme::Standard,
+        Some(s) => Scheme::parse(s).ok_or_else(|| {
+            invalid(
+                "signatureScheme",
+                format!("must be one of {}", Scheme::NAMES.join(", ")),
+            )
+        })?,
+    };
     let mode = caller.mode;
     let cap = state.config.max_webhook_endpoints;
     Ok(state
@@ -153,6 +170,7 @@ pub async fn create(
                     events: &req.events,
                     secret: &secret,
                     description: req.description.as_deref(),
+                    scheme,
                 },
             )
             .await?;
@@ -173,6 +191,7 @@ impl From<EndpointRow> for EndpointView {
             url: r.url,
             events: r.events,
             description: r.description,
+            signature_scheme: r.scheme.as_str(),
             created_at: rfc3339(r.created_at),
             consecutive_failures: r.consecutive_failures,
             circuit_open: r.circuit_opened_at.is_some(),

@@ -5,6 +5,7 @@ use crate::db::sql::{self, Conn};
 use serde_json::Value;
 use tollgate_shared::Mode;
 
+use super::model::Scheme;
 use crate::db::{Backend, Uow};
 use crate::ids;
 
@@ -88,6 +89,7 @@ pub struct EndpointRow {
     pub consecutive_failures: i64,
     /// When the circuit breaker stopped deliveries to it, if it has.
     pub circuit_opened_at: Option<i64>,
+    pub scheme: Scheme,
 }
 
 pub struct NewEndpoint<'a> {
@@ -96,6 +98,7 @@ pub struct NewEndpoint<'a> {
     pub events: &'a [String],
     pub secret: &'a str,
     pub description: Option<&'a str>,
+    pub scheme: Scheme,
 }
 
 pub async fn insert_endpoint(
@@ -106,8 +109,8 @@ pub async fn insert_endpoint(
     let now = uow.now();
     let events = serde_json::to_string(e.events).unwrap_or_else(|_| "[]".into());
     sql::query(
-        "INSERT INTO webhook_endpoints (id, mode, url, events, secret, description, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO webhook_endpoints (id, mode, url, events, secret, description, created_at, signature_scheme)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&id)
     .bind(e.mode.as_str())
@@ -116,6 +119,7 @@ pub async fn insert_endpoint(
     .bind(e.secret)
     .bind(e.description)
     .bind(now)
+    .bind(e.scheme.as_str())
     .execute(uow.conn())
     .await?;
     uow.endpoints_changed();
@@ -127,11 +131,13 @@ pub async fn insert_endpoint(
         created_at: now,
         consecutive_failures: 0,
         circuit_opened_at: None,
+        scheme: e.scheme,
     })
 }
 
 const ENDPOINT_COLUMNS: &str =
-    "id, url, events, description, created_at, consecutive_failures, circuit_opened_at";
+    "id, url, events, description, created_at, consecutive_failures, circuit_opened_at,
+    signature_scheme";
 
 fn endpoint_row(r: &sql::Row) -> Result<EndpointRow, sqlx::Error> {
     Ok(EndpointRow {
@@ -142,6 +148,7 @@ fn endpoint_row(r: &sql::Row) -> Result<EndpointRow, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         consecutive_failures: r.try_get("consecutive_failures")?,
         circuit_opened_at: r.try_get("circuit_opened_at")?,
+        scheme: Scheme::parse(&r.try_get::<String>("signature_scheme")?).unwrap_or_default(),
     })
 }
 
@@ -363,6 +370,7 @@ pub struct Claimed {
     pub endpoint_id: String,
     pub url: String,
     pub secret: String,
+    pub scheme: Scheme,
     pub payload: String,
     pub attempts: i64,
 }
@@ -400,7 +408,7 @@ pub async fn claim_due(uow: &mut Uow, c: ClaimLimits<'_>) -> Result<Vec<Claimed>
     // The claim conditions are repeated on `d` outside the ranking: PostgreSQL re-checks those
     // (and only those) on a row another replica changed after this statement's snapshot.
     let mut query = sql::query(format!(
-        "SELECT d.id, d.event_id, d.endpoint_id, d.attempts, e.url, e.secret, ev.payload
+        "SELECT d.id, d.event_id, d.endpoint_id, d.attempts, e.url, e.secret, e.signature_scheme, ev.payload
          FROM (SELECT d2.id,
                       ROW_NUMBER() OVER (PARTITION BY d2.endpoint_id ORDER BY d2.next_attempt_at, d2.id) AS turn
                FROM webhook_deliveries d2
@@ -431,6 +439,8 @@ pub async fn claim_due(uow: &mut Uow, c: ClaimLimits<'_>) -> Result<Vec<Claimed>
                 endpoint_id: r.try_get("endpoint_id")?,
                 url: r.try_get("url")?,
                 secret: r.try_get("secret")?,
+                scheme: Scheme::parse(&r.try_get::<String>("signature_scheme")?)
+                    .unwrap_or_default(),
                 payload: r.try_get("payload")?,
                 attempts: r.try_get("attempts")?,
             })

@@ -20,6 +20,8 @@ mod fourgeeks;
 mod hardening;
 mod hosted_pages;
 mod kelviq;
+mod kelviq_bad_input;
+mod kelviq_surface;
 mod portal;
 mod portal_page;
 mod replicas;

@@ -16,8 +16,8 @@ use sha2::Sha256;
 use crate::helpers::*;
 
 #[derive(Clone, Default)]
-struct Receiver {
-    got: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+pub struct Receiver {
+    pub got: Arc<Mutex<Vec<(HeaderMap, String)>>>,
     /// Answer 500 to this many requests first.
     fail_first: Arc<Mutex<usize>>,
 }
@@ -32,7 +32,7 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: String) ->
     StatusCode::NO_CONTENT
 }
 
-async fn start_receiver(fail_first: usize) -> (String, Receiver) {
+pub async fn start_receiver(fail_first: usize) -> (String, Receiver) {
     let receiver = Receiver {
         fail_first: Arc::new(Mutex::new(fail_first)),
         ..Default::default()
@@ -61,7 +61,7 @@ fn verify(secret: &str, headers: &HeaderMap, body: &str) -> bool {
         .any(|s| s == expected)
 }
 
-fn types(r: &Receiver) -> Vec<String> {
+pub fn types(r: &Receiver) -> Vec<String> {
     r.got
         .lock()
         .unwrap()

@@ -25,6 +25,8 @@ pub enum Reason {
     TrialEnd,
     /// Pending proration lines of a subscription that ended.
     SubscriptionFinal,
+    /// The credit note of a refund: a negative total, already paid back.
+    CreditNote,
 }
 
 impl Reason {
@@ -35,6 +37,7 @@ impl Reason {
             Reason::SubscriptionUpdate => "subscription_update",
             Reason::TrialEnd => "trial_end",
             Reason::SubscriptionFinal => "subscription_final",
+            Reason::CreditNote => "credit_note",
         }
     }
 }

@@ -278,3 +278,108 @@ pub async fn summary_row(
         created_at: r.try_get("created_at")?,
     }))
 }
+
+/// An invoice as refunds and transactions see it.
+#[derive(Debug, Clone)]
+pub struct Paid {
+    pub id: String,
+    pub mode: Mode,
+    pub customer_id: String,
+    pub subscription_id: Option<String>,
+    pub status: String,
+    pub currency: String,
+    pub total: i64,
+    pub reason: String,
+    pub created_at: i64,
+    pub paid_at: Option<i64>,
+}
+
+const PAID_COLUMNS: &str = "id, mode, customer_id, subscription_id, status, currency, total_minor, reason, created_at, paid_at";
+
+fn paid_from_row(r: &sql::Row) -> Result<Paid, sqlx::Error> {
+    let mode: String = r.try_get("mode")?;
+    Ok(Paid {
+        id: r.try_get("id")?,
+        mode: Mode::parse(&mode).unwrap_or(Mode::Test),
+        customer_id: r.try_get("customer_id")?,
+        subscription_id: r.try_get("subscription_id")?,
+        status: r.try_get("status")?,
+        currency: r.try_get("currency")?,
+        total: r.try_get("total_minor")?,
+        reason: r.try_get("reason")?,
+        created_at: r.try_get("created_at")?,
+        paid_at: r.try_get("paid_at")?,
+    })
+}
+
+/// One invoice of `mode`, whatever its status.
+pub async fn get(conn: &mut Conn, mode: Mode, id: &str) -> Result<Option<Paid>, sqlx::Error> {
+    sql::query(format!(
+        "SELECT {PAID_COLUMNS} FROM invoices WHERE mode = $1 AND id = $2"
+    ))
+    .bind(mode.as_str())
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .map(|r| paid_from_row(&r))
+    .transpose()
+}
+
+/// The newest paid invoice of a subscription with something charged (a charge's order).
+pub async fn latest_paid_of_subscription(
+    conn: &mut Conn,
+    mode: Mode,
+    subscription_id: &str,
+) -> Result<Option<Paid>, sqlx::Error> {
+    sql::query(format!(
+        "SELECT {PAID_COLUMNS} FROM invoices WHERE mode = $1 AND subscription_id = $2 AND status = 'paid'
+           AND total_minor > 0 ORDER BY created_at DESC, id DESC LIMIT 1"
+    ))
+    .bind(mode.as_str())
+    .bind(subscription_id)
+    .fetch_optional(conn)
+    .await?
+    .map(|r| paid_from_row(&r))
+    .transpose()
+}
+
+/// Payment attempts, newest first: invoices with something to charge that were paid
+/// (`success`) or whose charge failed (`failure`). `status`: `paid` or `failed` narrows.
+/// Returns the first `limit` and how many there are in all.
+pub async fn payments(
+    conn: &mut Conn,
+    mode: Mode,
+    status: Option<&str>,
+    search: Option<&str>,
+    (from, to): (Option<i64>, Option<i64>),
+    limit: i64,
+) -> Result<(Vec<Paid>, i64), sqlx::Error> {
+    let filter = "mode = $1 AND total_minor > 0 AND reason <> 'credit_note'
+        AND status IN ('paid', 'open', 'uncollectible')
+        AND ($2 IS NULL OR ($2 = 'paid' AND status = 'paid') OR ($2 = 'failed' AND status <> 'paid'))
+        AND ($3 IS NULL OR id = $3 OR customer_id = $3 OR subscription_id = $3)
+        AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at < $5)";
+    let count: i64 = sql::query(format!("SELECT COUNT(*) FROM invoices WHERE {filter}"))
+        .bind(mode.as_str())
+        .bind(status)
+        .bind(search)
+        .bind(from)
+        .bind(to)
+        .scalar(&mut *conn)
+        .await?;
+    let rows = sql::query(format!(
+        "SELECT {PAID_COLUMNS} FROM invoices WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $6"
+    ))
+    .bind(mode.as_str())
+    .bind(status)
+    .bind(search)
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok((
+        rows.iter().map(paid_from_row).collect::<Result<_, _>>()?,
+        count,
+    ))
+}

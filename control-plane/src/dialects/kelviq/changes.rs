@@ -1,20 +1,14 @@
-//! Kelviq's subscription calls — `update`, `cancel`, `resume` — and its usage report
-//! (`POST /api/v1/report/usage/`). Plan changes go through the same decision as PayKit's
-//! `subscribe`: an upgrade switches now with a prorated invoice, a downgrade waits for the
-//! period's end.
+//! `update` and `update/preview`: one body, one parser, one decision.
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tollgate_shared::Mode;
 
 use crate::auth::model::Caller;
 use crate::billing::invoices::model::InvoiceView;
 use crate::billing::invoices::store as invoices;
 use crate::customers::store as customers;
-use crate::db::Uow;
-use crate::db::uow::Subject;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::reply::Reply;
@@ -23,34 +17,11 @@ use crate::idempotency::middleware::Idem;
 use crate::state::AppState;
 use crate::subscriptions::apply::{self, Urls};
 use crate::subscriptions::lifecycle::{self, Proration, TrialEnd};
-use crate::subscriptions::model::{Status, Subscription, SubscriptionError, SubscriptionView};
+use crate::subscriptions::model::{SubscriptionError, SubscriptionView};
 use crate::subscriptions::preview::{self, FeatureQuantity, UpdateAsk, UpdatePreviewView};
-use crate::subscriptions::store as subscriptions;
-use crate::usage::routes::{MeterState, submit};
-use crate::usage::store::Report;
 use crate::validate::{Invalid, Quantity, check_len, invalid};
 
-/// The subscription `id` of `mode`, with its customer locked for the rest of the unit.
-async fn locked(uow: &mut Uow, mode: Mode, id: &str) -> Result<Subscription, SubscriptionError> {
-    let sub = subscriptions::get(uow.conn(), mode, id)
-        .await?
-        .ok_or_else(|| SubscriptionError::NotFound(id.to_owned()))?;
-    customers::lock(uow, mode, &sub.customer_id).await?;
-    // Read again under the lock: another writer may have changed it meanwhile.
-    subscriptions::get(uow.conn(), mode, id)
-        .await?
-        .ok_or_else(|| SubscriptionError::NotFound(id.to_owned()))
-}
-
-async fn view_of(
-    uow: &mut Uow,
-    mode: Mode,
-    id: &str,
-) -> Result<SubscriptionView, SubscriptionError> {
-    subscriptions::view(uow.conn(), mode, id)
-        .await?
-        .ok_or_else(|| SubscriptionError::NotFound(id.to_owned()))
-}
+use super::{locked, parse_when, view_of};
 
 /// One of Kelviq's `features` entries.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -58,10 +29,10 @@ async fn view_of(
 pub struct FeatureQuantityRequest {
     /// A CUSTOMIZABLE feature the target plan grants.
     #[schema(min_length = 1, max_length = 64)]
-    identifier: String,
+    pub(crate) identifier: String,
     /// 1-10000; sets the subscription's quantity.
     #[schema(minimum = 1, maximum = 10000)]
-    quantity: i64,
+    pub(crate) quantity: i64,
 }
 
 /// The plan to switch to. Keys may also be sent in snake_case.
@@ -346,248 +317,4 @@ pub async fn preview_update(
         .await
         .map_err(ApiError::from)?;
     Ok(Json(UpdatePreviewView::new(&p)))
-}
-
-/// Resume takes no fields; the body, if any, must still be a JSON object.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct ResumeRequest {}
-
-/// When to cancel. Keys may also be sent in snake_case.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CancelRequest {
-    /// `CURRENT_PERIOD_ENDS` (default), `IMMEDIATE` or `SPECIFIC_DATE`.
-    #[serde(default)]
-    cancellation_type: Option<String>,
-    /// With `SPECIFIC_DATE`: an RFC 3339 time or a `YYYY-MM-DD` date in the future.
-    #[serde(default)]
-    cancellation_date: Option<String>,
-}
-
-fn parse_when(field: &str, text: &str) -> Result<i64, Invalid> {
-    if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
-        return Ok(dt.with_timezone(&Utc).timestamp());
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|dt| dt.and_utc().timestamp())
-        .ok_or_else(|| invalid(field, "must be an RFC 3339 time or a YYYY-MM-DD date"))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CancelAt {
-    Now,
-    PeriodEnd,
-    Date(i64),
-}
-
-fn cancel_at(req: &CancelRequest) -> Result<CancelAt, Invalid> {
-    let kind = req
-        .cancellation_type
-        .as_deref()
-        .unwrap_or("CURRENT_PERIOD_ENDS");
-    match kind {
-        "IMMEDIATE" | "CURRENT_PERIOD_ENDS" => {
-            if let Some(text) = req.cancellation_date.as_deref() {
-                parse_when("cancellationDate", text)?;
-            }
-            Ok(if kind == "IMMEDIATE" {
-                CancelAt::Now
-            } else {
-                CancelAt::PeriodEnd
-            })
-        }
-        "SPECIFIC_DATE" => {
-            let text = req.cancellation_date.as_deref().ok_or_else(|| {
-                invalid(
-                    "cancellationDate",
-                    "required when cancellationType is SPECIFIC_DATE",
-                )
-            })?;
-            Ok(CancelAt::Date(parse_when("cancellationDate", text)?))
-        }
-        other => Err(invalid(
-            "cancellationType",
-            format!("'{other}' is not one of IMMEDIATE, CURRENT_PERIOD_ENDS, SPECIFIC_DATE"),
-        )),
-    }
-}
-
-/// Cancel a subscription.
-///
-/// `cancellationType`: `CURRENT_PERIOD_ENDS` (default) keeps access until the period ends,
-/// `IMMEDIATE` ends it now, `SPECIFIC_DATE` ends it at `cancellationDate`.
-#[utoipa::path(
-    post,
-    path = "/api/v1/subscriptions/{id}/cancel",
-    tag = "subscriptions",
-    operation_id = "cancelSubscription",
-    params(("id" = String, Path, description = "The subscription id")),
-    request_body(content = CancelRequest, description = "Every field is optional; an empty body reads as `{}`"),
-    responses(
-        (status = 200, description = "The subscription", body = SubscriptionView),
-        (status = 400, description = "A field is invalid", body = ErrorEnvelope),
-        (status = 404, description = "No such subscription", body = ErrorEnvelope),
-        (status = 409, description = "The subscription has already ended", body = ErrorEnvelope),
-    )
-)]
-pub async fn cancel(
-    State(state): State<AppState>,
-    caller: Caller,
-    Idem(claim): Idem,
-    ApiPath(id): ApiPath<String>,
-    ApiJson(req): ApiJson<CancelRequest>,
-) -> Result<Reply, ApiError> {
-    let when = cancel_at(&req)?;
-    let mode = caller.mode;
-    Ok(state
-        .writer
-        .reply(claim, "cancel_subscription", async move |uow| {
-            let sub = locked(uow, mode, &id).await?;
-            if !sub.status.is_granting() && sub.status != Status::Incomplete {
-                return Err(SubscriptionError::NotChangeable {
-                    status: sub.status,
-                    action: "canceling",
-                }
-                .into());
-            }
-            // "Now" is the customer's: a test-clock customer's dates are checked against it.
-            let now = customers::now_of(uow, mode, &sub.customer_id).await?;
-            if let CancelAt::Date(at) = when
-                && at <= now
-            {
-                return Err(invalid("cancellationDate", "must be in the future").into());
-            }
-            // An unpaid subscription has no period to run out, and a ONE_TIME purchase no
-            // period end to wait for: both end now.
-            let one_time = sub.period_end.is_none();
-            let ends_now = when == CancelAt::Now
-                || sub.status == Status::Incomplete
-                || (one_time && when == CancelAt::PeriodEnd);
-            if ends_now {
-                apply::end_now(uow, &sub, now).await?;
-            } else {
-                let at = match when {
-                    CancelAt::Date(at) => Some(at),
-                    _ => None,
-                };
-                subscriptions::cancel_later(uow, &sub, at, now).await?;
-                uow.emit(
-                    mode,
-                    "subscription.updated",
-                    Subject::Subscription(sub.id.clone()),
-                    now,
-                );
-            }
-            Ok(Reply::ok(&view_of(uow, mode, &id).await?))
-        })
-        .await)
-}
-
-/// Resume a subscription.
-///
-/// Clears a scheduled cancellation or plan change.
-#[utoipa::path(
-    post,
-    path = "/api/v1/subscriptions/{id}/resume",
-    tag = "subscriptions",
-    operation_id = "resumeSubscription",
-    params(("id" = String, Path, description = "The subscription id")),
-    request_body(content = ResumeRequest, description = "No fields; an empty body reads as `{}`"),
-    responses(
-        (status = 200, description = "The subscription", body = SubscriptionView),
-        (status = 404, description = "No such subscription", body = ErrorEnvelope),
-        (status = 409, description = "The subscription has already ended", body = ErrorEnvelope),
-    )
-)]
-pub async fn resume(
-    State(state): State<AppState>,
-    caller: Caller,
-    Idem(claim): Idem,
-    ApiPath(id): ApiPath<String>,
-    ApiJson(_resume): ApiJson<ResumeRequest>,
-) -> Result<Reply, ApiError> {
-    let mode = caller.mode;
-    Ok(state
-        .writer
-        .reply(claim, "resume_subscription", async move |uow| {
-            let sub = locked(uow, mode, &id).await?;
-            if !sub.status.is_granting() {
-                return Err(SubscriptionError::NotChangeable {
-                    status: sub.status,
-                    action: "resuming",
-                }
-                .into());
-            }
-            let now = uow.now();
-            subscriptions::clear_pending(uow, &sub, now).await?;
-            uow.emit(
-                mode,
-                "subscription.updated",
-                Subject::Subscription(sub.id.clone()),
-                now,
-            );
-            Ok(Reply::ok(&view_of(uow, mode, &id).await?))
-        })
-        .await)
-}
-
-/// Kelviq's `POST /api/v1/report/usage/` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct KelviqUsageRequest {
-    #[schema(minimum = -1_000_000_000_000_i64, maximum = 1_000_000_000_000_i64)]
-    value: i64,
-    #[schema(min_length = 1, max_length = 255)]
-    customer_id: String,
-    #[schema(min_length = 1, max_length = 64)]
-    feature_id: String,
-    /// `DELTA` (default) or `SET`.
-    #[serde(default)]
-    behaviour: Option<String>,
-    #[serde(default)]
-    #[schema(max_length = 255)]
-    resource_id: Option<String>,
-}
-
-/// Kelviq's usage call: `behaviour` `DELTA` (default) or `SET`.
-#[utoipa::path(
-    post,
-    path = "/api/v1/report/usage",
-    tag = "usage",
-    operation_id = "reportUsageKelviq",
-    request_body = KelviqUsageRequest,
-    responses(
-        (status = 200, description = "The meter's state after the report", body = MeterState),
-        (status = 400, description = "A field is invalid, or not a METER feature", body = ErrorEnvelope),
-        (status = 404, description = "Unknown customer or feature", body = ErrorEnvelope),
-    )
-)]
-pub async fn report_usage(
-    State(state): State<AppState>,
-    caller: Caller,
-    Idem(claim): Idem,
-    ApiJson(req): ApiJson<KelviqUsageRequest>,
-) -> Result<Reply, ApiError> {
-    let report = match req.behaviour.as_deref() {
-        None | Some("DELTA") => Report::Delta(req.value),
-        Some("SET") if req.value >= 0 => Report::Set(req.value),
-        Some("SET") => return Err(invalid("value", "must be 0 or more with SET").into()),
-        Some(other) => {
-            return Err(invalid("behaviour", format!("'{other}' is not one of SET, DELTA")).into());
-        }
-    };
-    if req.resource_id.as_ref().is_some_and(|r| r.len() > 255) {
-        return Err(invalid("resourceId", "at most 255 characters").into());
-    }
-    submit(
-        &state,
-        claim,
-        caller.mode,
-        (req.customer_id, req.feature_id),
-        (report, "value"),
-        |customer, meter, _| Reply::ok(&MeterState::new(customer, meter)),
-    )
-    .await
 }

@@ -1,0 +1,225 @@
+//! `POST /api/v1/charges/`: Kelviq's one-off charge — a ONE_TIME plan bought now on the card on
+//! file (at its price, or at a custom amount), through the same decision as every other door.
+//! It yields a paid invoice (reason `subscription_create`) and a ONE_TIME subscription granting the plan,
+//! or a 402 when there is no card or it is declined (then nothing changes).
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+
+use super::changes::FeatureQuantityRequest;
+use super::view_of;
+use crate::auth::model::Caller;
+use crate::billing::invoices::model::InvoiceView;
+use crate::billing::invoices::store as invoices;
+use crate::catalog::money::{Currency, MAX_AMOUNT_MINOR};
+use crate::catalog::period::ChargePeriod;
+use crate::catalog::store::{self as catalog, resolve_price};
+use crate::customers::model::CustomerError;
+use crate::customers::store as customers;
+use crate::http::error::ApiError;
+use crate::http::extract::ApiJson;
+use crate::http::reply::Reply;
+use crate::http::schema::ErrorEnvelope;
+use crate::idempotency::middleware::Idem;
+use crate::refunds::model::minor_of;
+use crate::state::AppState;
+use crate::subscriptions::apply::{self, Urls};
+use crate::subscriptions::lifecycle::{Action, ChangeRequest};
+use crate::subscriptions::model::{SubscriptionError, SubscriptionView};
+use crate::subscriptions::preview::{FeatureQuantity, feature_quantity};
+use crate::subscriptions::store as subscriptions;
+use crate::validate::{CustomerId, Quantity, check_len, invalid};
+
+/// Kelviq's charge body. Keys may also be sent in snake_case.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChargeRequest {
+    /// A plan with a ONE_TIME price.
+    #[schema(min_length = 1, max_length = 64)]
+    plan_identifier: String,
+    /// `ONE_TIME`.
+    #[schema(pattern = "^ONE_TIME$")]
+    charge_period: String,
+    /// An existing customer with a card on file.
+    #[schema(min_length = 1, max_length = 255)]
+    customer_id: String,
+    /// Quantities of the plan's CUSTOMIZABLE features; they set the quantity bought.
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    features: Option<Vec<FeatureQuantityRequest>>,
+    /// With `customAmount`: its currency (ISO 4217).
+    #[serde(default)]
+    #[schema(min_length = 3, max_length = 3)]
+    currency_code: Option<String>,
+    /// Charge this (major unit, a number) instead of the plan's price; needs `currencyCode`.
+    #[serde(default)]
+    #[schema(exclusive_minimum = 0)]
+    custom_amount: Option<f64>,
+    /// `INCLUSIVE` or `EXCLUSIVE`; accepted and ignored (Tollgate computes no tax).
+    #[serde(default)]
+    #[schema(pattern = "^(INCLUSIVE|EXCLUSIVE)$")]
+    tax_behavior: Option<String>,
+    /// Accepted and ignored.
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    ip_address: Option<String>,
+}
+
+/// Kelviq's `CreateChargeResponse` (the purchase, shaped as a subscription) with the paid
+/// invoice beside it; `orderId` is what a refund takes.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChargeResponse {
+    #[serde(flatten)]
+    purchase: SubscriptionView,
+    /// The paid invoice's id.
+    order_id: String,
+    invoice: Option<InvoiceView>,
+}
+
+/// Charge a customer's card on file once.
+///
+/// Buys a ONE_TIME plan now (for life, like a checkout would), at its price or at
+/// `customAmount`. A customer who already owns a plan of that group gets a 409.
+#[utoipa::path(
+    post,
+    path = "/api/v1/charges",
+    tag = "invoices",
+    operation_id = "createCharge",
+    request_body = ChargeRequest,
+    responses(
+        (status = 201, description = "The purchase and its paid invoice", body = ChargeResponse),
+        (status = 400, description = "A field is invalid, or the plan has no ONE_TIME price", body = ErrorEnvelope),
+        (status = 402, description = "No card on file, or the card was declined; nothing changed", body = ErrorEnvelope),
+        (status = 404, description = "No such customer", body = ErrorEnvelope),
+        (status = 409, description = "The customer already has a plan in the group, or is archived", body = ErrorEnvelope),
+    )
+)]
+pub async fn create_charge(
+    State(state): State<AppState>,
+    caller: Caller,
+    Idem(claim): Idem,
+    ApiJson(req): ApiJson<ChargeRequest>,
+) -> Result<Reply, ApiError> {
+    let customer_id = CustomerId::parse("customerId", &req.customer_id)?.into_string();
+    check_len("planIdentifier", Some(&req.plan_identifier), 64)?;
+    check_len("ipAddress", req.ip_address.as_deref(), 64)?;
+    if req.charge_period != "ONE_TIME" {
+        return Err(invalid("chargePeriod", "a charge is ONE_TIME").into());
+    }
+    if let Some(t) = req.tax_behavior.as_deref()
+        && t != "INCLUSIVE"
+        && t != "EXCLUSIVE"
+    {
+        return Err(invalid("taxBehavior", "must be INCLUSIVE or EXCLUSIVE").into());
+    }
+    let custom = match (req.custom_amount, req.currency_code.as_deref()) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(invalid("customAmount", "required with currencyCode").into());
+        }
+        (Some(_), None) => {
+            return Err(invalid("currencyCode", "required with customAmount").into());
+        }
+        (Some(amount), Some(code)) => {
+            let currency = Currency::parse(code)
+                .ok_or_else(|| invalid("currencyCode", "must be a 3-letter ISO 4217 code"))?;
+            let minor = minor_of("customAmount", amount, currency.as_str())?;
+            if minor > MAX_AMOUNT_MINOR {
+                return Err(invalid("customAmount", "is too large").into());
+            }
+            Some((minor, currency.as_str().to_owned()))
+        }
+    };
+    let asked: Vec<FeatureQuantity> = req
+        .features
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| FeatureQuantity {
+            identifier: f.identifier,
+            quantity: f.quantity,
+        })
+        .collect();
+    if asked.len() > 64 {
+        return Err(invalid("features", "at most 64 entries").into());
+    }
+    let mode = caller.mode;
+    let key = customer_id.clone();
+    Ok(state
+        .writer
+        .reply_for(Some(&key), claim, "create_charge", async move |uow| {
+            let customer = customers::get(uow.conn(), mode, &customer_id).await?;
+            if customer.archived {
+                return Err(CustomerError::Archived(customer_id.clone()).into());
+            }
+            let mut target =
+                resolve_price(uow.conn(), mode, &req.plan_identifier, Some("ONE_TIME"))
+                    .await
+                    .map_err(SubscriptionError::from)?;
+            if target.is_default || target.charge_period != ChargePeriod::OneTime {
+                return Err(invalid("planIdentifier", "the plan has no ONE_TIME price").into());
+            }
+            if let Some((amount, currency)) = &custom {
+                target.amount_minor = *amount;
+                target.currency = currency.clone();
+            }
+            customers::lock(uow, mode, &customer_id).await?;
+            if let Some(current) =
+                subscriptions::current_in_group(uow.conn(), mode, &customer_id, &target.group)
+                    .await?
+            {
+                return Err(SubscriptionError::AlreadySubscribed {
+                    id: current.id,
+                    group: target.group.clone(),
+                }
+                .into());
+            }
+            if customers::card_on_file(uow.conn(), mode, &customer_id)
+                .await?
+                .is_none()
+            {
+                return Err(SubscriptionError::NoCard(customer_id.clone()).into());
+            }
+            let quantity = if asked.is_empty() {
+                None
+            } else {
+                let features = catalog::features(uow.conn(), mode).await?;
+                let grants = catalog::grants(uow.conn(), mode, &target.plan).await?;
+                let granted: Vec<&str> = grants
+                    .iter()
+                    .filter(|g| g.has_access)
+                    .map(|g| g.feature_id.as_str())
+                    .collect();
+                let q = feature_quantity(&asked, None, &features, &granted)?;
+                Some(Quantity::parse("features", q)?.get())
+            };
+            let now = customers::now_of(uow, mode, &customer_id).await?;
+            let applied = apply::change(
+                uow,
+                mode,
+                &customer_id,
+                ChangeRequest {
+                    quantity,
+                    // A charge is paid now: the plan's trial does not apply.
+                    trial_days: Some(0),
+                    ..ChangeRequest::to(target)
+                },
+                &Urls::default(),
+                None,
+                now,
+            )
+            .await?;
+            let (Action::Created, Some(id), Some(invoice_id)) =
+                (applied.action, applied.subscription_id, applied.invoice_id)
+            else {
+                return Err(SubscriptionError::NoCard(customer_id.clone()).into());
+            };
+            let invoice = invoices::view(uow.conn(), mode, &invoice_id).await?;
+            Ok(Reply::created(&ChargeResponse {
+                purchase: view_of(uow, mode, &id).await?,
+                order_id: invoice_id,
+                invoice,
+            }))
+        })
+        .await)
+}

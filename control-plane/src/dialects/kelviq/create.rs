@@ -1,0 +1,176 @@
+//! `POST /api/v1/subscriptions/create/`: Kelviq's direct create, started and charged now on the
+//! customer's card on file, through the same decision as every other door.
+
+use axum::extract::State;
+use serde::Deserialize;
+
+use super::changes::FeatureQuantityRequest;
+use super::view_of;
+use crate::auth::model::Caller;
+use crate::catalog::store::{self as catalog, resolve_price};
+use crate::customers::model::CustomerError;
+use crate::customers::store as customers;
+use crate::http::error::ApiError;
+use crate::http::extract::ApiJson;
+use crate::http::reply::Reply;
+use crate::http::schema::ErrorEnvelope;
+use crate::idempotency::middleware::Idem;
+use crate::state::AppState;
+use crate::subscriptions::apply::{self, Urls};
+use crate::subscriptions::lifecycle::{Action, ChangeRequest};
+use crate::subscriptions::model::{SubscriptionError, SubscriptionView};
+use crate::subscriptions::preview::{FeatureQuantity, feature_quantity};
+use crate::subscriptions::store as subscriptions;
+use crate::validate::{CustomerId, Quantity, RedirectUrl, check_len, invalid};
+
+/// Kelviq's create body. Keys may also be sent in snake_case.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateRequest {
+    #[schema(min_length = 1, max_length = 64)]
+    plan_identifier: String,
+    /// One of the plan's price periods.
+    #[schema(min_length = 1)]
+    charge_period: String,
+    /// An existing customer with a card on file.
+    #[schema(min_length = 1, max_length = 255)]
+    customer_id: String,
+    /// Validated when given, otherwise unused: a direct create never redirects.
+    #[serde(default)]
+    #[schema(max_length = 2048)]
+    success_url: Option<String>,
+    /// Quantities of the plan's CUSTOMIZABLE features; they set the subscription's quantity.
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    features: Option<Vec<FeatureQuantityRequest>>,
+    /// 1-10000 (default 1).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    quantity: Option<i64>,
+    /// Accepted and ignored.
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    ip_address: Option<String>,
+}
+
+/// Create a subscription directly.
+///
+/// Starts the plan now on the customer's card on file and charges the first period (or starts
+/// the plan's trial). A customer without a card gets a 402 (use checkout); one who already has
+/// a subscription in the plan's group gets a 409 (use update).
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscriptions/create",
+    tag = "subscriptions",
+    operation_id = "createSubscription",
+    request_body = CreateRequest,
+    responses(
+        (status = 201, description = "The subscription, started", body = SubscriptionView),
+        (status = 400, description = "A field is invalid, or the plan is the free default", body = ErrorEnvelope),
+        (status = 402, description = "No card on file, or the card was declined; nothing changed", body = ErrorEnvelope),
+        (status = 404, description = "No such customer", body = ErrorEnvelope),
+        (status = 409, description = "The customer already has a subscription in the group, or is archived", body = ErrorEnvelope),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Idem(claim): Idem,
+    ApiJson(req): ApiJson<CreateRequest>,
+) -> Result<Reply, ApiError> {
+    let customer_id = CustomerId::parse("customerId", &req.customer_id)?.into_string();
+    check_len("planIdentifier", Some(&req.plan_identifier), 64)?;
+    check_len("chargePeriod", Some(&req.charge_period), 32)?;
+    check_len("ipAddress", req.ip_address.as_deref(), 64)?;
+    RedirectUrl::parse_opt(
+        "successUrl",
+        req.success_url.as_deref(),
+        &state.config.redirect_hosts,
+    )?;
+    let quantity = Quantity::parse_opt("quantity", req.quantity)?.map(Quantity::get);
+    let asked: Vec<FeatureQuantity> = req
+        .features
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| FeatureQuantity {
+            identifier: f.identifier,
+            quantity: f.quantity,
+        })
+        .collect();
+    if asked.len() > 64 {
+        return Err(invalid("features", "at most 64 entries").into());
+    }
+    let mode = caller.mode;
+    let key = customer_id.clone();
+    Ok(state
+        .writer
+        .reply_for(Some(&key), claim, "create_subscription", async move |uow| {
+            let customer = customers::get(uow.conn(), mode, &customer_id).await?;
+            if customer.archived {
+                return Err(CustomerError::Archived(customer_id.clone()).into());
+            }
+            let target = resolve_price(
+                uow.conn(),
+                mode,
+                &req.plan_identifier,
+                Some(&req.charge_period),
+            )
+            .await
+            .map_err(SubscriptionError::from)?;
+            if target.is_default {
+                return Err(invalid(
+                    "planIdentifier",
+                    "the group's free default plan needs no subscription",
+                )
+                .into());
+            }
+            customers::lock(uow, mode, &customer_id).await?;
+            if let Some(current) =
+                subscriptions::current_in_group(uow.conn(), mode, &customer_id, &target.group)
+                    .await?
+            {
+                return Err(SubscriptionError::AlreadySubscribed {
+                    id: current.id,
+                    group: target.group.clone(),
+                }
+                .into());
+            }
+            if customers::card_on_file(uow.conn(), mode, &customer_id)
+                .await?
+                .is_none()
+            {
+                return Err(SubscriptionError::NoCard(customer_id.clone()).into());
+            }
+            let quantity = if asked.is_empty() {
+                quantity
+            } else {
+                let features = catalog::features(uow.conn(), mode).await?;
+                let grants = catalog::grants(uow.conn(), mode, &target.plan).await?;
+                let granted: Vec<&str> = grants
+                    .iter()
+                    .filter(|g| g.has_access)
+                    .map(|g| g.feature_id.as_str())
+                    .collect();
+                Some(feature_quantity(&asked, quantity, &features, &granted)?)
+            };
+            let now = customers::now_of(uow, mode, &customer_id).await?;
+            let applied = apply::change(
+                uow,
+                mode,
+                &customer_id,
+                ChangeRequest {
+                    quantity,
+                    ..ChangeRequest::to(target)
+                },
+                &Urls::default(),
+                None,
+                now,
+            )
+            .await?;
+            let (Action::Created, Some(id)) = (applied.action, applied.subscription_id) else {
+                return Err(SubscriptionError::NoCard(customer_id.clone()).into());
+            };
+            Ok(Reply::created(&view_of(uow, mode, &id).await?))
+        })
+        .await)
+}

@@ -10,7 +10,8 @@
 # file and the node script; every SDK call is a named test. Exits non-zero if any fails.
 #
 # Env: KELVIQ_PY_SDK (default "kelviq-sdk==2.9.*"), KELVIQ_NODE_SDK (default
-# "@kelviq/node-sdk@2.6"), PYTHON (python3), KEEP_TMP=1 keeps the temp dir and logs,
+# "@kelviq/node-sdk@2.6"), PYTHON (python3), COMPAT_DATABASE_URL (default: SQLite in the temp
+# dir; an empty postgres://… database runs the suite on PostgreSQL), KEEP_TMP=1 keeps the temp dir and logs,
 # KELVIQ_ENV_DIR=DIR installs the SDKs there once and reuses them.
 set -euo pipefail
 
@@ -76,7 +77,7 @@ start() {
 }
 
 cp_addr="$(start control-plane "$cp_bin" serve --listen 127.0.0.1:0 \
-    --database-url "sqlite://$tmp/tollgate.db" --catalog "$root/catalog/example.json")"
+    --database-url "${COMPAT_DATABASE_URL:-sqlite://$tmp/tollgate.db}" --catalog "$root/catalog/example.json")"
 export TOLLGATE_URL="http://$cp_addr"
 edge_addr="$(start edge "$edge_bin" --listen 127.0.0.1:0 --control-plane-url "$TOLLGATE_URL" \
     --sync-key "$TOLLGATE_EDGE_SYNC_KEY")"

@@ -207,6 +207,7 @@ mod tests {
             name: name.into(),
             feature_type: t,
             reset_period: None,
+            event_name: None,
         };
         let g = |id: &str, access: bool, limit: Option<i64>| GrantDef {
             feature_id: id.into(),

@@ -30,6 +30,7 @@ use crate::subscriptions::store as subscriptions;
 use crate::validate::{CustomerId, RedirectUrl};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = FourGeeksCreateRequest)]
 pub struct CreateRequest {
     /// A price id (`price_…`), a public plan key (`plan_…`, its only price), or a plan identifier.
     #[serde(default, rename = "planId")]

@@ -26,6 +26,7 @@ use crate::validate::{CustomerId, Quantity, RedirectUrl, check_len, invalid};
 /// Kelviq's create body. Keys may also be sent in snake_case.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CreateSubscriptionRequest)]
 pub struct CreateRequest {
     #[schema(min_length = 1, max_length = 64)]
     plan_identifier: String,

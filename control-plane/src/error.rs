@@ -35,7 +35,9 @@ impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         let kind = match e {
             CatalogError::Invalid(_) => ErrorKind::BadRequest,
-            CatalogError::FeatureNotFound(_) | CatalogError::PlanNotFound(_) => ErrorKind::NotFound,
+            CatalogError::FeatureNotFound(_)
+            | CatalogError::PlanNotFound(_)
+            | CatalogError::PriceNotFound(..) => ErrorKind::NotFound,
             CatalogError::Exists(_) => ErrorKind::Conflict,
             CatalogError::Db(db) => return internal("catalog", db),
         };
@@ -82,6 +84,7 @@ impl From<SubscriptionError> for ApiError {
                 ErrorKind::PaymentRequired
             }
             SubscriptionError::AlreadySubscribed { .. } => ErrorKind::Conflict,
+            SubscriptionError::Catalog(c) => return c.into(),
             SubscriptionError::Db(db) => return internal("subscriptions", db),
         };
         ApiError::new(kind, e.to_string())
@@ -137,7 +140,7 @@ impl From<crate::refunds::model::RefundError> for ApiError {
             RefundError::Invalid(i) => return i.into(),
             RefundError::Db(db) => return internal("refunds", db),
             RefundError::OrderNotFound(_) | RefundError::NotFound(_) => ErrorKind::NotFound,
-            RefundError::FullyRefunded(_) => ErrorKind::Conflict,
+            RefundError::FullyRefunded(_) | RefundError::NotRefundable(_) => ErrorKind::Conflict,
         };
         ApiError::new(kind, e.to_string())
     }

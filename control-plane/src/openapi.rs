@@ -216,15 +216,17 @@ pub struct CustomerEntitlements {
     pub entitlements: Vec<Entitlement>,
 }
 
-/// Which customer to read. With a publishable or secret key one of the two is required; with
-/// a customer token it may be left out, and must name the token's customer if given.
+/// Which customer to read. Required with a publishable or secret key (`customer_id` is
+/// accepted in its place); with a customer token it may be left out, and must name the
+/// token's customer if given.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CustomerParams {
-    #[param(rename = "customerId")]
-    pub customer_id: Option<String>,
-    /// The same as `customerId`.
-    #[param(rename = "customer_id")]
+    /// The customer's id; a customer the edge has not heard of gets the mode's defaults.
+    #[param(rename = "customerId", min_length = 1, example = "user-123")]
+    pub customer_id: String,
+    /// The same as `customerId` (the later of the two wins).
+    #[param(rename = "customer_id", min_length = 1)]
     pub customer_id_snake: Option<String>,
 }
 
@@ -376,6 +378,10 @@ impl Modify for CommonResponses {
                 "IdempotencyMismatch",
                 "This `Idempotency-Key` was used with a different request",
             ),
+            (
+                "ReferenceNotFound",
+                "An object the request names (in its path or body) does not exist in this mode",
+            ),
         ];
         for (name, description) in common {
             components
@@ -390,6 +396,7 @@ impl Modify for CommonResponses {
 
         for (path, item) in doc.paths.paths.iter_mut() {
             let api = path.starts_with("/api/v1/");
+            let path = path.as_str();
             for (method, op) in operations(item) {
                 if is_edge(op) {
                     continue;
@@ -408,6 +415,11 @@ impl Modify for CommonResponses {
                 });
                 if api && (has_query || op.request_body.is_some()) {
                     add_response(op, "400", "BadRequest");
+                }
+                // A body names other objects (a customer, a plan, a price, an invoice): one that
+                // does not exist is a 404, like an unknown id in the path.
+                if (api || path.starts_with("/v1/")) && op.request_body.is_some() {
+                    add_response(op, "404", "ReferenceNotFound");
                 }
                 if api && method == "post" {
                     op.parameters
@@ -475,6 +487,93 @@ impl Constraints {
                 "/properties/events/items",
                 json!({"enum": events}),
             ),
+            // Metadata-like objects: at most 50 keys (and 8 KiB, which a schema cannot say).
+            (
+                "CreateCustomer",
+                "/properties/metadata/maxProperties",
+                json!(50),
+            ),
+            (
+                "UpdateCustomer",
+                "/properties/metadata/maxProperties",
+                json!(50),
+            ),
+            (
+                "KelviqEventRequest",
+                "/properties/properties/maxProperties",
+                json!(50),
+            ),
+            (
+                "ActivateRequest",
+                "/properties/metadata/maxProperties",
+                json!(50),
+            ),
+            // A custom amount comes with its currency, and only with it (null reads as absent).
+            (
+                "ChargeRequest",
+                "/properties/customAmount/type",
+                json!("number"),
+            ),
+            (
+                "ChargeRequest",
+                "/properties/currencyCode/type",
+                json!("string"),
+            ),
+            (
+                "ChargeRequest",
+                "/dependentRequired",
+                json!({"customAmount": ["currencyCode"], "currencyCode": ["customAmount"]}),
+            ),
+            // SPECIFIC_DATE needs its date.
+            (
+                "CancelRequest",
+                "/if",
+                json!({"properties": {"cancellationType": {"const": "SPECIFIC_DATE"}},
+                       "required": ["cancellationType"]}),
+            ),
+            (
+                "CancelRequest",
+                "/then",
+                json!({"required": ["cancellationDate"],
+                       "properties": {"cancellationDate": {"type": "string"}}}),
+            ),
+            // Feature quantities set the subscription's quantity, so they must agree with each
+            // other and with `quantity`: documented as one or the other, one feature (several
+            // that agree are accepted too).
+            (
+                "UpdateRequest",
+                "/not",
+                json!({"required": ["quantity", "features"]}),
+            ),
+            ("UpdateRequest", "/properties/features/maxItems", json!(1)),
+            (
+                "PreviewRequest",
+                "/not",
+                json!({"required": ["quantity", "features"]}),
+            ),
+            ("PreviewRequest", "/properties/features/maxItems", json!(1)),
+            (
+                "UpdateRequest",
+                "/properties/probationBehaviour/pattern",
+                json!("^(IMMEDIATE_CHARGE|PRORATE_NEXT_INVOICE|NO_PRORATION)$"),
+            ),
+            // Required, but read leniently (4geeks' own messages for a missing field).
+            (
+                "FourGeeksCreateRequest",
+                "/required",
+                json!(["planId", "returnUrl"]),
+            ),
+            // `planId` is accepted as an alias.
+            (
+                "SubscribeRequest",
+                "/required",
+                json!(["customerId", "planIdentifier"]),
+            ),
+            (
+                "SubscribeRequest",
+                "/properties/planIdentifier/type",
+                json!("string"),
+            ),
         ]
     }
 }
@@ -482,6 +581,22 @@ impl Constraints {
 impl Constraints {
     fn apply(doc: utoipa::openapi::OpenApi) -> serde_json::Value {
         let mut value = serde_json::to_value(doc).unwrap_or_default();
+        // Replacing a plan takes its identifier from the path: its body is the plan without one.
+        if let Some(plan) = value.pointer("/components/schemas/PlanInput").cloned()
+            && let Some(put) = value.pointer_mut("/paths/~1api~1v1~1plans~1{identifier}/put/requestBody/content/application~1json/schema")
+        {
+            let mut replacement = plan;
+            if let Some(props) = replacement.get_mut("properties").and_then(|p| p.as_object_mut()) {
+                props.remove("identifier");
+            }
+            if let Some(required) = replacement.get_mut("required").and_then(|r| r.as_array_mut()) {
+                required.retain(|r| r != "identifier");
+            }
+            *put = serde_json::json!({"$ref": "#/components/schemas/PlanReplacement"});
+            if let Some(serde_json::Value::Object(schemas)) = value.pointer_mut("/components/schemas") {
+                schemas.insert("PlanReplacement".to_owned(), replacement);
+            }
+        }
         let Some(schemas) = value.pointer_mut("/components/schemas") else {
             return value;
         };
@@ -490,6 +605,13 @@ impl Constraints {
             let Some(root) = schemas.get_mut(schema) else {
                 continue;
             };
+            // A missing last key (e.g. `required`) is added to its parent.
+            if root.pointer(pointer).is_none()
+                && let Some((parent, key)) = pointer.rsplit_once('/')
+                && let Some(serde_json::Value::Object(map)) = root.pointer_mut(parent)
+            {
+                map.insert(key.to_owned(), serde_json::Value::Null);
+            }
             let Some(target) = root.pointer_mut(pointer) else {
                 panic!("openapi constraint for {schema}{pointer}: no such property");
             };

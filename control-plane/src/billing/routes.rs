@@ -21,12 +21,21 @@ use crate::state::AppState;
 use crate::validate::invalid;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this customer's invoices.
     #[serde(alias = "customerId")]
+    #[param(max_length = 255)]
     customer_id: Option<String>,
+    /// Only this subscription's invoices.
     #[serde(alias = "subscriptionId")]
+    #[param(max_length = 255)]
     subscription_id: Option<String>,
+    /// 1-based page number (default 1).
+    #[param(minimum = 1)]
     page: Option<u32>,
+    /// Results per page, 1-100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
 }
 
@@ -104,6 +113,10 @@ pub async fn get(
 #[serde(rename_all = "camelCase")]
 pub struct AttachRequest {
     /// `pm_card_visa`, `pm_card_chargeDeclined` or `pm_card_chargeCustomerFail`.
+    #[schema(
+        example = "pm_card_visa",
+        pattern = r"^(pm_card_visa|pm_card_chargeDeclined|pm_card_chargeCustomerFail)$"
+    )]
     token: String,
 }
 
@@ -224,9 +237,15 @@ pub async fn detach_payment_methods(
 pub struct CardsQuery {
     /// Only this customer's cards.
     #[serde(alias = "customerId")]
+    #[param(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     customer_id: Option<String>,
     /// Only the cards of customers with exactly this email.
     #[serde(alias = "customerEmail")]
+    #[param(max_length = 254)]
     customer_email: Option<String>,
     /// 1-based page number (default 1).
     #[param(minimum = 1)]

@@ -15,6 +15,9 @@ pub enum CatalogError {
     FeatureNotFound(String),
     #[error("plan '{0}' not found")]
     PlanNotFound(String),
+    /// The plan exists but has no price at the asked charge period.
+    #[error("plan '{0}' has no {1} price")]
+    PriceNotFound(String, String),
     #[error("{0}")]
     Exists(String),
     #[error(transparent)]
@@ -26,19 +29,23 @@ pub enum CatalogError {
 #[serde(rename_all = "camelCase")]
 pub struct FeatureInput {
     /// 1-64 letters, digits, `-`, `_` or `.`, starting with a letter or digit.
+    #[schema(example = "api-calls", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub identifier: String,
-    /// 1-200 characters.
+    /// 1-200 characters, not all blank.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     /// `BOOLEAN`, `METER` or `CUSTOMIZABLE`.
     #[serde(rename = "type")]
+    #[schema(example = "METER", pattern = r"^(BOOLEAN|METER|CUSTOMIZABLE)$")]
     pub feature_type: String,
     /// METER only: `BILLING_PERIOD` (default), `DAILY`, `WEEKLY`, `MONTHLY` or `YEARLY`.
     #[serde(default)]
+    #[schema(pattern = r"^(BILLING_PERIOD|DAILY|WEEKLY|MONTHLY|YEARLY)$")]
     pub reset_period: Option<String>,
     /// METER only: the meter counts reported events of this name (Kelviq's `report_event`),
     /// one per event, besides usage reported directly. 1-255 characters.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 255)]
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     pub event_name: Option<String>,
 }
 
@@ -46,23 +53,36 @@ pub struct FeatureInput {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanInput {
-    /// 1-64 letters, digits, `-`, `_` or `.`, starting with a letter or digit.
-    pub identifier: String,
-    /// 1-200 characters.
-    pub name: String,
-    /// Plans of one group are alternatives to each other (default `default`).
+    /// 1-64 letters, digits, `-`, `_` or `.`, starting with a letter or digit. Required to
+    /// create a plan; when replacing one, the path's.
     #[serde(default)]
+    #[schema(
+        required = true,
+        example = "team",
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+    )]
+    pub identifier: String,
+    /// 1-200 characters, not all blank.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub name: String,
+    /// Plans of one group are alternatives to each other (default `default`); an identifier.
+    #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub group: Option<String>,
     /// The plan every customer of the group has without a subscription; one per group.
     #[serde(default)]
     pub is_default: bool,
     /// 0-730.
     #[serde(default)]
+    #[schema(maximum = 730)]
     pub trial_days: u32,
-    /// At most one price per charge period.
+    /// At most one price per charge period, all in one currency; a default plan's are 0.
     #[serde(default)]
+    #[schema(max_items = 8)]
     pub prices: Vec<PriceInput>,
+    /// Each feature at most once; every one must exist in the catalog.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub features: Vec<GrantInput>,
     /// Each subscription to the plan is issued a license key allowing this many activations
     /// at once (1-10000); left out or `null`: no license.
@@ -76,22 +96,32 @@ pub struct PlanInput {
 pub struct PriceInput {
     /// `MONTHLY`, `YEARLY`, `ONE_TIME`, `WEEKLY`, `DAILY`, `THREE_MONTHS`, `SIX_MONTHS` or
     /// `TWENTY_EIGHT_DAYS`.
+    #[schema(
+        example = "MONTHLY",
+        pattern = r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
+    )]
     pub charge_period: String,
-    /// A decimal string in major units, e.g. `"100.00"`.
+    /// A decimal string in major units with no more decimals than the currency has, e.g.
+    /// `"100.00"` (at most ten billion dollars).
+    #[schema(example = "49.00", pattern = r"^[0-9]{1,9}(\.[0-9]{1,2})?$")]
     pub amount: String,
     /// A 3-letter ISO 4217 code.
+    #[schema(example = "usd", pattern = r"^[A-Za-z]{3}$")]
     pub currency: String,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantInput {
+    /// A feature of the catalog.
+    #[schema(example = "api-calls", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub feature_id: String,
     /// Defaults to true: listing a feature on a plan grants it.
     #[serde(default)]
     pub has_access: Option<bool>,
     /// Missing or `null`: unlimited.
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub usage_limit: Option<i64>,
 }
 

@@ -154,7 +154,7 @@ pub async fn create_plan(
     tag = "catalog",
     operation_id = "replacePlan",
     params(("identifier" = String, Path, description = "The plan's identifier")),
-    request_body(content = PlanInput, description = "The whole new definition; `identifier` must match the path"),
+    request_body(content = PlanInput, description = "The whole new definition. The identifier is the path's; a body `identifier`, if sent, must match it"),
     responses(
         (status = 200, description = "The plan as stored", body = PlanView),
         (status = 400, description = "A field is invalid, or a granted feature does not exist", body = ErrorEnvelope),
@@ -166,8 +166,11 @@ pub async fn replace_plan(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-    ApiJson(input): ApiJson<PlanInput>,
+    ApiJson(mut input): ApiJson<PlanInput>,
 ) -> Result<Reply, ApiError> {
+    if input.identifier.is_empty() {
+        input.identifier = id.clone();
+    }
     if input.identifier != id {
         return Err(invalid(
             "identifier",

@@ -505,7 +505,7 @@ pub async fn resolve_price(
 ) -> Result<PlanPrice, CatalogError> {
     let def = plan_def(conn, mode, plan)
         .await?
-        .ok_or_else(|| invalid("planIdentifier", format!("no plan '{plan}'")))?;
+        .ok_or_else(|| CatalogError::PlanNotFound(plan.to_owned()))?;
     let rows = prices(conn, mode, plan).await?;
     let free = |charge_period: ChargePeriod, def: PlanDef| PlanPrice {
         plan: def.identifier,
@@ -532,7 +532,7 @@ pub async fn resolve_price(
             ChargePeriod::parse(p).ok_or_else(|| no_period(p))?;
             rows.into_iter()
                 .find(|r| r.charge_period == p)
-                .ok_or_else(|| invalid("chargePeriod", format!("plan '{plan}' has no {p} price")))?
+                .ok_or_else(|| CatalogError::PriceNotFound(plan.to_owned(), p.to_owned()))?
         }
         None if rows.len() == 1 => rows
             .into_iter()

@@ -228,7 +228,8 @@ pub async fn pay(
     ApiPath(id): ApiPath<String>,
     body: Bytes,
 ) -> Response {
-    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    // A form with a NUL character reads as empty: it is refused like an incomplete one.
+    let form: HashMap<String, String> = crate::http::extract::parse_form(&body).unwrap_or_default();
     let session = match load(&state, &id).await {
         Ok(s) => s,
         Err(e) => return failure(e),

@@ -29,11 +29,23 @@ use crate::validate::{CustomerId, check_len, invalid};
 pub struct CreateCustomer {
     /// Your id for the customer (1-255 characters); a `cus_…` id is generated when left out.
     #[serde(default)]
+    #[schema(
+        example = "user-123",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     customer_id: Option<String>,
     /// At most 200 characters.
     #[serde(default)]
+    #[schema(max_length = 200)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(
+        example = "ada@example.com",
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$"
+    )]
     email: Option<String>,
     /// A JSON object of at most 50 keys and 8 KiB, stored as given.
     #[serde(default)]
@@ -136,10 +148,13 @@ pub async fn get(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only customers with exactly this email.
+    #[param(max_length = 254)]
     email: Option<String>,
     /// 1-based page number (default 1).
+    #[param(minimum = 1)]
     page: Option<u32>,
     /// Results per page, 1-100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
 }
 
@@ -185,8 +200,14 @@ pub async fn list(
 pub struct UpdateCustomer {
     /// At most 200 characters.
     #[serde(default)]
+    #[schema(max_length = 200)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(
+        example = "ada@example.com",
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$"
+    )]
     email: Option<String>,
     /// Replaces the stored metadata whole: a JSON object of at most 50 keys and 8 KiB.
     #[serde(default)]
@@ -308,6 +329,7 @@ pub async fn archive(
 pub struct TokenRequest {
     /// Lifetime in seconds, 60-86400 (default 3600).
     #[serde(default)]
+    #[schema(minimum = 60, maximum = 86400)]
     ttl_seconds: Option<u32>,
 }
 

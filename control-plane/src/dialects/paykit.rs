@@ -27,22 +27,48 @@ use crate::validate::{CustomerId, Quantity, RedirectUrl, TrialDays, invalid};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscribeRequest {
+    /// The customer (1-255 characters, created if new).
+    #[schema(
+        example = "user-123",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     customer_id: String,
-    /// Alias: `planId`.
+    /// The plan to move to (required; alias `planId`).
     #[serde(default, alias = "planId")]
+    #[schema(example = "pro", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     plan_identifier: Option<String>,
     /// May be left out when the plan has exactly one price.
     #[serde(default)]
+    #[schema(
+        example = "MONTHLY",
+        pattern = r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
+    )]
     charge_period: Option<String>,
+    /// Seats, 1-10000 (default 1, or the current quantity).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
     quantity: Option<i64>,
+    /// Required when the customer must pay on the hosted checkout (no card on file).
     #[serde(default)]
+    #[schema(
+        example = "https://app.example.com/welcome",
+        max_length = 2048,
+        pattern = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
+    )]
     success_url: Option<String>,
     #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
+    )]
     cancel_url: Option<String>,
     #[serde(default)]
     force_checkout: bool,
+    /// `IMMEDIATE_CHARGE` (default), `PRORATE_NEXT_INVOICE` or `NO_PRORATION`.
     #[serde(default)]
+    #[schema(pattern = r"^(IMMEDIATE_CHARGE|PRORATE_NEXT_INVOICE|NO_PRORATION)$")]
     proration_behavior: Option<String>,
     /// 0-730; overrides the plan's trial for a new subscription.
     #[serde(default)]

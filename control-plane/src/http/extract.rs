@@ -43,6 +43,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "request body must be a JSON object",
         ));
     }
+    if has_nul(&value) {
+        return Err(nul_refused("request body"));
+    }
     let value = camel_keys(value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
@@ -107,6 +110,37 @@ fn integral(n: serde_json::Number) -> serde_json::Number {
     }
 }
 
+/// NUL characters are refused everywhere a caller can put text: PostgreSQL cannot store them in
+/// text, and no id, name or URL needs one.
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+fn nul_refused(place: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::BadRequest,
+        format!("{place}: text must not contain the NUL character (\\u0000)"),
+    )
+}
+
+/// Decoded form fields (hosted pages), refusing NUL characters like every other input.
+pub fn parse_form(body: &[u8]) -> Result<std::collections::HashMap<String, String>, ApiError> {
+    let form: std::collections::HashMap<String, String> =
+        serde_urlencoded::from_bytes(body).unwrap_or_default();
+    if form
+        .iter()
+        .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(nul_refused("form"));
+    }
+    Ok(form)
+}
+
 pub fn snake_to_camel(key: &str) -> String {
     if !key.contains('_') {
         return key.to_owned();
@@ -134,6 +168,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.uri.path().to_ascii_lowercase().contains("%00") {
+            return Err(nul_refused("path"));
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| ApiPath(v))
@@ -149,6 +186,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
+        if form_urlencoded::parse(query.as_bytes())
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(nul_refused("query"));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(ApiQuery)

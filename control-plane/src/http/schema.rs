@@ -32,12 +32,19 @@ pub struct Readiness {
 pub struct PayForm {
     /// 12-19 digits; spaces are ignored. In test mode 4242 4242 4242 4242 pays and
     /// 4000 0000 0000 0002 is declined.
+    #[schema(example = "4242 4242 4242 4242", pattern = r"^[0-9 ]{12,30}$")]
     pub card_number: String,
     /// `MM/YY`, not in the past.
+    #[schema(
+        example = "12/34",
+        pattern = r"^ *(0[1-9]|1[0-2]) */ *([0-9]{2}|[0-9]{4}) *$"
+    )]
     pub expiry: String,
     /// 3-4 digits.
+    #[schema(example = "123", pattern = r"^[0-9]{3,4}$")]
     pub cvc: String,
     /// Name on the card.
+    #[schema(max_length = 200)]
     pub name: Option<String>,
 }
 
@@ -57,10 +64,16 @@ pub struct PortalForm {
     /// switch: what the preview said the card is charged now, in minor units.
     pub expected: Option<i64>,
     /// card: 12-19 digits; in test mode 4242 4242 4242 4242 is accepted.
+    #[schema(example = "4242 4242 4242 4242", pattern = r"^[0-9 ]{12,30}$")]
     pub card_number: Option<String>,
     /// card: `MM/YY`, not in the past.
+    #[schema(
+        example = "12/34",
+        pattern = r"^ *(0[1-9]|1[0-2]) */ *([0-9]{2}|[0-9]{4}) *$"
+    )]
     pub expiry: Option<String>,
     /// card: 3-4 digits.
+    #[schema(example = "123", pattern = r"^[0-9]{3,4}$")]
     pub cvc: Option<String>,
 }
 

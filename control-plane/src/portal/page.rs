@@ -585,7 +585,8 @@ async fn act(
         Ok(s) => s,
         Err(e) => return failure(e, None),
     };
-    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    // A form with a NUL character reads as empty: it is refused like an incomplete one.
+    let form: HashMap<String, String> = crate::http::extract::parse_form(&body).unwrap_or_default();
     let checked = same_site(&headers, &state.config.public_url).and_then(|()| {
         if form.get("csrf").is_some_and(|c| session.csrf_matches(c)) {
             Ok(())

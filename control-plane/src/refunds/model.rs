@@ -17,6 +17,9 @@ pub enum RefundError {
     NotFound(String),
     #[error("order '{0}' has nothing left to refund")]
     FullyRefunded(String),
+    /// Not a paid invoice with something charged (open, a credit note, free).
+    #[error("orderId: '{0}' is not a paid invoice with something charged")]
+    NotRefundable(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }

@@ -70,7 +70,7 @@ pub struct RefundRequest {
     amount_units: Option<i64>,
     /// How much, in the major unit (a number); must agree with `amountUnits` if both are given.
     #[serde(default)]
-    #[schema(exclusive_minimum = 0)]
+    #[schema(minimum = 0.01, maximum = 10000000000.0, multiple_of = 0.01)]
     amount: Option<f64>,
     /// `DUPLICATE`, `FRAUDULENT`, `REQUESTED_BY_CUSTOMER` or `OTHER`.
     #[serde(default)]
@@ -138,14 +138,7 @@ async fn refund(uow: &mut Uow, mode: Mode, req: &RefundRequest) -> Result<Refund
     // Refunds of one customer's invoices queue up, so two cannot both take what is left.
     customers::lock(uow, mode, &invoice.customer_id).await?;
     if invoice.status != "paid" || invoice.total <= 0 || invoice.reason == "credit_note" {
-        return Err(invalid(
-            "orderId",
-            format!(
-                "'{}' is not a paid invoice with something charged",
-                req.order_id
-            ),
-        )
-        .into());
+        return Err(RefundError::NotRefundable(req.order_id.clone()));
     }
     let refundable = invoice.total - store::refunded(uow.conn(), mode, &invoice.id).await?;
     if refundable <= 0 {
@@ -211,13 +204,21 @@ async fn refund(uow: &mut Uow, mode: Mode, req: &RefundRequest) -> Result<Refund
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// An id to match exactly: the refund's (or transaction's), its invoice's or its customer's.
+    #[param(max_length = 255)]
     search: Option<String>,
     /// Refunds: `SUCCEEDED` (the only status they take). Transactions: `success`, `failure` or
     /// `pending`.
+    #[param(pattern = r"^(SUCCEEDED|success|failure|pending)$")]
     status: Option<String>,
     /// Created on or after this date (`YYYY-MM-DD`, UTC) or time (RFC 3339).
+    #[param(
+        pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])([ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][01][0-9]:[0-5][0-9])?)?$"
+    )]
     start_date: Option<String>,
     /// Created on or before this date (the whole day counts) or time.
+    #[param(
+        pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])([ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][01][0-9]:[0-5][0-9])?)?$"
+    )]
     end_date: Option<String>,
     /// 1-based page number (default 1).
     #[param(minimum = 1)]

@@ -26,6 +26,9 @@ pub enum SubscriptionError {
     NoCard(String),
     #[error("customer already has subscription '{id}' in group '{group}': change it with update")]
     AlreadySubscribed { id: String, group: String },
+    /// The plan or its price at the asked period does not exist (404).
+    #[error(transparent)]
+    Catalog(crate::catalog::model::CatalogError),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -36,10 +39,7 @@ impl From<crate::catalog::model::CatalogError> for SubscriptionError {
         match e {
             CatalogError::Invalid(i) => SubscriptionError::Invalid(i),
             CatalogError::Db(d) => SubscriptionError::Db(d),
-            other => SubscriptionError::Invalid(crate::validate::invalid(
-                "planIdentifier",
-                other.to_string(),
-            )),
+            other => SubscriptionError::Catalog(other),
         }
     }
 }

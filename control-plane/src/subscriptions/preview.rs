@@ -298,6 +298,16 @@ pub async fn request_for(
         ask.quantity
     } else {
         let features = catalog::features(conn, sub.mode).await?;
+        // A feature the catalog does not have is a missing object (404), like a missing plan.
+        if let Some(unknown) = ask
+            .features
+            .iter()
+            .find(|f| !features.iter().any(|d| d.identifier == f.identifier))
+        {
+            return Err(SubscriptionError::Catalog(
+                crate::catalog::model::CatalogError::FeatureNotFound(unknown.identifier.clone()),
+            ));
+        }
         let grants = catalog::grants(conn, sub.mode, &target.plan).await?;
         let granted: Vec<&str> = grants
             .iter()

@@ -192,7 +192,7 @@ both! {
                 Method::POST,
                 "/api/v1/checkout/",
                 r#"{"planIdentifier":"ghost","chargePeriod":"MONTHLY","customerId":"keeper","successUrl":"https://a.example.com/"}"#,
-                400,
+                404,
             ),
             case(
                 Method::POST,
@@ -266,7 +266,7 @@ both! {
                 Method::POST,
                 &sub("update"),
                 r#"{"planIdentifier":"ghost","chargePeriod":"MONTHLY"}"#,
-                400,
+                404,
             ),
             case(
                 Method::POST,
@@ -302,7 +302,7 @@ both! {
                 Method::POST,
                 &sub("cancel"),
                 r#"{"cancellationType":"SPECIFIC_DATE","cancellationDate":"2001-01-01"}"#,
-                400,
+                409,
             ),
             case(Method::POST, "/api/v1/subscriptions/ghost/resume/", "", 404),
             // Subscribe (PayKit).
@@ -322,7 +322,7 @@ both! {
                 Method::POST,
                 "/api/v1/subscribe/",
                 r#"{"customerId":"keeper","planId":"ghost"}"#,
-                400,
+                404,
             ),
             case(
                 Method::POST,

@@ -387,3 +387,41 @@ both! {
         );
     }
 }
+
+both! {
+    /// NUL characters are refused wherever text comes in (PostgreSQL cannot store them; the
+    /// fuzzer found a 500 here).
+    async fn nul_characters_are_refused_everywhere(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let api = cp.api();
+        api.create_customer("nul-owner").await;
+        let (status, body) = api
+            .post("/api/v1/customers/", json!({"customerId": "a\u{0}b"}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_envelope(status, &body, "NUL in a body");
+        let (status, body) = api
+            .post(
+                "/api/v1/license/validate/",
+                json!({"licenseKey": "lk\u{0}x", "instanceId": "0"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let (status, body) = api
+            .post(
+                "/api/v1/customers/",
+                json!({"customerId": "meta-nul", "metadata": {"k\u{0}": "v"}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let (status, body) = api.get("/api/v1/customers/?email=a%00b").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let (status, body) = api.get("/api/v1/customers/nul%00owner/").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        // Nothing half-stored, and the API still answers.
+        let (status, _) = api.get("/api/v1/customers/nul-owner/").await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = api.get("/api/v1/customers/meta-nul/").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}

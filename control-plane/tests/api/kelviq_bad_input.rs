@@ -54,7 +54,7 @@ both! {
             (Method::POST, "/api/v1/subscriptions/create/".into(), r#"{"planIdentifier":"pro","chargePeriod":"MONTHLY","customerId":"ghost"}"#.into(), 404),
             (Method::POST, "/api/v1/subscriptions/create/".into(), r#"{"planIdentifier":"pro","chargePeriod":"MONTHLY","customerId":"plain"}"#.into(), 402),
             (Method::POST, "/api/v1/subscriptions/create/".into(), r#"{"planIdentifier":"free","chargePeriod":"MONTHLY","customerId":"keeper"}"#.into(), 400),
-            (Method::POST, "/api/v1/subscriptions/create/".into(), r#"{"planIdentifier":"nope","chargePeriod":"MONTHLY","customerId":"keeper"}"#.into(), 400),
+            (Method::POST, "/api/v1/subscriptions/create/".into(), r#"{"planIdentifier":"nope","chargePeriod":"MONTHLY","customerId":"keeper"}"#.into(), 404),
             (Method::POST, "/api/v1/subscriptions/create/".into(), r#"{"planIdentifier":"pro","chargePeriod":"HOURLY","customerId":"keeper"}"#.into(), 400),
             (Method::POST, "/api/v1/subscriptions/create/".into(), r#"{"planIdentifier":"pro","chargePeriod":"MONTHLY","customerId":"keeper","successUrl":"javascript:alert(1)"}"#.into(), 400),
             (Method::POST, "/api/v1/subscriptions/create/".into(), r#"{"planIdentifier":"pro","chargePeriod":"MONTHLY","customerId":"keeper","features":[{"identifier":"sso","quantity":2}]}"#.into(), 400),
@@ -68,7 +68,7 @@ both! {
             (Method::POST, "/api/v1/subscriptions/ghost/update/preview/".into(), r#"{"planIdentifier":"pro","chargePeriod":"MONTHLY"}"#.into(), 404),
             // Cancel.
             (Method::POST, format!("/api/v1/subscriptions/{sub}/cancel/"), r#"{"cancellationType":"SPECIFIC_DATE"}"#, 400).into_owned(),
-            (Method::POST, format!("/api/v1/subscriptions/{sub}/cancel/"), r#"{"cancellationType":"SPECIFIC_DATE","cancellationDate":"2001-01-01"}"#, 400).into_owned(),
+            (Method::POST, format!("/api/v1/subscriptions/{sub}/cancel/"), r#"{"cancellationType":"SPECIFIC_DATE","cancellationDate":"2001-01-01"}"#, 409).into_owned(),
             (Method::POST, format!("/api/v1/subscriptions/{sub}/cancel/"), r#"{"cancellationType":"LATER"}"#, 400).into_owned(),
             // Reporting.
             (Method::POST, "/api/v1/report/usage/".into(), r#"{"value":"1","customerId":"keeper","featureId":"api-calls"}"#.into(), 400),

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use tollgate_shared::ErrorKind;
 
 use crate::auth::model::Caller;
 use crate::customers::store as customers;
@@ -29,9 +30,14 @@ pub struct ResumeRequest {}
 pub struct CancelRequest {
     /// `CURRENT_PERIOD_ENDS` (default), `IMMEDIATE` or `SPECIFIC_DATE`.
     #[serde(default)]
+    #[schema(pattern = r"^(CURRENT_PERIOD_ENDS|IMMEDIATE|SPECIFIC_DATE)$")]
     cancellation_type: Option<String>,
-    /// With `SPECIFIC_DATE`: an RFC 3339 time or a `YYYY-MM-DD` date in the future.
+    /// With `SPECIFIC_DATE` (and only then): an RFC 3339 time or a `YYYY-MM-DD` date in the
+    /// future.
     #[serde(default)]
+    #[schema(
+        pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-][01][0-9]:[0-5][0-9]))?$"
+    )]
     cancellation_date: Option<String>,
 }
 
@@ -127,7 +133,12 @@ pub async fn cancel(
             if let CancelAt::Date(at) = when
                 && at <= now
             {
-                return Err(invalid("cancellationDate", "must be in the future").into());
+                // Relative to the subscription's clock, so a conflict with its state, not a
+                // malformed request.
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    "cancellationDate: must be after the subscription's current time",
+                ));
             }
             // An unpaid subscription has no period to run out, and a ONE_TIME purchase no
             // period end to wait for: both end now.

@@ -28,7 +28,7 @@ use super::{locked, parse_when, view_of};
 #[serde(rename_all = "camelCase")]
 pub struct FeatureQuantityRequest {
     /// A CUSTOMIZABLE feature the target plan grants.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(example = "team-size", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub(crate) identifier: String,
     /// 1-10000; sets the subscription's quantity.
     #[schema(minimum = 1, maximum = 10000)]
@@ -40,10 +40,13 @@ pub struct FeatureQuantityRequest {
 #[serde(rename_all = "camelCase")]
 pub struct UpdateRequest {
     /// A plan of the subscription's group.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(example = "pro", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     plan_identifier: String,
     /// One of the plan's price periods, e.g. `MONTHLY`.
-    #[schema(min_length = 1)]
+    #[schema(
+        example = "MONTHLY",
+        pattern = r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
+    )]
     charge_period: String,
     /// 1-10000; unchanged when left out.
     #[serde(default)]
@@ -67,6 +70,9 @@ pub struct UpdateRequest {
     /// future (`2026-12-31 23:59:59`, UTC when it has no offset) makes the subscription trial
     /// on the target plan until then.
     #[serde(default)]
+    #[schema(
+        pattern = r"^(now|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])[ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][01][0-9]:[0-5][0-9])?)$"
+    )]
     trial_end: Option<String>,
     /// Accepted and ignored (Kelviq's fraud signal; there is no fraud screening here).
     #[serde(default)]
@@ -74,12 +80,15 @@ pub struct UpdateRequest {
     ip_address: Option<String>,
     /// Accepted and ignored: Tollgate has no offerings, pricing tables or rules.
     #[serde(default)]
+    #[schema(max_length = 255)]
     offering_id: Option<String>,
     /// Accepted and ignored.
     #[serde(default)]
+    #[schema(max_length = 255)]
     pricing_table_id: Option<String>,
     /// Accepted and ignored.
     #[serde(default)]
+    #[schema(max_length = 255)]
     rule_id: Option<String>,
     /// `activate_on_payment` only. A change that must be paid is charged before anything
     /// changes (a declined card changes nothing), which is what it asks for.
@@ -256,9 +265,12 @@ pub async fn update(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PreviewRequest {
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(example = "pro", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     plan_identifier: String,
-    #[schema(min_length = 1)]
+    #[schema(
+        example = "MONTHLY",
+        pattern = r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
+    )]
     charge_period: String,
     #[serde(default)]
     #[schema(minimum = 1, maximum = 10000)]
@@ -270,6 +282,9 @@ pub struct PreviewRequest {
     #[schema(max_items = 64)]
     features: Option<Vec<FeatureQuantityRequest>>,
     #[serde(default)]
+    #[schema(
+        pattern = r"^(now|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])[ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][01][0-9]:[0-5][0-9])?)$"
+    )]
     trial_end: Option<String>,
     /// Accepted and ignored.
     #[serde(default)]

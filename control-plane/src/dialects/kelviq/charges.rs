@@ -35,13 +35,21 @@ use crate::validate::{CustomerId, Quantity, check_len, invalid};
 #[serde(rename_all = "camelCase")]
 pub struct ChargeRequest {
     /// A plan with a ONE_TIME price.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(
+        example = "sso-lifetime",
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+    )]
     plan_identifier: String,
     /// `ONE_TIME`.
     #[schema(pattern = "^ONE_TIME$")]
     charge_period: String,
     /// An existing customer with a card on file.
-    #[schema(min_length = 1, max_length = 255)]
+    #[schema(
+        example = "user-789",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     customer_id: String,
     /// Quantities of the plan's CUSTOMIZABLE features; they set the quantity bought.
     #[serde(default)]
@@ -49,11 +57,11 @@ pub struct ChargeRequest {
     features: Option<Vec<FeatureQuantityRequest>>,
     /// With `customAmount`: its currency (ISO 4217).
     #[serde(default)]
-    #[schema(min_length = 3, max_length = 3)]
+    #[schema(example = "usd", pattern = r"^[A-Za-z]{3}$")]
     currency_code: Option<String>,
     /// Charge this (major unit, a number) instead of the plan's price; needs `currencyCode`.
     #[serde(default)]
-    #[schema(exclusive_minimum = 0)]
+    #[schema(minimum = 0.01, maximum = 10000000000.0, multiple_of = 0.01)]
     custom_amount: Option<f64>,
     /// `INCLUSIVE` or `EXCLUSIVE`; accepted and ignored (Tollgate computes no tax).
     #[serde(default)]

@@ -28,17 +28,28 @@ use crate::validate::{CustomerId, Quantity, RedirectUrl, check_len, invalid};
 #[serde(rename_all = "camelCase")]
 #[schema(as = CreateSubscriptionRequest)]
 pub struct CreateRequest {
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(example = "pro", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     plan_identifier: String,
     /// One of the plan's price periods.
-    #[schema(min_length = 1)]
+    #[schema(
+        example = "MONTHLY",
+        pattern = r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
+    )]
     charge_period: String,
     /// An existing customer with a card on file.
-    #[schema(min_length = 1, max_length = 255)]
+    #[schema(
+        example = "user-456",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     customer_id: String,
     /// Validated when given, otherwise unused: a direct create never redirects.
     #[serde(default)]
-    #[schema(max_length = 2048)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
+    )]
     success_url: Option<String>,
     /// Quantities of the plan's CUSTOMIZABLE features; they set the subscription's quantity.
     #[serde(default)]

@@ -26,12 +26,18 @@ use crate::validate::{CustomerId, Invalid, check_len, invalid};
 pub struct KelviqUsageRequest {
     #[schema(minimum = -1_000_000_000_000_i64, maximum = 1_000_000_000_000_i64)]
     value: i64,
-    #[schema(min_length = 1, max_length = 255)]
+    #[schema(
+        example = "user-123",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     customer_id: String,
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(example = "api-calls", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     feature_id: String,
     /// `DELTA` (default) or `SET`.
     #[serde(default)]
+    #[schema(pattern = r"^(DELTA|SET)$")]
     behaviour: Option<String>,
     #[serde(default)]
     #[schema(max_length = 255)]
@@ -133,7 +139,12 @@ pub async fn report_usage(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KelviqEventRequest {
-    #[schema(min_length = 1, max_length = 255)]
+    #[schema(
+        example = "user-123",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     customer_id: String,
     /// Meters whose `eventName` is this count the event.
     #[schema(min_length = 1, max_length = 255)]
@@ -142,7 +153,10 @@ pub struct KelviqEventRequest {
     #[schema(min_length = 1, max_length = 255)]
     idempotency_key: String,
     /// When the event happened: `YYYY-MM-DD HH:MM:SS.ffffff` (UTC), or RFC 3339. Stored as sent.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(
+        example = "2026-11-30 12:00:00.000000",
+        pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])( ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?|T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][01][0-9]:[0-5][0-9]))$"
+    )]
     timestamp: String,
     #[serde(default)]
     #[schema(max_length = 255)]

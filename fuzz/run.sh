@@ -3,7 +3,8 @@
 # phases; fixed seed, bounded examples) against a started control plane — on SQLite, and on
 # PostgreSQL when TOLLGATE_TEST_POSTGRES_URL names a server — and against a started edge.
 # Checks: not_a_server_error, status_code_conformance, content_type_conformance,
-# response_schema_conformance. It fails on any failure and on any "schema validation
+# response_schema_conformance. Strings carry no NUL character: the API refuses NUL everywhere
+# (documented in the document's description; tested in control-plane/tests/api/hardening.rs). It fails on any failure and on any "schema validation
 # mismatch" (operations that refuse most of what their schema allows).
 #
 #   fuzz/run.sh                      # uses target/debug binaries (cargo build first)
@@ -177,6 +178,7 @@ fuzz_control_plane() {
     -H "Authorization: Bearer $SK" \
     --phases coverage,fuzzing,stateful --checks "$checks" \
     --seed "$seed" --max-examples "$examples" --workers 1 --request-timeout 30 \
+    --generation-allow-x00 false \
     --report har,ndjson --report-har-path "$root/$reports/control-plane-$name.har" \
     --report-ndjson-path "$root/$reports/control-plane-$name.ndjson" \
     --no-color >"$out" 2>&1) || status=$?

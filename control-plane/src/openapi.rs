@@ -31,6 +31,9 @@ untouched. An empty body reads as `{}`.
 
 **Paths** may end with a slash (`/api/v1/customers/`); it is ignored.
 
+**Text** anywhere (body, query, path, form) must not contain the NUL character (`\\u0000`): \
+it is refused with 400. Numbers written with a zero fraction (`3.0`) are read as integers.
+
 **Errors** are `{\"error\":{\"code\",\"type\",\"message\"}}` (see `ErrorEnvelope`).
 
 **Idempotency.** Every `POST` under `/api/v1/` takes an optional `Idempotency-Key` header: \
@@ -556,6 +559,15 @@ impl Constraints {
                 "UpdateRequest",
                 "/properties/probationBehaviour/pattern",
                 json!("^(IMMEDIATE_CHARGE|PRORATE_NEXT_INVOICE|NO_PRORATION)$"),
+            ),
+            // Exactly one of a delta and an absolute value (null reads as absent).
+            (
+                "UsageRequest",
+                "/oneOf",
+                json!([
+                    {"required": ["quantity"], "properties": {"quantity": {"type": "integer"}}},
+                    {"required": ["set"], "properties": {"set": {"type": "integer"}}}
+                ]),
             ),
             // Required, but read leniently (4geeks' own messages for a missing field).
             (

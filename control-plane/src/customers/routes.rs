@@ -54,6 +54,7 @@ pub struct CreateCustomer {
     /// Test mode: the id of a test clock this customer lives on (their subscriptions start,
     /// renew and are prorated at the clock's time).
     #[serde(default)]
+    #[schema(example = "clock_01jexample", pattern = r"^clock_[A-Za-z0-9]{1,64}$")]
     test_clock: Option<String>,
 }
 
@@ -100,7 +101,13 @@ pub async fn create(
             let created_at = match &input.test_clock {
                 Some(clock) => test_clocks::frozen_time(uow.conn(), clock)
                     .await?
-                    .ok_or_else(|| invalid("testClock", format!("no test clock '{clock}'")))?,
+                    // A missing reference, like an unknown plan: 404.
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            tollgate_shared::ErrorKind::NotFound,
+                            format!("testClock: test clock '{clock}' not found"),
+                        )
+                    })?,
                 None => uow.now(),
             };
             let view = store::insert(

@@ -20,11 +20,19 @@ use crate::validate::{CustomerId, invalid};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageRequest {
-    #[schema(min_length = 1, max_length = 255)]
+    /// The customer (1-255 characters).
+    #[schema(
+        example = "user-123",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     customer_id: String,
-    #[schema(min_length = 1, max_length = 64)]
+    /// A METER feature.
+    #[schema(example = "api-calls", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     feature_id: String,
     /// Added to the current window's usage (may be negative; usage never drops below 0).
+    /// Exactly one of `quantity` and `set`.
     #[serde(default)]
     #[schema(minimum = -1_000_000_000_000_i64, maximum = 1_000_000_000_000_i64)]
     quantity: Option<i64>,

@@ -354,16 +354,10 @@ def test_license_deactivate(client, license_key):
     assert d.message and d.deactivatedAt
 
 
-# ---- portal (served by the pages branch) ----------------------------------------------------
+# ---- portal ----------------------------------------------------------------------------------
 
 def test_portal_create_session(client, carded):
-    """Passes once the customer portal (pages branch) is merged; a 404 until then."""
-    try:
-        s = client.portal.create_session(customerId=carded["customer"])
-    except Exception as e:  # noqa: BLE001 - the SDK raises NotFoundError before the merge
-        if "404" in str(e) or "Not Found" in str(e):
-            pytest.xfail("portal.create_session is built on the pages branch (not merged yet)")
-        raise
+    s = client.portal.create_session(customerId=carded["customer"])
     assert s.token and s.customerPortalUrl.startswith("http") and s.email
 
 

@@ -198,7 +198,7 @@ both! {
                 Method::POST,
                 "/api/v1/checkout/",
                 r#"{"planIdentifier":"pro","chargePeriod":"WEEKLY","customerId":"keeper","successUrl":"https://a.example.com/"}"#,
-                400,
+                404,
             ),
             case(
                 Method::POST,
@@ -272,7 +272,7 @@ both! {
                 Method::POST,
                 &sub("update"),
                 r#"{"planIdentifier":"enterprise","chargePeriod":"DAILY"}"#,
-                400,
+                404,
             ),
             case(
                 Method::POST,
@@ -334,7 +334,7 @@ both! {
                 Method::POST,
                 "/api/v1/subscribe/",
                 r#"{"customerId":"keeper","planId":"pro","chargePeriod":"DAILY"}"#,
-                400,
+                404,
             ),
             case(
                 Method::POST,
@@ -460,7 +460,7 @@ both! {
                 Method::POST,
                 "/api/v1/customers/",
                 r#"{"customerId":"clocked","testClock":"clock_ghost"}"#,
-                400,
+                404,
             ),
             // Keys.
             case(Method::POST, "/api/v1/api-keys/", r#"{"kind":"root"}"#, 400),
@@ -494,7 +494,7 @@ both! {
             assert_envelope(status, &body, &context);
         }
         // Validation errors name the field.
-        let (_, body) = api.post("/api/v1/checkout/", json!({"planIdentifier":"pro","chargePeriod":"WEEKLY","customerId":"keeper","successUrl":"https://a.example.com/"})).await;
+        let (_, body) = api.post("/api/v1/checkout/", json!({"planIdentifier":"pro","chargePeriod":"FORTNIGHTLY","customerId":"keeper","successUrl":"https://a.example.com/"})).await;
         assert!(
             body["error"]["message"]
                 .as_str()

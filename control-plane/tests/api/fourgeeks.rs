@@ -124,7 +124,7 @@ both! {
                 json!({"plan_id": "ghost", "return_url": "https://e.example.com/"}),
             )
             .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
         let (status, _) = api
             .post(
                 "/v1/subscriptions",

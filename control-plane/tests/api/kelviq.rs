@@ -191,7 +191,7 @@ both! {
             (json!({}), StatusCode::BAD_REQUEST, "planIdentifier"),
             (json!({"planIdentifier": 5, "chargePeriod": "MONTHLY"}), StatusCode::BAD_REQUEST, "planIdentifier"),
             (json!({"planIdentifier": "pro"}), StatusCode::BAD_REQUEST, "chargePeriod"),
-            (json!({"planIdentifier": "nope", "chargePeriod": "MONTHLY"}), StatusCode::BAD_REQUEST, "planIdentifier"),
+            (json!({"planIdentifier": "nope", "chargePeriod": "MONTHLY"}), StatusCode::NOT_FOUND, "nope"),
             (json!({"planIdentifier": "pro", "chargePeriod": "FORTNIGHTLY"}), StatusCode::BAD_REQUEST, "chargePeriod"),
             (json!({"planIdentifier": "sso-lifetime", "chargePeriod": "ONE_TIME"}), StatusCode::BAD_REQUEST, "group"),
             (json!({"planIdentifier": "pro", "chargePeriod": "MONTHLY", "prorationBehavior": "SOMETIMES"}), StatusCode::BAD_REQUEST, "prorationBehavior"),

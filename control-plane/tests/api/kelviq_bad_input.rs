@@ -91,7 +91,7 @@ both! {
             // Charges.
             (Method::POST, "/api/v1/charges/".into(), "{}".into(), 400),
             (Method::POST, "/api/v1/charges/".into(), r#"{"planIdentifier":"pro","chargePeriod":"MONTHLY","customerId":"keeper"}"#.into(), 400),
-            (Method::POST, "/api/v1/charges/".into(), r#"{"planIdentifier":"pro","chargePeriod":"ONE_TIME","customerId":"keeper"}"#.into(), 400),
+            (Method::POST, "/api/v1/charges/".into(), r#"{"planIdentifier":"pro","chargePeriod":"ONE_TIME","customerId":"keeper"}"#.into(), 404),
             (Method::POST, "/api/v1/charges/".into(), r#"{"planIdentifier":"sso-lifetime","chargePeriod":"ONE_TIME","customerId":"ghost"}"#.into(), 404),
             (Method::POST, "/api/v1/charges/".into(), r#"{"planIdentifier":"sso-lifetime","chargePeriod":"ONE_TIME","customerId":"plain","customAmount":5}"#.into(), 400),
             (Method::POST, "/api/v1/charges/".into(), r#"{"planIdentifier":"sso-lifetime","chargePeriod":"ONE_TIME","customerId":"plain","customAmount":-5,"currencyCode":"usd"}"#.into(), 400),

@@ -270,7 +270,7 @@ both! {
             ("cancel", format!("csrf={csrf}&subscription=%27%3B--"), vec![], StatusCode::BAD_REQUEST),
             ("cancel", format!("csrf={csrf}&subscription=00000000-0000-0000-0000-000000000000"), vec![], StatusCode::NOT_FOUND),
             ("switch", format!("csrf={csrf}&subscription={sub}&price=pro&expected=0"), vec![], StatusCode::BAD_REQUEST),
-            ("switch", format!("csrf={csrf}&subscription={sub}&price=gold%3AMONTHLY&expected=0"), vec![], StatusCode::BAD_REQUEST),
+            ("switch", format!("csrf={csrf}&subscription={sub}&price=gold%3AMONTHLY&expected=0"), vec![], StatusCode::NOT_FOUND),
             ("switch", format!("csrf={csrf}&subscription={sub}&price=sso-lifetime%3AONE_TIME&expected=0"), vec![], StatusCode::BAD_REQUEST),
             ("switch", format!("csrf={csrf}&subscription={sub}&price=enterprise%3AMONTHLY&expected=lots"), vec![], StatusCode::BAD_REQUEST),
             ("switch", format!("csrf={csrf}&subscription={sub}&price=enterprise%3AMONTHLY"), vec![], StatusCode::BAD_REQUEST),
@@ -293,7 +293,7 @@ both! {
             ("", StatusCode::BAD_REQUEST),
             ("subscription=x", StatusCode::BAD_REQUEST),
             (&format!("subscription={sub}&price=enterprise:FORTNIGHTLY")[..], StatusCode::BAD_REQUEST),
-            (&format!("subscription={sub}&price=nope:MONTHLY")[..], StatusCode::BAD_REQUEST),
+            (&format!("subscription={sub}&price=nope:MONTHLY")[..], StatusCode::NOT_FOUND),
             (&format!("subscription={sub}&price=%ZZ")[..], StatusCode::BAD_REQUEST),
         ] {
             let (status, headers, html) = page(&format!("{url}/preview?{q}")).await;

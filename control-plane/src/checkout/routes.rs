@@ -43,7 +43,7 @@ pub struct CreateCheckout {
     #[schema(
         example = "https://app.example.com/welcome",
         max_length = 2048,
-        pattern = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
+        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
     )]
     success_url: String,
     /// The customer (created if new). One of `customerId` and `email` is required.
@@ -67,7 +67,7 @@ pub struct CreateCheckout {
     #[serde(default)]
     #[schema(
         max_length = 2048,
-        pattern = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
+        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
     )]
     cancel_url: Option<String>,
     /// Seats (default 1).

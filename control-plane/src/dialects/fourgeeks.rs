@@ -50,7 +50,7 @@ pub struct CreateRequest {
     trial_days: Option<u32>,
     /// Where the customer returns after checkout (absolute http/https).
     #[serde(default, rename = "returnUrl")]
-    #[schema(value_type = String, example = "https://app.example.com/done", max_length = 2048, pattern = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$")]
+    #[schema(value_type = String, example = "https://app.example.com/done", max_length = 2048, pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$")]
     return_url: Option<Value>,
 }
 
@@ -74,9 +74,14 @@ async fn resolve(conn: &mut Conn, mode: Mode, plan_id: &str) -> ApiResult<PlanPr
     resolve_price(conn, mode, &plan, period.as_deref())
         .await
         .map_err(|e| match e {
-            CatalogError::Invalid(i) if i.field == "chargePeriod" => bad(format!(
-                "plan_id: plan '{plan}' has several prices; send one of its price ids (price_…)"
-            )),
+            // The request is well formed; the plan it names is ambiguous as the catalog stands
+            // (several prices), so this is a conflict with state, not a malformed field.
+            CatalogError::Invalid(i) if i.field == "chargePeriod" => ApiError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "plan_id: plan '{plan}' has several prices; send one of its price ids (price_…)"
+                ),
+            ),
             CatalogError::Invalid(_) => bad(format!("plan_id: no plan or price '{plan_id}'")),
             other => ApiError::from(other),
         })
@@ -92,7 +97,7 @@ async fn resolve(conn: &mut Conn, mode: Mode, plan_id: &str) -> ApiResult<PlanPr
     responses(
         (status = 201, description = "`{code, title, content, data:{subscription_id, checkout_url, test}}`"),
         (status = 400, description = "Missing or invalid field", body = ErrorEnvelope),
-        (status = 409, description = "The customer already has a plan in this group", body = ErrorEnvelope),
+        (status = 409, description = "The customer already has a plan in this group, or `plan_id` names a plan with several prices (send a price id)", body = ErrorEnvelope),
     )
 )]
 pub async fn create(

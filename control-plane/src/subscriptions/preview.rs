@@ -294,33 +294,7 @@ pub async fn request_for(
         )
         .into());
     }
-    let quantity = if ask.features.is_empty() {
-        ask.quantity
-    } else {
-        let features = catalog::features(conn, sub.mode).await?;
-        // A feature the catalog does not have is a missing object (404), like a missing plan.
-        if let Some(unknown) = ask
-            .features
-            .iter()
-            .find(|f| !features.iter().any(|d| d.identifier == f.identifier))
-        {
-            return Err(SubscriptionError::Catalog(
-                crate::catalog::model::CatalogError::FeatureNotFound(unknown.identifier.clone()),
-            ));
-        }
-        let grants = catalog::grants(conn, sub.mode, &target.plan).await?;
-        let granted: Vec<&str> = grants
-            .iter()
-            .filter(|g| g.has_access)
-            .map(|g| g.feature_id.as_str())
-            .collect();
-        Some(feature_quantity(
-            &ask.features,
-            ask.quantity,
-            &features,
-            &granted,
-        )?)
-    };
+    let quantity = quantity_of(conn, sub.mode, &target.plan, &ask.features, ask.quantity).await?;
     let quantity = Quantity::parse_opt("quantity", quantity)?.map(Quantity::get);
     Ok(ChangeRequest {
         quantity,
@@ -328,6 +302,39 @@ pub async fn request_for(
         trial_end: ask.trial_end,
         ..ChangeRequest::to(target)
     })
+}
+
+/// The quantity a change asks for: `quantity` itself, or what its `features` quantities set on
+/// `plan` (every direct start and change reads them this one way). A feature the catalog does
+/// not have is a missing object (404), like a missing plan.
+pub async fn quantity_of(
+    conn: &mut Conn,
+    mode: Mode,
+    plan: &str,
+    asked: &[FeatureQuantity],
+    quantity: Option<i64>,
+) -> Result<Option<i64>, SubscriptionError> {
+    if asked.is_empty() {
+        return Ok(quantity);
+    }
+    let features = catalog::features(conn, mode).await?;
+    if let Some(unknown) = asked
+        .iter()
+        .find(|f| !features.iter().any(|d| d.identifier == f.identifier))
+    {
+        return Err(SubscriptionError::Catalog(
+            crate::catalog::model::CatalogError::FeatureNotFound(unknown.identifier.clone()),
+        ));
+    }
+    let grants = catalog::grants(conn, mode, plan).await?;
+    let granted: Vec<&str> = grants
+        .iter()
+        .filter(|g| g.has_access)
+        .map(|g| g.feature_id.as_str())
+        .collect();
+    Ok(Some(feature_quantity(
+        asked, quantity, &features, &granted,
+    )?))
 }
 
 /// Kelviq's `features` quantities as the subscription's quantity: each must name a

@@ -26,7 +26,7 @@ pub struct CreateEndpoint {
     /// public addresses (see docs/webhooks.md).
     #[schema(
         max_length = 2048,
-        pattern = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
+        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
     )]
     url: String,
     /// Event types to receive (see the tag's description), or `["*"]` for all.

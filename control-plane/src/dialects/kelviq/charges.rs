@@ -7,13 +7,13 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::changes::FeatureQuantityRequest;
-use super::view_of;
+use super::{lock_for_direct_start, view_of};
 use crate::auth::model::Caller;
 use crate::billing::invoices::model::InvoiceView;
 use crate::billing::invoices::store as invoices;
 use crate::catalog::money::{Currency, MAX_AMOUNT_MINOR};
 use crate::catalog::period::ChargePeriod;
-use crate::catalog::store::{self as catalog, resolve_price};
+use crate::catalog::store::resolve_price;
 use crate::customers::model::CustomerError;
 use crate::customers::store as customers;
 use crate::http::error::ApiError;
@@ -26,8 +26,7 @@ use crate::state::AppState;
 use crate::subscriptions::apply::{self, Urls};
 use crate::subscriptions::lifecycle::{Action, ChangeRequest};
 use crate::subscriptions::model::{SubscriptionError, SubscriptionView};
-use crate::subscriptions::preview::{FeatureQuantity, feature_quantity};
-use crate::subscriptions::store as subscriptions;
+use crate::subscriptions::preview::{FeatureQuantity, quantity_of};
 use crate::validate::{CustomerId, Quantity, check_len, invalid};
 
 /// Kelviq's charge body. Keys may also be sent in snake_case.
@@ -171,35 +170,10 @@ pub async fn create_charge(
                 target.amount_minor = *amount;
                 target.currency = currency.clone();
             }
-            customers::lock(uow, mode, &customer_id).await?;
-            if let Some(current) =
-                subscriptions::current_in_group(uow.conn(), mode, &customer_id, &target.group)
-                    .await?
-            {
-                return Err(SubscriptionError::AlreadySubscribed {
-                    id: current.id,
-                    group: target.group.clone(),
-                }
-                .into());
-            }
-            if customers::card_on_file(uow.conn(), mode, &customer_id)
-                .await?
-                .is_none()
-            {
-                return Err(SubscriptionError::NoCard(customer_id.clone()).into());
-            }
-            let quantity = if asked.is_empty() {
-                None
-            } else {
-                let features = catalog::features(uow.conn(), mode).await?;
-                let grants = catalog::grants(uow.conn(), mode, &target.plan).await?;
-                let granted: Vec<&str> = grants
-                    .iter()
-                    .filter(|g| g.has_access)
-                    .map(|g| g.feature_id.as_str())
-                    .collect();
-                let q = feature_quantity(&asked, None, &features, &granted)?;
-                Some(Quantity::parse("features", q)?.get())
+            lock_for_direct_start(uow, mode, &customer_id, &target.group).await?;
+            let quantity = match quantity_of(uow.conn(), mode, &target.plan, &asked, None).await? {
+                Some(q) if !asked.is_empty() => Some(Quantity::parse("features", q)?.get()),
+                other => other,
             };
             let now = customers::now_of(uow, mode, &customer_id).await?;
             let applied = apply::change(

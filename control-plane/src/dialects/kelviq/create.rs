@@ -5,9 +5,9 @@ use axum::extract::State;
 use serde::Deserialize;
 
 use super::changes::FeatureQuantityRequest;
-use super::view_of;
+use super::{lock_for_direct_start, view_of};
 use crate::auth::model::Caller;
-use crate::catalog::store::{self as catalog, resolve_price};
+use crate::catalog::store::resolve_price;
 use crate::customers::model::CustomerError;
 use crate::customers::store as customers;
 use crate::http::error::ApiError;
@@ -19,8 +19,7 @@ use crate::state::AppState;
 use crate::subscriptions::apply::{self, Urls};
 use crate::subscriptions::lifecycle::{Action, ChangeRequest};
 use crate::subscriptions::model::{SubscriptionError, SubscriptionView};
-use crate::subscriptions::preview::{FeatureQuantity, feature_quantity};
-use crate::subscriptions::store as subscriptions;
+use crate::subscriptions::preview::{FeatureQuantity, quantity_of};
 use crate::validate::{CustomerId, Quantity, RedirectUrl, check_len, invalid};
 
 /// Kelviq's create body. Keys may also be sent in snake_case.
@@ -48,7 +47,7 @@ pub struct CreateRequest {
     #[serde(default)]
     #[schema(
         max_length = 2048,
-        pattern = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
+        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
     )]
     success_url: Option<String>,
     /// Quantities of the plan's CUSTOMIZABLE features; they set the subscription's quantity.
@@ -136,35 +135,8 @@ pub async fn create(
                 )
                 .into());
             }
-            customers::lock(uow, mode, &customer_id).await?;
-            if let Some(current) =
-                subscriptions::current_in_group(uow.conn(), mode, &customer_id, &target.group)
-                    .await?
-            {
-                return Err(SubscriptionError::AlreadySubscribed {
-                    id: current.id,
-                    group: target.group.clone(),
-                }
-                .into());
-            }
-            if customers::card_on_file(uow.conn(), mode, &customer_id)
-                .await?
-                .is_none()
-            {
-                return Err(SubscriptionError::NoCard(customer_id.clone()).into());
-            }
-            let quantity = if asked.is_empty() {
-                quantity
-            } else {
-                let features = catalog::features(uow.conn(), mode).await?;
-                let grants = catalog::grants(uow.conn(), mode, &target.plan).await?;
-                let granted: Vec<&str> = grants
-                    .iter()
-                    .filter(|g| g.has_access)
-                    .map(|g| g.feature_id.as_str())
-                    .collect();
-                Some(feature_quantity(&asked, quantity, &features, &granted)?)
-            };
+            lock_for_direct_start(uow, mode, &customer_id, &target.group).await?;
+            let quantity = quantity_of(uow.conn(), mode, &target.plan, &asked, quantity).await?;
             let now = customers::now_of(uow, mode, &customer_id).await?;
             let applied = apply::change(
                 uow,

@@ -59,6 +59,32 @@ pub(crate) async fn view_of(
         .ok_or_else(|| SubscriptionError::NotFound(id.to_owned()))
 }
 
+/// What a direct start (`subscriptions/create`, a charge) checks under the customer's lock:
+/// no subscription in the target's group yet (409) and a card on file (402).
+pub(crate) async fn lock_for_direct_start(
+    uow: &mut Uow,
+    mode: Mode,
+    customer_id: &str,
+    group: &str,
+) -> Result<(), SubscriptionError> {
+    customers::lock(uow, mode, customer_id).await?;
+    if let Some(current) =
+        subscriptions::current_in_group(uow.conn(), mode, customer_id, group).await?
+    {
+        return Err(SubscriptionError::AlreadySubscribed {
+            id: current.id,
+            group: group.to_owned(),
+        });
+    }
+    if customers::card_on_file(uow.conn(), mode, customer_id)
+        .await?
+        .is_none()
+    {
+        return Err(SubscriptionError::NoCard(customer_id.to_owned()));
+    }
+    Ok(())
+}
+
 pub(crate) fn parse_when(field: &str, text: &str) -> Result<i64, Invalid> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
         return Ok(dt.with_timezone(&Utc).timestamp());

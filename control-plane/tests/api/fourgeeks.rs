@@ -147,7 +147,7 @@ both! {
             .await;
         assert_eq!(
             status,
-            StatusCode::BAD_REQUEST,
+            StatusCode::CONFLICT,
             "pro has two prices, so its public key alone is ambiguous: {guest}"
         );
         let (status, guest) = api

@@ -26,9 +26,15 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/tollgate-fuzz.XXXXXX")"
 # Full schemathesis reports stay here after the run (the temp dir does not).
 reports="${FUZZ_REPORT_DIR:-target/fuzz}"
 mkdir -p "$reports"
-pids=()
+# `start` runs inside $(…), a subshell, so the processes it starts are listed in a file: an
+# array set there would never reach this shell, and the servers would outlive the run.
+touch "$work/pids"
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  while read -r p; do kill "$p" 2>/dev/null || true; done <"$work/pids"
+  while read -r p; do
+    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+  done <"$work/pids"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -46,7 +52,7 @@ ESK=esk_fuzzfuzzfuzzfuzzfuzzfuzz01
 start() {
   local log=$1; shift
   "$@" >"$log" 2>&1 &
-  pids+=($!)
+  echo $! >>"$work/pids"
   for _ in $(seq 1 600); do
     if grep -q "listening on http://" "$log"; then
       grep -o "listening on http://[0-9.:]*" "$log" | head -n 1 | sed 's/listening on http:\/\///'

@@ -106,8 +106,9 @@ struct Serve {
     #[arg(long, env = "TOLLGATE_READ_POOL", default_value_t = 8)]
     read_pool: u32,
     /// PostgreSQL: writer connections working the write queue side by side (SQLite always has
-    /// one writer). One is fastest on 2 cores (BENCHMARKS.md); more can pay on more cores.
-    #[arg(long, env = "TOLLGATE_PG_WRITERS", default_value_t = 1)]
+    /// one writer). Two let one batch run while the other waits for its commit to reach disk
+    /// (2.5x one writer's rate on 2 cores, BENCHMARKS.md); more can pay on more cores.
+    #[arg(long, env = "TOLLGATE_PG_WRITERS", default_value_t = 2)]
     pg_writers: usize,
     /// Read connections reserved for edge sync streams.
     #[arg(long, env = "TOLLGATE_SYNC_POOL", default_value_t = 4)]

@@ -15,8 +15,9 @@ use super::window::window_from;
 use crate::catalog::store as catalog;
 use crate::customers::model::CustomerError;
 use crate::db::Uow;
+use crate::entitlements::compile;
 use crate::entitlements::model::patch_meter;
-use crate::entitlements::store as entitlements;
+use crate::entitlements::store::{self as entitlements, StoredCompile};
 use crate::subscriptions::store as subscriptions;
 use crate::validate::{Invalid, invalid};
 
@@ -45,12 +46,27 @@ pub async fn record(
         entitlements::stored_with_clock(uow.conn(), mode, customer_id, real_now)
             .await?
             .ok_or_else(|| CustomerError::NotFound(customer_id.to_owned()))?;
-    let entry = compiled
-        .as_ref()
-        .and_then(|c| c.entitlements.iter().find(|e| e.feature_id == feature_id))
-        .cloned();
-    let Some(mut entry) = entry else {
-        return Err(UsageError::FeatureNotFound(feature_id.to_owned()));
+    let find = |c: &Option<StoredCompile>| {
+        c.as_ref()
+            .and_then(|c| c.entitlements.iter().find(|e| e.feature_id == feature_id))
+            .cloned()
+    };
+    let (compiled, mut entry, recompiled) = match find(&compiled) {
+        Some(entry) => (compiled, entry, false),
+        None => {
+            // The stored compile may predate a catalog edit: an edit's customers are recompiled
+            // after it, in chunks (catalog::recompile), so a meter added a moment ago can be
+            // missing here. Compile this customer now rather than call the feature unknown.
+            let fresh = compile::customer(uow.conn(), mode, customer_id, real_now).await?;
+            let fresh = Some(StoredCompile {
+                entitlements: fresh.entitlements,
+                next_change_at: fresh.next_change_at,
+            });
+            match find(&fresh) {
+                Some(entry) => (fresh, entry, true),
+                None => return Err(UsageError::FeatureNotFound(feature_id.to_owned())),
+            }
+        }
     };
     if entry.feature_type != FeatureType::Meter {
         return Err(invalid(
@@ -74,7 +90,7 @@ pub async fn record(
             let value = counters::record(uow, mode, customer_id, feature_id, end, report).await?;
             if let Some(mut compile) = compiled {
                 // The compile was read above: patch it here rather than read it again at commit.
-                if entry.current_usage != Some(value) {
+                if recompiled || entry.current_usage != Some(value) {
                     patch_meter(&mut compile.entitlements, feature_id, value);
                     uow.patched(
                         mode,

@@ -2,8 +2,10 @@
 //! the page logged (a Content-Security-Policy violation is logged as a console error), and
 //! keep screenshots for the README when `TOLLGATE_SCREENSHOTS_DIR` is set.
 
+use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -14,15 +16,36 @@ use crate::helpers::missing;
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// chromedriver, killed when dropped (with the browser it started).
+/// chromedriver, stopped when dropped together with the browser it started.
 pub struct Browser {
     pub client: Client,
     driver: Child,
+    port: u16,
     _profile: tempfile::TempDir,
 }
 
 impl Drop for Browser {
+    /// Killing chromedriver alone orphans Chromium (a dozen processes per test, which then
+    /// live on and load the machine). So: ask chromedriver to shut down, which quits its
+    /// browsers; then kill whatever is left of its process group (chromedriver leads one of
+    /// its own, and Chromium starts in it).
     fn drop(&mut self) {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+            let _ = s.write_all(b"GET /shutdown HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.driver.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -47,6 +70,7 @@ pub async fn start(test: &str) -> Option<Browser> {
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("start chromedriver");
     let profile = tempfile::tempdir().unwrap();
@@ -72,6 +96,7 @@ pub async fn start(test: &str) -> Option<Browser> {
                 return Some(Browser {
                     client,
                     driver,
+                    port,
                     _profile: profile,
                 });
             }

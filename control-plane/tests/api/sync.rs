@@ -353,3 +353,74 @@ both! {
         assert!(recompiled >= CUSTOMERS, "{recompiled} customers recompiled");
     }
 }
+
+both! {
+    /// A catalog edit's customers are recompiled after it, in chunks: usage reported at once
+    /// for a meter the edit added must count for a customer whose chunk has not run yet, not
+    /// answer "feature not found" (Kelviq's `report_event` SDK test caught that race in CI).
+    async fn usage_for_a_new_meter_counts_before_its_recompile(db: Db) {
+        use futures_util::StreamExt;
+        let cp = ControlPlane::start_on(db);
+        let api = cp.api();
+        const CUSTOMERS: usize = 600;
+        futures_util::stream::iter(0..CUSTOMERS)
+            .for_each_concurrent(16, |i| {
+                let api = api.clone();
+                async move {
+                    api.create_customer(&format!("bulk-{i:04}")).await;
+                }
+            })
+            .await;
+        // The free plan's edit queues three chunks ahead of the new meter's own recompile.
+        let (status, plan) = api
+            .call(
+                reqwest::Method::PUT,
+                "/api/v1/plans/free/",
+                Some(json!({"identifier": "free", "name": "Free", "group": "base", "isDefault": true,
+                            "features": [{"featureId": "api-calls", "usageLimit": 150}]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{plan}");
+        let (status, feature) = api
+            .post(
+                "/api/v1/features/",
+                json!({"identifier": "fresh-meter", "name": "Fresh", "type": "METER"}),
+            )
+            .await;
+        assert!(status.is_success(), "{feature}");
+        let last = format!("bulk-{:04}", CUSTOMERS - 1);
+        for expected in 1..=2 {
+            let (status, usage) = api
+                .post(
+                    "/api/v1/usage/",
+                    json!({"customerId": last, "featureId": "fresh-meter", "quantity": 1}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{usage}");
+            assert_eq!(usage["currentUsage"], expected, "{usage}");
+        }
+        // And once the recompile has run, the count is still there.
+        wait_until("the catalog recompiles done", || async {
+            use sqlx::{Connection, Row};
+            sqlx::any::install_default_drivers();
+            let mut conn = sqlx::AnyConnection::connect(&cp.database_url)
+                .await
+                .unwrap();
+            sqlx::query("SELECT COUNT(*) FROM catalog_recompiles")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+                .get::<i64, _>(0)
+                == 0
+        })
+        .await;
+        let (status, usage) = api
+            .post(
+                "/api/v1/usage/",
+                json!({"customerId": last, "featureId": "fresh-meter", "quantity": 1}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{usage}");
+        assert_eq!(usage["currentUsage"], 3, "{usage}");
+    }
+}

@@ -34,6 +34,7 @@ pub(super) struct Loop {
     depth: Arc<AtomicI64>,
     /// Units that lost a deadlock or found the database busy, for the next batch.
     retry: VecDeque<Box<dyn Job>>,
+    /// This batch's webhook endpoints, read when a unit first needs them.
     endpoints: EndpointCache,
     /// A statement due before the next one (`BEGIN`, or the previous unit's `RELEASE`), sent
     /// together with it: every round trip to the database costs two thread hops on SQLite.
@@ -187,6 +188,10 @@ impl Loop {
         };
         // Sent with the first unit's SAVEPOINT; a failure shows there.
         self.deferred = Some(begin);
+        // Webhook endpoints are read again in every batch, at most once: another writer, or
+        // another replica, may have added one since the last batch, and a request that comes
+        // after that endpoint's creation was answered must fan out to it.
+        self.endpoints.invalidate();
         let mut kept: Vec<Vec<Change>> = Vec::new();
         let mut answered: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
         let mut webhooks = false;

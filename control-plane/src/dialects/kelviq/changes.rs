@@ -152,24 +152,32 @@ fn ask_of(
 ) -> Result<UpdateAsk, Invalid> {
     check_len("planIdentifier", Some(&plan_identifier), 64)?;
     check_len("chargePeriod", Some(&charge_period), 32)?;
-    let features = features.unwrap_or_default();
-    if features.len() > 64 {
-        return Err(invalid("features", "at most 64 entries"));
-    }
+    let features = feature_quantities(features)?;
     Ok(UpdateAsk {
         plan_identifier,
         charge_period,
         quantity: Quantity::parse_opt("quantity", quantity)?.map(Quantity::get),
         proration: proration(proration_behavior.0, proration_behavior.1)?,
         trial_end: trial.map(trial_end).transpose()?,
-        features: features
-            .into_iter()
-            .map(|f| FeatureQuantity {
-                identifier: f.identifier,
-                quantity: f.quantity,
-            })
-            .collect(),
+        features,
     })
+}
+
+/// Kelviq's `features` entries (create, charge, update): at most 64.
+pub(super) fn feature_quantities(
+    features: Option<Vec<FeatureQuantityRequest>>,
+) -> Result<Vec<FeatureQuantity>, Invalid> {
+    let features = features.unwrap_or_default();
+    if features.len() > 64 {
+        return Err(invalid("features", "at most 64 entries"));
+    }
+    Ok(features
+        .into_iter()
+        .map(|f| FeatureQuantity {
+            identifier: f.identifier,
+            quantity: f.quantity,
+        })
+        .collect())
 }
 
 /// Change a subscription's plan.

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use serde::Deserialize;
 
-use super::changes::FeatureQuantityRequest;
+use super::changes::{FeatureQuantityRequest, feature_quantities};
 use super::{lock_for_direct_start, view_of};
 use crate::auth::model::Caller;
 use crate::catalog::store::resolve_price;
@@ -19,7 +19,7 @@ use crate::state::AppState;
 use crate::subscriptions::apply::{self, Urls};
 use crate::subscriptions::lifecycle::{Action, ChangeRequest};
 use crate::subscriptions::model::{SubscriptionError, SubscriptionView};
-use crate::subscriptions::preview::{FeatureQuantity, quantity_of};
+use crate::subscriptions::preview::quantity_of;
 use crate::validate::{CustomerId, Quantity, RedirectUrl, check_len, invalid};
 
 /// Kelviq's create body. Keys may also be sent in snake_case.
@@ -99,18 +99,7 @@ pub async fn create(
         &state.config.redirect_hosts,
     )?;
     let quantity = Quantity::parse_opt("quantity", req.quantity)?.map(Quantity::get);
-    let asked: Vec<FeatureQuantity> = req
-        .features
-        .unwrap_or_default()
-        .into_iter()
-        .map(|f| FeatureQuantity {
-            identifier: f.identifier,
-            quantity: f.quantity,
-        })
-        .collect();
-    if asked.len() > 64 {
-        return Err(invalid("features", "at most 64 entries").into());
-    }
+    let asked = feature_quantities(req.features)?;
     let mode = caller.mode;
     let key = customer_id.clone();
     Ok(state

@@ -19,8 +19,9 @@ use std::time::Duration;
 use bytes::{BufMut, BytesMut};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tollgate_benches::{customer_id, entitlements_for};
+use tollgate_edge::codec::put_json_string;
 use tollgate_edge::prepare::{Prepared, etag_for};
-use tollgate_edge::shape::{EntRef, Shape, put_json_string};
+use tollgate_edge::shape::{EntRef, Shape};
 
 fn render(c: &mut Criterion) {
     let id = customer_id(123_457);

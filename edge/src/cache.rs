@@ -29,8 +29,9 @@ use serde::{Deserialize, Serialize};
 use tollgate_shared::Mode;
 use tollgate_shared::sync::{PROTOCOL_VERSION, SnapshotBegin};
 
+use crate::codec::{get_varint, put_varint};
 use crate::customers::{ChunkBuilder, Compact, Overlay};
-use crate::shape::{FeatureShape, Interner, LocalInterner, Shape, get_varint, put_varint};
+use crate::shape::{FeatureShape, Interner, LocalInterner, Shape};
 use crate::store::{MODES, PendingSnapshot, Root, Store, now_ms, slot};
 
 pub const FILE_NAME: &str = "edge-cache.bin";

@@ -25,8 +25,9 @@ use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as TableEntry;
 use tollgate_shared::Mode;
 
+use crate::codec::{get_varint, put_varint};
 use crate::modes::slot;
-use crate::shape::{EntRef, LocalInterner, Shape, get_varint, put_varint};
+use crate::shape::{EntRef, LocalInterner, Shape};
 
 /// Bits of a record reference that address a byte inside its segment.
 const OFFSET_BITS: u32 = 25;

@@ -20,8 +20,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tollgate_shared::{ErrorEnvelope, ErrorKind, Mode};
 
 use crate::auth::{AuthError, Caller, KeyCache};
+use crate::codec::put_json_string;
 use crate::customers::View;
-use crate::shape::put_json_string;
 use crate::store::{Source, Store, slot};
 
 pub type Body = Full<Bytes>;

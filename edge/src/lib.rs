@@ -4,6 +4,7 @@
 //! * [`customers`] — customers in a few dozen bytes each: a compact base per snapshot, an
 //!   overlay for deltas.
 //! * [`shape`] — interned per-plan shapes; bodies rendered from shape plus numbers.
+//! * [`codec`] — the byte codecs under them: JSON string escaping, reset dates, varints.
 //! * [`load`] — a snapshot chunk parsed in place into records, on a worker thread.
 //! * [`cache`] — the warm-start file (`--cache-dir`).
 //! * [`prepare`] — the default plans' bodies, ETags.
@@ -16,6 +17,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod codec;
 pub mod customers;
 pub mod http;
 pub mod load;

@@ -17,6 +17,10 @@
 //!   (reading its body included) has its connection closed.
 //! * **Connection cap**: a semaphore; at the cap the loop stops accepting (the kernel's backlog
 //!   holds newcomers) until a connection ends.
+//! * **A handle per connection** ([`serve_with_handles`]): the service can close its own
+//!   connection at once, and see how many bytes have reached the socket. The edge uses it for
+//!   long-lived event streams: one whose client stopped reading is closed, even while hyper is
+//!   stuck writing to it (a response body that is never polled cannot end itself).
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -32,7 +36,7 @@ use hyper::body::{Body, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tracing::{debug, info, warn};
 
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -227,6 +231,108 @@ impl Drop for InFlight {
     }
 }
 
+/// One connection as its service sees it: [`ConnHandle::close`] ends the connection at once
+/// (the socket is dropped, whatever hyper is doing with it), and
+/// [`ConnHandle::bytes_written`] counts what has been written to the socket so far.
+#[derive(Clone, Debug, Default)]
+pub struct ConnHandle(Arc<ConnShared>);
+
+#[derive(Debug, Default)]
+struct ConnShared {
+    close: Notify,
+    closed: std::sync::atomic::AtomicBool,
+    written: AtomicU64,
+}
+
+impl ConnHandle {
+    /// Closes the connection now: in-flight responses are cut off.
+    pub fn close(&self) {
+        self.0.closed.store(true, Ordering::Release);
+        self.0.close.notify_one();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.0.closed.load(Ordering::Acquire)
+    }
+
+    /// Bytes written to the connection's socket (TLS: plaintext bytes handed to rustls).
+    pub fn bytes_written(&self) -> u64 {
+        self.0.written.load(Ordering::Relaxed)
+    }
+
+    async fn closed(&self) {
+        while !self.is_closed() {
+            self.0.close.notified().await;
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The connection's I/O, counting bytes written into its [`ConnHandle`]. One relaxed add
+    /// on a counter no other connection touches, per write.
+    struct CountingIo<I> {
+        #[pin]
+        inner: I,
+        handle: ConnHandle,
+    }
+}
+
+impl<I: hyper::rt::Read> hyper::rt::Read for CountingIo<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_read(cx, buf)
+    }
+}
+
+impl<I: hyper::rt::Write> hyper::rt::Write for CountingIo<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let r = this.inner.poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &r {
+            this.handle
+                .0
+                .written
+                .fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let r = this.inner.poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = &r {
+            this.handle
+                .0
+                .written
+                .fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
+
 /// Serves HTTP/1 (HTTPS with `tls`) on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish for at most `drain`. `make` is called once per connection with
 /// the peer's address.
@@ -240,6 +346,35 @@ pub async fn serve<M, S, B>(
 ) -> std::io::Result<()>
 where
     M: Fn(SocketAddr) -> S,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    serve_with_handles(
+        listener,
+        move |peer, _| make(peer),
+        limits,
+        tls,
+        shutdown,
+        drain,
+    )
+    .await
+}
+
+/// [`serve`], with `make` also given the new connection's [`ConnHandle`].
+pub async fn serve_with_handles<M, S, B>(
+    listener: TcpListener,
+    make: M,
+    limits: ServerLimits,
+    tls: Option<TlsConfig>,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> std::io::Result<()>
+where
+    M: Fn(SocketAddr, ConnHandle) -> S,
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
@@ -278,8 +413,9 @@ where
         };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
+        let handle = ConnHandle::default();
         let service = Tracked {
-            inner: make(peer),
+            inner: make(peer, handle.clone()),
             activity: activity.clone(),
             timeout: limits.request_timeout,
         };
@@ -288,15 +424,11 @@ where
         match &acceptor {
             None => {
                 tokio::spawn(async move {
-                    connection(
-                        &builder,
-                        TokioIo::new(stream),
-                        service,
-                        activity,
-                        limits,
-                        stop,
-                    )
-                    .await;
+                    let io = CountingIo {
+                        inner: TokioIo::new(stream),
+                        handle: handle.clone(),
+                    };
+                    connection(&builder, io, service, activity, limits, stop, handle).await;
                     drop(permit);
                 });
             }
@@ -309,8 +441,11 @@ where
                         .await
                     {
                         Ok(Ok(tls)) => {
-                            connection(&builder, TokioIo::new(tls), service, activity, limits, stop)
-                                .await
+                            let io = CountingIo {
+                                inner: TokioIo::new(tls),
+                                handle: handle.clone(),
+                            };
+                            connection(&builder, io, service, activity, limits, stop, handle).await
                         }
                         Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => debug!(%peer, "TLS handshake timed out"),
@@ -339,6 +474,7 @@ async fn connection<I, S, B>(
     activity: Arc<Activity>,
     limits: ServerLimits,
     mut stop: watch::Receiver<bool>,
+    handle: ConnHandle,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
@@ -357,6 +493,8 @@ async fn connection<I, S, B>(
             .unwrap_or_else(|| Instant::now() + limits.idle_timeout);
         tokio::select! {
             _ = conn.as_mut() => return,
+            // The service asked for the connection to end now: dropping it closes the socket.
+            () = handle.closed() => return,
             _ = stop.wait_for(|s| *s), if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;

@@ -295,3 +295,57 @@ async fn a_streaming_response_outlives_the_idle_and_request_timeouts() {
         .unwrap();
     assert_eq!(body, "0\n1\n2\n3\n4\n5\n6\n7\n");
 }
+
+/// A connection's handle closes it at once, even while its response body is pending forever
+/// (nothing hyper does would end it), and counts the bytes that reached the socket.
+#[tokio::test]
+async fn a_connection_handle_closes_its_connection_and_counts_bytes() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (handles, mut handed) = tokio::sync::mpsc::unbounded_channel::<ConnHandle>();
+    tokio::spawn(serve_with_handles(
+        listener,
+        move |_, handle: ConnHandle| {
+            let handles = handles.clone();
+            service_fn(move |_req: Request<Incoming>| {
+                let _ = handles.send(handle.clone());
+                async move {
+                    // One chunk, then a body that never ends.
+                    let (tx, rx) = tokio::sync::mpsc::channel(1);
+                    tx.send(Bytes::from_static(b"hello\n")).await.unwrap();
+                    tokio::spawn(async move {
+                        let _keep = tx;
+                        std::future::pending::<()>().await;
+                    });
+                    Ok::<_, Infallible>(Response::new(Streaming(rx)))
+                }
+            })
+        },
+        ServerLimits::default(),
+        None,
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let handle = handed.recv().await.unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !seen.windows(6).any(|w| w == b"hello\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before the first chunk");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // Every byte the client read went through the counter (a chunk's trailing CRLF may still
+    // be on its way).
+    assert!(handle.bytes_written() >= seen.len() as u64);
+    handle.close();
+    assert!(
+        closed_within(&mut stream, Duration::from_secs(10))
+            .await
+            .is_some()
+    );
+}

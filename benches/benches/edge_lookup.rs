@@ -75,13 +75,13 @@ fn entitlements_request(c: &mut Criterion) {
         })
     });
     g.bench_function("edge_known_hot_keepalive", |b| {
-        b.iter(|| connection.call(black_box(&hot)).into_inner())
+        b.iter(|| connection.respond(black_box(&hot)))
     });
     g.bench_function("edge_known_rotating_keepalive", |b| {
         let mut i = 0usize;
         b.iter(|| {
             i = (i + 1) % rotating.len();
-            connection.call(black_box(&rotating[i])).into_inner()
+            connection.respond(black_box(&rotating[i]))
         })
     });
     g.bench_function("edge_unknown_defaults", |b| {

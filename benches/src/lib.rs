@@ -133,11 +133,7 @@ pub fn load_snapshot(store: &Store, customers: &[CustomerEntitlements]) -> Resul
 pub fn edge_state(n: u64) -> Result<EdgeState, ApplyError> {
     let store = Store::default();
     load_snapshot(&store, &customers(n))?;
-    Ok(EdgeState {
-        store: Arc::new(store),
-        metrics: None,
-        max_staleness_secs: 300.0,
-    })
+    Ok(EdgeState::new(Arc::new(store)))
 }
 
 /// `GET /api/v1/entitlements/?customerId={id}` with the bench key.

@@ -4,6 +4,7 @@
 //! [`KeyCache`] remembers, per connection, the last key header that was accepted, so the
 //! requests that follow on a keep-alive connection skip parsing and hashing it.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use tollgate_shared::token::{self, TOKEN_PREFIX};
 use tollgate_shared::{KeyKind, Mode};
 
 use crate::store::{Auth, now_ms};
+use crate::stream::Credential;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Caller {
@@ -36,22 +38,82 @@ pub enum AuthError {
 pub fn authenticate(auth: &Auth, header: Option<&[u8]>) -> Result<Caller, AuthError> {
     let credential =
         credential_from_header(header.ok_or(AuthError::Missing)?).ok_or(AuthError::Invalid)?;
+    authenticate_credential(auth, &credential)
+}
+
+/// The credential of a request: `Authorization` (Bearer or Basic), else `X-API-Key` (OFREP's
+/// API-key scheme: the key itself).
+pub fn request_credential<'h>(
+    authorization: Option<&'h [u8]>,
+    api_key: Option<&'h [u8]>,
+) -> Result<Cow<'h, str>, AuthError> {
+    match (authorization, api_key) {
+        (Some(h), _) => credential_from_header(h).ok_or(AuthError::Invalid),
+        (None, Some(k)) => std::str::from_utf8(k)
+            .ok()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(Cow::Borrowed)
+            .ok_or(AuthError::Invalid),
+        (None, None) => Err(AuthError::Missing),
+    }
+}
+
+/// Checks a bare credential (a key or a customer token).
+pub fn authenticate_credential(auth: &Auth, credential: &str) -> Result<Caller, AuthError> {
+    authenticate_for_stream(auth, credential).map(|(caller, _)| caller)
+}
+
+/// [`authenticate_credential`], plus what a stream must check again later (revocation,
+/// expiry).
+pub fn authenticate_for_stream(
+    auth: &Auth,
+    credential: &str,
+) -> Result<(Caller, Credential), AuthError> {
     if credential.starts_with(TOKEN_PREFIX) {
         let now = (now_ms() / 1000) as i64;
-        let claims = token::verify(&credential, &auth.token_keys, now)?;
-        return Ok(Caller::Customer {
-            mode: claims.m,
-            customer_id: claims.c,
-        });
+        let claims = token::verify(credential, &auth.token_keys, now)?;
+        let held = Credential::Token {
+            token: credential.into(),
+            expires: claims.e,
+        };
+        return Ok((
+            Caller::Customer {
+                mode: claims.m,
+                customer_id: claims.c,
+            },
+            held,
+        ));
     }
     // Edges never receive sync-key hashes, so recognise the kind by its prefix.
     if credential.starts_with(EDGE_SYNC_PREFIX) {
         return Err(AuthError::WrongKind);
     }
-    match auth.keys.get(&hash_key(&credential)) {
-        Some((mode, KeyKind::Publishable | KeyKind::Secret)) => Ok(Caller::Key(*mode)),
+    let hash = hash_key(credential);
+    match auth.keys.get(&hash) {
+        Some((mode, KeyKind::Publishable | KeyKind::Secret)) => Ok((
+            Caller::Key(*mode),
+            Credential::Key {
+                hash,
+                expires: None,
+            },
+        )),
         Some((_, KeyKind::EdgeSync)) => Err(AuthError::WrongKind),
         None => Err(AuthError::Invalid),
+    }
+}
+
+/// Whether a stream's credential is still good against the current keys.
+pub fn still_valid(auth: &Auth, credential: &Credential) -> bool {
+    match credential {
+        Credential::Key { hash, .. } => matches!(
+            auth.keys.get(hash),
+            Some((_, KeyKind::Publishable | KeyKind::Secret))
+        ),
+        Credential::Token { token, .. } => {
+            let now = (now_ms() / 1000) as i64;
+            token::verify(token, &auth.token_keys, now).is_ok()
+        }
     }
 }
 
@@ -93,6 +155,22 @@ impl KeyCache {
             self.remember(auth, h, *mode);
         }
         Ok(caller)
+    }
+
+    /// [`KeyCache::authenticate`] for a request that may carry its key in `X-API-Key`.
+    pub fn authenticate_request(
+        &self,
+        auth: &Arc<Auth>,
+        authorization: Option<&[u8]>,
+        api_key: Option<&[u8]>,
+    ) -> Result<Caller, AuthError> {
+        match (authorization, api_key) {
+            // Not cached: the cache compares `Authorization` headers.
+            (None, Some(raw)) => {
+                authenticate_credential(auth, &request_credential(None, Some(raw))?)
+            }
+            (header, _) => self.authenticate(auth, header),
+        }
     }
 
     fn cached(&self, auth: &Arc<Auth>, header: Option<&[u8]>) -> Option<Mode> {

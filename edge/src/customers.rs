@@ -399,7 +399,15 @@ impl Compact {
     }
 }
 
-type OverlayMap = papaya::HashMap<Box<str>, Option<Compact>>;
+/// An overlay entry: the customer as of the delta that last changed it (`None`: removed), and
+/// that delta's version (event streams resume from it, `crate::stream`).
+#[derive(Clone)]
+struct Slot {
+    version: u64,
+    customer: Option<Compact>,
+}
+
+type OverlayMap = papaya::HashMap<Box<str>, Slot>;
 
 /// Customers changed since the base was built: `None` marks a removed one.
 #[derive(Default)]
@@ -418,8 +426,13 @@ impl Overlay {
         self.len() == 0
     }
 
-    pub fn insert(&self, mode: Mode, id: Box<str>, entry: Option<Compact>) {
-        if self.maps[slot(mode)].pin().insert(id, entry).is_none() {
+    /// Sets the customer as of the delta at `version` (`None`: removed).
+    pub fn insert(&self, mode: Mode, id: Box<str>, entry: Option<Compact>, version: u64) {
+        let slot_ = Slot {
+            version,
+            customer: entry,
+        };
+        if self.maps[slot(mode)].pin().insert(id, slot_).is_none() {
             self.len.fetch_add(1, Ordering::Release);
         }
     }
@@ -431,13 +444,7 @@ impl Overlay {
         &self,
         mode: Mode,
     ) -> Option<
-        papaya::HashMapRef<
-            '_,
-            Box<str>,
-            Option<Compact>,
-            std::hash::RandomState,
-            papaya::LocalGuard<'_>,
-        >,
+        papaya::HashMapRef<'_, Box<str>, Slot, std::hash::RandomState, papaya::LocalGuard<'_>>,
     > {
         (!self.is_empty()).then(|| self.maps[slot(mode)].pin())
     }
@@ -451,8 +458,24 @@ impl Overlay {
         self.maps[slot(mode)]
             .pin()
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.clone(), v.customer.clone()))
             .collect()
+    }
+
+    /// [`Overlay::entries`] with each entry's version.
+    pub fn versioned_entries(&self, mode: Mode) -> Vec<(Box<str>, u64, Option<Compact>)> {
+        self.maps[slot(mode)]
+            .pin()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.version, v.customer.clone()))
+            .collect()
+    }
+
+    /// The version that last changed the customer, and whether it is present (not removed),
+    /// if the overlay has it.
+    fn last_change(&self, mode: Mode, id: &str) -> Option<(u64, bool)> {
+        let map = self.pinned(mode)?;
+        map.get(id).map(|s| (s.version, s.customer.is_some()))
     }
 
     /// Rough bytes held: papaya allocates each entry, plus the id and the numbers.
@@ -462,7 +485,9 @@ impl Overlay {
             .map(|m| {
                 m.pin()
                     .iter()
-                    .map(|(k, v)| 64 + k.len() + v.as_ref().map_or(0, |c| c.values.len() + 16))
+                    .map(|(k, v)| {
+                        72 + k.len() + v.customer.as_ref().map_or(0, |c| c.values.len() + 16)
+                    })
                     .sum::<usize>()
             })
             .sum()
@@ -474,16 +499,43 @@ impl Overlay {
 #[derive(Clone)]
 pub struct Customers {
     pub base: Arc<Base>,
+    /// No customer in `base` changed after this version (the snapshot's, or the version a
+    /// compaction folded up to).
+    pub base_version: u64,
     pub frozen: Option<Arc<Overlay>>,
     pub overlay: Arc<Overlay>,
+}
+
+/// When a customer last changed, as far as the layers know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastChange {
+    /// A delta at exactly this version set it (`present`) or removed it.
+    At { version: u64, present: bool },
+    /// In the base (`present`) or unknown: not after this version.
+    NotAfter { version: u64, present: bool },
 }
 
 impl Customers {
     pub fn empty() -> Customers {
         Customers {
             base: Arc::new(Base::empty()),
+            base_version: 0,
             frozen: None,
             overlay: Arc::new(Overlay::default()),
+        }
+    }
+
+    /// When the customer last changed (event streams resume from it).
+    pub fn last_change(&self, mode: Mode, id: &str) -> LastChange {
+        let overlays = std::iter::once(&self.overlay).chain(self.frozen.as_ref());
+        for layer in overlays {
+            if let Some((version, present)) = layer.last_change(mode, id) {
+                return LastChange::At { version, present };
+            }
+        }
+        LastChange::NotAfter {
+            version: self.base_version,
+            present: self.base.get(mode, id).is_some(),
         }
     }
 
@@ -493,11 +545,11 @@ impl Customers {
     pub fn with<R>(&self, mode: Mode, id: &str, f: impl FnOnce(Option<View<'_>>) -> R) -> R {
         let top = self.overlay.pinned(mode);
         if let Some(entry) = top.as_ref().and_then(|m| m.get(id)) {
-            return f(entry.as_ref().map(Compact::view));
+            return f(entry.customer.as_ref().map(Compact::view));
         }
         let frozen = self.frozen.as_ref().and_then(|o| o.pinned(mode));
         if let Some(entry) = frozen.as_ref().and_then(|m| m.get(id)) {
-            return f(entry.as_ref().map(Compact::view));
+            return f(entry.customer.as_ref().map(Compact::view));
         }
         f(self.base.get(mode, id))
     }
@@ -585,17 +637,20 @@ mod tests {
             Mode::Test,
             "a".into(),
             Some(Compact::new(&refs, &mut local)),
+            3,
         );
-        frozen.insert(Mode::Test, "b".into(), None);
+        frozen.insert(Mode::Test, "b".into(), None, 4);
         let overlay = Overlay::default();
         overlay.insert(
             Mode::Test,
             "b".into(),
             Some(Compact::new(&refs, &mut local)),
+            5,
         );
-        overlay.insert(Mode::Test, "c".into(), None);
+        overlay.insert(Mode::Test, "c".into(), None, 6);
         let layers = Customers {
             base: Arc::new(base),
+            base_version: 2,
             frozen: Some(Arc::new(frozen)),
             overlay: Arc::new(overlay),
         };
@@ -607,5 +662,16 @@ mod tests {
         assert_eq!(layers.with(Mode::Test, "b", |v| v.map(body)), Some(seven));
         assert!(!layers.contains(Mode::Test, "c"));
         assert!(!layers.contains(Mode::Test, "d"));
+        let at = |version, present| LastChange::At { version, present };
+        assert_eq!(layers.last_change(Mode::Test, "a"), at(3, true));
+        assert_eq!(layers.last_change(Mode::Test, "b"), at(5, true));
+        assert_eq!(layers.last_change(Mode::Test, "c"), at(6, false));
+        assert_eq!(
+            layers.last_change(Mode::Test, "d"),
+            LastChange::NotAfter {
+                version: 2,
+                present: false
+            }
+        );
     }
 }

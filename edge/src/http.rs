@@ -1,65 +1,193 @@
 //! The edge's HTTP surface. The entitlement routes are the hot path: authenticate (by the
 //! connection's cached key, else by hash lookup), find the customer's shape and numbers, render
 //! the body from them straight into the response buffer and hash it for the ETag. No locks, no
-//! database, no serializer, no `Arc` cloned per request. `BENCHMARKS.md` has the measurements.
+//! database, no serializer, no `Arc` cloned per request, and no await: those requests are
+//! answered before their future is first polled. `BENCHMARKS.md` has the measurements.
+//!
+//! What must wait goes through one boxed future instead ([`Later`]): reading an OFREP request's
+//! body ([`crate::ofrep`]), waiting for a `minVersion` ([`crate::wait`]), and opening an event
+//! stream ([`crate::stream`]).
 
 use std::borrow::Cow;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, AUTHORIZATION, CACHE_CONTROL,
-    CONTENT_TYPE, ETAG, IF_NONE_MATCH,
+    CONTENT_TYPE, ETAG, IF_NONE_MATCH, RETRY_AFTER,
 };
-use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tollgate_shared::server::ConnHandle;
 use tollgate_shared::{ErrorEnvelope, ErrorKind, Mode};
 
 use crate::auth::{AuthError, Caller, KeyCache};
 use crate::codec::put_json_string;
 use crate::customers::View;
-use crate::store::{Source, Store, slot};
+use crate::store::{Root, Source, Store, slot};
+use crate::stream::SseBody;
 
+/// A response answered at once.
 pub type Body = Full<Bytes>;
+/// Any response the edge gives: a whole body, or an event stream.
+pub type EdgeBody = Either<Full<Bytes>, SseBody>;
+
+/// Bounds on the reads that wait (docs/operations.md, "Edges").
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    /// Longest a read waits for its `minVersion` before answering stale.
+    pub min_version_wait: Duration,
+    /// Reads waiting at once (OFREP bodies being read, `minVersion` waits); more get 429.
+    pub max_pending: usize,
+    /// Largest OFREP request body.
+    pub ofrep_body_limit: usize,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            min_version_wait: Duration::from_millis(1_000),
+            max_pending: 1_024,
+            ofrep_body_limit: 16 * 1024,
+        }
+    }
+}
 
 pub struct EdgeState {
     pub store: Arc<Store>,
     pub metrics: Option<PrometheusHandle>,
     /// Past this many seconds without hearing from the control plane, `/readyz` says 503.
     pub max_staleness_secs: f64,
+    pub reads: ReadLimits,
+    /// Reads waiting now (see [`ReadLimits::max_pending`]).
+    pending: AtomicUsize,
 }
 
-const JSON: HeaderValue = HeaderValue::from_static("application/json");
-const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
+impl EdgeState {
+    /// Default limits, no metrics.
+    pub fn new(store: Arc<Store>) -> EdgeState {
+        EdgeState {
+            store,
+            metrics: None,
+            max_staleness_secs: 300.0,
+            reads: ReadLimits::default(),
+            pending: AtomicUsize::new(0),
+        }
+    }
+
+    /// Reads waiting now.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
+    }
+}
+
+/// A slot among [`ReadLimits::max_pending`], held while a read waits.
+pub struct Pending(Arc<EdgeState>);
+
+impl Pending {
+    fn acquire(state: &Arc<EdgeState>) -> Option<Pending> {
+        let max = state.reads.max_pending;
+        state
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Pending(state.clone()))
+    }
+
+    pub fn state(&self) -> &Arc<EdgeState> {
+        &self.0
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pub(crate) const JSON: HeaderValue = HeaderValue::from_static("application/json");
+pub(crate) const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
 const NO_CACHE: HeaderValue = HeaderValue::from_static("private, no-cache");
 const ENTITLEMENTS: &str = "/api/v1/entitlements";
+const OFREP: &str = "/ofrep/v1";
+/// The stream's path under [`ENTITLEMENTS`]; a feature named `stream` is read with
+/// `?feature_id=stream` instead.
+const STREAM: &str = "/stream";
+
+/// The request header that asks for read-your-writes (the query parameter is `minVersion`).
+pub const MIN_VERSION: HeaderName = HeaderName::from_static("tollgate-min-version");
+/// On answers to reads that asked for a `minVersion`: the version the edge answered at.
+pub const VERSION: HeaderName = HeaderName::from_static("tollgate-version");
+/// On those answers when the edge had not reached the `minVersion` within the wait bound.
+pub const STALE: HeaderName = HeaderName::from_static("tollgate-stale");
+pub(crate) const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+const EXPOSE_VERSION: HeaderValue =
+    HeaderValue::from_static("ETag, Tollgate-Version, Tollgate-Stale");
 
 /// One connection's view of the edge: the shared state, plus what this connection remembers
-/// between its requests (the last accepted key, see [`KeyCache`]).
+/// between its requests (the last accepted key, see [`KeyCache`]) and its handle (streams
+/// close their connection through it).
 pub struct Connection {
     state: Arc<EdgeState>,
     keys: KeyCache,
+    conn: ConnHandle,
+}
+
+/// What the edge answers a request with: ready at once (every plain read), or a future.
+pub enum EdgeFuture {
+    Ready(Option<Response<EdgeBody>>),
+    Waiting(Pin<Box<dyn Future<Output = Response<EdgeBody>> + Send>>),
+}
+
+impl Future for EdgeFuture {
+    type Output = Result<Response<EdgeBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            EdgeFuture::Ready(r) => Poll::Ready(Ok(r.take().unwrap_or_else(|| {
+                error(ErrorKind::Internal, "response polled twice").map(Either::Left)
+            }))),
+            EdgeFuture::Waiting(f) => f.as_mut().poll(cx).map(Ok),
+        }
+    }
 }
 
 impl Connection {
     pub fn new(state: Arc<EdgeState>) -> Connection {
+        Connection::with_handle(state, ConnHandle::default())
+    }
+
+    pub fn with_handle(state: Arc<EdgeState>, conn: ConnHandle) -> Connection {
         Connection {
             state,
             keys: KeyCache::default(),
+            conn,
         }
     }
 
-    /// Answers one request. The response is complete before the returned future is first
-    /// polled, so the future borrows nothing and serving a request clones no `Arc`.
-    pub fn call<B>(
-        &self,
-        req: &Request<B>,
-    ) -> std::future::Ready<Result<Response<Body>, Infallible>> {
-        std::future::ready(Ok(route_with(&self.state, req, &self.keys)))
+    /// Answers one request. Plain reads are complete before the returned future is first
+    /// polled, so that future borrows nothing and serving them clones no `Arc`.
+    pub fn call(&self, req: Request<Incoming>) -> EdgeFuture {
+        match route_inner(&self.state, &req, &self.keys, None) {
+            Routed::Now(resp) => EdgeFuture::Ready(Some(resp.map(Either::Left))),
+            Routed::Later(later) => later.start(&self.state, &self.conn, req),
+        }
+    }
+
+    /// [`Connection::call`] for the reads answered at once, for any request type (benches).
+    pub fn respond<B>(&self, req: &Request<B>) -> Response<Body> {
+        route_with(&self.state, req, &self.keys)
     }
 }
 
@@ -68,41 +196,160 @@ pub fn route<B>(state: &EdgeState, req: &Request<B>) -> Response<Body> {
     route_with(state, req, &KeyCache::default())
 }
 
-/// Synchronous on purpose: nothing on the request path awaits.
+/// The reads answered at once. Synchronous on purpose: nothing on the request path awaits.
+/// Routes that must wait answer 500 here: they are served by [`Connection::call`].
 pub fn route_with<B>(state: &EdgeState, req: &Request<B>, keys: &KeyCache) -> Response<Body> {
+    match route_inner(state, req, keys, None) {
+        Routed::Now(resp) => resp,
+        Routed::Later(_) => error(
+            ErrorKind::Internal,
+            "this route is served by Connection::call",
+        ),
+    }
+}
+
+/// A request's answer: now, or after it waited for something.
+pub(crate) enum Routed {
+    Now(Response<Body>),
+    Later(Later),
+}
+
+/// What a request still has to wait for.
+pub(crate) enum Later {
+    /// A read whose `minVersion` the edge has not applied yet: wait, then route it again.
+    Version { min: u64 },
+    /// An OFREP evaluation: its body to read, maybe a version to wait for.
+    Ofrep(crate::ofrep::Job),
+    /// An event stream to open.
+    Stream(crate::stream::Open),
+}
+
+impl Later {
+    fn start(
+        self,
+        state: &Arc<EdgeState>,
+        conn: &ConnHandle,
+        req: Request<Incoming>,
+    ) -> EdgeFuture {
+        let later = match self {
+            // A stream waits (for its `minVersion`) under a pending slot, then holds a
+            // subscriber slot instead.
+            Later::Stream(open) if !open.must_wait(state) => {
+                let state = state.clone();
+                let conn = conn.clone();
+                return EdgeFuture::Waiting(Box::pin(
+                    async move { open.run(state, conn, None).await },
+                ));
+            }
+            other => other,
+        };
+        let Some(pending) = Pending::acquire(state) else {
+            crate::metrics::request(429);
+            let resp = match later {
+                Later::Ofrep(job) => job.too_many(),
+                Later::Stream(open) => open.too_many(),
+                Later::Version { .. } => too_many(),
+            };
+            return EdgeFuture::Ready(Some(resp.map(Either::Left)));
+        };
+        let conn = conn.clone();
+        EdgeFuture::Waiting(Box::pin(async move {
+            match later {
+                Later::Version { min } => {
+                    let state = pending.state().clone();
+                    let waited = crate::wait::version(&state, min).await;
+                    let resp = match route_inner(&state, &req, &KeyCache::default(), Some(waited)) {
+                        Routed::Now(resp) => resp,
+                        Routed::Later(_) => error(ErrorKind::Internal, "read waited twice"),
+                    };
+                    drop(pending);
+                    resp.map(Either::Left)
+                }
+                Later::Ofrep(job) => job.run(pending, req).await.map(Either::Left),
+                Later::Stream(open) => {
+                    let state = pending.state().clone();
+                    open.run(state, conn, Some(pending)).await
+                }
+            }
+        }))
+    }
+}
+
+/// 429 for the reads that wait, when too many already do.
+pub(crate) fn too_many() -> Response<Body> {
+    let mut resp = error(
+        ErrorKind::TooManyRequests,
+        "too many reads are waiting on this edge; retry in a second",
+    );
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+/// The outcome of waiting for a `minVersion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waited {
+    /// The version asked for.
+    pub min: u64,
+    /// Whether the edge had applied it when the read was answered.
+    pub reached: bool,
+}
+
+fn route_inner<B>(
+    state: &EdgeState,
+    req: &Request<B>,
+    keys: &KeyCache,
+    waited: Option<Waited>,
+) -> Routed {
     let path = req.uri().path();
     let path = path.strip_suffix('/').unwrap_or(path);
     if let Some(rest) = path.strip_prefix(ENTITLEMENTS) {
+        if rest == STREAM {
+            return match *req.method() {
+                Method::GET => crate::stream::prepare_entitlements(state, req),
+                Method::OPTIONS => Routed::Now(preflight()),
+                _ => Routed::Now(error(
+                    ErrorKind::MethodNotAllowed,
+                    "the entitlement stream is opened with GET",
+                )),
+            };
+        }
         let feature = match rest.strip_prefix('/') {
             None if rest.is_empty() => None,
             Some(f) if !f.is_empty() && !f.contains('/') => Some(f),
-            _ => return error(ErrorKind::NotFound, "no such route"),
+            _ => return Routed::Now(error(ErrorKind::NotFound, "no such route")),
         };
         return match *req.method() {
             Method::GET | Method::HEAD => {
-                let resp = entitlements(state, req, feature, keys);
-                count(resp.status());
-                resp
+                let routed = entitlements(state, req, feature, keys, waited);
+                if let Routed::Now(resp) = &routed {
+                    count(resp.status());
+                }
+                routed
             }
-            Method::OPTIONS => preflight(),
-            _ => error(
+            Method::OPTIONS => Routed::Now(preflight()),
+            _ => Routed::Now(error(
                 ErrorKind::MethodNotAllowed,
                 "entitlements are read with GET",
-            ),
+            )),
         };
     }
-    match path {
+    if let Some(rest) = path.strip_prefix(OFREP) {
+        return crate::ofrep::route(state, req, rest, keys);
+    }
+    Routed::Now(match path {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => readyz(state),
         "/metrics" => match &state.metrics {
             Some(handle) => {
                 crate::metrics::refresh(&state.store);
+                metrics::gauge!("tollgate_edge_reads_waiting").set(state.pending() as f64);
                 text(StatusCode::OK, handle.render())
             }
             None => text(StatusCode::NOT_FOUND, "metrics are not enabled\n"),
         },
         _ => error(ErrorKind::NotFound, "no such route"),
-    }
+    })
 }
 
 fn count(status: StatusCode) {
@@ -114,6 +361,7 @@ fn count(status: StatusCode) {
 pub struct Query<'a> {
     pub customer_id: Option<Cow<'a, str>>,
     pub feature_id: Option<Cow<'a, str>>,
+    pub min_version: Option<Cow<'a, str>>,
 }
 
 /// Reads `customerId`/`customer_id` and `featureId`/`feature_id` (the last one wins), decoded as
@@ -135,10 +383,39 @@ pub fn parse_query(q: &str) -> Query<'_> {
         match &*k {
             "customerId" | "customer_id" => out.customer_id = Some(v),
             "featureId" | "feature_id" => out.feature_id = Some(v),
+            "minVersion" | "min_version" => out.min_version = Some(v),
             _ => {}
         }
     }
     out
+}
+
+/// A read's `minVersion`: the `Tollgate-Min-Version` header, else the query parameter.
+pub(crate) fn min_version(
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<u64>, &'static str> {
+    let text = match headers.get(MIN_VERSION) {
+        Some(h) => Some(h.to_str().map_err(|_| MIN_VERSION_INVALID)?),
+        None => query,
+    };
+    match text {
+        None => Ok(None),
+        Some(t) => t.trim().parse().map(Some).map_err(|_| MIN_VERSION_INVALID),
+    }
+}
+
+pub(crate) const MIN_VERSION_INVALID: &str =
+    "minVersion (or the Tollgate-Min-Version header): must be a non-negative integer version";
+
+/// Adds the read-your-writes headers to an answer that asked for a `minVersion`.
+pub(crate) fn version_headers(resp: &mut Response<Body>, version: u64, min: u64) {
+    let h = resp.headers_mut();
+    h.insert(VERSION, HeaderValue::from(version));
+    if version < min {
+        h.insert(STALE, HeaderValue::from_static("true"));
+    }
+    h.insert(ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_VERSION);
 }
 
 fn entitlements<B>(
@@ -146,46 +423,81 @@ fn entitlements<B>(
     req: &Request<B>,
     path_feature: Option<&str>,
     keys: &KeyCache,
-) -> Response<Body> {
+    waited: Option<Waited>,
+) -> Routed {
     let root = state.store.root();
     if !state.store.status.has_snapshot.load(Ordering::Acquire) {
-        return error(
+        return Routed::Now(error(
             ErrorKind::Unavailable,
             "edge is waiting for its first snapshot from the control plane",
-        );
+        ));
     }
     let caller = match keys.authenticate(
         &root.auth,
         req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()),
     ) {
         Ok(c) => c,
-        Err(e @ AuthError::WrongKind) => return error(ErrorKind::Forbidden, &e.to_string()),
-        Err(e) => return error(ErrorKind::Unauthorized, &e.to_string()),
+        Err(e) => return Routed::Now(auth_error(&e)),
     };
     let query = parse_query(req.uri().query().unwrap_or(""));
     let (mode, customer_id): (Mode, &str) = match (&caller, query.customer_id.as_deref()) {
         (Caller::Key(mode), Some(id)) if !id.is_empty() => (*mode, id),
         (Caller::Key(_), _) => {
-            return error(
+            return Routed::Now(error(
                 ErrorKind::BadRequest,
                 "customerId: required query parameter",
-            );
+            ));
         }
         (Caller::Customer { mode, customer_id }, asked) => {
             if asked.is_some_and(|a| a != customer_id) {
-                return error(
+                return Routed::Now(error(
                     ErrorKind::Forbidden,
                     "customer token does not grant access to this customer",
-                );
+                ));
             }
             (*mode, customer_id.as_str())
         }
     };
+    // Read-your-writes: a header lookup on every read; the rest only for reads that ask.
+    let min = match min_version(req.headers(), query.min_version.as_deref()) {
+        Ok(m) => m,
+        Err(e) => return Routed::Now(error(ErrorKind::BadRequest, e)),
+    };
+    if let Some(min) = min
+        && waited.is_none()
+        && min > root.version
+    {
+        return Routed::Later(Later::Version { min });
+    }
     let feature = path_feature.or(query.feature_id.as_deref());
     let inm = req.headers().get(IF_NONE_MATCH);
 
+    let mut resp = entitlements_body(
+        &root,
+        mode,
+        customer_id,
+        feature,
+        path_feature.is_some(),
+        inm,
+    );
+    if let Some(min) = min {
+        version_headers(&mut resp, root.version, min);
+    }
+    Routed::Now(resp)
+}
+
+/// A GET's answer for one customer: the list, one feature's object (`by_path`), or the list
+/// narrowed to one feature.
+fn entitlements_body(
+    root: &Root,
+    mode: Mode,
+    customer_id: &str,
+    feature: Option<&str>,
+    by_path: bool,
+    inm: Option<&HeaderValue>,
+) -> Response<Body> {
     let rendered = root.customers.with(mode, customer_id, |view| {
-        view.map(|v| render_known(customer_id, v, feature, path_feature.is_some()))
+        view.map(|v| render_known(customer_id, v, feature, by_path))
     });
     match rendered {
         Some(Some(body)) => return ok_fresh_etag(body, inm),
@@ -196,10 +508,27 @@ fn entitlements<B>(
     match feature {
         None => ok_fresh_etag(defaults.wrap_for(customer_id, None), inm),
         Some(f) => match defaults.feature(f) {
-            Some(obj) if path_feature.is_some() => ok_fresh_etag(obj, inm),
+            Some(obj) if by_path => ok_fresh_etag(obj, inm),
             Some(obj) => ok_fresh_etag(defaults.wrap_for(customer_id, Some(&obj)), inm),
             None => unknown_feature(f),
         },
+    }
+}
+
+/// The customer's whole list body, `{"customerId":…,"entitlements":[…]}` (event streams).
+pub(crate) fn list_body(root: &Root, mode: Mode, customer_id: &str) -> Bytes {
+    root.customers
+        .with(mode, customer_id, |view| {
+            view.and_then(|v| render_known(customer_id, v, None, false))
+        })
+        .unwrap_or_else(|| root.defaults[slot(mode)].wrap_for(customer_id, None))
+}
+
+/// 401 or 403 for a credential the edge refuses.
+pub(crate) fn auth_error(e: &AuthError) -> Response<Body> {
+    match e {
+        AuthError::WrongKind => error(ErrorKind::Forbidden, &e.to_string()),
+        _ => error(ErrorKind::Unauthorized, &e.to_string()),
     }
 }
 
@@ -247,7 +576,7 @@ fn unknown_feature(feature: &str) -> Response<Body> {
     )
 }
 
-fn ok_fresh_etag(body: Bytes, inm: Option<&HeaderValue>) -> Response<Body> {
+pub(crate) fn ok_fresh_etag(body: Bytes, inm: Option<&HeaderValue>) -> Response<Body> {
     let etag = crate::prepare::etag_for(&body);
     ok(body, &etag, inm)
 }
@@ -285,17 +614,22 @@ fn etag_matches(header: &[u8], etag: &[u8]) -> bool {
 }
 
 fn preflight() -> Response<Body> {
+    preflight_for(HeaderValue::from_static("GET, HEAD, OPTIONS"))
+}
+
+/// A CORS preflight answer allowing `methods` and every header the edge reads.
+pub(crate) fn preflight_for(methods: HeaderValue) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = StatusCode::NO_CONTENT;
     let h = resp.headers_mut();
     h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
-    h.insert(
-        ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD, OPTIONS"),
-    );
+    h.insert(ACCESS_CONTROL_ALLOW_METHODS, methods);
     h.insert(
         ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Authorization, Content-Type, If-None-Match"),
+        HeaderValue::from_static(
+            "Authorization, Content-Type, If-None-Match, Last-Event-ID, Tollgate-Min-Version, \
+             X-API-Key",
+        ),
     );
     h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     resp
@@ -382,6 +716,7 @@ mod tests {
                 match &*k {
                     "customerId" | "customer_id" => out.customer_id = Some(v),
                     "featureId" | "feature_id" => out.feature_id = Some(v),
+                    "minVersion" | "min_version" => out.min_version = Some(v),
                     _ => {}
                 }
             }
@@ -401,6 +736,7 @@ mod tests {
             "customerId=%zz",
             "x=1&customerId=c%26d&y",
             "customerId=caf%C3%A9",
+            "customerId=a&minVersion=12&min_version=x%20",
         ] {
             assert_eq!(parse_query(q), reference(q), "{q}");
         }

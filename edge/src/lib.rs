@@ -1,15 +1,21 @@
-//! Tollgate's edge: a stateless node that answers `GET /api/v1/entitlements/` from memory.
+//! Tollgate's edge: a stateless node that answers `GET /api/v1/entitlements/`, OFREP
+//! evaluations and event streams from memory.
 //!
 //! * [`store`] — the lock-free in-memory state: one atomically swapped root, one writer.
 //! * [`customers`] — customers in a few dozen bytes each: a compact base per snapshot, an
 //!   overlay for deltas.
 //! * [`shape`] — interned per-plan shapes; bodies rendered from shape plus numbers.
+//! * [`template`] — text with holes: one body for every customer of a shape, spans within it.
 //! * [`codec`] — the byte codecs under them: JSON string escaping, reset dates, varints.
 //! * [`load`] — a snapshot chunk parsed in place into records, on a worker thread.
 //! * [`cache`] — the warm-start file (`--cache-dir`).
 //! * [`prepare`] — the default plans' bodies, ETags.
 //! * [`auth`] — publishable/secret keys by hash, customer tokens by signature.
 //! * [`http`] — routing and responses; the entitlement path never awaits.
+//! * [`ofrep`] — OpenFeature's Remote Evaluation Protocol: flags rendered from the records.
+//! * [`stream`] — server-sent events: the entitlement stream and OFREP's change notices.
+//! * [`wait`] — read-your-writes: reads that wait for a `minVersion`.
+//! * [`ticket`] — the signed, per-customer credential in OFREP's event-stream URL.
 //! * [`sync`] — the client of the control plane's snapshot/delta stream.
 //! * [`metrics`] — Prometheus counters and gauges.
 //!
@@ -23,10 +29,15 @@ pub mod http;
 pub mod load;
 pub mod metrics;
 pub mod modes;
+pub mod ofrep;
 pub mod prepare;
 pub mod shape;
 pub mod store;
+pub mod stream;
 pub mod sync;
+pub mod template;
+pub mod ticket;
+pub mod wait;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -69,16 +80,26 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) -> std::io::Result<()> {
-    tollgate_shared::server::serve(
+    let ticker = tokio::spawn(stream::run_ticker(state.store.clone()));
+    let store = state.store.clone();
+    // Event streams never end by themselves: end them when the accept loop stops, so the
+    // drain waits for requests, not for them.
+    let shutdown = async move {
+        shutdown.await;
+        store.hub.close_all(stream::Closed::Shutdown);
+    };
+    let served = tollgate_shared::server::serve_with_handles(
         listener,
-        move |_peer| {
-            let connection = http::Connection::new(state.clone());
-            service_fn(move |req| connection.call(&req))
+        move |_peer, handle| {
+            let connection = http::Connection::with_handle(state.clone(), handle);
+            service_fn(move |req| connection.call(req))
         },
         limits,
         tls,
         shutdown,
         drain,
     )
-    .await
+    .await;
+    ticker.abort();
+    served
 }

@@ -82,6 +82,44 @@ struct Args {
     /// How long SIGTERM waits for in-flight requests.
     #[arg(long, env = "TOLLGATE_DRAIN_SECS", default_value_t = 10)]
     drain_secs: u64,
+    /// Longest a read with `minVersion` waits for the edge to apply that version before it is
+    /// answered with what the edge has, marked `Tollgate-Stale: true` (at most 10,000).
+    #[arg(
+        long,
+        env = "TOLLGATE_EDGE_MIN_VERSION_WAIT_MS",
+        default_value_t = 1_000
+    )]
+    min_version_wait_ms: u64,
+    /// Reads waiting at once (OFREP bodies being read, `minVersion` waits); more get 429 with
+    /// `Retry-After: 1`.
+    #[arg(long, env = "TOLLGATE_EDGE_MAX_PENDING_READS", default_value_t = 1_024)]
+    max_pending_reads: usize,
+    /// Largest OFREP request body; larger ones get 413.
+    #[arg(
+        long,
+        env = "TOLLGATE_EDGE_OFREP_BODY_LIMIT_BYTES",
+        default_value_t = 16_384
+    )]
+    ofrep_body_limit_bytes: usize,
+    /// Event streams open at once; one more gets 503 with `Retry-After: 5`. Each is also a
+    /// connection: keep `--max-connections` above it.
+    #[arg(long, env = "TOLLGATE_EDGE_MAX_STREAMS", default_value_t = 5_000)]
+    max_streams: usize,
+    /// Changes a stream may leave untaken (changes coalesce: only a stream that cannot run
+    /// while its customer keeps changing gets there) before it is dropped.
+    #[arg(long, env = "TOLLGATE_EDGE_STREAM_BUFFER", default_value_t = 1_024)]
+    stream_buffer: u32,
+    /// Heartbeat comment on every open stream this often.
+    #[arg(
+        long,
+        env = "TOLLGATE_EDGE_STREAM_HEARTBEAT_MS",
+        default_value_t = 15_000
+    )]
+    stream_heartbeat_ms: u64,
+    /// A stream whose socket refused writes (its client stopped reading) for this many
+    /// heartbeat intervals is dropped.
+    #[arg(long, env = "TOLLGATE_EDGE_STREAM_STALL_BEATS", default_value_t = 2)]
+    stream_stall_beats: u32,
 }
 
 #[tokio::main]
@@ -104,7 +142,12 @@ async fn main() -> anyhow::Result<()> {
         ),
         _ => None,
     };
-    let store = Arc::new(Store::default());
+    let store = Arc::new(Store::new(tollgate_edge::stream::StreamLimits {
+        max_subscribers: args.max_streams.max(1),
+        buffer: args.stream_buffer.max(1),
+        heartbeat: Duration::from_millis(args.stream_heartbeat_ms.clamp(10, 600_000)),
+        stall_ticks: args.stream_stall_beats.max(1),
+    }));
     if let Some(dir) = &args.cache_dir {
         warm_start(&store, dir);
     }
@@ -148,11 +191,15 @@ async fn main() -> anyhow::Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("edge listening on {scheme}://{addr}");
     tracing::info!(%addr, control_planes = ?urls, "edge started");
-    let state = Arc::new(EdgeState {
-        store,
-        metrics: Some(metrics),
-        max_staleness_secs: args.max_staleness_secs,
-    });
+    let mut state = EdgeState::new(store);
+    state.metrics = Some(metrics);
+    state.max_staleness_secs = args.max_staleness_secs;
+    state.reads = tollgate_edge::http::ReadLimits {
+        min_version_wait: Duration::from_millis(args.min_version_wait_ms.min(10_000)),
+        max_pending: args.max_pending_reads.max(1),
+        ofrep_body_limit: args.ofrep_body_limit_bytes.max(64),
+    };
+    let state = Arc::new(state);
     tollgate_edge::serve_with(
         listener,
         state,

@@ -62,6 +62,16 @@ pub fn requests(status: u16) -> u64 {
     COUNTS.iter().map(|s| s.0[i].load(Ordering::Relaxed)).sum()
 }
 
+/// A stream dropped as slow.
+pub fn stream_dropped() {
+    counter!("tollgate_edge_stream_drops_total").increment(1);
+}
+
+/// A stream refused at the subscriber cap.
+pub fn stream_refused() {
+    counter!("tollgate_edge_stream_refusals_total").increment(1);
+}
+
 pub fn refresh(store: &Store) {
     if let Some(counters) = REQUESTS.get() {
         for (counter, status) in counters.iter().zip(STATUSES) {
@@ -70,6 +80,7 @@ pub fn refresh(store: &Store) {
     }
     let root = store.root();
     gauge!("tollgate_edge_sync_version").set(root.version as f64);
+    gauge!("tollgate_edge_streams").set(store.hub.len() as f64);
     gauge!("tollgate_edge_customers").set(root.customer_count() as f64);
     let status = &store.status;
     gauge!("tollgate_edge_sync_connected").set(if status.connected.load(Ordering::Relaxed) {

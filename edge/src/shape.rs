@@ -19,14 +19,13 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 use tollgate_shared::entitlement::Limit;
 use tollgate_shared::{Entitlement, FeatureType};
 
-use crate::codec::{
-    get_varint, json_string, parse_reset, put_varint, render_reset, unzigzag, varint_len, zigzag,
-};
+use crate::codec::{json_string, parse_reset, put_varint, varint_len, zigzag};
+use crate::template::{Builder, Fill, Hole, Template};
 
 /// One entitlement as read off the wire, borrowing its strings from the input buffer.
 #[derive(Debug, Clone, Deserialize)]
@@ -189,117 +188,247 @@ fn remaining_form(e: &EntRef<'_>) -> RemainingForm {
     }
 }
 
-/// A hole in a shape's text, filled per customer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hole {
-    /// `currentUsage`: the next stored number.
-    Usage,
-    /// `remaining`, derived from the usage just rendered and this limit.
-    RemainingDerived(i64),
-    /// `remaining`: the next stored number.
-    Remaining,
-    /// `resetAt`: the next stored number, in seconds, as a delta from the previous `resetAt`
-    /// of the same customer (one billing period usually resets every meter: a delta of 0).
-    ResetAt,
-}
+/// The largest integer every JSON reader holds exactly (2^53 - 1, `Number.MAX_SAFE_INTEGER`):
+/// the value of an unlimited feature's OFREP `.limit` and `.remaining` flags.
+pub const UNLIMITED: i64 = 9_007_199_254_740_991;
 
-impl Hole {
-    fn stores(self) -> bool {
-        !matches!(self, Hole::RemainingDerived(_))
-    }
-}
-
-/// Where one feature sits in its shape.
+/// The OFREP flags of one feature, as spans of [`Shape`]'s OFREP template.
 #[derive(Debug, Clone, Copy)]
-struct FeatureSpan {
-    /// The object's text, `{` … `}`, holes removed.
-    text: (u32, u32),
-    /// Its holes, `holes[start..end]`.
-    holes: (u32, u32),
+struct FlagSpans {
+    /// `{feature}`: a boolean, `hasAccess`.
+    access: usize,
+    /// `{feature}.limit`: an integer, `usageLimit` (METER and CUSTOMIZABLE).
+    limit: Option<usize>,
+    /// `{feature}.remaining`: an integer (METER).
+    remaining: Option<usize>,
 }
+
+/// Which OFREP flag a key names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagRef(usize);
 
 /// The common part of some customers' entitlement lists.
 #[derive(Debug)]
 pub struct Shape {
     features: Box<[FeatureShape]>,
-    /// The `[…]` array with every hole cut out.
-    text: Box<[u8]>,
-    /// Each hole and the offset in `text` where it goes, in order.
-    holes: Box<[(u32, Hole)]>,
-    spans: Box<[FeatureSpan]>,
+    /// The GET body's `[…]` array; one span per feature.
+    json: Template,
+    /// OFREP's `[…]` array of flags; one span per flag.
+    ofrep: Template,
+    flags: Box<[FlagSpans]>,
     /// Numbers stored per customer.
     stored: usize,
 }
 
+fn put_bool(t: &mut Builder, b: bool) {
+    t.put(if b { b"true" } else { b"false" });
+}
+
+fn put_int(t: &mut Builder, n: i64) {
+    t.put(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// The GET body: the same field order and skipping rules as `Entitlement`'s derived
+/// `Serialize`.
+fn json_template(features: &[FeatureShape]) -> Template {
+    let mut t = Builder::with_capacity(features.len() * 96);
+    t.put(b"[");
+    for (i, f) in features.iter().enumerate() {
+        if i > 0 {
+            t.put(b",");
+        }
+        t.begin_span();
+        t.put(b"{\"featureId\":");
+        json_string(t.text(), &f.feature_id);
+        t.put(b",\"featureType\":\"");
+        t.put(f.feature_type.as_str().as_bytes());
+        t.put(b"\",\"hasAccess\":");
+        put_bool(&mut t, f.has_access);
+        if let Some(limit) = f.usage_limit {
+            t.put(b",\"usageLimit\":");
+            match limit {
+                Some(n) => put_int(&mut t, n),
+                None => t.put(b"null"),
+            }
+        }
+        if f.current_usage {
+            t.put(b",\"currentUsage\":");
+            t.hole(Hole::Usage);
+        }
+        match f.remaining {
+            RemainingForm::Absent => {}
+            RemainingForm::Derived => {
+                t.put(b",\"remaining\":");
+                t.hole(Hole::RemainingDerived(f.usage_limit.flatten().unwrap_or(0)));
+            }
+            RemainingForm::Stored => {
+                t.put(b",\"remaining\":");
+                t.hole(Hole::Remaining);
+            }
+        }
+        match &f.reset_at {
+            ResetForm::Absent => {}
+            ResetForm::Seconds => {
+                t.put(b",\"resetAt\":");
+                t.hole(Hole::ResetAt);
+            }
+            ResetForm::Literal(s) => {
+                t.put(b",\"resetAt\":");
+                json_string(t.text(), s);
+            }
+        }
+        if let Some(h) = f.hard_limit {
+            t.put(b",\"hardLimit\":");
+            put_bool(&mut t, h);
+        }
+        t.put(b"}");
+        t.end_span();
+    }
+    t.put(b"]");
+    t.finish()
+}
+
+/// One OFREP flag object up to its value: `{"key":"<feature><suffix>","value":`.
+fn flag_head(t: &mut Builder, f: &FeatureShape, suffix: &str) {
+    t.put(b"{\"key\":");
+    if suffix.is_empty() {
+        json_string(t.text(), &f.feature_id);
+    } else {
+        json_string(t.text(), &format!("{}{suffix}", f.feature_id));
+    }
+    t.put(b",\"value\":");
+}
+
+/// After the value: `,"reason":…,"variant":"…","metadata":{"featureType":"…"` (left open).
+fn flag_tail(t: &mut Builder, f: &FeatureShape, variant: &[u8]) {
+    t.put(b",\"reason\":");
+    t.hole(Hole::Reason);
+    t.put(b",\"variant\":\"");
+    t.put(variant);
+    t.put(b"\",\"metadata\":{\"featureType\":\"");
+    t.put(f.feature_type.as_str().as_bytes());
+    t.put(b"\"");
+}
+
+/// OFREP (docs/entitlements-clients.md): every feature is a boolean flag, `hasAccess`, whose
+/// metadata carries the feature's numbers; a feature with a limit adds an integer
+/// `{feature}.limit`, and a METER an integer `{feature}.remaining`. The stored numbers are
+/// taken in the GET template's order.
+fn ofrep_template(features: &[FeatureShape]) -> (Template, Box<[FlagSpans]>) {
+    let mut t = Builder::with_capacity(features.len() * 320);
+    let mut flags = Vec::with_capacity(features.len());
+    t.put(b"[");
+    for (i, f) in features.iter().enumerate() {
+        if i > 0 {
+            t.put(b",");
+        }
+        t.begin_span();
+        flag_head(&mut t, f, "");
+        put_bool(&mut t, f.has_access);
+        flag_tail(&mut t, f, if f.has_access { b"on" } else { b"off" });
+        match f.usage_limit {
+            Some(Some(n)) => {
+                t.put(b",\"usageLimit\":");
+                put_int(&mut t, n);
+            }
+            Some(None) => t.put(b",\"unlimited\":true"),
+            None => {}
+        }
+        if f.current_usage {
+            t.put(b",\"currentUsage\":");
+            t.hole(Hole::Usage);
+        }
+        match f.remaining {
+            RemainingForm::Absent => {}
+            RemainingForm::Derived => {
+                t.put(b",\"remaining\":");
+                t.hole(Hole::RemainingDerived(f.usage_limit.flatten().unwrap_or(0)));
+            }
+            RemainingForm::Stored => {
+                t.put(b",\"remaining\":");
+                t.hole(Hole::Remaining);
+            }
+        }
+        match &f.reset_at {
+            ResetForm::Absent => {}
+            ResetForm::Seconds => {
+                t.put(b",\"resetAt\":");
+                t.hole(Hole::ResetAt);
+            }
+            ResetForm::Literal(s) => {
+                t.put(b",\"resetAt\":");
+                json_string(t.text(), s);
+            }
+        }
+        if let Some(h) = f.hard_limit {
+            t.put(b",\"hardLimit\":");
+            put_bool(&mut t, h);
+        }
+        t.put(b"}}");
+        let access = t.end_span();
+
+        let limit = f.usage_limit.map(|limit| {
+            t.put(b",");
+            t.begin_span();
+            flag_head(&mut t, f, ".limit");
+            put_int(&mut t, limit.unwrap_or(UNLIMITED));
+            flag_tail(&mut t, f, limited(limit));
+            t.put(b"}}");
+            t.end_span()
+        });
+
+        // `.remaining`: the number the feature's own flag just rendered, or, when the control
+        // plane sent none, unlimited or what the usage leaves.
+        let remaining_hole = match (f.remaining, f.usage_limit) {
+            (RemainingForm::Derived | RemainingForm::Stored, _) => Some(Some(Hole::LastRemaining)),
+            (RemainingForm::Absent, Some(None)) if f.feature_type == FeatureType::Meter => {
+                Some(None)
+            }
+            (RemainingForm::Absent, Some(Some(n))) if f.current_usage => {
+                Some(Some(Hole::RemainingDerived(n)))
+            }
+            _ => None,
+        };
+        let remaining = remaining_hole.map(|hole| {
+            t.put(b",");
+            t.begin_span();
+            flag_head(&mut t, f, ".remaining");
+            match hole {
+                Some(h) => t.hole(h),
+                None => put_int(&mut t, UNLIMITED),
+            }
+            flag_tail(&mut t, f, limited(f.usage_limit.flatten()));
+            t.put(b"}}");
+            t.end_span()
+        });
+        flags.push(FlagSpans {
+            access,
+            limit,
+            remaining,
+        });
+    }
+    t.put(b"]");
+    (t.finish(), flags.into_boxed_slice())
+}
+
+fn limited(limit: Option<i64>) -> &'static [u8] {
+    match limit {
+        Some(_) => b"limited",
+        None => b"unlimited",
+    }
+}
+
 impl Shape {
     pub fn new(features: Vec<FeatureShape>) -> Shape {
-        let mut text = Vec::with_capacity(features.len() * 96);
-        let mut holes = Vec::new();
-        let mut spans = Vec::with_capacity(features.len());
-        text.push(b'[');
-        for (i, f) in features.iter().enumerate() {
-            if i > 0 {
-                text.push(b',');
-            }
-            let start = (text.len() as u32, holes.len() as u32);
-            // The same field order and skipping rules as `Entitlement`'s derived `Serialize`.
-            text.extend_from_slice(b"{\"featureId\":");
-            json_string(&mut text, &f.feature_id);
-            text.extend_from_slice(b",\"featureType\":\"");
-            text.extend_from_slice(f.feature_type.as_str().as_bytes());
-            text.extend_from_slice(b"\",\"hasAccess\":");
-            text.extend_from_slice(if f.has_access { b"true" } else { b"false" });
-            if let Some(limit) = f.usage_limit {
-                text.extend_from_slice(b",\"usageLimit\":");
-                match limit {
-                    Some(n) => text.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
-                    None => text.extend_from_slice(b"null"),
-                }
-            }
-            if f.current_usage {
-                text.extend_from_slice(b",\"currentUsage\":");
-                holes.push((text.len() as u32, Hole::Usage));
-            }
-            match f.remaining {
-                RemainingForm::Absent => {}
-                RemainingForm::Derived => {
-                    text.extend_from_slice(b",\"remaining\":");
-                    let limit = f.usage_limit.flatten().unwrap_or(0);
-                    holes.push((text.len() as u32, Hole::RemainingDerived(limit)));
-                }
-                RemainingForm::Stored => {
-                    text.extend_from_slice(b",\"remaining\":");
-                    holes.push((text.len() as u32, Hole::Remaining));
-                }
-            }
-            match &f.reset_at {
-                ResetForm::Absent => {}
-                ResetForm::Seconds => {
-                    text.extend_from_slice(b",\"resetAt\":");
-                    holes.push((text.len() as u32, Hole::ResetAt));
-                }
-                ResetForm::Literal(s) => {
-                    text.extend_from_slice(b",\"resetAt\":");
-                    json_string(&mut text, s);
-                }
-            }
-            if let Some(h) = f.hard_limit {
-                text.extend_from_slice(b",\"hardLimit\":");
-                text.extend_from_slice(if h { b"true" } else { b"false" });
-            }
-            text.push(b'}');
-            spans.push(FeatureSpan {
-                text: (start.0, text.len() as u32),
-                holes: (start.1, holes.len() as u32),
-            });
-        }
-        text.push(b']');
-        let stored = holes.iter().filter(|(_, h)| h.stores()).count();
+        let json = json_template(&features);
+        let (ofrep, flags) = ofrep_template(&features);
+        let stored = json.stored();
+        debug_assert_eq!(stored, ofrep.stored());
         Shape {
             features: features.into_boxed_slice(),
-            text: text.into_boxed_slice(),
-            holes: holes.into_boxed_slice(),
-            spans: spans.into_boxed_slice(),
+            json,
+            ofrep,
+            flags,
             stored,
         }
     }
@@ -325,9 +454,9 @@ impl Shape {
     /// Bytes this shape holds (shared by all its customers).
     pub fn bytes(&self) -> usize {
         std::mem::size_of::<Shape>()
-            + self.text.len()
-            + self.holes.len() * std::mem::size_of::<(u32, Hole)>()
-            + self.spans.len() * std::mem::size_of::<FeatureSpan>()
+            + self.json.bytes()
+            + self.ofrep.bytes()
+            + self.flags.len() * std::mem::size_of::<FlagSpans>()
             + self
                 .features
                 .iter()
@@ -337,7 +466,7 @@ impl Shape {
 
     /// A buffer size that fits a rendered list (numbers at their widest are rare).
     pub fn body_len_hint(&self) -> usize {
-        self.text.len() + self.holes.len() * 22
+        self.json.len_hint()
     }
 
     /// How many numbers a customer of this shape stores.
@@ -375,15 +504,7 @@ impl Shape {
 
     /// Renders the whole `[…]` array for a customer with these `values`.
     pub fn render_array(&self, values: &[u8], out: &mut BytesMut) {
-        out.reserve(self.text.len() + self.holes.len() * 20);
-        let mut cursor = Cursor::new(values);
-        let mut at = 0usize;
-        for &(pos, hole) in self.holes.iter() {
-            out.put_slice(&self.text[at..pos as usize]);
-            cursor.fill(hole, out);
-            at = pos as usize;
-        }
-        out.put_slice(&self.text[at..]);
+        self.json.render(values, Fill::default(), out);
     }
 
     /// Index of `feature_id` among this shape's features.
@@ -395,92 +516,44 @@ impl Shape {
 
     /// Renders one feature's object `{…}` (`index` from [`Shape::feature_index`]).
     pub fn render_feature(&self, index: usize, values: &[u8], out: &mut BytesMut) {
-        let Some(span) = self.spans.get(index) else {
-            return;
-        };
-        let mut cursor = Cursor::new(values);
-        // Walk the earlier holes for their numbers (and the running reset time).
-        for &(_, hole) in &self.holes[..span.holes.0 as usize] {
-            cursor.skip(hole);
-        }
-        out.reserve((span.text.1 - span.text.0) as usize + 40);
-        let mut at = span.text.0 as usize;
-        for &(pos, hole) in &self.holes[span.holes.0 as usize..span.holes.1 as usize] {
-            out.put_slice(&self.text[at..pos as usize]);
-            cursor.fill(hole, out);
-            at = pos as usize;
-        }
-        out.put_slice(&self.text[at..span.text.1 as usize]);
-    }
-}
-
-/// Reads a customer's numbers in hole order.
-struct Cursor<'v> {
-    values: &'v [u8],
-    last_usage: i64,
-    last_reset: i64,
-    /// The last reset time rendered: a customer's meters usually share one, so the second is
-    /// a copy.
-    rendered_reset: Option<(i64, [u8; 22])>,
-}
-
-impl<'v> Cursor<'v> {
-    fn new(values: &'v [u8]) -> Self {
-        Cursor {
-            values,
-            last_usage: 0,
-            last_reset: 0,
-            rendered_reset: None,
-        }
+        self.json.render_span(index, values, Fill::default(), out);
     }
 
-    #[inline]
-    fn next(&mut self) -> i64 {
-        match get_varint(self.values) {
-            Some((v, n)) => {
-                self.values = &self.values[n..];
-                unzigzag(v)
-            }
-            None => 0,
+    /// The OFREP flag `key` names: a feature's id is its boolean flag (an exact match wins),
+    /// `{feature}.limit` and `{feature}.remaining` its integer flags.
+    pub fn ofrep_flag(&self, key: &str) -> Option<FlagRef> {
+        if let Some(i) = self.feature_index(key) {
+            return self.flags.get(i).map(|f| FlagRef(f.access));
         }
+        let (feature, suffix) = key.rsplit_once('.')?;
+        let spans = self.flags.get(self.feature_index(feature)?)?;
+        match suffix {
+            "limit" => spans.limit,
+            "remaining" => spans.remaining,
+            _ => None,
+        }
+        .map(FlagRef)
     }
 
-    #[inline]
-    fn value(&mut self, hole: Hole) -> i64 {
-        match hole {
-            Hole::Usage => {
-                self.last_usage = self.next();
-                self.last_usage
-            }
-            Hole::RemainingDerived(limit) => limit.saturating_sub(self.last_usage).max(0),
-            Hole::Remaining => self.next(),
-            Hole::ResetAt => {
-                self.last_reset = self.last_reset.wrapping_add(self.next());
-                self.last_reset
-            }
-        }
+    /// A buffer size that fits the OFREP flags.
+    pub fn ofrep_len_hint(&self) -> usize {
+        self.ofrep.len_hint() + self.ofrep.spans() * 16
     }
 
-    fn skip(&mut self, hole: Hole) {
-        self.value(hole);
+    /// Renders every OFREP flag, `[…]`, with `reason` (a JSON string).
+    pub fn render_ofrep_flags(&self, values: &[u8], reason: &'static [u8], out: &mut BytesMut) {
+        self.ofrep.render(values, Fill { reason }, out);
     }
 
-    #[inline]
-    fn fill(&mut self, hole: Hole, out: &mut BytesMut) {
-        let v = self.value(hole);
-        if hole == Hole::ResetAt {
-            let text = match self.rendered_reset {
-                Some((at, text)) if at == v => text,
-                _ => {
-                    let text = render_reset(v);
-                    self.rendered_reset = Some((v, text));
-                    text
-                }
-            };
-            out.put_slice(&text);
-        } else {
-            out.put_slice(itoa::Buffer::new().format(v).as_bytes());
-        }
+    /// Renders one OFREP flag's object.
+    pub fn render_ofrep_flag(
+        &self,
+        flag: FlagRef,
+        values: &[u8],
+        reason: &'static [u8],
+        out: &mut BytesMut,
+    ) {
+        self.ofrep.render_span(flag.0, values, Fill { reason }, out);
     }
 }
 
@@ -790,5 +863,129 @@ mod tests {
         assert_eq!(interner.shapes().len(), 2);
         let again = Interner::with_shapes(&interner.shapes());
         assert_eq!(again.intern(fingerprint(&rz), &rz).0, c);
+    }
+
+    /// The OFREP mapping of docs/entitlements-clients.md, computed independently.
+    fn expected_flags(ents: &[Entitlement], reason: &str) -> Vec<serde_json::Value> {
+        use serde_json::{Value, json};
+        let mut out = Vec::new();
+        for e in ents {
+            let ty = e.feature_type.as_str();
+            let mut meta = serde_json::Map::new();
+            meta.insert("featureType".into(), ty.into());
+            match e.usage_limit {
+                Limit::Max(n) => {
+                    meta.insert("usageLimit".into(), n.into());
+                }
+                Limit::Unlimited => {
+                    meta.insert("unlimited".into(), true.into());
+                }
+                Limit::NotApplicable => {}
+            }
+            if let Some(u) = e.current_usage {
+                meta.insert("currentUsage".into(), u.into());
+            }
+            if let Some(r) = e.remaining {
+                meta.insert("remaining".into(), r.into());
+            }
+            if let Some(r) = &e.reset_at {
+                meta.insert("resetAt".into(), r.clone().into());
+            }
+            if let Some(h) = e.hard_limit {
+                meta.insert("hardLimit".into(), h.into());
+            }
+            out.push(
+                json!({"key": e.feature_id, "value": e.has_access, "reason": reason,
+                "variant": if e.has_access {"on"} else {"off"}, "metadata": Value::Object(meta)}),
+            );
+            let int = |key: String, value: i64, variant: &str| {
+                json!({"key": key, "value": value, "reason": reason, "variant": variant,
+                    "metadata": {"featureType": ty}})
+            };
+            match e.usage_limit {
+                Limit::Max(n) => out.push(int(format!("{}.limit", e.feature_id), n, "limited")),
+                Limit::Unlimited => out.push(int(
+                    format!("{}.limit", e.feature_id),
+                    UNLIMITED,
+                    "unlimited",
+                )),
+                Limit::NotApplicable => {}
+            }
+            let remaining = match (e.remaining, e.usage_limit, e.current_usage) {
+                (Some(r), Limit::Max(_), _) => Some((r, "limited")),
+                (Some(r), _, _) => Some((r, "unlimited")),
+                (None, Limit::Unlimited, _) if e.feature_type == FeatureType::Meter => {
+                    Some((UNLIMITED, "unlimited"))
+                }
+                (None, Limit::Max(n), Some(u)) => Some(((n - u).max(0), "limited")),
+                _ => None,
+            };
+            if let Some((r, v)) = remaining {
+                out.push(int(format!("{}.remaining", e.feature_id), r, v));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn ofrep_flags_follow_the_mapping_and_render_alone() {
+        let mut unlimited = meter("storage", Limit::Unlimited, 7, None);
+        unlimited.reset_at = Some("2026-01-01T00:00:00+00:00".into());
+        let mut over = meter("api-calls", Limit::Max(1000), 1200, Some(0));
+        over.has_access = false;
+        let ents = vec![
+            over,
+            Entitlement {
+                feature_id: "export-data".into(),
+                feature_type: FeatureType::Boolean,
+                has_access: false,
+                usage_limit: Limit::NotApplicable,
+                current_usage: None,
+                remaining: None,
+                reset_at: None,
+                hard_limit: None,
+            },
+            unlimited,
+            meter("odd\"id", Limit::Max(10), 3, Some(42)),
+            Entitlement {
+                feature_id: "team-size".into(),
+                feature_type: FeatureType::Customizable,
+                has_access: true,
+                usage_limit: Limit::Max(5),
+                current_usage: None,
+                remaining: None,
+                reset_at: None,
+                hard_limit: None,
+            },
+        ];
+        let refs: Vec<EntRef<'_>> = ents.iter().map(EntRef::from).collect();
+        let shape = Shape::of(&refs);
+        let mut values = Vec::new();
+        shape.encode_values(&refs, &mut values);
+        let mut out = BytesMut::new();
+        shape.render_ofrep_flags(&values, b"\"TARGETING_MATCH\"", &mut out);
+        let got: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
+        let want = expected_flags(&ents, "TARGETING_MATCH");
+        assert_eq!(got, want);
+        for flag in &want {
+            let key = flag["key"].as_str().unwrap();
+            let r = shape.ofrep_flag(key).unwrap_or_else(|| panic!("{key}"));
+            let mut one = BytesMut::new();
+            shape.render_ofrep_flag(r, &values, b"\"STATIC\"", &mut one);
+            let mut one: serde_json::Value = serde_json::from_slice(&one).unwrap();
+            one["reason"] = "TARGETING_MATCH".into();
+            assert_eq!(&one, flag, "{key}");
+        }
+        for missing in [
+            "export-data.limit",
+            "export-data.remaining",
+            "team-size.remaining",
+            "api-calls.other",
+            "nope",
+            "",
+            ".limit",
+        ] {
+            assert_eq!(shape.ofrep_flag(missing), None, "{missing}");
+        }
     }
 }

@@ -21,10 +21,12 @@ use tollgate_shared::token::decode_verifying_key;
 use tollgate_shared::{CustomerEntitlements, Entitlement, KeyKind, Mode};
 
 use crate::customers::{
-    Base, BaseBuilder, BuildError, ChunkBuilder, ChunkOut, Compact, Customers, IdHasher, Overlay,
+    Base, BaseBuilder, BuildError, ChunkBuilder, ChunkOut, Compact, Customers, IdHasher,
+    LastChange, Overlay,
 };
 use crate::prepare::Prepared;
 use crate::shape::{EntRef, Interner, LocalInterner, Shape};
+use crate::stream::{Hub, StreamLimits};
 
 pub use crate::modes::{MODES, slot};
 
@@ -73,6 +75,10 @@ pub struct Root {
     pub defaults: [Arc<Prepared>; 2],
     /// `defaults` as received, for the warm-start cache.
     pub default_entitlements: [Arc<[Entitlement]>; 2],
+    /// `defaults` as a shape and its numbers, for OFREP.
+    pub default_shapes: [Arc<Compact>; 2],
+    /// No mode's defaults changed after these versions.
+    pub defaults_version: [u64; 2],
     pub customers: Customers,
     /// Known customers per mode (removed ones not counted).
     pub counts: [usize; 2],
@@ -82,13 +88,38 @@ impl Root {
     fn empty() -> Root {
         let none = Arc::new(Prepared::array(&[]));
         let no_ents: Arc<[Entitlement]> = Arc::from(Vec::new());
+        let no_shape = default_shape(&[]);
         Root {
             version: 0,
             auth: Arc::new(Auth::default()),
             defaults: [none.clone(), none],
             default_entitlements: [no_ents.clone(), no_ents],
+            default_shapes: [no_shape.clone(), no_shape],
+            defaults_version: [0, 0],
             customers: Customers::empty(),
             counts: [0, 0],
+        }
+    }
+
+    /// Whether the customer's entitlements (a known customer's, or the defaults an unknown
+    /// one gets) may have changed after `since`. Exact for customers changed by deltas since
+    /// the last snapshot or compaction; for the rest, `true` whenever that snapshot or
+    /// compaction is newer than `since`.
+    pub fn changed_since(&self, mode: Mode, id: &str, since: u64) -> bool {
+        self.changed_at(mode, id) > since
+    }
+
+    /// The version that last changed what the customer is served (or a version after it).
+    /// Unchanged while the customer's entitlements are, so OFREP bulk answers can carry it
+    /// without changing their `ETag`.
+    pub fn changed_at(&self, mode: Mode, id: &str) -> u64 {
+        let defaults = self.defaults_version[slot(mode)];
+        let (LastChange::At { version, present } | LastChange::NotAfter { version, present }) =
+            self.customers.last_change(mode, id);
+        if present {
+            version
+        } else {
+            version.max(defaults)
         }
     }
 
@@ -213,16 +244,23 @@ pub struct Store {
     pub status: SyncStatus,
     /// The writer's shapes: those of the current base at their numbers, plus any deltas added.
     interner: Mutex<Arc<Interner>>,
+    /// The event streams, told of every change after it is published.
+    pub hub: Hub,
+    /// The version of the root published last, for reads that wait for one (`minVersion`).
+    versions: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for Store {
     fn default() -> Self {
-        Store {
-            root: ArcSwap::from_pointee(Root::empty()),
-            status: SyncStatus::default(),
-            interner: Mutex::new(Arc::new(Interner::default())),
-        }
+        Store::new(StreamLimits::default())
     }
+}
+
+/// A mode's defaults as one shape and its numbers (OFREP renders unknown customers from it).
+fn default_shape(entitlements: &[Entitlement]) -> Arc<Compact> {
+    let interner = Interner::default();
+    let refs: Vec<EntRef<'_>> = entitlements.iter().map(EntRef::from).collect();
+    Arc::new(Compact::new(&refs, &mut LocalInterner::new(&interner)))
 }
 
 /// A snapshot being received; it becomes the root only when complete, and the old root serves
@@ -307,6 +345,21 @@ impl PendingSnapshot {
 }
 
 impl Store {
+    pub fn new(streams: StreamLimits) -> Store {
+        Store {
+            root: ArcSwap::from_pointee(Root::empty()),
+            status: SyncStatus::default(),
+            interner: Mutex::new(Arc::new(Interner::default())),
+            hub: Hub::new(streams),
+            versions: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    /// Follows the published version (reads that wait for a `minVersion`).
+    pub fn versions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.versions.subscribe()
+    }
+
     /// The current root. Lock-free; hold it for the duration of one request only.
     #[inline]
     pub fn root(&self) -> arc_swap::Guard<Arc<Root>> {
@@ -340,9 +393,11 @@ impl Store {
         let old = self.root.load_full();
         let mut defaults = old.defaults.clone();
         let mut default_entitlements = old.default_entitlements.clone();
+        let mut default_shapes = old.default_shapes.clone();
         for d in &pending.begin.defaults {
             defaults[slot(d.mode)] = Arc::new(Prepared::array(&d.entitlements));
             default_entitlements[slot(d.mode)] = Arc::from(d.entitlements.clone());
+            default_shapes[slot(d.mode)] = default_shape(&d.entitlements);
         }
         let shapes = pending.interner.shapes();
         let base = pending.builder.finish(shapes);
@@ -353,14 +408,21 @@ impl Store {
             auth: Arc::new(auth),
             defaults,
             default_entitlements,
+            default_shapes,
+            defaults_version: [began, began],
             customers: Customers {
                 base: Arc::new(base),
+                base_version: began,
                 frozen: None,
                 overlay: Arc::new(Overlay::default()),
             },
             counts,
         }));
         self.status.has_snapshot.store(true, Ordering::Release);
+        // Published first, told after: a stream that registers in between reads the new root.
+        self.hub.keys_changed();
+        self.hub.changed_all(None, began);
+        self.versions.send_replace(began);
         Ok(())
     }
 
@@ -378,6 +440,8 @@ impl Store {
         let mut auth: Option<Auth> = None;
         let mut defaults = root.defaults.clone();
         let mut default_entitlements = root.default_entitlements.clone();
+        let mut default_shapes = root.default_shapes.clone();
+        let mut defaults_version = root.defaults_version;
         let mut counts = root.counts;
         let layers = &root.customers;
         let mut refs = Vec::new();
@@ -390,21 +454,29 @@ impl Store {
                     if !layers.contains(c.mode, &c.customer_id) {
                         counts[slot(c.mode)] += 1;
                     }
-                    layers
-                        .overlay
-                        .insert(c.mode, c.customer_id.as_str().into(), Some(compact));
+                    layers.overlay.insert(
+                        c.mode,
+                        c.customer_id.as_str().into(),
+                        Some(compact),
+                        delta.version,
+                    );
                 }
                 Change::CustomerRemoved { mode, customer_id } => {
                     if layers.contains(*mode, customer_id) {
                         counts[slot(*mode)] = counts[slot(*mode)].saturating_sub(1);
-                        layers
-                            .overlay
-                            .insert(*mode, customer_id.as_str().into(), None);
+                        layers.overlay.insert(
+                            *mode,
+                            customer_id.as_str().into(),
+                            None,
+                            delta.version,
+                        );
                     }
                 }
                 Change::Defaults(ModeDefaults { mode, entitlements }) => {
                     defaults[slot(*mode)] = Arc::new(Prepared::array(entitlements));
                     default_entitlements[slot(*mode)] = Arc::from(entitlements.clone());
+                    default_shapes[slot(*mode)] = default_shape(entitlements);
+                    defaults_version[slot(*mode)] = delta.version;
                 }
                 Change::KeyAdded(key) => {
                     add_key(auth.get_or_insert_with(|| (*root.auth).clone()), key)
@@ -418,15 +490,41 @@ impl Store {
                 }
             }
         }
+        let keys_changed = auth.is_some();
         self.root.store(Arc::new(Root {
             version: delta.version,
             auth: auth.map(Arc::new).unwrap_or_else(|| root.auth.clone()),
             defaults,
             default_entitlements,
+            default_shapes,
+            defaults_version,
             customers: root.customers.clone(),
             counts,
         }));
+        // Published first, told after (see `finish_snapshot`). Never awaits a stream.
+        self.tell(delta, keys_changed);
+        self.versions.send_replace(delta.version);
         Ok(())
+    }
+
+    /// Signals the streams of every customer `delta` touched.
+    fn tell(&self, delta: &Delta, keys_changed: bool) {
+        if keys_changed {
+            self.hub.keys_changed();
+        }
+        if self.hub.is_empty() {
+            return;
+        }
+        for change in &delta.changes {
+            match change {
+                Change::Customer(c) => self.hub.changed(c.mode, &c.customer_id, delta.version),
+                Change::CustomerRemoved { mode, customer_id } => {
+                    self.hub.changed(*mode, customer_id, delta.version)
+                }
+                Change::Defaults(d) => self.hub.changed_all(Some(d.mode), delta.version),
+                Change::KeyAdded(_) | Change::KeyRevoked { .. } => {}
+            }
+        }
     }
 
     /// Freezes the overlay for folding into a new base, when it has grown past a quarter of
@@ -446,8 +544,11 @@ impl Store {
             auth: root.auth.clone(),
             defaults: root.defaults.clone(),
             default_entitlements: root.default_entitlements.clone(),
+            default_shapes: root.default_shapes.clone(),
+            defaults_version: root.defaults_version,
             customers: Customers {
                 base: layers.base.clone(),
+                base_version: layers.base_version,
                 frozen: Some(frozen.clone()),
                 overlay: Arc::new(Overlay::default()),
             },
@@ -456,6 +557,7 @@ impl Store {
         Some(Compaction {
             base: layers.base.clone(),
             frozen,
+            frozen_at: root.version,
             interner: self.interner(),
         })
     }
@@ -478,27 +580,30 @@ impl Store {
                 // Put the frozen entries back in front: nothing newer may be lost, so only
                 // those the live overlay does not have.
                 for mode in MODES {
-                    for (id, entry) in job.frozen.entries(mode) {
+                    for (id, version, entry) in job.frozen.versioned_entries(mode) {
                         if !layers.overlay.contains(mode, &id) {
-                            layers.overlay.insert(mode, id, entry);
+                            layers.overlay.insert(mode, id, entry, version);
                         }
                     }
                 }
-                self.publish_layers(&root, layers.base.clone());
+                self.publish_layers(&root, layers.base.clone(), layers.base_version);
                 return;
             }
         };
-        self.publish_layers(&root, Arc::new(base));
+        self.publish_layers(&root, Arc::new(base), job.frozen_at);
     }
 
-    fn publish_layers(&self, root: &Root, base: Arc<Base>) {
+    fn publish_layers(&self, root: &Root, base: Arc<Base>, base_version: u64) {
         self.root.store(Arc::new(Root {
             version: root.version,
             auth: root.auth.clone(),
             defaults: root.defaults.clone(),
             default_entitlements: root.default_entitlements.clone(),
+            default_shapes: root.default_shapes.clone(),
+            defaults_version: root.defaults_version,
             customers: Customers {
                 base,
+                base_version,
                 frozen: None,
                 overlay: root.customers.overlay.clone(),
             },
@@ -514,6 +619,8 @@ const COMPACT_FLOOR: usize = 50_000;
 pub struct Compaction {
     base: Arc<Base>,
     frozen: Arc<Overlay>,
+    /// The version when the overlay was frozen: nothing in the new base is newer.
+    frozen_at: u64,
     interner: Arc<Interner>,
 }
 

@@ -18,7 +18,8 @@
 //! * **Connection cap**: a semaphore; at the cap the loop stops accepting (the kernel's backlog
 //!   holds newcomers) until a connection ends.
 //! * **A handle per connection** ([`serve_with_handles`]): the service can close its own
-//!   connection at once, and see how many bytes have reached the socket. The edge uses it for
+//!   connection at once, see how many bytes have reached the socket, and for how long a write
+//!   has been refused. The edge uses it for
 //!   long-lived event streams: one whose client stopped reading is closed, even while hyper is
 //!   stuck writing to it (a response body that is never polled cannot end itself).
 
@@ -232,16 +233,33 @@ impl Drop for InFlight {
 }
 
 /// One connection as its service sees it: [`ConnHandle::close`] ends the connection at once
-/// (the socket is dropped, whatever hyper is doing with it), and
-/// [`ConnHandle::bytes_written`] counts what has been written to the socket so far.
-#[derive(Clone, Debug, Default)]
+/// (the socket is dropped, whatever hyper is doing with it), [`ConnHandle::bytes_written`]
+/// counts what has been written to the socket so far, and [`ConnHandle::write_blocked_for`]
+/// says how long a write has been waiting for the peer to make room (a client that stopped
+/// reading).
+#[derive(Clone, Debug)]
 pub struct ConnHandle(Arc<ConnShared>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ConnShared {
     close: Notify,
     closed: std::sync::atomic::AtomicBool,
     written: AtomicU64,
+    epoch: Instant,
+    /// Milliseconds after `epoch` (plus one) since a write has been pending; 0: none is.
+    blocked: AtomicU64,
+}
+
+impl Default for ConnHandle {
+    fn default() -> Self {
+        ConnHandle(Arc::new(ConnShared {
+            close: Notify::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
+            written: AtomicU64::new(0),
+            epoch: Instant::now(),
+            blocked: AtomicU64::new(0),
+        }))
+    }
 }
 
 impl ConnHandle {
@@ -258,6 +276,37 @@ impl ConnHandle {
     /// Bytes written to the connection's socket (TLS: plaintext bytes handed to rustls).
     pub fn bytes_written(&self) -> u64 {
         self.0.written.load(Ordering::Relaxed)
+    }
+
+    /// How long the socket has refused a write (its send buffer full), if it does now.
+    pub fn write_blocked_for(&self) -> Option<Duration> {
+        match self.0.blocked.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(
+                self.0
+                    .epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(since - 1)),
+            ),
+        }
+    }
+
+    fn wrote(&self, r: &Poll<std::io::Result<usize>>) {
+        let shared = &self.0;
+        match r {
+            Poll::Ready(Ok(n)) => {
+                shared.written.fetch_add(*n as u64, Ordering::Relaxed);
+                if shared.blocked.load(Ordering::Relaxed) != 0 {
+                    shared.blocked.store(0, Ordering::Relaxed);
+                }
+            }
+            // Only a refused write reads the clock.
+            Poll::Pending if shared.blocked.load(Ordering::Relaxed) == 0 => {
+                let ms = shared.epoch.elapsed().as_millis() as u64;
+                shared.blocked.store(ms + 1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
     }
 
     async fn closed(&self) {
@@ -295,12 +344,7 @@ impl<I: hyper::rt::Write> hyper::rt::Write for CountingIo<I> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.project();
         let r = this.inner.poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &r {
-            this.handle
-                .0
-                .written
-                .fetch_add(*n as u64, Ordering::Relaxed);
-        }
+        this.handle.wrote(&r);
         r
     }
 
@@ -311,12 +355,7 @@ impl<I: hyper::rt::Write> hyper::rt::Write for CountingIo<I> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.project();
         let r = this.inner.poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = &r {
-            this.handle
-                .0
-                .written
-                .fetch_add(*n as u64, Ordering::Relaxed);
-        }
+        this.handle.wrote(&r);
         r
     }
 

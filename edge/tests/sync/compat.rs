@@ -16,6 +16,8 @@ fn world(reorder: bool) -> World {
         oldest_resumable: 5,
         up: true,
         reorder,
+        token_keys: vec![],
+        defaults: vec![],
     }
 }
 

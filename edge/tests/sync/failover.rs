@@ -15,6 +15,8 @@ fn world(up: bool) -> World {
         oldest_resumable: 5,
         up,
         reorder: false,
+        token_keys: vec![],
+        defaults: vec![],
     }
 }
 

@@ -57,10 +57,14 @@ pub fn customer(id: &str, usage: i64) -> CustomerEntitlements {
 }
 
 pub fn key(k: &str) -> EdgeKey {
+    key_of(k, Mode::Test, KeyKind::Publishable)
+}
+
+pub fn key_of(k: &str, mode: Mode, kind: KeyKind) -> EdgeKey {
     EdgeKey {
         hash: hash_hex(&hash_key(k)),
-        mode: Mode::Test,
-        kind: KeyKind::Publishable,
+        mode,
+        kind,
     }
 }
 
@@ -78,6 +82,27 @@ pub struct World {
     pub up: bool,
     /// Send every frame through [`reordered`].
     pub reorder: bool,
+    /// Customer-token verification keys (base64url Ed25519 public keys).
+    pub token_keys: Vec<String>,
+    /// Test mode's defaults: what a customer the edge never heard of gets.
+    pub defaults: Vec<Entitlement>,
+}
+
+impl World {
+    /// `customers` and `keys` at `version`, every delta resumable, answering.
+    pub fn at(version: u64, customers: Vec<CustomerEntitlements>, keys: Vec<EdgeKey>) -> World {
+        World {
+            version,
+            customers,
+            keys,
+            deltas: vec![],
+            oldest_resumable: version,
+            up: true,
+            reorder: false,
+            token_keys: vec![],
+            defaults: vec![],
+        }
+    }
 }
 
 /// Frames as another writer might send them: keys in another order, spaces, CRLF line ends.
@@ -280,10 +305,10 @@ async fn feed(
                     version: w.version,
                     customer_count: w.customers.len() as u64,
                     keys: w.keys.clone(),
-                    token_keys: vec![],
+                    token_keys: w.token_keys.clone(),
                     defaults: vec![ModeDefaults {
                         mode: Mode::Test,
-                        entitlements: vec![],
+                        entitlements: w.defaults.clone(),
                     }],
                 }))];
                 for chunk in w.customers.chunks(2) {

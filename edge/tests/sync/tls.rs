@@ -29,6 +29,8 @@ async fn https_to_the_edge_and_from_the_edge_to_the_control_plane() {
             oldest_resumable: 5,
             up: true,
             reorder: false,
+            token_keys: vec![],
+            defaults: vec![],
         },
         Some(tls),
     )
@@ -98,6 +100,8 @@ async fn an_untrusted_control_plane_certificate_is_refused() {
             oldest_resumable: 5,
             up: true,
             reorder: false,
+            token_keys: vec![],
+            defaults: vec![],
         },
         Some(tls),
     )

@@ -16,6 +16,8 @@ fn world() -> World {
         oldest_resumable: 5,
         up: true,
         reorder: false,
+        token_keys: vec![],
+        defaults: vec![],
     }
 }
 

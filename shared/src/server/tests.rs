@@ -342,6 +342,7 @@ async fn a_connection_handle_closes_its_connection_and_counts_bytes() {
     // Every byte the client read went through the counter (a chunk's trailing CRLF may still
     // be on its way).
     assert!(handle.bytes_written() >= seen.len() as u64);
+    assert_eq!(handle.write_blocked_for(), None, "the client reads");
     handle.close();
     assert!(
         closed_within(&mut stream, Duration::from_secs(10))

@@ -46,7 +46,7 @@ pub type EdgeBody = Either<Full<Bytes>, SseBody>;
 pub struct ReadLimits {
     /// Longest a read waits for its `minVersion` before answering stale.
     pub min_version_wait: Duration,
-    /// Reads waiting at once (OFREP bodies being read, `minVersion` waits); more get 429.
+    /// Reads waiting for a `minVersion` at once (GET, OFREP, streams); more get 429.
     pub max_pending: usize,
     /// Largest OFREP request body.
     pub ofrep_body_limit: usize,
@@ -94,7 +94,7 @@ impl EdgeState {
 pub struct Pending(Arc<EdgeState>);
 
 impl Pending {
-    fn acquire(state: &Arc<EdgeState>) -> Option<Pending> {
+    pub(crate) fn acquire(state: &Arc<EdgeState>) -> Option<Pending> {
         let max = state.reads.max_pending;
         state
             .pending
@@ -139,8 +139,14 @@ const EXPOSE_VERSION: HeaderValue =
 /// between its requests (the last accepted key, see [`KeyCache`]) and its handle (streams
 /// close their connection through it).
 pub struct Connection {
-    state: Arc<EdgeState>,
+    shared: Arc<Shared>,
     keys: KeyCache,
+}
+
+/// What a waiting read of this connection holds: one `Arc` clone per read, of a count no
+/// other connection (so, most of the time, no other core) touches.
+struct Shared {
+    state: Arc<EdgeState>,
     conn: ConnHandle,
 }
 
@@ -170,24 +176,24 @@ impl Connection {
 
     pub fn with_handle(state: Arc<EdgeState>, conn: ConnHandle) -> Connection {
         Connection {
-            state,
+            shared: Arc::new(Shared { state, conn }),
             keys: KeyCache::default(),
-            conn,
         }
     }
 
     /// Answers one request. Plain reads are complete before the returned future is first
-    /// polled, so that future borrows nothing and serving them clones no `Arc`.
+    /// polled, so that future borrows nothing and serving them clones no `Arc`. Reads that
+    /// wait hold a clone of this connection's own `Arc` ([`Shared`]).
     pub fn call(&self, req: Request<Incoming>) -> EdgeFuture {
-        match route_inner(&self.state, &req, &self.keys, None) {
+        match route_inner(&self.shared.state, &req, &self.keys, None) {
             Routed::Now(resp) => EdgeFuture::Ready(Some(resp.map(Either::Left))),
-            Routed::Later(later) => later.start(&self.state, &self.conn, req),
+            Routed::Later(later) => later.start(&self.shared, req),
         }
     }
 
     /// [`Connection::call`] for the reads answered at once, for any request type (benches).
     pub fn respond<B>(&self, req: &Request<B>) -> Response<Body> {
-        route_with(&self.state, req, &self.keys)
+        route_with(&self.shared.state, req, &self.keys)
     }
 }
 
@@ -225,51 +231,42 @@ pub(crate) enum Later {
 }
 
 impl Later {
-    fn start(
-        self,
-        state: &Arc<EdgeState>,
-        conn: &ConnHandle,
-        req: Request<Incoming>,
-    ) -> EdgeFuture {
-        let later = match self {
-            // A stream waits (for its `minVersion`) under a pending slot, then holds a
-            // subscriber slot instead.
-            Later::Stream(open) if !open.must_wait(state) => {
-                let state = state.clone();
-                let conn = conn.clone();
-                return EdgeFuture::Waiting(Box::pin(
-                    async move { open.run(state, conn, None).await },
-                ));
-            }
-            other => other,
+    fn start(self, conn: &Arc<Shared>, req: Request<Incoming>) -> EdgeFuture {
+        let state = &conn.state;
+        // Waiting for a version takes one of the `max_pending` slots up front; an OFREP
+        // evaluation takes one only if it must wait (see `ofrep::Job::run`).
+        let pending = match &self {
+            Later::Version { .. } => Some(Pending::acquire(state)),
+            Later::Stream(open) if open.must_wait(state) => Some(Pending::acquire(state)),
+            _ => None,
         };
-        let Some(pending) = Pending::acquire(state) else {
-            crate::metrics::request(429);
-            let resp = match later {
-                Later::Ofrep(job) => job.too_many(),
-                Later::Stream(open) => open.too_many(),
-                Later::Version { .. } => too_many(),
-            };
-            return EdgeFuture::Ready(Some(resp.map(Either::Left)));
+        let pending = match pending {
+            Some(None) => {
+                crate::metrics::request(429);
+                let resp = match &self {
+                    Later::Stream(open) => open.too_many(),
+                    _ => too_many(),
+                };
+                return EdgeFuture::Ready(Some(resp.map(Either::Left)));
+            }
+            Some(Some(p)) => Some(p),
+            None => None,
         };
         let conn = conn.clone();
         EdgeFuture::Waiting(Box::pin(async move {
-            match later {
+            let state = &conn.state;
+            match self {
                 Later::Version { min } => {
-                    let state = pending.state().clone();
-                    let waited = crate::wait::version(&state, min).await;
-                    let resp = match route_inner(&state, &req, &KeyCache::default(), Some(waited)) {
+                    let waited = crate::wait::version(state, min).await;
+                    let resp = match route_inner(state, &req, &KeyCache::default(), Some(waited)) {
                         Routed::Now(resp) => resp,
                         Routed::Later(_) => error(ErrorKind::Internal, "read waited twice"),
                     };
                     drop(pending);
                     resp.map(Either::Left)
                 }
-                Later::Ofrep(job) => job.run(pending, req).await.map(Either::Left),
-                Later::Stream(open) => {
-                    let state = pending.state().clone();
-                    open.run(state, conn, Some(pending)).await
-                }
+                Later::Ofrep(job) => job.run(state, req).await.map(Either::Left),
+                Later::Stream(open) => open.run(state.clone(), conn.conn.clone(), pending).await,
             }
         }))
     }

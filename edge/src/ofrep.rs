@@ -16,6 +16,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{
@@ -166,7 +167,10 @@ pub(crate) fn route<B>(state: &EdgeState, req: &Request<B>, rest: &str, keys: &K
     let root = state.store.root();
     let headers = req.headers();
     let authorization = headers.get(AUTHORIZATION).map(HeaderValue::as_bytes);
-    let api_key = headers.get(X_API_KEY).map(HeaderValue::as_bytes);
+    let api_key = authorization
+        .is_none()
+        .then(|| headers.get(X_API_KEY).map(HeaderValue::as_bytes))
+        .flatten();
     // The bulk answer's stream ticket is signed with the key's hash: no cache for it.
     let authed = match &target {
         Target::Single(_) => keys
@@ -200,12 +204,15 @@ pub(crate) fn route<B>(state: &EdgeState, req: &Request<B>, rest: &str, keys: &K
     if declared.is_some_and(|n| n > limit as u64) {
         return answer(too_large(&target, limit));
     }
+    let inm = (target == Target::Bulk)
+        .then(|| headers.get(IF_NONE_MATCH).cloned())
+        .flatten();
     Routed::Later(Later::Ofrep(Job {
         target,
         caller,
         credential,
         min,
-        inm: headers.get(IF_NONE_MATCH).cloned(),
+        inm,
         limit,
     }))
 }
@@ -306,15 +313,17 @@ impl Job {
         resp
     }
 
-    pub(crate) async fn run(self, pending: Pending, req: Request<Incoming>) -> Response<Body> {
-        let state = pending.state().clone();
-        let resp = self.evaluate(&state, req).await;
-        drop(pending);
+    pub(crate) async fn run(
+        self,
+        state: &Arc<EdgeState>,
+        req: Request<Incoming>,
+    ) -> Response<Body> {
+        let resp = self.evaluate(state, req).await;
         crate::metrics::request(resp.status().as_u16());
         resp
     }
 
-    async fn evaluate(&self, state: &EdgeState, req: Request<Incoming>) -> Response<Body> {
+    async fn evaluate(&self, state: &Arc<EdgeState>, req: Request<Incoming>) -> Response<Body> {
         let body = match read_body(req.into_body(), self.limit).await {
             Ok(b) => b,
             Err(BodyError::TooLarge) => return too_large(&self.target, self.limit),
@@ -337,7 +346,12 @@ impl Job {
         };
         let waited = match self.min {
             Some(min) if min > state.store.version() => {
-                Some(crate::wait::version(state, min).await)
+                let Some(pending) = Pending::acquire(state) else {
+                    return self.too_many();
+                };
+                let waited = crate::wait::version(state, min).await;
+                drop(pending);
+                Some(waited)
             }
             Some(min) => Some(Waited { min, reached: true }),
             None => None,

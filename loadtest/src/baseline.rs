@@ -55,6 +55,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
+    serve_as(listener, body, false, shutdown, drain).await
+}
+
+/// [`serve`]; with `read_body`, each request's body is read before the answer (what any
+/// server of POSTed evaluations does: `loadtest edge-apps` compares OFREP with both).
+async fn serve_as(
+    listener: TcpListener,
+    body: Bytes,
+    read_body: bool,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) {
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new());
@@ -66,14 +78,28 @@ pub async fn serve(
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
                 let body = body.clone();
-                let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
-                    let resp = respond(&body);
-                    async move { Ok::<_, Infallible>(resp) }
-                });
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
+                if read_body {
+                    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let resp = respond(&body);
+                        async move {
+                            let _ = http_body_util::BodyExt::collect(req.into_body()).await;
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
+                    let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                } else {
+                    let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
+                        let resp = respond(&body);
+                        async move { Ok::<_, Infallible>(resp) }
+                    });
+                    let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                }
             }
             () = &mut shutdown => break,
         }
@@ -137,6 +163,24 @@ pub fn server_runtime(threads: Option<u16>) -> anyhow::Result<tokio::runtime::Ru
 
 /// Starts a baseline server on `listen` (use port 0 for a free one) in a background thread.
 pub fn spawn(listen: SocketAddr, body: Bytes, threads: Option<u16>) -> anyhow::Result<Running> {
+    spawn_as(listen, body, false, threads)
+}
+
+/// [`spawn`] of a baseline that reads each request's body before it answers.
+pub fn spawn_reading(
+    listen: SocketAddr,
+    body: Bytes,
+    threads: Option<u16>,
+) -> anyhow::Result<Running> {
+    spawn_as(listen, body, true, threads)
+}
+
+fn spawn_as(
+    listen: SocketAddr,
+    body: Bytes,
+    read_body: bool,
+    threads: Option<u16>,
+) -> anyhow::Result<Running> {
     let rt = server_runtime(threads)?;
     let listener = rt
         .block_on(TcpListener::bind(listen))
@@ -146,9 +190,10 @@ pub fn spawn(listen: SocketAddr, body: Bytes, threads: Option<u16>) -> anyhow::R
     let thread = std::thread::Builder::new()
         .name("baseline-server".into())
         .spawn(move || {
-            rt.block_on(serve(
+            rt.block_on(serve_as(
                 listener,
                 body,
+                read_body,
                 async {
                     let _ = stopped.await;
                 },

@@ -24,7 +24,8 @@ Examples (loopback only):
   loadtest propagation --control-plane-url http://127.0.0.1:8080 --secret-key sk_test_... \\
       --edge-url http://127.0.0.1:8081 --key pk_test_... --changes-per-sec 1000 \\
       --duration 10 --customers 1000 --plot propagation.svg
-  loadtest edge-scale --customers 1000000 --label after     # starts target/release/edge itself";
+  loadtest edge-scale --customers 1000000 --label after     # starts target/release/edge itself
+  loadtest edge-apps --customers 100000 --subscribers 10000  # OFREP, streams; starts the edge too";
 
 /// Tollgate load generator: drives an edge (or a baseline hyper server), or a control plane, over keep-alive
 /// HTTP/1 connections and reports throughput and latency percentiles.
@@ -60,6 +61,72 @@ pub enum Command {
     /// snapshot-ready seconds, reload memory, and throughput against the baseline with requests
     /// spread over every customer.
     EdgeScale(EdgeScaleArgs),
+    /// The edge for client apps: OFREP single and bulk evaluation against the minimal hyper
+    /// baseline, one change fanned out to 10,000 event-stream subscribers against one, and GET
+    /// throughput with those subscribers connected against without (stand-in control plane).
+    EdgeApps(EdgeAppsArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EdgeAppsArgs {
+    /// Customers in the synthetic snapshot (five features each, the example catalog's).
+    #[arg(long, env = "LOADTEST_APPS_CUSTOMERS", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..=20_000_000))]
+    pub customers: u64,
+    /// Customer id prefix: customers are `{prefix}0` … `{prefix}{N-1}`.
+    #[arg(long, env = "LOADTEST_CUSTOMER_PREFIX", default_value = "cus_")]
+    pub customer_prefix: String,
+    /// The `edge` binary to start (default: the one next to this `loadtest`).
+    #[arg(long, env = "LOADTEST_EDGE_BIN")]
+    pub edge_bin: Option<PathBuf>,
+    /// One more argument for the edge (repeat for several).
+    #[arg(long, allow_hyphen_values = true)]
+    pub edge_arg: Vec<String>,
+    /// Names this run in the results' file names (`edge-apps-{label}-{N}.json`).
+    #[arg(long, env = "LOADTEST_APPS_LABEL", default_value = "edge")]
+    pub label: String,
+    /// Directory for the JSON results and the plot.
+    #[arg(long, env = "LOADTEST_RESULTS", default_value = "loadtest/results")]
+    pub results: PathBuf,
+    /// Event-stream subscribers for the fan-out and GET-beside-streams phases.
+    #[arg(long, env = "LOADTEST_APPS_SUBSCRIBERS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=15_000))]
+    pub subscribers: u32,
+    /// Changes fanned out (each measured on its own).
+    #[arg(long, env = "LOADTEST_APPS_CHANGES", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub changes: u64,
+    /// Skip the OFREP comparison.
+    #[arg(long, env = "LOADTEST_APPS_NO_OFREP")]
+    pub no_ofrep: bool,
+    /// Skip the stream phases.
+    #[arg(long, env = "LOADTEST_APPS_NO_STREAMS")]
+    pub no_streams: bool,
+    /// Keep-alive HTTP/1 connections, each with one request in flight.
+    #[arg(long, env = "LOADTEST_CONNECTIONS", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub connections: u16,
+    /// Length of each measured comparison, in seconds (cut into `--rounds` slices).
+    #[arg(long, env = "LOADTEST_DURATION_SECS", default_value = "10", value_parser = parse_secs)]
+    pub duration: Duration,
+    /// Unrecorded closed-loop warm-up per target, in seconds.
+    #[arg(long, env = "LOADTEST_WARMUP_SECS", default_value = "1", value_parser = parse_secs)]
+    pub warmup: Duration,
+    /// Alternating slices per comparison.
+    #[arg(long, env = "LOADTEST_ROUNDS", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub rounds: u16,
+    /// Generator worker threads.
+    #[arg(long, env = "LOADTEST_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+    /// Give up on one request (and reconnect) after this many milliseconds.
+    #[arg(long, env = "LOADTEST_TIMEOUT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub timeout_ms: u64,
+    /// No progress bar (it is also hidden when stderr is not a terminal).
+    #[arg(long, env = "LOADTEST_QUIET")]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -15,6 +15,8 @@
 //!   group commit is compared with.
 //! * [`edge_scale`] — `edge-scale`: memory, snapshot load and speed at 1M customers, against a
 //!   stand-in control plane.
+//! * [`edge_apps`] — `edge-apps`: OFREP against the baseline, event-stream fan-out to 10,000
+//!   subscribers, GET beside them.
 //! * [`api`] — a small JSON client for set-up steps (seeding, cards, `/readyz`).
 
 mod api;
@@ -23,6 +25,7 @@ mod cli;
 mod control_plane;
 mod cpu;
 mod driver;
+mod edge_apps;
 mod edge_scale;
 mod plot;
 mod propagation;
@@ -46,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         Command::Propagation(args) => propagation::run(&args),
         Command::SqliteBaseline(args) => sqlite_baseline::run(&args),
         Command::EdgeScale(args) => edge_scale::run(&args),
+        Command::EdgeApps(args) => edge_apps::run(&args),
     }
 }

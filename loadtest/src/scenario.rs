@@ -81,18 +81,18 @@ pub fn edge(args: &EdgeArgs) -> anyhow::Result<()> {
 }
 
 /// One side of a comparison: a target, where to read its CPU time, and what it measured.
-struct Side {
-    name: &'static str,
-    target: Arc<Target>,
+pub(crate) struct Side {
+    pub name: &'static str,
+    pub target: Arc<Target>,
     cpu: Option<cpu::Source>,
-    closed: Option<Measured>,
+    pub closed: Option<Measured>,
     closed_ticks: Ticks,
     /// Closed-loop req/s of each round, in order.
-    rounds: Vec<f64>,
+    pub rounds: Vec<f64>,
 }
 
 impl Side {
-    fn new(name: &'static str, target: Arc<Target>, cpu: Option<cpu::Source>) -> Side {
+    pub(crate) fn new(name: &'static str, target: Arc<Target>, cpu: Option<cpu::Source>) -> Side {
         Side {
             name,
             target,
@@ -113,7 +113,7 @@ impl Side {
     }
 
     /// One closed-loop slice, added to this side's totals.
-    async fn closed_round(&mut self, plan: Plan) -> anyhow::Result<()> {
+    pub(crate) async fn closed_round(&mut self, plan: Plan) -> anyhow::Result<()> {
         let (measured, spent) = self.measure(plan).await?;
         self.rounds.push(measured.requests_per_sec());
         self.closed_ticks = self.closed_ticks.plus(spent.unwrap_or_default());
@@ -124,7 +124,7 @@ impl Side {
         Ok(())
     }
 
-    fn closed_result(&self) -> Option<RunResult> {
+    pub(crate) fn closed_result(&self) -> Option<RunResult> {
         let m = self.closed.as_ref()?;
         let mut r = m.result();
         r.server_cpu = self

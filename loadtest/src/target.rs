@@ -48,7 +48,7 @@ pub enum Variant {
 }
 
 /// A bijective mix of `i` (splitmix64's finaliser): consecutive requests land far apart.
-fn scatter_index(i: u64) -> u64 {
+pub fn scatter_index(i: u64) -> u64 {
     let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

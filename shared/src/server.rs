@@ -33,11 +33,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use futures_util::task::AtomicWaker;
 use hyper::body::{Body, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -242,8 +243,13 @@ pub struct ConnHandle(Arc<ConnShared>);
 
 #[derive(Debug)]
 struct ConnShared {
-    close: Notify,
+    /// The connection's task, woken by [`ConnHandle::close`] and by the drain (an atomic per
+    /// poll, no lock: a shared `watch` or `Notify` locks a mutex every time a waiting
+    /// connection is polled, on every request).
+    close: AtomicWaker,
     closed: std::sync::atomic::AtomicBool,
+    /// The server is draining: finish the request in flight, take no more.
+    draining: std::sync::atomic::AtomicBool,
     written: AtomicU64,
     epoch: Instant,
     /// Milliseconds after `epoch` (plus one) since a write has been pending; 0: none is.
@@ -253,8 +259,9 @@ struct ConnShared {
 impl Default for ConnHandle {
     fn default() -> Self {
         ConnHandle(Arc::new(ConnShared {
-            close: Notify::new(),
+            close: AtomicWaker::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
+            draining: std::sync::atomic::AtomicBool::new(false),
             written: AtomicU64::new(0),
             epoch: Instant::now(),
             blocked: AtomicU64::new(0),
@@ -266,7 +273,7 @@ impl ConnHandle {
     /// Closes the connection now: in-flight responses are cut off.
     pub fn close(&self) {
         self.0.closed.store(true, Ordering::Release);
-        self.0.close.notify_one();
+        self.0.close.wake();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -309,10 +316,69 @@ impl ConnHandle {
         }
     }
 
-    async fn closed(&self) {
-        while !self.is_closed() {
-            self.0.close.notified().await;
+    /// Resolves once [`ConnHandle::close`] was called.
+    fn closed(&self) -> Flag<'_> {
+        Flag(&self.0, |c| &c.closed)
+    }
+
+    /// Resolves once the server drains.
+    fn draining(&self) -> Flag<'_> {
+        Flag(&self.0, |c| &c.draining)
+    }
+
+    fn drain(&self) {
+        self.0.draining.store(true, Ordering::Release);
+        self.0.close.wake();
+    }
+}
+
+/// A flag of a connection as a future: registers the waker, then looks (so no change is
+/// missed). Both flags share the one waker: the same task polls both.
+struct Flag<'a>(
+    &'a ConnShared,
+    fn(&ConnShared) -> &std::sync::atomic::AtomicBool,
+);
+
+impl Future for Flag<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.close.register(cx.waker());
+        if (self.1)(self.0).load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
+    }
+}
+
+/// The connections being served, to tell each of them when the server drains.
+#[derive(Default)]
+struct Live {
+    next: AtomicU64,
+    conns: std::sync::Mutex<std::collections::HashMap<u64, ConnHandle>>,
+}
+
+impl Live {
+    fn add(&self, handle: &ConnHandle) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(id, handle.clone());
+        id
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    fn drain_all(&self) {
+        for h in self.lock().values() {
+            h.drain();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, ConnHandle>> {
+        // Each edit is one call: a panic cannot leave the map half-changed.
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -423,7 +489,7 @@ where
 {
     let max = limits.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(max));
-    let (stopping, stop) = watch::channel(false);
+    let live = Arc::new(Live::default());
     let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.0));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -459,7 +525,8 @@ where
             timeout: limits.request_timeout,
         };
         let builder = builder.clone();
-        let stop = stop.clone();
+        let id = live.add(&handle);
+        let live = live.clone();
         match &acceptor {
             None => {
                 tokio::spawn(async move {
@@ -467,7 +534,8 @@ where
                         inner: TokioIo::new(stream),
                         handle: handle.clone(),
                     };
-                    connection(&builder, io, service, activity, limits, stop, handle).await;
+                    connection(&builder, io, service, activity, limits, handle).await;
+                    live.remove(id);
                     drop(permit);
                 });
             }
@@ -484,11 +552,12 @@ where
                                 inner: TokioIo::new(tls),
                                 handle: handle.clone(),
                             };
-                            connection(&builder, io, service, activity, limits, stop, handle).await
+                            connection(&builder, io, service, activity, limits, handle).await
                         }
                         Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => debug!(%peer, "TLS handshake timed out"),
                     }
+                    live.remove(id);
                     drop(permit);
                 });
             }
@@ -496,7 +565,7 @@ where
     }
     drop(listener);
     info!("draining connections");
-    let _ = stopping.send(true);
+    live.drain_all();
     // Every connection holds a permit until it ends: all of them back means drained.
     let all = u32::try_from(max).unwrap_or(u32::MAX);
     tokio::select! {
@@ -512,7 +581,6 @@ async fn connection<I, S, B>(
     service: Tracked<S>,
     activity: Arc<Activity>,
     limits: ServerLimits,
-    mut stop: watch::Receiver<bool>,
     handle: ConnHandle,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -525,6 +593,8 @@ async fn connection<I, S, B>(
 {
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
+    let mut closed = handle.closed();
+    let mut draining = handle.draining();
     let mut closing = false;
     loop {
         let idle_at = activity
@@ -533,8 +603,8 @@ async fn connection<I, S, B>(
         tokio::select! {
             _ = conn.as_mut() => return,
             // The service asked for the connection to end now: dropping it closes the socket.
-            () = handle.closed() => return,
-            _ = stop.wait_for(|s| *s), if !closing => {
+            () = &mut closed => return,
+            () = &mut draining, if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }

@@ -163,13 +163,22 @@ async fn past_the_bound_reads_are_answered_stale_and_too_many_waiting_get_429() 
     let envelope: Value = resp.json().await.unwrap();
     assert_eq!(envelope["error"]["code"], 429);
     let (status, headers, v) = edge
-        .post("/ofrep/v1/evaluate/flags/sso", Some(KEY), &ctx("c1"), &[])
+        .post(
+            "/ofrep/v1/evaluate/flags/sso",
+            Some(KEY),
+            &ctx("c1"),
+            &[("tollgate-min-version", "99")],
+        )
         .await;
     assert_eq!(status, 429);
     assert_eq!(headers["retry-after"], "1");
     assert_eq!(v["key"], "sso");
-    // A plain read is never held up by waiting ones.
+    // Plain reads are never held up by waiting ones.
     let (status, _, _) = edge.entitlements("c1").await;
+    assert_eq!(status, 200);
+    let (status, _, _) = edge
+        .post("/ofrep/v1/evaluate/flags/sso", Some(KEY), &ctx("c1"), &[])
+        .await;
     assert_eq!(status, 200);
     assert_eq!(first.await.unwrap(), 200);
 }

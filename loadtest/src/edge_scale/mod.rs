@@ -15,9 +15,9 @@
 //! 6. Prints a summary and writes `edge-scale-{label}-{N}.json` and `.svg` (latency
 //!    percentiles) into the results directory.
 
-mod process;
-mod snapshot;
-mod standin;
+pub(crate) mod process;
+pub(crate) mod snapshot;
+pub(crate) mod standin;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -268,7 +268,7 @@ async fn get(
 }
 
 /// Polls `/readyz` until it is 200 at `version`; returns when that was seen and the body.
-async fn wait_ready(
+pub(crate) async fn wait_ready(
     target: &Target,
     version: u64,
     deadline: Duration,

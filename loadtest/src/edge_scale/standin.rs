@@ -48,6 +48,8 @@ struct State {
     sent: Mutex<Vec<Sent>>,
     /// The `since` of every stream request, in order (`None` when absent).
     requests: Mutex<Vec<Option<u64>>>,
+    /// Lines pushed to every open stream after its snapshot (deltas, `loadtest edge-apps`).
+    pushed: tokio::sync::broadcast::Sender<Bytes>,
 }
 
 pub struct StandIn {
@@ -82,6 +84,7 @@ impl StandIn {
             generation: watch::channel(0).0,
             sent: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
+            pushed: tokio::sync::broadcast::channel(1_024).0,
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = state.clone();
@@ -111,6 +114,13 @@ impl StandIn {
     pub fn reload_at(&self, version: u64) {
         self.state.version.store(version, Ordering::SeqCst);
         self.state.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Sends `line` (a delta) on every open stream now; returns when it was handed over.
+    pub fn push(&self, line: Bytes) -> Instant {
+        let at = Instant::now();
+        let _ = self.state.pushed.send(line);
+        at
     }
 
     pub fn sent(&self) -> Vec<Sent> {
@@ -227,6 +237,7 @@ async fn feed(state: Arc<State>, since: Option<u64>, tx: mpsc::Sender<Bytes>) {
     }
     let mut generation = state.generation.subscribe();
     generation.borrow_and_update();
+    let mut pushed = state.pushed.subscribe();
     let version = state.version.load(Ordering::SeqCst);
     if since != Some(version) {
         let first_byte = Instant::now();
@@ -253,6 +264,14 @@ async fn feed(state: Arc<State>, since: Option<u64>, tx: mpsc::Sender<Bytes>) {
                     return;
                 }
             }
+            line = pushed.recv() => match line {
+                Ok(line) => {
+                    if tx.send(line).await.is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            },
             _ = generation.changed() => return,
             () = tx.closed() => return,
         }

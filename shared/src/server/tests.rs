@@ -350,3 +350,66 @@ async fn a_connection_handle_closes_its_connection_and_counts_bytes() {
             .is_some()
     );
 }
+
+/// Shutdown: the request in flight is answered, an idle keep-alive connection is closed, and
+/// `serve` returns once both are gone (well before the drain deadline).
+#[tokio::test]
+async fn shutdown_drains_the_request_in_flight_and_closes_idle_connections() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (entered, mut inside) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    let served = tokio::spawn(serve(
+        listener,
+        move |_| {
+            let (entered, gate) = (entered.clone(), gate.clone());
+            service_fn(move |req: Request<Incoming>| {
+                let (entered, gate) = (entered.clone(), gate.clone());
+                async move {
+                    if req.uri().path() == "/slow" {
+                        let _ = entered.send(());
+                        gate.notified().await;
+                    }
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                }
+            })
+        },
+        ServerLimits::default(),
+        None,
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(60),
+    ));
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /fast HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let mut busy = TcpStream::connect(addr).await.unwrap();
+    busy.write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    inside.recv().await.unwrap();
+    stop.send(()).unwrap();
+    // The idle connection is closed by the drain; the busy one still gets its answer.
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(10))
+            .await
+            .is_some()
+    );
+    release.notify_one();
+    let answer = closed_within(&mut busy, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    tokio::time::timeout(Duration::from_secs(10), served)
+        .await
+        .expect("serve returns once drained")
+        .unwrap()
+        .unwrap();
+}

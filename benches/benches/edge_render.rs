@@ -10,6 +10,11 @@
 //! * `render/clone_prepared_body_and_etag`: the old per-request work: a `Bytes` clone and a
 //!   `HeaderValue` clone.
 //! * `render/serde_json_to_vec`: serializing the same entitlements with serde_json, for scale.
+//! * `ofrep/single_flag`: one OFREP flag (`api-calls`: a METER's hasAccess and its metadata)
+//!   from shape + numbers, as `POST /ofrep/v1/evaluate/flags/{key}` answers it (key lookup
+//!   included); `ofrep/bulk_flags_plus_etag`: every flag (11 for the five features) and the
+//!   ETag, as the bulk evaluation answers (its stream ticket apart); `ofrep/serde_json_single`:
+//!   the same single answer built as a `serde_json::Value` and serialized, for scale.
 //!
 //! `cargo bench -p tollgate-benches --bench edge_render` (add `-- --quick` for a rough pass).
 
@@ -70,6 +75,42 @@ fn render(c: &mut Criterion) {
     });
     g.bench_function("serde_json_to_vec", |b| {
         b.iter(|| black_box(serde_json::to_vec(black_box(&ents)).map(|v| v.len())))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("ofrep");
+    let single = || {
+        let mut buf = BytesMut::with_capacity(256);
+        if let Some(flag) = shape.ofrep_flag(black_box("api-calls")) {
+            shape.render_ofrep_flag(flag, &values, b"\"TARGETING_MATCH\"", &mut buf);
+        }
+        buf.freeze()
+    };
+    let one: serde_json::Value = serde_json::from_slice(&single()).expect("the flag is JSON");
+    println!("OFREP single flag: {} bytes", single().len());
+    g.bench_function("single_flag", |b| b.iter(|| black_box(single())));
+    g.bench_function("bulk_flags_plus_etag", |b| {
+        b.iter(|| {
+            let mut buf = BytesMut::with_capacity(shape.ofrep_len_hint() + 16);
+            buf.put_slice(b"{\"flags\":");
+            shape.render_ofrep_flags(&values, b"\"TARGETING_MATCH\"", &mut buf);
+            buf.put_u8(b'}');
+            let body = buf.freeze();
+            black_box((etag_for(&body), body))
+        })
+    });
+    g.bench_function("serde_json_single", |b| {
+        b.iter(|| {
+            let e = &ents[0];
+            let v = serde_json::json!({
+                "key": e.feature_id, "value": e.has_access, "reason": "TARGETING_MATCH",
+                "variant": if e.has_access { "on" } else { "off" },
+                "metadata": { "featureType": "METER", "usageLimit": one["metadata"]["usageLimit"],
+                    "currentUsage": e.current_usage, "remaining": e.remaining,
+                    "resetAt": e.reset_at, "hardLimit": e.hard_limit },
+            });
+            black_box(serde_json::to_vec(&v).map(|v| v.len()))
+        })
     });
     g.finish();
 }

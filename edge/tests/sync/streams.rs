@@ -226,3 +226,39 @@ async fn a_revoked_key_ends_its_stream() {
     let again = edge.stream(PATH, Some(KEY), &[]).await;
     assert_eq!(again.status, 401);
 }
+
+/// A stream is a response still being written: the header, idle and request timeouts, which
+/// bound waiting for requests and for a response's head, do not end it.
+#[tokio::test]
+async fn a_stream_outlives_the_connection_timeouts() {
+    let standin = StandIn::start(world()).await;
+    let edge = Edge::start_with(
+        &standin.url(),
+        None,
+        &[
+            "--http-header-timeout-ms",
+            "200",
+            "--http-idle-timeout-ms",
+            "200",
+            "--http-request-timeout-ms",
+            "200",
+            "--stream-heartbeat-ms",
+            "100",
+        ],
+    );
+    wait_until("snapshot", || async {
+        edge.ready().await.1["version"] == 5
+    })
+    .await;
+    let mut sse = edge.stream(PATH, Some(KEY), &[]).await;
+    assert!(sse.next_data().await.is_some());
+    // Ten heartbeats: a second, five times each timeout.
+    let mut beats = 0;
+    while beats < 10 {
+        if sse.next().await.expect("the stream is still open").comment {
+            beats += 1;
+        }
+    }
+    let v = standin.commit(vec![Change::Customer(customer("c1", 3))]);
+    assert_eq!(sse.next_data().await.unwrap().version(), v);
+}

@@ -6,10 +6,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tollgate_control_plane::app::{Application, Config};
-use tollgate_control_plane::auth::model::BootstrapKeys;
-use tollgate_control_plane::clock::SystemClock;
-use tollgate_control_plane::db::PoolSizes;
-use tollgate_control_plane::settings::Settings;
+use tollgate_control_plane::domain::auth::model::BootstrapKeys;
+use tollgate_control_plane::platform::clock::SystemClock;
+use tollgate_control_plane::platform::db::PoolSizes;
+use tollgate_control_plane::platform::settings::Settings;
 
 /// Tollgate control plane: catalog, customers, checkout, subscriptions, and edge sync.
 #[derive(Parser, Debug)]
@@ -195,16 +195,17 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Openapi(args) => {
             let doc = if args.edge {
-                tollgate_control_plane::openapi::edge_document()
+                tollgate_control_plane::api::openapi::edge_document()
             } else {
-                tollgate_control_plane::openapi::document()
+                tollgate_control_plane::api::openapi::document()
             };
             println!("{}", serde_json::to_string_pretty(&doc)?);
             Ok(())
         }
         Command::Serve(args) => serve(*args).await,
         Command::Copy(args) => {
-            let counts = tollgate_control_plane::copy::run(&args.from, &args.to).await?;
+            let counts =
+                tollgate_control_plane::platform::db::copy::run(&args.from, &args.to).await?;
             for (table, n) in counts {
                 println!("{table:24} {n}");
             }
@@ -214,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: Serve) -> anyhow::Result<()> {
-    tollgate_control_plane::observe::install_metrics();
+    tollgate_control_plane::api::routes::ops::install_metrics();
     let mut settings = Settings::for_url("");
     settings.redirect_hosts = args
         .redirect_hosts

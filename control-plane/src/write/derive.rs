@@ -3,20 +3,21 @@
 //! results, and write the webhook outbox — in the unit's own transaction, so none of it can
 //! exist without the change that caused it.
 
-use crate::db::Conn;
+use crate::platform::db::Conn;
 use serde_json::{Value, json};
 use tollgate_shared::sync::{Change, ModeDefaults};
 use tollgate_shared::{CustomerEntitlements, Mode};
 
-use crate::billing::invoices::store as invoices;
-use crate::clock::rfc3339;
-use crate::customers::store as customers;
-use crate::db::Uow;
-use crate::db::uow::{Event, Subject, Touch};
-use crate::entitlements::{compile, model as entitlements_model, store as entitlements};
-use crate::subscriptions::store as subscriptions;
-use crate::webhooks::model::{ENTITLEMENTS_UPDATED, new_event_id};
-use crate::webhooks::store::{self as webhooks, Listener};
+use crate::domain::customers::store as customers;
+use crate::domain::entitlements::{compile, model as entitlements_model, store as entitlements};
+use crate::domain::invoices::store as invoices;
+use crate::domain::subscriptions::store as subscriptions;
+use crate::domain::webhooks::model::{ENTITLEMENTS_UPDATED, new_event_id};
+use crate::domain::webhooks::store as webhooks;
+use crate::domain::webhooks::store::Listener;
+use crate::platform::clock::rfc3339;
+use crate::platform::db::Uow;
+use crate::platform::db::uow::{Event, Subject, Touch};
 
 /// Which endpoints listen to what, read once per batch (and again after a unit changed them).
 #[derive(Default)]
@@ -82,7 +83,7 @@ pub(super) async fn derive(
         }));
         // Its customers are recompiled after, in bounded chunks of their own (catalog::recompile),
         // so an edit never holds the write path for the whole mode.
-        crate::catalog::store::enqueue_recompile(conn, mode, &scope, now).await?;
+        crate::domain::catalog::store::enqueue_recompile(conn, mode, &scope, now).await?;
     }
 
     for ((mode, customer_id), touch) in touched {

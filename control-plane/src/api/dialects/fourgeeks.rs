@@ -1,0 +1,403 @@
+//! The 4geeks dialect (SPEC §4, seeds/4geeks-subscriptions-api.md): `/v1/subscriptions` with
+//! snake_case fields, Basic auth, 4geeks' response envelopes and `count, current_page,
+//! total_pages` pagination — mapped onto the same customers, checkout and lifecycle services.
+//! Creating always goes through the hosted checkout (a pending subscription and a
+//! `checkout_url`), as 4geeks does.
+
+use crate::platform::db::sql;
+
+use crate::platform::db::sql::Conn;
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tollgate_shared::{ErrorKind, Mode};
+
+use crate::api::idempotency::Idem;
+use crate::api::state::AppState;
+use crate::domain::auth::model::Caller;
+use crate::domain::catalog::model::CatalogError;
+use crate::domain::catalog::store::{PlanPrice, plan_by_public_id, resolve_price};
+use crate::domain::checkout::model::checkout_url;
+use crate::domain::customers::store as customers;
+use crate::domain::subscriptions::lifecycle::{Action, ChangeRequest, Proration};
+use crate::domain::subscriptions::model::Status;
+use crate::domain::subscriptions::store as subscriptions;
+use crate::platform::http::error::{ApiError, ApiResult};
+use crate::platform::http::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::platform::http::reply::Reply;
+use crate::platform::http::schema::ErrorEnvelope;
+use crate::platform::validate::{CustomerId, RedirectUrl};
+use crate::workflows::checkout::ensure_free_group;
+use crate::workflows::subscribe as apply;
+use crate::workflows::subscribe::Urls;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = FourGeeksCreateRequest)]
+pub struct CreateRequest {
+    /// A price id (`price_…`), a public plan key (`plan_…`, its only price), or a plan identifier.
+    #[serde(default, rename = "planId")]
+    #[schema(value_type = String, example = "sso-lifetime", min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$")]
+    plan_id: Option<Value>,
+    /// An existing customer; when left out a guest customer is created.
+    #[serde(default, rename = "customerId")]
+    #[schema(value_type = Option<String>, example = "user-123", min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$")]
+    customer_id: Option<Value>,
+    /// 1-10000 (default 1).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    quantity: Option<i64>,
+    /// 0-730.
+    #[serde(default, rename = "trialDays")]
+    #[schema(maximum = 730)]
+    trial_days: Option<u32>,
+    /// Where the customer returns after checkout (absolute http/https).
+    #[serde(default, rename = "returnUrl")]
+    #[schema(value_type = String, example = "https://app.example.com/done", max_length = 2048, pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$")]
+    return_url: Option<Value>,
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorKind::BadRequest, message)
+}
+
+fn required_string(v: &Option<Value>, field: &str) -> ApiResult<String> {
+    match v {
+        None | Some(Value::Null) => Err(bad(format!("Missing required field: {field}"))),
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(_) => Err(bad(format!("{field}: must be a non-empty string"))),
+    }
+}
+
+/// Resolves 4geeks' `plan_id` onto a plan and period.
+async fn resolve(conn: &mut Conn, mode: Mode, plan_id: &str) -> ApiResult<PlanPrice> {
+    let (plan, period) = plan_by_public_id(conn, mode, plan_id)
+        .await?
+        .unwrap_or_else(|| (plan_id.to_owned(), None));
+    resolve_price(conn, mode, &plan, period.as_deref())
+        .await
+        .map_err(|e| match e {
+            // The request is well formed; the plan it names is ambiguous as the catalog stands
+            // (several prices), so this is a conflict with state, not a malformed field.
+            CatalogError::Invalid(i) if i.field == "chargePeriod" => ApiError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "plan_id: plan '{plan}' has several prices; send one of its price ids (price_…)"
+                ),
+            ),
+            CatalogError::Invalid(_) => bad(format!("plan_id: no plan or price '{plan_id}'")),
+            other => ApiError::from(other),
+        })
+}
+
+/// Create subscription (checkout link): a pending subscription and its hosted checkout URL.
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions",
+    tag = "4geeks",
+    operation_id = "fourgeeksCreateSubscription",
+    request_body(content = CreateRequest, description = "snake_case: plan_id, customer_id, quantity, trial_days, return_url"),
+    responses(
+        (status = 201, description = "`{code, title, content, data:{subscription_id, checkout_url, test}}`"),
+        (status = 400, description = "Missing or invalid field", body = ErrorEnvelope),
+        (status = 409, description = "The customer already has a plan in this group, or `plan_id` names a plan with several prices (send a price id)", body = ErrorEnvelope),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Idem(claim): Idem,
+    ApiJson(req): ApiJson<CreateRequest>,
+) -> Result<Reply, ApiError> {
+    let plan_id = required_string(&req.plan_id, "plan_id")?;
+    let return_url = required_string(&req.return_url, "return_url")?;
+    let return_url = RedirectUrl::parse("return_url", &return_url, &state.config.redirect_hosts)?;
+    let customer_id = match &req.customer_id {
+        None | Some(Value::Null) => crate::platform::ids::new("cus"),
+        Some(_) => required_string(&req.customer_id, "customer_id")?,
+    };
+    CustomerId::parse("customer_id", &customer_id)
+        .map_err(|e| bad(format!("customer_id: {}", e.message)))?;
+    if req.quantity.is_some_and(|q| !(1..=10_000).contains(&q)) {
+        return Err(bad("quantity: must be between 1 and 10000"));
+    }
+    if req.trial_days.is_some_and(|d| d > 730) {
+        return Err(bad("trial_days: must be between 0 and 730"));
+    }
+    let mode = caller.mode;
+    let public_url = state.config.public_url.clone();
+    Ok(state
+        .writer
+        .reply(claim, "fourgeeks_create", async move |uow| {
+            let target = resolve(uow.conn(), mode, &plan_id).await?;
+            if target.is_default {
+                return Err(bad("plan_id: the free default plan needs no subscription"));
+            }
+            customers::find_or_create(uow, mode, &customer_id, None).await?;
+            customers::lock(uow, mode, &customer_id).await?;
+            ensure_free_group(uow, mode, &customer_id, &target.group).await?;
+            let now = customers::now_of(uow, mode, &customer_id).await?;
+            let applied = apply::change(
+                uow,
+                mode,
+                &customer_id,
+                ChangeRequest {
+                    target,
+                    quantity: req.quantity,
+                    force_checkout: true,
+                    proration: Proration::ImmediateCharge,
+                    trial_days: req.trial_days,
+                    trial_end: None,
+                },
+                &Urls {
+                    success: Some(return_url.clone()),
+                    cancel: Some(return_url.clone()),
+                },
+                None,
+                now,
+            )
+            .await?;
+            let (Action::CheckoutRequired, Some(id), Some(session)) = (
+                applied.action,
+                applied.subscription_id,
+                applied.checkout_session,
+            ) else {
+                return Err(ApiError::new(ErrorKind::Internal, "Unexpected error"));
+            };
+            Ok(Reply::created(&json!({
+                "code": 201,
+                "title": "Subscription created",
+                "content": "Checkout URL generated. Redirect the customer to complete payment.",
+                "data": {
+                    "subscription_id": id,
+                    "checkout_url": checkout_url(&public_url, &session),
+                    "test": mode == Mode::Test,
+                }
+            })))
+        })
+        .await)
+}
+
+/// 4geeks' statuses: ours, with `incomplete` called `pending`.
+fn status_name(status: &str) -> &str {
+    if status == "incomplete" {
+        "pending"
+    } else {
+        status
+    }
+}
+
+const COLUMNS: &str = "s.id, s.customer_id, s.status, s.current_period_start, s.current_period_end, s.trial_end,
+    s.created_at, (SELECT p.id FROM prices p WHERE p.mode = s.mode AND p.plan_identifier = s.plan_identifier
+    AND p.charge_period = s.charge_period) AS price_id";
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    subscription_id: String,
+    plan_id: Option<String>,
+    customer_id: String,
+    status: String,
+    next_billing_date: Option<String>,
+    test: bool,
+}
+
+fn summary(r: &sql::Row, mode: Mode) -> Result<Summary, sqlx::Error> {
+    let status: String = r.try_get("status")?;
+    let end: Option<i64> = r.try_get("current_period_end")?;
+    Ok(Summary {
+        subscription_id: r.try_get("id")?,
+        plan_id: r.try_get("price_id")?,
+        customer_id: r.try_get("customer_id")?,
+        next_billing_date: end
+            .filter(|_| Status::parse(&status).is_some_and(Status::is_granting))
+            .map(crate::platform::clock::date),
+        status: status_name(&status).to_owned(),
+        test: mode == Mode::Test,
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    page: Option<u32>,
+    page_size: Option<u32>,
+    status: Option<String>,
+    plan_id: Option<String>,
+    test: Option<bool>,
+}
+
+/// List subscriptions: `{count, current_page, total_pages, results}`.
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions",
+    tag = "4geeks",
+    operation_id = "fourgeeksListSubscriptions",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "`{count, current_page, total_pages, results:[{subscription_id, plan_id, customer_id, status, next_billing_date, test}]}`"),
+        (status = 400, description = "A query parameter is invalid", body = ErrorEnvelope),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let page = crate::platform::http::extract::Page::parse(q.page, q.page_size)?;
+    let mode = caller.mode;
+    // `test=false` with a test key (or `true` with a live one) asks for the other world: empty.
+    let other_world = q.test.is_some_and(|t| t != (mode == Mode::Test));
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| if s == "pending" { "incomplete" } else { s });
+    let filter = "s.mode = $1 AND ($2 IS NULL OR s.status = $2) AND ($3 IS NULL OR EXISTS (SELECT 1 FROM prices p
+        WHERE p.mode = s.mode AND p.id = $3 AND p.plan_identifier = s.plan_identifier AND p.charge_period = s.charge_period)) AND $4 = 0";
+    let mut conn = state.db.read().await?;
+    let count: i64 = sql::query(format!(
+        "SELECT COUNT(*) FROM subscriptions s WHERE {filter}"
+    ))
+    .bind(mode.as_str())
+    .bind(status)
+    .bind(&q.plan_id)
+    .bind(i64::from(other_world))
+    .scalar(&mut conn)
+    .await?;
+    let rows = sql::query(format!(
+        "SELECT {COLUMNS} FROM subscriptions s WHERE {filter} ORDER BY s.created_at DESC, s.id DESC LIMIT $5 OFFSET $6"
+    ))
+    .bind(mode.as_str())
+    .bind(status)
+    .bind(&q.plan_id)
+    .bind(i64::from(other_world))
+    .bind(page.limit())
+    .bind(page.offset())
+    .fetch_all(&mut conn)
+    .await?;
+    let results = rows
+        .iter()
+        .map(|r| summary(r, mode))
+        .collect::<Result<Vec<_>, _>>()?;
+    let total_pages = (count + page.limit() - 1) / page.limit();
+    Ok(Json(
+        json!({"count": count, "current_page": page.page, "total_pages": total_pages, "results": results}),
+    ))
+}
+
+/// Retrieve a subscription by id — or, for a public plan key (`plan_…`), list its subscriptions.
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions/{id}",
+    tag = "4geeks",
+    operation_id = "fourgeeksGetSubscription",
+    params(("id" = String, Path, description = "A subscription id, or a public plan key `plan_…`")),
+    responses(
+        (status = 200, description = "The subscription, or an array of a plan's subscriptions"),
+        (status = 404, description = "Subscription not found", body = ErrorEnvelope),
+    )
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    let mode = caller.mode;
+    let mut conn = state.db.read().await?;
+    if id.starts_with("plan_") {
+        let plan = match plan_by_public_id(&mut conn, mode, &id).await? {
+            Some((plan, None)) => plan,
+            _ => return Err(ApiError::new(ErrorKind::NotFound, "Plan not found")),
+        };
+        let rows = sql::query(format!(
+            "SELECT {COLUMNS} FROM subscriptions s WHERE s.mode = $1 AND s.plan_identifier = $2
+             ORDER BY s.created_at DESC, s.id DESC LIMIT 1000"
+        ))
+        .bind(mode.as_str())
+        .bind(&plan)
+        .fetch_all(&mut conn)
+        .await?;
+        let items: Vec<Value> = rows
+            .iter()
+            .map(|r| summary(r, mode))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .map(|s| json!({"subscription_id": s.subscription_id, "customer_id": s.customer_id, "status": s.status, "next_billing_date": s.next_billing_date, "test": s.test}))
+            .collect();
+        return Ok(Json(Value::Array(items)));
+    }
+    let row = sql::query(format!(
+        "SELECT {COLUMNS} FROM subscriptions s WHERE s.mode = $1 AND s.id = $2"
+    ))
+    .bind(mode.as_str())
+    .bind(&id)
+    .fetch_optional(&mut conn)
+    .await?
+    .ok_or_else(|| ApiError::new(ErrorKind::NotFound, "Subscription not found"))?;
+    let s = summary(&row, mode)?;
+    let rfc = |col: &str| {
+        row.try_get::<Option<i64>>(col)
+            .map(|t| t.map(crate::platform::clock::rfc3339))
+    };
+    Ok(Json(json!({
+        "subscription_id": s.subscription_id,
+        "plan_id": s.plan_id,
+        "customer_id": s.customer_id,
+        "status": s.status,
+        "current_period_start": rfc("current_period_start")?,
+        "current_period_end": rfc("current_period_end")?,
+        "next_billing_date": s.next_billing_date,
+        "trial_end": rfc("trial_end")?,
+        "created_at": rfc("created_at")?,
+        "test": s.test,
+    })))
+}
+
+/// Cancel a subscription now.
+#[utoipa::path(
+    delete,
+    path = "/v1/subscriptions/{id}",
+    tag = "4geeks",
+    operation_id = "fourgeeksCancelSubscription",
+    params(("id" = String, Path, description = "The subscription id")),
+    responses(
+        (status = 200, description = "`{code, title, content, subscription_id}`"),
+        (status = 404, description = "Subscription not found", body = ErrorEnvelope),
+        (status = 409, description = "Already canceled", body = ErrorEnvelope),
+    )
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Reply, ApiError> {
+    let mode = caller.mode;
+    Ok(state
+        .writer
+        .reply(None, "fourgeeks_cancel", async move |uow| {
+            let not_found = || ApiError::new(ErrorKind::NotFound, "Subscription not found");
+            let sub = subscriptions::get(uow.conn(), mode, &id)
+                .await?
+                .ok_or_else(not_found)?;
+            customers::lock(uow, mode, &sub.customer_id).await?;
+            let sub = subscriptions::get(uow.conn(), mode, &id)
+                .await?
+                .ok_or_else(not_found)?;
+            if !sub.status.is_granting() && sub.status != Status::Incomplete {
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "Cancellation cannot be completed: the subscription is {}",
+                        sub.status
+                    ),
+                ));
+            }
+            let now = customers::now_of(uow, mode, &sub.customer_id).await?;
+            apply::end_now(uow, &sub, now).await?;
+            Ok(Reply::ok(&json!({
+                "code": 200,
+                "title": "Subscription cancelled",
+                "content": "The subscription has been successfully cancelled.",
+                "subscription_id": id,
+            })))
+        })
+        .await)
+}

@@ -1,0 +1,150 @@
+//! `POST /api/v1/subscriptions/create/`: Kelviq's direct create, started and charged now on the
+//! customer's card on file, through the same decision as every other door.
+
+use axum::extract::State;
+use serde::Deserialize;
+
+use crate::api::dialects::kelviq::changes::{FeatureQuantityRequest, feature_quantities};
+use crate::api::dialects::kelviq::{lock_for_direct_start, view_of};
+use crate::api::idempotency::Idem;
+use crate::api::state::AppState;
+use crate::domain::auth::model::Caller;
+use crate::domain::catalog::store::resolve_price;
+use crate::domain::customers::model::CustomerError;
+use crate::domain::customers::store as customers;
+use crate::domain::subscriptions::lifecycle::{Action, ChangeRequest};
+use crate::domain::subscriptions::model::{SubscriptionError, SubscriptionView};
+use crate::domain::subscriptions::preview::quantity_of;
+use crate::platform::http::error::ApiError;
+use crate::platform::http::extract::ApiJson;
+use crate::platform::http::reply::Reply;
+use crate::platform::http::schema::ErrorEnvelope;
+use crate::platform::validate::{CustomerId, Quantity, RedirectUrl, check_len, invalid};
+use crate::workflows::subscribe as apply;
+use crate::workflows::subscribe::Urls;
+
+/// Kelviq's create body. Keys may also be sent in snake_case.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = CreateSubscriptionRequest)]
+pub struct CreateRequest {
+    #[schema(example = "pro", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    plan_identifier: String,
+    /// One of the plan's price periods.
+    #[schema(
+        example = "MONTHLY",
+        pattern = r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
+    )]
+    charge_period: String,
+    /// An existing customer with a card on file.
+    #[schema(
+        example = "user-456",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
+    customer_id: String,
+    /// Validated when given, otherwise unused: a direct create never redirects.
+    #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
+    )]
+    success_url: Option<String>,
+    /// Quantities of the plan's CUSTOMIZABLE features; they set the subscription's quantity.
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    features: Option<Vec<FeatureQuantityRequest>>,
+    /// 1-10000 (default 1).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    quantity: Option<i64>,
+    /// Accepted and ignored.
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    ip_address: Option<String>,
+}
+
+/// Create a subscription directly.
+///
+/// Starts the plan now on the customer's card on file and charges the first period (or starts
+/// the plan's trial). A customer without a card gets a 402 (use checkout); one who already has
+/// a subscription in the plan's group gets a 409 (use update).
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscriptions/create",
+    tag = "subscriptions",
+    operation_id = "createSubscription",
+    request_body = CreateRequest,
+    responses(
+        (status = 201, description = "The subscription, started", body = SubscriptionView),
+        (status = 400, description = "A field is invalid, or the plan is the free default", body = ErrorEnvelope),
+        (status = 402, description = "No card on file, or the card was declined; nothing changed", body = ErrorEnvelope),
+        (status = 404, description = "No such customer", body = ErrorEnvelope),
+        (status = 409, description = "The customer already has a subscription in the group, or is archived", body = ErrorEnvelope),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Idem(claim): Idem,
+    ApiJson(req): ApiJson<CreateRequest>,
+) -> Result<Reply, ApiError> {
+    let customer_id = CustomerId::parse("customerId", &req.customer_id)?.into_string();
+    check_len("planIdentifier", Some(&req.plan_identifier), 64)?;
+    check_len("chargePeriod", Some(&req.charge_period), 32)?;
+    check_len("ipAddress", req.ip_address.as_deref(), 64)?;
+    RedirectUrl::parse_opt(
+        "successUrl",
+        req.success_url.as_deref(),
+        &state.config.redirect_hosts,
+    )?;
+    let quantity = Quantity::parse_opt("quantity", req.quantity)?.map(Quantity::get);
+    let asked = feature_quantities(req.features)?;
+    let mode = caller.mode;
+    let key = customer_id.clone();
+    Ok(state
+        .writer
+        .reply_for(Some(&key), claim, "create_subscription", async move |uow| {
+            let customer = customers::get(uow.conn(), mode, &customer_id).await?;
+            if customer.archived {
+                return Err(CustomerError::Archived(customer_id.clone()).into());
+            }
+            let target = resolve_price(
+                uow.conn(),
+                mode,
+                &req.plan_identifier,
+                Some(&req.charge_period),
+            )
+            .await
+            .map_err(SubscriptionError::from)?;
+            if target.is_default {
+                return Err(invalid(
+                    "planIdentifier",
+                    "the group's free default plan needs no subscription",
+                )
+                .into());
+            }
+            lock_for_direct_start(uow, mode, &customer_id, &target.group).await?;
+            let quantity = quantity_of(uow.conn(), mode, &target.plan, &asked, quantity).await?;
+            let now = customers::now_of(uow, mode, &customer_id).await?;
+            let applied = apply::change(
+                uow,
+                mode,
+                &customer_id,
+                ChangeRequest {
+                    quantity,
+                    ..ChangeRequest::to(target)
+                },
+                &Urls::default(),
+                None,
+                now,
+            )
+            .await?;
+            let (Action::Created, Some(id)) = (applied.action, applied.subscription_id) else {
+                return Err(SubscriptionError::NoCard(customer_id.clone()).into());
+            };
+            Ok(Reply::created(&view_of(uow, mode, &id).await?))
+        })
+        .await)
+}

@@ -1,0 +1,186 @@
+//! `POST /api/v1/subscribe/`: PayKit's unified `subscribe()`. New subscriptions, upgrades,
+//! downgrades, cancel-to-free, resume and no-ops all go through the one decision
+//! (`subscriptions::lifecycle`) and its application.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::idempotency::Idem;
+use crate::api::state::AppState;
+use crate::domain::auth::model::Caller;
+use crate::domain::catalog::store::resolve_price;
+use crate::domain::checkout::model::checkout_url;
+use crate::domain::customers::store as customers;
+use crate::domain::invoices::model::InvoiceView;
+use crate::domain::invoices::store as invoices;
+use crate::domain::subscriptions::lifecycle::{Action, ChangeRequest, Proration};
+use crate::domain::subscriptions::model::{SubscriptionError, SubscriptionView};
+use crate::domain::subscriptions::store as subscriptions;
+use crate::platform::http::error::ApiError;
+use crate::platform::http::extract::ApiJson;
+use crate::platform::http::reply::Reply;
+use crate::platform::http::schema::ErrorEnvelope;
+use crate::platform::validate::{CustomerId, Quantity, RedirectUrl, TrialDays, invalid};
+use crate::workflows::subscribe as apply;
+use crate::workflows::subscribe::Urls;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscribeRequest {
+    /// The customer (1-255 characters, created if new).
+    #[schema(
+        example = "user-123",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
+    customer_id: String,
+    /// The plan to move to (required; alias `planId`).
+    #[serde(default, alias = "planId")]
+    #[schema(example = "pro", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    plan_identifier: Option<String>,
+    /// May be left out when the plan has exactly one price.
+    #[serde(default)]
+    #[schema(
+        example = "MONTHLY",
+        pattern = r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
+    )]
+    charge_period: Option<String>,
+    /// Seats, 1-10000 (default 1, or the current quantity).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    quantity: Option<i64>,
+    /// Required when the customer must pay on the hosted checkout (no card on file).
+    #[serde(default)]
+    #[schema(
+        example = "https://app.example.com/welcome",
+        max_length = 2048,
+        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
+    )]
+    success_url: Option<String>,
+    #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
+    )]
+    cancel_url: Option<String>,
+    #[serde(default)]
+    force_checkout: bool,
+    /// `IMMEDIATE_CHARGE` (default), `PRORATE_NEXT_INVOICE` or `NO_PRORATION`.
+    #[serde(default)]
+    #[schema(pattern = r"^(IMMEDIATE_CHARGE|PRORATE_NEXT_INVOICE|NO_PRORATION)$")]
+    proration_behavior: Option<String>,
+    /// 0-730; overrides the plan's trial for a new subscription.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 730)]
+    trial_days: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscribeResponse {
+    /// Set when the customer must pay on the hosted checkout first.
+    payment_url: Option<String>,
+    /// Present when a charge (or credit) was made now.
+    invoice: Option<InvoiceView>,
+    /// Reserved for 3-D Secure style steps; always null with the test provider.
+    #[schema(value_type = Option<Object>)]
+    required_action: Option<Value>,
+    /// The subscription acted on; null when the free/default plan simply applies.
+    subscription: Option<SubscriptionView>,
+    /// What happened: `created`, `checkout_required`, `upgraded`, `downgrade_scheduled`,
+    /// `cancel_scheduled`, `resumed`, `quantity_changed`, `no_op`, `default_plan`.
+    #[schema(value_type = String)]
+    action: Action,
+}
+
+/// Subscribe, upgrade, downgrade, cancel to free or resume, in one call (PayKit's `subscribe()`).
+///
+/// The behaviour table is in docs/billing.md. `paymentUrl` is set when the customer must pay on
+/// the hosted checkout first; `invoice` when a charge or credit was made now.
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscribe",
+    tag = "subscriptions",
+    operation_id = "subscribe",
+    request_body = SubscribeRequest,
+    responses(
+        (status = 200, description = "What happened, and the subscription it happened to", body = SubscribeResponse),
+        (status = 400, description = "A field is invalid (unknown plan or period, bad URL…)", body = ErrorEnvelope),
+        (status = 402, description = "The card on file was declined; nothing changed", body = ErrorEnvelope),
+    )
+)]
+pub async fn subscribe(
+    State(state): State<AppState>,
+    caller: Caller,
+    Idem(claim): Idem,
+    ApiJson(req): ApiJson<SubscribeRequest>,
+) -> Result<Reply, ApiError> {
+    let customer_id = CustomerId::parse("customerId", &req.customer_id)?;
+    let plan = req
+        .plan_identifier
+        .clone()
+        .ok_or_else(|| invalid("planIdentifier", "required (alias planId)"))?;
+    let hosts = &state.config.redirect_hosts;
+    let urls = Urls {
+        success: RedirectUrl::parse_opt("successUrl", req.success_url.as_deref(), hosts)?,
+        cancel: RedirectUrl::parse_opt("cancelUrl", req.cancel_url.as_deref(), hosts)?,
+    };
+    let quantity = Quantity::parse_opt("quantity", req.quantity)?.map(Quantity::get);
+    let trial_days = TrialDays::parse_opt("trialDays", req.trial_days)?.map(TrialDays::get);
+    let proration = Proration::parse(req.proration_behavior.as_deref()).ok_or_else(|| {
+        invalid(
+            "prorationBehavior",
+            format!("must be one of {}", Proration::NAMES.join(", ")),
+        )
+    })?;
+    let mode = caller.mode;
+    let public_url = state.config.public_url.clone();
+    let key = customer_id.as_str().to_owned();
+    Ok(state
+        .writer
+        .reply_for(Some(&key), claim, "subscribe", async move |uow| {
+            let target = resolve_price(uow.conn(), mode, &plan, req.charge_period.as_deref())
+                .await
+                .map_err(SubscriptionError::from)?;
+            customers::find_or_create(uow, mode, customer_id.as_str(), None).await?;
+            let now = customers::now_of(uow, mode, customer_id.as_str()).await?;
+            let applied = apply::change(
+                uow,
+                mode,
+                customer_id.as_str(),
+                ChangeRequest {
+                    target,
+                    quantity,
+                    force_checkout: req.force_checkout,
+                    proration,
+                    trial_days,
+                    trial_end: None,
+                },
+                &urls,
+                None,
+                now,
+            )
+            .await?;
+            let subscription = match &applied.subscription_id {
+                Some(id) => subscriptions::view(uow.conn(), mode, id).await?,
+                None => None,
+            };
+            let invoice = match &applied.invoice_id {
+                Some(id) => invoices::view(uow.conn(), mode, id).await?,
+                None => None,
+            };
+            Ok(Reply::ok(&SubscribeResponse {
+                payment_url: applied
+                    .checkout_session
+                    .as_deref()
+                    .map(|s| checkout_url(&public_url, s)),
+                invoice,
+                required_action: None,
+                subscription,
+                action: applied.action,
+            }))
+        })
+        .await)
+}

@@ -1,0 +1,8 @@
+//! TODO
+pub mod caller;
+pub mod dialects;
+pub mod idempotency;
+pub mod openapi;
+pub mod pages;
+pub mod routes;
+pub mod state;

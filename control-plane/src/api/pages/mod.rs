@@ -1,0 +1,3 @@
+//! TODO
+pub mod checkout;
+pub mod portal;

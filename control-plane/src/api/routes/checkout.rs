@@ -1,0 +1,302 @@
+//! `POST /api/v1/checkout/` (every Kelviq parameter) and the test-mode completion helper.
+
+use std::net::IpAddr;
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use tollgate_shared::Mode;
+
+use crate::workflows::checkout as completion;
+
+use crate::api::idempotency::Idem;
+use crate::api::state::AppState;
+use crate::domain::auth::model::Caller;
+use crate::domain::catalog::store::resolve_price;
+use crate::domain::checkout::model::{CheckoutError, checkout_url};
+use crate::domain::checkout::store;
+use crate::domain::checkout::store::NewSession;
+use crate::domain::customers::model::check_email;
+use crate::domain::customers::store as customers;
+use crate::domain::subscriptions::model::SubscriptionView;
+use crate::domain::subscriptions::store as subscriptions;
+use crate::payments::test_cards::TestCard;
+use crate::platform::http::error::ApiError;
+use crate::platform::http::extract::{ApiJson, ApiPath};
+use crate::platform::http::reply::Reply;
+use crate::platform::http::schema::ErrorEnvelope;
+use crate::platform::validate::{CustomerId, Invalid, Quantity, RedirectUrl, TrialDays, invalid};
+use crate::workflows::checkout::ensure_free_group;
+
+/// A checkout session (Kelviq's parameters). One of `customerId` and `email` is required; a
+/// customer that does not exist yet is created. Keys may also be sent in snake_case.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateCheckout {
+    /// The plan's identifier.
+    #[schema(example = "pro", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    plan_identifier: String,
+    /// One of the plan's price periods.
+    #[schema(
+        example = "MONTHLY",
+        pattern = r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
+    )]
+    charge_period: String,
+    /// Where the hosted page sends the payer after paying: an absolute http(s) URL without
+    /// credentials or control characters (`{CHECKOUT_SESSION_ID}` is filled in).
+    #[schema(
+        example = "https://app.example.com/welcome",
+        max_length = 2048,
+        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
+    )]
+    success_url: String,
+    /// The customer (created if new). One of `customerId` and `email` is required.
+    #[serde(default)]
+    #[schema(
+        example = "user-123",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
+    customer_id: Option<String>,
+    /// The payer's email: finds (or creates) the customer when `customerId` is absent.
+    #[serde(default)]
+    #[schema(
+        example = "ada@example.com",
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$"
+    )]
+    email: Option<String>,
+    /// An absolute http(s) URL the page links back to.
+    #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
+    )]
+    cancel_url: Option<String>,
+    /// Seats (default 1).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    quantity: Option<i64>,
+    /// Overrides the plan's trial.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 730)]
+    trial_days: Option<i64>,
+    #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
+    offering_id: Option<String>,
+    #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
+    pricing_table_id: Option<String>,
+    /// The payer's IPv4 or IPv6 address.
+    #[serde(default)]
+    ip_address: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckoutCreated {
+    checkout_url: String,
+    checkout_session_id: String,
+}
+
+fn check_optional_id(field: &str, v: &Option<String>) -> Result<(), Invalid> {
+    match v {
+        Some(s) if s.is_empty() || s.chars().count() > 255 || s.chars().any(char::is_control) => {
+            Err(invalid(
+                field,
+                "must be 1-255 characters without control characters",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Create a checkout session.
+///
+/// Answers the URL of the hosted checkout page, where the payer enters a card.
+#[utoipa::path(
+    post,
+    path = "/api/v1/checkout",
+    tag = "checkout",
+    operation_id = "createCheckoutSession",
+    request_body = CreateCheckout,
+    responses(
+        (status = 201, description = "The session was opened", body = CheckoutCreated),
+        (status = 400, description = "A field is invalid, or the plan has no such price", body = ErrorEnvelope),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Idem(claim): Idem,
+    ApiJson(req): ApiJson<CreateCheckout>,
+) -> Result<Reply, ApiError> {
+    let hosts = &state.config.redirect_hosts;
+    let success_url = RedirectUrl::parse("successUrl", &req.success_url, hosts)?;
+    let cancel_url = RedirectUrl::parse_opt("cancelUrl", req.cancel_url.as_deref(), hosts)?;
+    let quantity = Quantity::parse_opt("quantity", req.quantity)?.map_or(1, Quantity::get);
+    let trial_days = TrialDays::parse_opt("trialDays", req.trial_days)?;
+    check_optional_id("offeringId", &req.offering_id)?;
+    check_optional_id("pricingTableId", &req.pricing_table_id)?;
+    if let Some(ip) = &req.ip_address {
+        ip.parse::<IpAddr>()
+            .map_err(|_| invalid("ipAddress", "must be an IPv4 or IPv6 address"))?;
+    }
+    let customer_id = req
+        .customer_id
+        .as_deref()
+        .map(|id| CustomerId::parse("customerId", id))
+        .transpose()?;
+    if let Some(email) = &req.email {
+        check_email(email)?;
+    }
+    if customer_id.is_none() && req.email.is_none() {
+        return Err(invalid("customerId", "either customerId or email is required").into());
+    }
+    let mode = caller.mode;
+    let public_url = state.config.public_url.clone();
+    Ok(state
+        .writer
+        .reply(claim, "create_checkout", async move |uow| {
+            let price = resolve_price(
+                uow.conn(),
+                mode,
+                &req.plan_identifier,
+                Some(&req.charge_period),
+            )
+            .await
+            .map_err(CheckoutError::from)?;
+            if price.is_default {
+                return Err(
+                    invalid("planIdentifier", "the free default plan needs no checkout").into(),
+                );
+            }
+            // Auto-create the customer from `customerId`, or find/create one by `email`.
+            let customer = match (&customer_id, &req.email) {
+                (Some(id), email) => {
+                    customers::find_or_create(uow, mode, id.as_str(), email.as_deref()).await?
+                }
+                (None, Some(email)) => {
+                    match customers::find_by_email(uow.conn(), mode, email).await? {
+                        Some(c) => c,
+                        None => {
+                            let id = crate::platform::ids::new("cus");
+                            customers::find_or_create(uow, mode, &id, Some(email)).await?
+                        }
+                    }
+                }
+                (None, None) => return Err(invalid("customerId", "required").into()),
+            };
+            customers::lock(uow, mode, &customer.customer_id).await?;
+            ensure_free_group(uow, mode, &customer.customer_id, &price.group).await?;
+            // In the customer's time, so a test clock drives the session's expiry too.
+            let now = customers::now_of(uow, mode, &customer.customer_id).await?;
+            let session_id = store::open_session(
+                uow,
+                now,
+                NewSession {
+                    mode,
+                    customer_id: &customer.customer_id,
+                    plan: &price.plan,
+                    period: price.charge_period.as_str(),
+                    quantity,
+                    trial_days: trial_days.map(|d| i64::from(d.get())),
+                    success_url: success_url.as_str(),
+                    cancel_url: cancel_url.as_ref().map(RedirectUrl::as_str),
+                    offering_id: req.offering_id.as_deref(),
+                    pricing_table_id: req.pricing_table_id.as_deref(),
+                    ip_address: req.ip_address.as_deref(),
+                    subscription_id: None,
+                },
+            )
+            .await?;
+            Ok(Reply::created(&CheckoutCreated {
+                checkout_url: checkout_url(&public_url, &session_id),
+                checkout_session_id: session_id,
+            }))
+        })
+        .await)
+}
+
+/// How to pay a session. Keys may also be sent in snake_case.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompleteRequest {
+    /// `pm_card_visa` (default, pays), `pm_card_chargeDeclined` or
+    /// `pm_card_chargeCustomerFail` (declined).
+    #[serde(default)]
+    #[schema(pattern = r"^(pm_card_visa|pm_card_chargeDeclined|pm_card_chargeCustomerFail)$")]
+    payment_method: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompleteResponse {
+    checkout_session_id: String,
+    status: &'static str,
+    redirect_url: String,
+    subscription: SubscriptionView,
+}
+
+/// Complete a checkout session (test mode).
+///
+/// Test mode only: pays a session as the hosted page would, with a test payment method.
+#[utoipa::path(
+    post,
+    path = "/api/v1/checkout/{session_id}/complete",
+    tag = "checkout",
+    operation_id = "completeCheckoutSession",
+    params(("session_id" = String, Path, description = "The checkout session id (`cs_test_…`)")),
+    request_body(content = CompleteRequest, description = "Every field is optional; an empty body reads as `{}`"),
+    responses(
+        (status = 200, description = "Paid; the subscription has started", body = CompleteResponse),
+        (status = 400, description = "Unknown `paymentMethod`", body = ErrorEnvelope),
+        (status = 402, description = "The test card was declined", body = ErrorEnvelope),
+        (status = 403, description = "A live-mode key: completion is for test mode only", body = ErrorEnvelope),
+        (status = 404, description = "No such checkout session", body = ErrorEnvelope),
+        (status = 409, description = "The session is already complete, or expired (`--checkout-ttl-secs`), or can no longer be paid", body = ErrorEnvelope),
+    )
+)]
+pub async fn complete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Idem(claim): Idem,
+    ApiPath(session_id): ApiPath<String>,
+    ApiJson(req): ApiJson<CompleteRequest>,
+) -> Result<Reply, ApiError> {
+    if caller.mode != Mode::Test {
+        return Err(CheckoutError::TestModeOnly.into());
+    }
+    let token = req.payment_method.as_deref().unwrap_or("pm_card_visa");
+    let card = TestCard::from_token(token).ok_or_else(|| {
+        invalid(
+            "paymentMethod",
+            "use pm_card_visa, pm_card_chargeDeclined or pm_card_chargeCustomerFail",
+        )
+    })?;
+    let mode = caller.mode;
+    let ttl = state.config.checkout_ttl_secs;
+    Ok(state
+        .writer
+        .reply(claim, "complete_checkout", async move |uow| {
+            let done = completion::complete(uow, mode, &session_id, Some(card), ttl).await?;
+            let subscription = subscriptions::view(uow.conn(), mode, &done.subscription_id)
+                .await?
+                .ok_or_else(|| CheckoutError::NotFound(session_id.clone()))?;
+            Ok(Reply::ok(&CompleteResponse {
+                checkout_session_id: session_id.clone(),
+                status: "complete",
+                redirect_url: done.session.success_redirect(),
+                subscription,
+            }))
+        })
+        .await)
+}

@@ -1,0 +1,17 @@
+//! TODO
+pub mod auth;
+pub mod catalog;
+pub mod checkout;
+pub mod customers;
+pub mod entitlements;
+pub mod errors;
+pub mod idempotency;
+pub mod invoices;
+pub mod licenses;
+pub mod portal;
+pub mod refunds;
+pub mod subscriptions;
+pub mod sync;
+pub mod test_clocks;
+pub mod usage;
+pub mod webhooks;

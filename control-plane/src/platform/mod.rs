@@ -1,0 +1,10 @@
+//! TODO
+pub mod clock;
+pub mod db;
+pub mod egress;
+pub mod http;
+pub mod ids;
+pub mod money;
+pub mod period;
+pub mod settings;
+pub mod validate;

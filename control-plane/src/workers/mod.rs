@@ -1,0 +1,6 @@
+//! TODO
+pub mod billing_clock;
+pub mod maintenance;
+pub mod recompile;
+pub mod sync_listen;
+pub mod webhooks;

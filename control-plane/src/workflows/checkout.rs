@@ -1,0 +1,168 @@
+//! Paying a checkout session: every check, then the charge, then the subscription, all in one
+//! unit of work — a declined card stores nothing, and a session completes at most once.
+
+use tollgate_shared::Mode;
+
+use crate::domain::catalog::store::resolve_price;
+use crate::domain::checkout::model::{CheckoutError, Session, SessionStatus};
+use crate::domain::checkout::store;
+use crate::domain::customers::store as customers;
+use crate::domain::subscriptions::lifecycle::{Action, ChangeRequest, Proration};
+use crate::domain::subscriptions::model::{Status, SubscriptionError};
+use crate::domain::subscriptions::store as subscriptions;
+use crate::payments::test_cards as payments;
+use crate::payments::test_cards::TestCard;
+use crate::platform::db::Uow;
+use crate::platform::db::uow::Subject;
+use crate::workflows::subscribe as apply;
+use crate::workflows::subscribe::{PaidAtCheckout, Urls};
+
+pub struct Completed {
+    pub session: Session,
+    pub subscription_id: String,
+}
+
+/// Completes session `id` of `mode` with `card`. Runs inside a unit of work.
+pub async fn complete(
+    uow: &mut Uow,
+    mode: Mode,
+    id: &str,
+    card: Option<TestCard>,
+    checkout_ttl_secs: i64,
+) -> Result<Completed, CheckoutError> {
+    let session = store::load(uow.conn(), id)
+        .await?
+        .filter(|s| s.mode == mode)
+        .ok_or_else(|| CheckoutError::NotFound(id.to_owned()))?;
+    match session.status {
+        SessionStatus::Complete => return Err(CheckoutError::AlreadyCompleted(id.to_owned())),
+        SessionStatus::Expired => {
+            return Err(CheckoutError::Unavailable(format!(
+                "checkout session '{id}' has expired"
+            )));
+        }
+        SessionStatus::Open => {}
+    }
+    customers::lock(uow, mode, &session.customer_id).await?;
+    let now = customers::now_of(uow, mode, &session.customer_id).await?;
+    if session.is_expired(now, checkout_ttl_secs) {
+        return Err(CheckoutError::Unavailable(format!(
+            "checkout session '{id}' has expired"
+        )));
+    }
+    let price = resolve_price(
+        uow.conn(),
+        mode,
+        &session.plan_identifier,
+        Some(&session.charge_period),
+    )
+    .await
+    .map_err(|_| {
+        CheckoutError::Unavailable(format!(
+            "plan '{}' no longer has a {} price",
+            session.plan_identifier, session.charge_period
+        ))
+    })?;
+    if let Some(pending) = &session.subscription_id {
+        let status = subscriptions::get(uow.conn(), mode, pending)
+            .await?
+            .map(|s| s.status);
+        if status != Some(Status::Incomplete) {
+            return Err(CheckoutError::Unavailable(format!(
+                "the subscription this checkout was for is {}",
+                status.map(Status::as_str).unwrap_or("gone")
+            )));
+        }
+    }
+    ensure_free_group(uow, mode, &session.customer_id, &price.group).await?;
+    // Only now, with every check passed, is the card charged.
+    let card = payments::charge_at_checkout(mode, card)?;
+    customers::attach_card(
+        uow,
+        mode,
+        &session.customer_id,
+        card.last4(),
+        card.behaviour(),
+        now,
+    )
+    .await?;
+    let trial_days = session
+        .trial_days
+        .and_then(|d| u32::try_from(d).ok())
+        .unwrap_or(price.trial_days);
+    // The same decision as every other door: with the group free (checked above) and the card
+    // just put on file, it is "start now"; the first invoice is recorded as paid.
+    let applied = apply::change(
+        uow,
+        mode,
+        &session.customer_id,
+        ChangeRequest {
+            target: price,
+            quantity: Some(session.quantity),
+            force_checkout: false,
+            proration: Proration::ImmediateCharge,
+            trial_days: Some(trial_days),
+            trial_end: None,
+        },
+        &Urls::default(),
+        Some(&PaidAtCheckout {
+            pending: session.subscription_id.clone(),
+        }),
+        now,
+    )
+    .await?;
+    let (Action::Created, Some(subscription_id)) = (applied.action, applied.subscription_id) else {
+        return Err(CheckoutError::Unavailable(format!(
+            "checkout session '{id}' cannot start a subscription"
+        )));
+    };
+    store::mark_complete(uow, id, &subscription_id, now).await?;
+    uow.emit(
+        mode,
+        "checkout.completed",
+        Subject::Data(serde_json::json!({
+            "checkoutSessionId": id,
+            "customerId": session.customer_id,
+            "subscriptionId": subscription_id,
+            "planIdentifier": session.plan_identifier,
+            "chargePeriod": session.charge_period,
+        })),
+        now,
+    );
+    Ok(Completed {
+        session,
+        subscription_id,
+    })
+}
+
+/// A checkout starts a customer's first paid plan in a group; changing plans is `subscribe` /
+/// `update`'s job (with proration), so a customer who already has one gets a 409 instead of a
+/// second charge.
+pub async fn ensure_free_group(
+    uow: &mut Uow,
+    mode: Mode,
+    customer_id: &str,
+    group: &str,
+) -> Result<(), CheckoutError> {
+    match subscriptions::current_in_group(uow.conn(), mode, customer_id, group).await? {
+        Some(current) => Err(CheckoutError::Unavailable(format!(
+            "customer '{customer_id}' already has plan '{}' in group '{group}'; change plans with \
+             POST /api/v1/subscriptions/{{id}}/update/ or /api/v1/subscribe/",
+            current.plan
+        ))),
+        None => Ok(()),
+    }
+}
+
+impl From<SubscriptionError> for CheckoutError {
+    fn from(e: SubscriptionError) -> Self {
+        match e {
+            SubscriptionError::Db(db) => CheckoutError::Db(db),
+            SubscriptionError::Payment(d) => CheckoutError::Declined(d),
+            other => CheckoutError::Invalid(crate::platform::validate::invalid(
+                "planIdentifier",
+                other.to_string(),
+            )),
+        }
+    }
+}

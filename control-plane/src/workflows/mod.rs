@@ -1,0 +1,7 @@
+//! TODO
+pub mod checkout;
+pub mod collect;
+pub mod portal;
+pub mod subscribe;
+pub mod usage;
+pub mod views;

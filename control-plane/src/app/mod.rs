@@ -261,7 +261,8 @@ async fn token_signing_key(writer: &Writer) -> anyhow::Result<SigningKey> {
     let stored = writer
         .run("token_signing_key", async move |uow| {
             Ok::<_, ApiError>(
-                crate::domain::auth::store::setting_or_insert(uow, "token_signing_key", &fresh).await?,
+                crate::domain::auth::store::setting_or_insert(uow, "token_signing_key", &fresh)
+                    .await?,
             )
         })
         .await

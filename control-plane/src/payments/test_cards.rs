@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 use tollgate_shared::Mode;
 
+use crate::domain::payments::model::{Decline, Payment};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestCard {
     /// `pm_card_visa` / 4242 4242 4242 4242: every charge succeeds.
@@ -53,25 +55,6 @@ impl TestCard {
             _ => "succeeds",
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
-pub enum Decline {
-    #[error("Your card was declined.")]
-    CardDeclined,
-    #[error("Your card number is not a test card; in test mode use 4242 4242 4242 4242.")]
-    UnknownCard,
-    #[error("Live payments need a payment provider, and none is configured.")]
-    NoLiveProvider,
-    #[error("The customer has no payment method on file.")]
-    NoPaymentMethod,
-}
-
-/// How a charge went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Payment {
-    Paid,
-    Failed(Decline),
 }
 
 /// A later (off-session) charge against the card on file, whose stored behaviour is `card`

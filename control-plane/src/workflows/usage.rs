@@ -14,27 +14,17 @@ use crate::domain::usage::store as counters;
 
 use crate::domain::catalog::store as catalog;
 use crate::domain::customers::model::CustomerError;
+use crate::domain::customers::store as customers;
 use crate::domain::entitlements::compile;
 use crate::domain::entitlements::model::patch_meter;
 use crate::domain::entitlements::store as entitlements;
 use crate::domain::entitlements::store::StoredCompile;
 use crate::domain::subscriptions::store as subscriptions;
+use crate::domain::usage::model::{NewEvent, Recorded, UsageError};
 use crate::domain::usage::store::{NEVER, Report};
 use crate::domain::usage::window::window_from;
 use crate::platform::db::Uow;
-use crate::platform::validate::{Invalid, invalid};
-
-#[derive(Debug, thiserror::Error)]
-pub enum UsageError {
-    #[error(transparent)]
-    Invalid(#[from] Invalid),
-    #[error(transparent)]
-    Customer(#[from] CustomerError),
-    #[error("feature '{0}' not found")]
-    FeatureNotFound(String),
-    #[error(transparent)]
-    Db(#[from] sqlx::Error),
-}
+use crate::platform::validate::invalid;
 
 /// Records `report` for one METER of one customer. Returns the meter as it now stands.
 pub async fn record(
@@ -147,4 +137,40 @@ async fn billing_window(
         }
     }
     Ok(None)
+}
+
+/// Stores a reported event once per key and counts it on every METER whose `eventName` it has.
+pub async fn record_event(
+    uow: &mut Uow,
+    mode: Mode,
+    e: &NewEvent<'_>,
+) -> Result<Recorded, UsageError> {
+    // Events of a customer that does not exist (or is archived) are refused, counted or not.
+    let known = customers::find(uow.conn(), mode, e.customer_id)
+        .await?
+        .is_some_and(|c| !c.archived);
+    if !known {
+        return Err(CustomerError::NotFound(e.customer_id.to_owned()).into());
+    }
+    let hash = e.hash();
+    let now = uow.now();
+    if !counters::insert_event(uow, mode, e, &hash, now).await? {
+        let stored = counters::event_hash(uow.conn(), mode, e.idempotency_key).await?;
+        return Ok(if stored.as_deref() == Some(hash.as_str()) {
+            Recorded::Duplicate
+        } else {
+            Recorded::Conflict
+        });
+    }
+    let meters = catalog::meters_counting(uow.conn(), mode, e.event_name).await?;
+    let mut moved = Vec::with_capacity(meters.len());
+    for feature in &meters {
+        moved.push(record(uow, mode, e.customer_id, feature, Report::Delta(1)).await?);
+    }
+    if meters.len() > 1 {
+        // Each report patched the compile it read, which did not hold the others' patches:
+        // compile once from the counters instead.
+        uow.touch(mode, e.customer_id);
+    }
+    Ok(Recorded::New(moved))
 }

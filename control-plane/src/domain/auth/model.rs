@@ -1,5 +1,7 @@
 //! Who is calling, and how authentication fails.
 
+use crate::platform::http::error::{DomainError, Failure};
+use tollgate_shared::ErrorKind;
 use tollgate_shared::keys::KeyHash;
 use tollgate_shared::{KeyKind, Mode};
 
@@ -48,4 +50,18 @@ pub struct BootstrapKeys {
     pub publishable: Option<String>,
     pub live_secret: Option<String>,
     pub edge_sync: Option<String>,
+}
+
+impl DomainError for AuthError {
+    fn failure(&self) -> Failure<'_> {
+        match self {
+            AuthError::Missing | AuthError::Invalid => Failure::Kind(ErrorKind::Unauthorized),
+            AuthError::WrongKind(_) | AuthError::WrongMode => Failure::Kind(ErrorKind::Forbidden),
+            AuthError::NotFound(_) => Failure::Kind(ErrorKind::NotFound),
+            AuthError::Db(error) => Failure::Database {
+                context: "auth",
+                error,
+            },
+        }
+    }
 }

@@ -3,9 +3,11 @@
 use serde::{Deserialize, Serialize};
 use tollgate_shared::FeatureType;
 
+use crate::platform::http::error::{DomainError, Failure};
 use crate::platform::money::{Currency, format_amount, parse_amount};
 use crate::platform::period::{ALL_PERIODS, ChargePeriod};
 use crate::platform::validate::{Invalid, invalid};
+use tollgate_shared::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -371,6 +373,22 @@ impl PriceView {
             charge_period: charge_period.to_owned(),
             amount: format_amount(amount_minor, &currency),
             currency,
+        }
+    }
+}
+
+impl DomainError for CatalogError {
+    fn failure(&self) -> Failure<'_> {
+        match self {
+            CatalogError::Invalid(_) => Failure::Kind(ErrorKind::BadRequest),
+            CatalogError::FeatureNotFound(_)
+            | CatalogError::PlanNotFound(_)
+            | CatalogError::PriceNotFound(..) => Failure::Kind(ErrorKind::NotFound),
+            CatalogError::Exists(_) => Failure::Kind(ErrorKind::Conflict),
+            CatalogError::Db(error) => Failure::Database {
+                context: "catalog",
+                error,
+            },
         }
     }
 }

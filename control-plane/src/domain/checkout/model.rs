@@ -4,8 +4,10 @@ use tollgate_shared::Mode;
 
 use crate::domain::catalog::model::CatalogError;
 use crate::domain::customers::model::CustomerError;
-use crate::payments::test_cards::Decline;
+use crate::domain::payments::model::Decline;
+use crate::platform::http::error::{DomainError, Failure};
 use crate::platform::validate::Invalid;
+use tollgate_shared::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckoutError {
@@ -93,6 +95,25 @@ impl Session {
 
 pub fn checkout_url(public_url: &str, session_id: &str) -> String {
     format!("{public_url}/checkout/{session_id}/")
+}
+
+impl DomainError for CheckoutError {
+    fn failure(&self) -> Failure<'_> {
+        match self {
+            CheckoutError::Customer(c) => c.failure(),
+            CheckoutError::Catalog(c) => c.failure(),
+            CheckoutError::Db(error) => Failure::Database {
+                context: "checkout",
+                error,
+            },
+            CheckoutError::Invalid(_) => Failure::Kind(ErrorKind::BadRequest),
+            CheckoutError::NotFound(_) => Failure::Kind(ErrorKind::NotFound),
+            CheckoutError::AlreadyCompleted(_) => Failure::Kind(ErrorKind::Conflict),
+            CheckoutError::Declined(_) => Failure::Kind(ErrorKind::PaymentRequired),
+            CheckoutError::TestModeOnly => Failure::Kind(ErrorKind::Forbidden),
+            CheckoutError::Unavailable(_) => Failure::Kind(ErrorKind::Conflict),
+        }
+    }
 }
 
 #[cfg(test)]

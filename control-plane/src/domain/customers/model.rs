@@ -3,7 +3,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::platform::http::error::{DomainError, Failure};
 use crate::platform::validate::{Invalid, invalid};
+use tollgate_shared::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CustomerError {
@@ -69,6 +71,22 @@ pub struct NewCustomer<'a> {
     pub test_clock: Option<&'a str>,
     /// When the customer comes into being: now, or their test clock's time.
     pub created_at: i64,
+}
+
+impl DomainError for CustomerError {
+    fn failure(&self) -> Failure<'_> {
+        match self {
+            CustomerError::Invalid(_) => Failure::Kind(ErrorKind::BadRequest),
+            CustomerError::NotFound(_) => Failure::Kind(ErrorKind::NotFound),
+            CustomerError::Exists(_) | CustomerError::Archived(_) => {
+                Failure::Kind(ErrorKind::Conflict)
+            }
+            CustomerError::Db(error) => Failure::Database {
+                context: "customers",
+                error,
+            },
+        }
+    }
 }
 
 #[cfg(test)]

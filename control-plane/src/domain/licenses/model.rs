@@ -6,7 +6,9 @@ use tollgate_shared::Mode;
 
 use crate::domain::subscriptions::model::{Status, SubscriptionView};
 use crate::platform::db::sql::{FromRow, Row};
+use crate::platform::http::error::{DomainError, Failure};
 use crate::platform::validate::Invalid;
+use tollgate_shared::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LicenseError {
@@ -130,6 +132,24 @@ pub struct LicenseDetails {
     pub customer: Option<LicenseCustomer>,
     pub plan: Option<LicensePlan>,
     pub subscription: Option<SubscriptionView>,
+}
+
+impl DomainError for LicenseError {
+    fn failure(&self) -> Failure<'_> {
+        match self {
+            LicenseError::Invalid(_) => Failure::Kind(ErrorKind::BadRequest),
+            LicenseError::Db(error) => Failure::Database {
+                context: "licenses",
+                error,
+            },
+            LicenseError::NotFound | LicenseError::InstanceNotFound(_) => {
+                Failure::Kind(ErrorKind::NotFound)
+            }
+            LicenseError::NotUsable(_) | LicenseError::LimitReached { .. } => {
+                Failure::Kind(ErrorKind::Conflict)
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,10 +12,12 @@ use sha2::{Digest, Sha256};
 use tollgate_shared::Mode;
 
 use crate::domain::customers::model::CustomerError;
+use crate::domain::payments::model::Decline;
 use crate::domain::subscriptions::model::SubscriptionError;
-use crate::payments::test_cards::Decline;
+use crate::platform::http::error::{DomainError, Failure};
 use crate::platform::period::ChargePeriod;
 use crate::platform::validate::{Invalid, invalid};
+use tollgate_shared::ErrorKind;
 
 /// Every portal token starts with this, then the mode: `pts_test_…`, `pts_live_…`.
 pub const TOKEN_PREFIX: &str = "pts_";
@@ -220,6 +222,25 @@ impl Notice {
             Notice::Resumed => "Your subscription will continue as before.",
             Notice::CardReplaced => "Your card was replaced.",
             Notice::Unchanged => "Nothing needed to change.",
+        }
+    }
+}
+
+impl DomainError for PortalError {
+    fn failure(&self) -> Failure<'_> {
+        match self {
+            PortalError::Customer(c) => c.failure(),
+            PortalError::Subscription(s) => s.failure(),
+            PortalError::Db(error) => Failure::Database {
+                context: "portal",
+                error,
+            },
+            PortalError::Invalid(_) => Failure::Kind(ErrorKind::BadRequest),
+            PortalError::UnknownToken | PortalError::NotYours => Failure::Kind(ErrorKind::NotFound),
+            // An expired link is "forbidden" to the API envelope; the hosted page says 410.
+            PortalError::Expired | PortalError::Forbidden(_) => Failure::Kind(ErrorKind::Forbidden),
+            PortalError::Stale(_) => Failure::Kind(ErrorKind::Conflict),
+            PortalError::Declined(_) => Failure::Kind(ErrorKind::PaymentRequired),
         }
     }
 }

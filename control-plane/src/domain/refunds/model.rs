@@ -4,8 +4,10 @@ use serde::Serialize;
 use tollgate_shared::Mode;
 
 use crate::platform::db::sql::{FromRow, Row};
+use crate::platform::http::error::{DomainError, Failure};
 use crate::platform::money::{exponent, major_f64};
 use crate::platform::validate::{Invalid, invalid};
+use tollgate_shared::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefundError {
@@ -193,6 +195,24 @@ pub fn currency_symbol(code: &str) -> String {
         "aud" => "A$".to_owned(),
         "chf" => "CHF".to_owned(),
         other => other.to_uppercase(),
+    }
+}
+
+impl DomainError for RefundError {
+    fn failure(&self) -> Failure<'_> {
+        match self {
+            RefundError::Invalid(_) => Failure::Kind(ErrorKind::BadRequest),
+            RefundError::Db(error) => Failure::Database {
+                context: "refunds",
+                error,
+            },
+            RefundError::OrderNotFound(_) | RefundError::NotFound(_) => {
+                Failure::Kind(ErrorKind::NotFound)
+            }
+            RefundError::FullyRefunded(_) | RefundError::NotRefundable(_) => {
+                Failure::Kind(ErrorKind::Conflict)
+            }
+        }
     }
 }
 

@@ -5,9 +5,11 @@ use tollgate_shared::Mode;
 
 use crate::platform::clock::{date, rfc3339};
 use crate::platform::db::sql::{FromRow, Row};
+use crate::platform::http::error::{DomainError, Failure};
 use crate::platform::money::format_amount;
 use crate::platform::period::ChargePeriod;
 use crate::platform::validate::Invalid;
+use tollgate_shared::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubscriptionError {
@@ -21,7 +23,7 @@ pub enum SubscriptionError {
         action: &'static str,
     },
     #[error("{0}")]
-    Payment(#[from] crate::payments::test_cards::Decline),
+    Payment(#[from] crate::domain::payments::model::Decline),
     #[error("customer '{0}' has no card on file: put one on file first, or use checkout")]
     NoCard(String),
     #[error("customer already has subscription '{id}' in group '{group}': change it with update")]
@@ -414,6 +416,25 @@ impl SubscriptionView {
             .trial_end_unix
             .map_or(0, |end| ((end - now).max(0) + 86_399) / 86_400);
         self
+    }
+}
+
+impl DomainError for SubscriptionError {
+    fn failure(&self) -> Failure<'_> {
+        match self {
+            SubscriptionError::Invalid(_) => Failure::Kind(ErrorKind::BadRequest),
+            SubscriptionError::NotFound(_) => Failure::Kind(ErrorKind::NotFound),
+            SubscriptionError::NotChangeable { .. } => Failure::Kind(ErrorKind::Conflict),
+            SubscriptionError::Payment(_) | SubscriptionError::NoCard(_) => {
+                Failure::Kind(ErrorKind::PaymentRequired)
+            }
+            SubscriptionError::AlreadySubscribed { .. } => Failure::Kind(ErrorKind::Conflict),
+            SubscriptionError::Catalog(c) => c.failure(),
+            SubscriptionError::Db(error) => Failure::Database {
+                context: "subscriptions",
+                error,
+            },
+        }
     }
 }
 

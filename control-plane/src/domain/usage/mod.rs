@@ -2,10 +2,8 @@
 //!
 //! * [`window`] — which window a report falls in (pure).
 //! * [`store`] — the `usage_counters` table.
-//! * [`report`] — recording a report inside a unit of work, patching only the moved meter.
-//! * [`events`] — the `usage_events` table: reported events, once per key, counted by meters.
-//! * [`routes`] — `POST /api/v1/usage/`.
+//! * [`model`] — what can go wrong with a report.
 
-pub mod events;
+pub mod model;
 pub mod store;
 pub mod window;

@@ -6,6 +6,7 @@ use crate::platform::db::sql;
 use crate::platform::db::sql::Conn;
 use tollgate_shared::Mode;
 
+use crate::domain::usage::model::NewEvent;
 use crate::platform::db::Uow;
 
 /// The `window_end` of a window that never resets (a `ONE_TIME` purchase).
@@ -84,4 +85,44 @@ pub async fn prune(uow: &mut Uow, before: i64, limit: i64) -> Result<u64, sqlx::
     .bind(limit)
     .execute(uow.conn())
     .await
+}
+
+/// Stores a reported event under its idempotency key. `false` when the key is taken.
+pub async fn insert_event(
+    uow: &mut Uow,
+    mode: Mode,
+    e: &NewEvent<'_>,
+    hash: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sql::query(
+        "INSERT INTO usage_events (mode, idempotency_key, customer_id, event_name, occurred_at, resource_id,
+           properties, request_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (mode, idempotency_key) DO NOTHING",
+    )
+    .bind(mode.as_str())
+    .bind(e.idempotency_key)
+    .bind(e.customer_id)
+    .bind(e.event_name)
+    .bind(e.timestamp)
+    .bind(e.resource_id)
+    .bind(e.properties.map(serde_json::Value::to_string))
+    .bind(hash)
+    .bind(now)
+    .execute(uow.conn())
+    .await?;
+    Ok(inserted > 0)
+}
+
+/// The request hash of the event stored under `idempotency_key`.
+pub async fn event_hash(
+    conn: &mut Conn,
+    mode: Mode,
+    idempotency_key: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sql::query("SELECT request_hash FROM usage_events WHERE mode = $1 AND idempotency_key = $2")
+        .bind(mode.as_str())
+        .bind(idempotency_key)
+        .scalar_optional(conn)
+        .await
 }

@@ -1,6 +1,10 @@
 //! [`ApiError`]: what any handler or unit of work fails with, rendered as the error envelope.
-//! Domain errors become an `ApiError` in one place (`crate::error`); internal details (SQL
-//! errors and the like) are logged there and never sent to the caller.
+//!
+//! The one map from errors to HTTP is here. Each domain's error enum says what kind of failure
+//! each of its variants is ([`DomainError`], implemented beside the enum); the blanket
+//! `From<impl DomainError>` below turns any of them into an `ApiError`, and [`ErrorKind`] gives
+//! the status. Internal details (SQL errors and the like) are logged here and never sent to the
+//! caller; a transient database error stays marked as such, so the writer retries its unit.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -70,15 +74,50 @@ impl From<Invalid> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        let transient = crate::platform::db::is_transient(&e);
+        ApiError::database("database", &e)
+    }
+}
+
+impl ApiError {
+    /// A database failure: a retry for a transient one (a lost deadlock, a busy lock), else a
+    /// bare 500 with the detail logged under `context`.
+    pub fn database(context: &str, e: &sqlx::Error) -> ApiError {
+        let transient = crate::platform::db::is_transient(e);
         let mut out = if transient {
             tracing::warn!(error = %e, "database asked for a retry");
             ApiError::new(ErrorKind::Unavailable, "The database is busy; try again")
         } else {
-            ApiError::internal("database", &e)
+            ApiError::internal(context, e)
         };
         out.transient = transient;
         out
+    }
+}
+
+/// What a domain error is, as far as the API is concerned.
+#[derive(Debug)]
+pub enum Failure<'a> {
+    /// A failure the caller can act on; the message is the error's `Display`.
+    Kind(ErrorKind),
+    /// The database failed underneath: logged under `context`, answered as a retry or a 500.
+    Database {
+        context: &'static str,
+        error: &'a sqlx::Error,
+    },
+}
+
+/// Implemented by every domain's error enum, beside its definition: which [`Failure`] each
+/// variant is. Nested domain errors answer with their inner error's failure.
+pub trait DomainError: std::fmt::Display {
+    fn failure(&self) -> Failure<'_>;
+}
+
+impl<E: DomainError> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        match e.failure() {
+            Failure::Kind(kind) => ApiError::new(kind, e.to_string()),
+            Failure::Database { context, error } => ApiError::database(context, error),
+        }
     }
 }
 

@@ -11,8 +11,7 @@ use crate::api::routes::usage::{MeterState, submit};
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
 use crate::domain::customers::model::check_metadata;
-use crate::domain::usage::events;
-use crate::domain::usage::events::{NewEvent, Recorded};
+use crate::domain::usage::model::{NewEvent, Recorded};
 use crate::domain::usage::store::Report;
 use crate::platform::clock::kelviq_time;
 use crate::platform::http::error::ApiError;
@@ -20,6 +19,7 @@ use crate::platform::http::extract::ApiJson;
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{CustomerId, Invalid, check_len, invalid};
+use crate::workflows::usage as usage_workflow;
 
 /// Kelviq's `POST /api/v1/report/usage/` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -252,7 +252,7 @@ pub async fn report_event(
                 resource_id: req.resource_id.as_deref(),
                 properties: req.properties.as_ref(),
             };
-            let (duplicate, moved) = match events::record(uow, mode, &event).await? {
+            let (duplicate, moved) = match usage_workflow::record_event(uow, mode, &event).await? {
                 Recorded::New(moved) => (false, moved),
                 Recorded::Duplicate => (true, Vec::new()),
                 Recorded::Conflict => {

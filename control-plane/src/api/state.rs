@@ -10,6 +10,7 @@ use crate::domain::sync::notifier::SyncNotifier;
 use crate::platform::clock::SharedClock;
 use crate::platform::db::Db;
 use crate::platform::settings::Settings;
+use crate::workers::billing_clock::BillingClock;
 use crate::write::Writer;
 
 /// Cloned for every request, so it is one `Arc`.
@@ -48,17 +49,6 @@ pub struct AppInner {
     /// Snapshots hold a pooled connection and a read transaction while they stream; at most
     /// this many at once, so reconnecting edges cannot starve the API of connections.
     pub snapshot_slots: Arc<Semaphore>,
-}
-
-impl AppState {
-    /// The billing clock, as a narrow handle.
-    pub fn billing(&self) -> crate::workers::billing_clock::BillingClock {
-        crate::workers::billing_clock::BillingClock {
-            writer: self.writer.clone(),
-            db: self.db.clone(),
-            clock: self.clock.clone(),
-            retry_days: self.config.dunning_retry_days.clone().into(),
-            checkout_ttl_secs: self.config.checkout_ttl_secs,
-        }
-    }
+    /// The billing clock, which test-clock advances run on demand.
+    pub billing: BillingClock,
 }

@@ -31,6 +31,7 @@ use crate::platform::db::{Backend, Db, PoolSizes};
 use crate::platform::http::error::ApiError;
 use crate::platform::http::hosted;
 use crate::platform::settings::Settings;
+use crate::workers::billing_clock::BillingClock;
 use crate::write::{Hooks, Writer, WriterControl};
 
 #[derive(Debug, Clone)]
@@ -120,6 +121,13 @@ impl Application {
             public_url,
             ..config.settings.clone()
         };
+        let billing = BillingClock {
+            writer: writer.clone(),
+            db: db.clone(),
+            clock: clock.clone(),
+            retry_days: settings.dunning_retry_days.clone().into(),
+            checkout_ttl_secs: settings.checkout_ttl_secs,
+        };
         let state = AppState::new(AppInner {
             db,
             writer,
@@ -135,6 +143,7 @@ impl Application {
             webhook_wake,
             recompile_wake: Arc::new(Notify::new()),
             snapshot_slots: Arc::new(Semaphore::new(2)),
+            billing,
         });
         let generated_keys = bootstrap::bootstrap(&state.writer, &config.keys).await?;
         if let Some(path) = &config.catalog {
@@ -187,7 +196,8 @@ impl Application {
         );
         tokio::spawn(
             state
-                .billing()
+                .billing
+                .clone()
                 .run_forever(self.billing_tick, stopping.clone()),
         );
         tokio::spawn(

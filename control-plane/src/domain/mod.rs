@@ -9,6 +9,7 @@ pub mod invoices;
 pub mod licenses;
 pub mod payments;
 pub mod portal;
+pub mod recompiles;
 pub mod refunds;
 pub mod subscriptions;
 pub mod sync;

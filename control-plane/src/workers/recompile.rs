@@ -14,8 +14,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tracing::warn;
 
-use crate::domain::catalog::store;
 use crate::domain::entitlements::store as entitlements;
+use crate::domain::recompiles::store as recompiles;
 use crate::domain::subscriptions::store as subscriptions;
 use crate::platform::http::error::ApiError;
 use crate::write::Writer;
@@ -35,7 +35,7 @@ impl Recompiler {
     pub async fn chunk(&self) -> Result<bool, ApiError> {
         self.writer
             .run("catalog_recompile", async move |uow| {
-                let Some(job) = store::next_recompile(uow).await? else {
+                let Some(job) = recompiles::next(uow).await? else {
                     return Ok(false);
                 };
                 let ids = match &job.plans {
@@ -59,9 +59,9 @@ impl Recompiler {
                 }
                 match ids.last() {
                     Some(last) if ids.len() as i64 == CHUNK => {
-                        store::advance_recompile(uow, &job.id, last).await?
+                        recompiles::advance(uow, &job.id, last).await?
                     }
-                    _ => store::finish_recompile(uow, &job.id).await?,
+                    _ => recompiles::finish(uow, &job.id).await?,
                 }
                 metrics::counter!("tollgate_catalog_recompiled_customers_total")
                     .increment(ids.len() as u64);

@@ -7,8 +7,8 @@ use tollgate_shared::Mode;
 
 use crate::domain::subscriptions::lifecycle;
 
+use crate::domain::catalog::model::PlanPrice;
 use crate::domain::catalog::store as catalog;
-use crate::domain::catalog::store::PlanPrice;
 use crate::domain::checkout::store as checkout;
 use crate::domain::checkout::store::NewSession;
 use crate::domain::customers::store as customers;

@@ -83,7 +83,7 @@ pub(super) async fn derive(
         }));
         // Its customers are recompiled after, in bounded chunks of their own (catalog::recompile),
         // so an edit never holds the write path for the whole mode.
-        crate::domain::catalog::store::enqueue_recompile(conn, mode, &scope, now).await?;
+        crate::domain::recompiles::store::enqueue(conn, mode, &scope, now).await?;
     }
 
     for ((mode, customer_id), touch) in touched {

@@ -160,7 +160,7 @@ pub async fn gauges(state: AppState, mut shutdown: tokio::sync::watch::Receiver<
             metrics::gauge!("tollgate_webhook_circuit_open_endpoints").set(n as f64);
         }
         if let Ok(mut conn) = state.db.read().await
-            && let Ok(n) = crate::domain::catalog::store::pending_recompiles(&mut conn).await
+            && let Ok(n) = crate::domain::recompiles::store::pending(&mut conn).await
         {
             metrics::gauge!("tollgate_catalog_recompiles_pending").set(n as f64);
         }

@@ -221,10 +221,7 @@ pub async fn advance(
                 Ok(())
             })
             .await?;
-        let run = state
-            .billing()
-            .run_due(Scope::TestClock(&id), target)
-            .await?;
+        let run = state.billing.run_due(Scope::TestClock(&id), target).await?;
         Ok::<_, ApiError>(view(read(&state, &id).await?, Some(run)))
     });
     match work.await {

@@ -162,6 +162,104 @@ pub struct PlanDef {
     pub license_activation_limit: Option<i64>,
 }
 
+/// What checkout and subscriptions need to know about a plan's price for one period.
+#[derive(Debug, Clone)]
+pub struct PlanPrice {
+    pub plan: String,
+    pub plan_name: String,
+    pub group: String,
+    pub is_default: bool,
+    pub trial_days: u32,
+    pub price_id: Option<String>,
+    pub charge_period: ChargePeriod,
+    pub amount_minor: i64,
+    pub currency: String,
+}
+
+/// A price row as stored.
+#[derive(Debug, Clone)]
+pub struct PriceRow {
+    pub id: String,
+    pub charge_period: String,
+    pub amount_minor: i64,
+    pub currency: String,
+}
+
+impl PlanDef {
+    /// This plan's price at `period` (or its only price when `period` is `None`), from its
+    /// stored `prices`; the error names the field at fault. A default plan without prices is
+    /// free at any period.
+    pub fn price_at(
+        self,
+        rows: Vec<PriceRow>,
+        period: Option<&str>,
+    ) -> Result<PlanPrice, CatalogError> {
+        let def = self;
+        let plan = def.identifier.clone();
+        let plan = plan.as_str();
+        let free = |charge_period: ChargePeriod, def: PlanDef| PlanPrice {
+            plan: def.identifier,
+            plan_name: def.name,
+            group: def.group,
+            is_default: true,
+            trial_days: def.trial_days,
+            price_id: None,
+            charge_period,
+            amount_minor: 0,
+            currency: "usd".into(),
+        };
+        // A default plan without prices is free at any period: subscribing to it means "fall back
+        // to the free plan", whatever period the caller names.
+        if rows.is_empty() && def.is_default {
+            let charge_period = match period {
+                Some(p) => ChargePeriod::parse(p).ok_or_else(|| no_period(p))?,
+                None => ChargePeriod::Monthly,
+            };
+            return Ok(free(charge_period, def));
+        }
+        let row = match period {
+            Some(p) => {
+                ChargePeriod::parse(p).ok_or_else(|| no_period(p))?;
+                rows.into_iter()
+                    .find(|r| r.charge_period == p)
+                    .ok_or_else(|| CatalogError::PriceNotFound(plan.to_owned(), p.to_owned()))?
+            }
+            None if rows.len() == 1 => rows
+                .into_iter()
+                .next()
+                .ok_or_else(|| invalid("chargePeriod", "required"))?,
+            None => {
+                return Err(invalid(
+                    "chargePeriod",
+                    format!("required: plan '{plan}' has several prices"),
+                )
+                .into());
+            }
+        };
+        Ok(PlanPrice {
+            plan: def.identifier,
+            plan_name: def.name,
+            group: def.group,
+            is_default: def.is_default,
+            trial_days: def.trial_days,
+            charge_period: ChargePeriod::parse(&row.charge_period).unwrap_or(ChargePeriod::Monthly),
+            price_id: Some(row.id),
+            amount_minor: row.amount_minor,
+            currency: row.currency,
+        })
+    }
+}
+
+fn no_period(period: &str) -> Invalid {
+    invalid(
+        "chargePeriod",
+        format!(
+            "'{period}' is not one of {}",
+            crate::platform::period::ALL_PERIODS
+        ),
+    )
+}
+
 /// Identifiers end up in URLs and, at the edge, are matched byte-for-byte inside prepared
 /// JSON, so they are limited to characters JSON never escapes.
 pub fn check_identifier(field: &str, id: &str) -> Result<(), Invalid> {

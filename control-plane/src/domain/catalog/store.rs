@@ -8,8 +8,8 @@ use crate::platform::db::sql::Conn;
 use tollgate_shared::{FeatureType, Mode};
 
 use crate::domain::catalog::model::{
-    CatalogError, FeatureDef, FeatureView, GrantDef, GrantView, PlanDef, PlanView, PriceDef,
-    PriceView,
+    CatalogError, FeatureDef, FeatureView, GrantDef, GrantView, PlanDef, PlanPrice, PlanView,
+    PriceDef, PriceRow, PriceView,
 };
 use crate::platform::db::Uow;
 use crate::platform::db::uow::CatalogTouch;
@@ -385,15 +385,6 @@ pub async fn default_plans(
     .await
 }
 
-/// A price row as stored.
-#[derive(Debug, Clone)]
-pub struct PriceRow {
-    pub id: String,
-    pub charge_period: String,
-    pub amount_minor: i64,
-    pub currency: String,
-}
-
 pub async fn prices(conn: &mut Conn, mode: Mode, plan: &str) -> Result<Vec<PriceRow>, sqlx::Error> {
     sql::query(
         "SELECT id, charge_period, amount_minor, currency FROM prices WHERE mode = $1 AND plan_identifier = $2
@@ -476,32 +467,8 @@ pub async fn list_plans(
     Ok((out, count))
 }
 
-/// What checkout and subscriptions need to know about a plan's price for one period.
-#[derive(Debug, Clone)]
-pub struct PlanPrice {
-    pub plan: String,
-    pub plan_name: String,
-    pub group: String,
-    pub is_default: bool,
-    pub trial_days: u32,
-    pub price_id: Option<String>,
-    pub charge_period: ChargePeriod,
-    pub amount_minor: i64,
-    pub currency: String,
-}
-
-fn no_period(period: &str) -> crate::platform::validate::Invalid {
-    invalid(
-        "chargePeriod",
-        format!(
-            "'{period}' is not one of {}",
-            crate::platform::period::ALL_PERIODS
-        ),
-    )
-}
-
 /// Resolves `plan` at `period` (or its only price when `period` is `None`), naming the field
-/// at fault when either does not exist.
+/// at fault when either does not exist ([`PlanDef::price_at`] decides).
 pub async fn resolve_price(
     conn: &mut Conn,
     mode: Mode,
@@ -512,56 +479,7 @@ pub async fn resolve_price(
         .await?
         .ok_or_else(|| CatalogError::PlanNotFound(plan.to_owned()))?;
     let rows = prices(conn, mode, plan).await?;
-    let free = |charge_period: ChargePeriod, def: PlanDef| PlanPrice {
-        plan: def.identifier,
-        plan_name: def.name,
-        group: def.group,
-        is_default: true,
-        trial_days: def.trial_days,
-        price_id: None,
-        charge_period,
-        amount_minor: 0,
-        currency: "usd".into(),
-    };
-    // A default plan without prices is free at any period: subscribing to it means "fall back
-    // to the free plan", whatever period the caller names.
-    if rows.is_empty() && def.is_default {
-        let charge_period = match period {
-            Some(p) => ChargePeriod::parse(p).ok_or_else(|| no_period(p))?,
-            None => ChargePeriod::Monthly,
-        };
-        return Ok(free(charge_period, def));
-    }
-    let row = match period {
-        Some(p) => {
-            ChargePeriod::parse(p).ok_or_else(|| no_period(p))?;
-            rows.into_iter()
-                .find(|r| r.charge_period == p)
-                .ok_or_else(|| CatalogError::PriceNotFound(plan.to_owned(), p.to_owned()))?
-        }
-        None if rows.len() == 1 => rows
-            .into_iter()
-            .next()
-            .ok_or_else(|| invalid("chargePeriod", "required"))?,
-        None => {
-            return Err(invalid(
-                "chargePeriod",
-                format!("required: plan '{plan}' has several prices"),
-            )
-            .into());
-        }
-    };
-    Ok(PlanPrice {
-        plan: def.identifier,
-        plan_name: def.name,
-        group: def.group,
-        is_default: def.is_default,
-        trial_days: def.trial_days,
-        charge_period: ChargePeriod::parse(&row.charge_period).unwrap_or(ChargePeriod::Monthly),
-        price_id: Some(row.id),
-        amount_minor: row.amount_minor,
-        currency: row.currency,
-    })
+    def.price_at(rows, period)
 }
 
 /// 4geeks' `plan_id`: a price id (`price_…`) or a public plan key (`plan_…`), resolved to
@@ -655,95 +573,4 @@ pub async fn plans_in_group(
         }
     }
     Ok(out)
-}
-
-// ---- recompiles after catalog edits ----------------------------------------------------------
-
-/// A catalog edit's recompile, waiting or part-done.
-#[derive(Debug, Clone)]
-pub struct Recompile {
-    pub id: String,
-    pub mode: Mode,
-    /// `None`: every customer of the mode.
-    pub plans: Option<Vec<String>>,
-    /// The last customer recompiled ("" before the first chunk).
-    pub cursor: String,
-}
-
-/// Queues the recompile a catalog edit calls for (in the edit's own transaction, so it cannot
-/// be lost). A job for every customer makes the mode's other waiting jobs redundant.
-pub async fn enqueue_recompile(
-    conn: &mut Conn,
-    mode: Mode,
-    scope: &CatalogTouch,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    let plans = match scope {
-        CatalogTouch::Everyone => {
-            sql::query("DELETE FROM catalog_recompiles WHERE mode = $1")
-                .bind(mode.as_str())
-                .execute(&mut *conn)
-                .await?;
-            None
-        }
-        CatalogTouch::Plans(plans) if plans.is_empty() => return Ok(()),
-        CatalogTouch::Plans(plans) => Some(serde_json::to_string(plans).unwrap_or_default()),
-    };
-    sql::query(
-        "INSERT INTO catalog_recompiles (id, mode, plans, cursor, created_at) VALUES ($1, $2, $3, '', $4)",
-    )
-    .bind(ids::new("rc"))
-    .bind(mode.as_str())
-    .bind(plans)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// The oldest recompile no other worker holds, locked for this unit (`SKIP LOCKED` on
-/// PostgreSQL; SQLite has one writer).
-pub async fn next_recompile(uow: &mut Uow) -> Result<Option<Recompile>, sqlx::Error> {
-    let lock = match uow.conn().backend() {
-        crate::platform::db::Backend::Sqlite => "",
-        crate::platform::db::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-    };
-    let row = sql::query(format!(
-        "SELECT id, mode, plans, cursor FROM catalog_recompiles ORDER BY created_at, id LIMIT 1{lock}"
-    ))
-    .fetch_optional(uow.conn())
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let plans: Option<String> = row.try_get("plans")?;
-    Ok(Some(Recompile {
-        id: row.try_get("id")?,
-        mode: Mode::parse(&row.try_get::<String>("mode")?).unwrap_or(Mode::Test),
-        plans: plans.map(|p| serde_json::from_str(&p).unwrap_or_default()),
-        cursor: row.try_get("cursor")?,
-    }))
-}
-
-/// Records progress: the chunk up to `cursor` is done.
-pub async fn advance_recompile(uow: &mut Uow, id: &str, cursor: &str) -> Result<(), sqlx::Error> {
-    sql::query("UPDATE catalog_recompiles SET cursor = $1 WHERE id = $2")
-        .bind(cursor)
-        .bind(id)
-        .execute(uow.conn())
-        .await?;
-    Ok(())
-}
-
-pub async fn finish_recompile(uow: &mut Uow, id: &str) -> Result<(), sqlx::Error> {
-    sql::query("DELETE FROM catalog_recompiles WHERE id = $1")
-        .bind(id)
-        .execute(uow.conn())
-        .await?;
-    Ok(())
-}
-
-/// Recompiles waiting or part-done (a gauge for operators).
-pub async fn pending_recompiles(conn: &mut Conn) -> Result<i64, sqlx::Error> {
-    sql::query("SELECT COUNT(*) FROM catalog_recompiles")
-        .scalar(conn)
-        .await
 }

@@ -15,7 +15,7 @@
 //! | current plan, nothing pending, same quantity | no-op |
 //! | current plan, other quantity | updated in place, prorated |
 
-use crate::domain::catalog::store::PlanPrice;
+use crate::domain::catalog::model::PlanPrice;
 use crate::domain::invoices::model::Line;
 use crate::domain::invoices::proration::{prorate, upgrade_in_cycle};
 pub use crate::domain::subscriptions::model::Cycle;

@@ -14,8 +14,9 @@ use tollgate_shared::Mode;
 use crate::domain::subscriptions::lifecycle;
 
 use crate::domain::catalog::model::FeatureDef;
+use crate::domain::catalog::model::PlanPrice;
 use crate::domain::catalog::store as catalog;
-use crate::domain::catalog::store::{PlanPrice, resolve_price};
+use crate::domain::catalog::store::resolve_price;
 use crate::domain::customers::store as customers;
 use crate::domain::invoices::model::{Line, LineView};
 use crate::domain::invoices::store as invoices;

@@ -5,7 +5,7 @@
 
 use chrono::TimeZone;
 
-use crate::domain::catalog::store::PlanPrice;
+use crate::domain::catalog::model::PlanPrice;
 use crate::domain::invoices::model::{Line, Reason};
 use crate::domain::subscriptions::lifecycle::describe;
 use crate::domain::subscriptions::model::{Status, Subscription};

@@ -3,7 +3,7 @@
 
 use tollgate_shared::Mode;
 
-use crate::domain::catalog::store::PlanPrice;
+use crate::domain::catalog::model::PlanPrice;
 use crate::domain::subscriptions::model::{
     Cycle, GRANTING, Status, Subscription, SubscriptionView, select_list,
 };

@@ -468,7 +468,9 @@ impl Constraints {
     /// `(schema, JSON Pointer inside it, value merged in there)`.
     fn patches() -> Vec<(&'static str, &'static str, serde_json::Value)> {
         use serde_json::json;
-        let mut events: Vec<&str> = crate::domain::webhooks::model::EVENT_TYPES.to_vec();
+        let mut events: Vec<&str> = crate::platform::events::EventKind::ALL
+            .map(crate::platform::events::EventKind::as_str)
+            .to_vec();
         events.push("*");
         let ip = json!({"anyOf": [
             {"type": "string", "format": "ipv4"},

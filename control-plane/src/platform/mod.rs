@@ -2,6 +2,7 @@
 pub mod clock;
 pub mod db;
 pub mod egress;
+pub mod events;
 pub mod http;
 pub mod ids;
 pub mod money;

@@ -14,6 +14,7 @@ use crate::payments::test_cards as payments;
 use crate::payments::test_cards::TestCard;
 use crate::platform::db::Uow;
 use crate::platform::db::uow::Subject;
+use crate::platform::events::EventKind;
 use crate::workflows::subscribe as apply;
 use crate::workflows::subscribe::{PaidAtCheckout, Urls};
 
@@ -119,7 +120,7 @@ pub async fn complete(
     store::mark_complete(uow, id, &subscription_id, now).await?;
     uow.emit(
         mode,
-        "checkout.completed",
+        EventKind::CheckoutCompleted,
         Subject::Data(serde_json::json!({
             "checkoutSessionId": id,
             "customerId": session.customer_id,

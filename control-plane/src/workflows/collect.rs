@@ -12,6 +12,7 @@ use crate::domain::payments::model::Payment;
 use crate::payments::test_cards::charge_off_session;
 use crate::platform::db::Uow;
 use crate::platform::db::uow::Subject;
+use crate::platform::events::EventKind;
 use crate::platform::ids;
 
 pub struct Created {
@@ -103,9 +104,9 @@ async fn create(
     )
     .await?;
     let event = if paid {
-        "invoice.paid"
+        EventKind::InvoicePaid
     } else {
-        "invoice.payment_failed"
+        EventKind::InvoicePaymentFailed
     };
     uow.emit(draft.mode, event, Subject::Invoice(id.clone()), now);
     Ok(Created { id, total, payment })
@@ -138,7 +139,7 @@ pub async fn retry(
         store::mark_paid(uow, invoice_id, now).await?;
         uow.emit(
             mode,
-            "invoice.paid",
+            EventKind::InvoicePaid,
             Subject::Invoice(invoice_id.to_owned()),
             now,
         );

@@ -17,6 +17,7 @@ use crate::payments::test_cards as payments;
 use crate::payments::test_cards::TestCard;
 use crate::platform::db::Uow;
 use crate::platform::db::uow::Subject;
+use crate::platform::events::EventKind;
 use crate::workflows::subscribe as apply;
 use crate::workflows::subscribe::Urls;
 
@@ -157,7 +158,7 @@ pub async fn run(
                     subscriptions::cancel_later(uow, &sub, None, now).await?;
                     uow.emit(
                         mode,
-                        "subscription.updated",
+                        EventKind::SubscriptionUpdated,
                         Subject::Subscription(sub.id.clone()),
                         now,
                     );

@@ -21,6 +21,7 @@ use crate::domain::subscriptions::store;
 use crate::domain::subscriptions::store::Start;
 use crate::platform::db::Uow;
 use crate::platform::db::uow::Subject;
+use crate::platform::events::EventKind;
 use crate::platform::ids;
 use crate::platform::validate::{RedirectUrl, invalid};
 use crate::workflows::collect;
@@ -218,7 +219,7 @@ pub async fn sync_license(
 fn updated(uow: &mut Uow, sub: &Subscription, at: i64) {
     uow.emit(
         sub.mode,
-        "subscription.updated",
+        EventKind::SubscriptionUpdated,
         Subject::Subscription(sub.id.clone()),
         at,
     );
@@ -269,9 +270,9 @@ pub async fn start(
     .await?;
     sync_license(uow, mode, customer_id, &id, price, now).await?;
     let event = if pending.is_some() {
-        "subscription.activated"
+        EventKind::SubscriptionActivated
     } else {
-        "subscription.created"
+        EventKind::SubscriptionCreated
     };
     uow.emit(mode, event, Subject::Subscription(id.clone()), now);
     Ok(id)
@@ -317,7 +318,7 @@ async fn pending_checkout(
     store::insert_incomplete(uow, mode, &id, customer_id, target, quantity, now).await?;
     uow.emit(
         mode,
-        "subscription.created",
+        EventKind::SubscriptionCreated,
         Subject::Subscription(id.clone()),
         now,
     );
@@ -373,7 +374,7 @@ pub async fn end_now(uow: &mut Uow, sub: &Subscription, at: i64) -> Result<(), s
     }
     uow.emit(
         sub.mode,
-        "subscription.canceled",
+        EventKind::SubscriptionCanceled,
         Subject::Subscription(sub.id.clone()),
         at,
     );

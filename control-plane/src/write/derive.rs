@@ -12,12 +12,13 @@ use crate::domain::customers::store as customers;
 use crate::domain::entitlements::{compile, model as entitlements_model, store as entitlements};
 use crate::domain::invoices::store as invoices;
 use crate::domain::subscriptions::store as subscriptions;
-use crate::domain::webhooks::model::{ENTITLEMENTS_UPDATED, new_event_id};
+use crate::domain::webhooks::model::new_event_id;
 use crate::domain::webhooks::store as webhooks;
 use crate::domain::webhooks::store::Listener;
 use crate::platform::clock::rfc3339;
 use crate::platform::db::Uow;
 use crate::platform::db::uow::{Event, Subject, Touch};
+use crate::platform::events::EventKind;
 
 /// Which endpoints listen to what, read once per batch (and again after a unit changed them).
 #[derive(Default)]
@@ -34,7 +35,7 @@ impl EndpointCache {
         &mut self,
         conn: &mut Conn,
         mode: Mode,
-        kind: &str,
+        kind: EventKind,
     ) -> Result<Vec<String>, sqlx::Error> {
         if self.listeners.is_none() {
             self.listeners = Some(webhooks::listeners(conn).await?);
@@ -52,7 +53,7 @@ impl EndpointCache {
         &mut self,
         conn: &mut Conn,
         mode: Mode,
-        kind: &str,
+        kind: EventKind,
     ) -> Result<bool, sqlx::Error> {
         Ok(!self.targets(conn, mode, kind).await?.is_empty())
     }
@@ -132,12 +133,12 @@ pub(super) async fn derive(
             continue;
         }
         if endpoints
-            .anyone_listens(conn, mode, ENTITLEMENTS_UPDATED)
+            .anyone_listens(conn, mode, EventKind::EntitlementsUpdated)
             .await?
         {
             events.push(Event {
                 mode,
-                kind: ENTITLEMENTS_UPDATED,
+                kind: EventKind::EntitlementsUpdated,
                 subject: Subject::Data(json!({"customerId": customer_id, "entitlements": list})),
                 at: now,
             });
@@ -169,12 +170,12 @@ async fn publish(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     if endpoints
-        .anyone_listens(conn, mode, ENTITLEMENTS_UPDATED)
+        .anyone_listens(conn, mode, EventKind::EntitlementsUpdated)
         .await?
     {
         events.push(Event {
             mode,
-            kind: ENTITLEMENTS_UPDATED,
+            kind: EventKind::EntitlementsUpdated,
             subject: Subject::Data(json!({"customerId": customer_id, "entitlements": list})),
             at: now,
         });
@@ -208,7 +209,8 @@ async fn outbox(
         return Ok(false);
     }
     let id = new_event_id();
-    let payload = json!({"type": event.kind, "timestamp": rfc3339(event.at), "data": data});
+    let payload =
+        json!({"type": event.kind.as_str(), "timestamp": rfc3339(event.at), "data": data});
     webhooks::insert_event(
         conn, &id, event.mode, event.kind, &payload, event.at, &targets,
     )

@@ -16,6 +16,7 @@ use crate::domain::subscriptions::store as subscriptions;
 use crate::domain::test_clocks::store as test_clocks;
 use crate::platform::clock::rfc3339;
 use crate::platform::db::uow::Subject;
+use crate::platform::events::EventKind;
 use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
 use crate::platform::http::reply::Reply;
@@ -316,7 +317,7 @@ pub async fn archive(
                 }
                 uow.emit(
                     mode,
-                    "customer.archived",
+                    EventKind::CustomerArchived,
                     Subject::Customer(customer_id.clone()),
                     now,
                 );

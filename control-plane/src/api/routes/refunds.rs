@@ -22,6 +22,7 @@ use crate::platform::clock::rfc3339;
 use crate::platform::db::Uow;
 use crate::platform::db::sql::Conn;
 use crate::platform::db::uow::Subject;
+use crate::platform::events::EventKind;
 use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
 use crate::platform::http::reply::Reply;
@@ -126,7 +127,7 @@ pub async fn create(
             let view = view(uow.conn(), &refund).await?;
             uow.emit(
                 mode,
-                "refund.created",
+                EventKind::RefundCreated,
                 Subject::Data(serde_json::to_value(&view).unwrap_or_default()),
                 refund.created_at,
             );

@@ -9,11 +9,12 @@ use tollgate_shared::ErrorKind;
 use crate::api::idempotency::Idem;
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
-use crate::domain::webhooks::model::{EVENT_TYPES, Scheme, new_secret};
+use crate::domain::webhooks::model::{Scheme, new_secret};
 use crate::domain::webhooks::store;
 use crate::domain::webhooks::store::{DeliveryRow, EndpointRow, NewEndpoint};
 use crate::platform::clock::rfc3339;
 use crate::platform::egress as guard;
+use crate::platform::events::EventKind;
 use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
 use crate::platform::http::reply::Reply;
@@ -121,13 +122,13 @@ pub async fn create(
     if let Some(unknown) = req
         .events
         .iter()
-        .find(|e| *e != "*" && !EVENT_TYPES.contains(&e.as_str()))
+        .find(|e| *e != "*" && EventKind::parse(e).is_none())
     {
         return Err(invalid(
             "events",
             format!(
                 "unknown event type '{unknown}'; known: {}",
-                EVENT_TYPES.join(", ")
+                EventKind::ALL.map(EventKind::as_str).join(", ")
             ),
         )
         .into());

@@ -12,6 +12,7 @@ use crate::domain::customers::model::{CustomerError, CustomerView, NewCustomer};
 use crate::platform::clock::rfc3339;
 use crate::platform::db::Uow;
 use crate::platform::db::uow::Subject;
+use crate::platform::events::EventKind;
 use crate::platform::ids;
 
 const COLUMNS: &str =
@@ -59,7 +60,7 @@ pub async fn insert(
     uow.touch(mode, new.customer_id);
     uow.emit(
         mode,
-        "customer.created",
+        EventKind::CustomerCreated,
         Subject::Customer(new.customer_id.to_owned()),
         new.created_at,
     );

@@ -3,9 +3,9 @@
 use tollgate_shared::Mode;
 
 use crate::domain::recompiles::model::Recompile;
+use crate::platform::db::Uow;
 use crate::platform::db::sql::{self, Conn};
 use crate::platform::db::uow::CatalogTouch;
-use crate::platform::db::Uow;
 use crate::platform::ids;
 
 /// Queues the recompile a catalog edit calls for (in the edit's own transaction, so it cannot

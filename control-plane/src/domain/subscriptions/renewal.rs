@@ -9,6 +9,7 @@ use crate::domain::catalog::model::PlanPrice;
 use crate::domain::invoices::model::{Line, Reason};
 use crate::domain::subscriptions::lifecycle::describe;
 use crate::domain::subscriptions::model::{Status, Subscription};
+use crate::platform::events::EventKind;
 use crate::platform::period::ChargePeriod;
 
 /// What falls due for a subscription at `at`.
@@ -161,7 +162,7 @@ pub struct AfterCharge {
     pub next_retry_at: Option<i64>,
     /// The charge failed and no retry is configured: the failure is final.
     pub give_up: bool,
-    pub event: &'static str,
+    pub event: EventKind,
 }
 
 pub fn after_charge(paid: bool, trial_ending: bool, at: i64, retry_days: &[u32]) -> AfterCharge {
@@ -175,9 +176,9 @@ pub fn after_charge(paid: bool, trial_ending: bool, at: i64, retry_days: &[u32])
         next_retry_at: if paid { None } else { first_retry },
         give_up: !paid && first_retry.is_none(),
         event: match (paid, trial_ending) {
-            (true, true) => "subscription.activated",
-            (true, false) => "subscription.renewed",
-            (false, _) => "subscription.past_due",
+            (true, true) => EventKind::SubscriptionActivated,
+            (true, false) => EventKind::SubscriptionRenewed,
+            (false, _) => EventKind::SubscriptionPastDue,
         },
     }
 }
@@ -402,11 +403,11 @@ mod tests {
         let days = [3, 5, 7];
         assert_eq!(
             after_charge(true, false, 100, &days).event,
-            "subscription.renewed"
+            EventKind::SubscriptionRenewed
         );
         assert_eq!(
             after_charge(true, true, 100, &days).event,
-            "subscription.activated"
+            EventKind::SubscriptionActivated
         );
         let failed = after_charge(false, false, 0, &days);
         assert_eq!(failed.status, Status::PastDue);

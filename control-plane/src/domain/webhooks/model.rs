@@ -7,23 +7,6 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-/// Every event type Tollgate emits.
-pub const EVENT_TYPES: &[&str] = &[
-    "customer.created",
-    "customer.archived",
-    "checkout.completed",
-    "subscription.created",
-    "subscription.activated",
-    "subscription.updated",
-    "subscription.canceled",
-    "subscription.renewed",
-    "subscription.past_due",
-    "invoice.paid",
-    "invoice.payment_failed",
-    "refund.created",
-    "entitlements.updated",
-];
-
 pub fn new_secret() -> String {
     let mut key = [0u8; 24];
     rand::thread_rng().fill_bytes(&mut key);
@@ -105,8 +88,6 @@ pub fn sign_kelviq(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> S
         .collect();
     format!("v1,{hex}")
 }
-
-pub const ENTITLEMENTS_UPDATED: &str = "entitlements.updated";
 
 /// A new event id (`msg_…`): the `webhook-id` header, stable across retries.
 pub fn new_event_id() -> String {

@@ -9,6 +9,7 @@ use tollgate_shared::Mode;
 
 use crate::domain::webhooks::model::Scheme;
 use crate::platform::db::{Backend, Uow};
+use crate::platform::events::EventKind;
 use crate::platform::ids;
 
 /// An enabled endpoint and the event types it wants.
@@ -20,8 +21,8 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn wants(&self, kind: &str) -> bool {
-        self.events.iter().any(|e| e == "*" || e == kind)
+    pub fn wants(&self, kind: EventKind) -> bool {
+        self.events.iter().any(|e| e == "*" || e == kind.as_str())
     }
 }
 
@@ -49,7 +50,7 @@ pub async fn insert_event(
     conn: &mut Conn,
     id: &str,
     mode: Mode,
-    kind: &str,
+    kind: EventKind,
     payload: &Value,
     at: i64,
     targets: &[String],
@@ -59,7 +60,7 @@ pub async fn insert_event(
     )
     .bind(id)
     .bind(mode.as_str())
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(payload.to_string())
     .bind(at)
     .execute(&mut *conn)

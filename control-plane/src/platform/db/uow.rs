@@ -16,6 +16,7 @@ use tollgate_shared::sync::Change;
 use tollgate_shared::{Entitlement, Mode};
 
 use crate::platform::db::{Backend, Conn};
+use crate::platform::events::EventKind;
 
 /// What happened to a customer's inputs in this unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +57,7 @@ pub enum Subject {
 #[derive(Debug, Clone)]
 pub struct Event {
     pub mode: Mode,
-    pub kind: &'static str,
+    pub kind: EventKind,
     pub subject: Subject,
     /// When it happened, in the affected customer's time (a test clock's, if they live on one).
     pub at: i64,
@@ -160,7 +161,7 @@ impl Uow {
     }
 
     /// Records a domain event; its outbox rows are written before commit.
-    pub fn emit(&mut self, mode: Mode, kind: &'static str, subject: Subject, at: i64) {
+    pub fn emit(&mut self, mode: Mode, kind: EventKind, subject: Subject, at: i64) {
         self.records.events.push(Event {
             mode,
             kind,

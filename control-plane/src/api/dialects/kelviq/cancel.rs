@@ -19,6 +19,7 @@ use crate::platform::validate::{Invalid, invalid};
 use crate::workflows::subscribe as apply;
 
 use crate::api::dialects::kelviq::{locked, parse_when, view_of};
+use crate::platform::events::EventKind;
 
 /// Resume takes no fields; the body, if any, must still be a JSON object.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -156,7 +157,7 @@ pub async fn cancel(
                 subscriptions::cancel_later(uow, &sub, at, now).await?;
                 uow.emit(
                     mode,
-                    "subscription.updated",
+                    EventKind::SubscriptionUpdated,
                     Subject::Subscription(sub.id.clone()),
                     now,
                 );
@@ -214,7 +215,7 @@ pub async fn resume(
             subscriptions::clear_pending(uow, &sub, now).await?;
             uow.emit(
                 mode,
-                "subscription.updated",
+                EventKind::SubscriptionUpdated,
                 Subject::Subscription(sub.id.clone()),
                 now,
             );

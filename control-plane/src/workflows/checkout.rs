@@ -16,6 +16,7 @@ use crate::platform::db::Uow;
 use crate::platform::db::uow::Subject;
 use crate::platform::events::EventKind;
 use crate::workflows::subscribe as apply;
+use crate::workflows::subscribe::ensure_free_group;
 use crate::workflows::subscribe::{PaidAtCheckout, Urls};
 
 pub struct Completed {
@@ -134,25 +135,6 @@ pub async fn complete(
         session,
         subscription_id,
     })
-}
-
-/// A checkout starts a customer's first paid plan in a group; changing plans is `subscribe` /
-/// `update`'s job (with proration), so a customer who already has one gets a 409 instead of a
-/// second charge.
-pub async fn ensure_free_group(
-    uow: &mut Uow,
-    mode: Mode,
-    customer_id: &str,
-    group: &str,
-) -> Result<(), CheckoutError> {
-    match subscriptions::current_in_group(uow.conn(), mode, customer_id, group).await? {
-        Some(current) => Err(CheckoutError::Unavailable(format!(
-            "customer '{customer_id}' already has plan '{}' in group '{group}'; change plans with \
-             POST /api/v1/subscriptions/{{id}}/update/ or /api/v1/subscribe/",
-            current.plan
-        ))),
-        None => Ok(()),
-    }
 }
 
 impl From<SubscriptionError> for CheckoutError {

@@ -1,8 +1,11 @@
 //! TODO
+pub mod cancel;
 pub mod checkout;
 pub mod collect;
+pub mod direct;
 pub mod portal;
 pub mod renew;
 pub mod subscribe;
+pub mod update;
 pub mod usage;
 pub mod views;

@@ -8,18 +8,17 @@ use crate::domain::catalog::store as catalog;
 use crate::domain::catalog::store::resolve_price;
 use crate::domain::customers::store as customers;
 use crate::domain::portal::model::{Notice, PortalError, PortalSession, PriceChoice};
-use crate::domain::subscriptions::lifecycle::{Action, ChangeRequest};
+use crate::domain::subscriptions::lifecycle::{self, Action, CancelAt, ChangeRequest};
 use crate::domain::subscriptions::model::{Subscription, SubscriptionError};
-use crate::domain::subscriptions::preview;
 use crate::domain::subscriptions::preview::UpdateAsk;
 use crate::domain::subscriptions::store as subscriptions;
 use crate::payments::test_cards as payments;
 use crate::payments::test_cards::TestCard;
 use crate::platform::db::Uow;
-use crate::platform::db::uow::Subject;
-use crate::platform::events::EventKind;
+use crate::workflows::cancel;
 use crate::workflows::subscribe as apply;
 use crate::workflows::subscribe::Urls;
+use crate::workflows::update;
 
 /// A portal form, validated.
 #[derive(Debug, Clone)]
@@ -97,7 +96,7 @@ pub async fn run(
             // What the customer saw must still be what happens: the same preview, under the
             // customer's lock, against what they confirmed.
             let real_now = uow.now();
-            let seen = preview::preview_update(uow.conn(), mode, &sub.id, &ask, real_now).await?;
+            let seen = update::preview_update(uow.conn(), mode, &sub.id, &ask, real_now).await?;
             if seen.charged_now_minor != *expected {
                 return Err(PortalError::Stale(
                     "The price of this change is not what was shown any more. Nothing was \
@@ -105,7 +104,7 @@ pub async fn run(
                         .into(),
                 ));
             }
-            let change = preview::request_for(uow.conn(), &sub, &ask).await?;
+            let change = update::request_for(uow.conn(), &sub, &ask).await?;
             let now = customers::now_of(uow, mode, &sub.customer_id).await?;
             let applied = apply::change(
                 uow,
@@ -155,13 +154,8 @@ pub async fn run(
                 // A group without a free plan: cancel at period end as Kelviq's
                 // `CURRENT_PERIOD_ENDS` does.
                 None => {
-                    subscriptions::cancel_later(uow, &sub, None, now).await?;
-                    uow.emit(
-                        mode,
-                        EventKind::SubscriptionUpdated,
-                        Subject::Subscription(sub.id.clone()),
-                        now,
-                    );
+                    let cancellation = lifecycle::decide_cancel(&sub, CancelAt::PeriodEnd, now)?;
+                    cancel::carry_out(uow, &sub, cancellation, now).await?;
                     Ok(Notice::CancelScheduled)
                 }
             }

@@ -9,19 +9,25 @@ use crate::domain::subscriptions::lifecycle;
 
 use crate::domain::catalog::model::PlanPrice;
 use crate::domain::catalog::store as catalog;
+use crate::domain::checkout::model::CheckoutError;
 use crate::domain::checkout::store as checkout;
 use crate::domain::checkout::store::NewSession;
 use crate::domain::customers::store as customers;
+use crate::domain::invoices::model::InvoiceView;
 use crate::domain::invoices::model::{Draft, Reason};
+use crate::domain::invoices::store as invoices;
 use crate::domain::licenses::store as licenses;
 use crate::domain::payments::model::Payment;
+use crate::domain::subscriptions::lifecycle::Proration;
 use crate::domain::subscriptions::lifecycle::{Action, ChangeRequest, Decision, full_period_line};
+use crate::domain::subscriptions::model::SubscriptionView;
 use crate::domain::subscriptions::model::{Status, Subscription, SubscriptionError};
 use crate::domain::subscriptions::store;
 use crate::domain::subscriptions::store::Start;
 use crate::platform::db::Uow;
 use crate::platform::db::uow::Subject;
 use crate::platform::events::EventKind;
+use crate::platform::http::error::ApiError;
 use crate::platform::ids;
 use crate::platform::validate::{RedirectUrl, invalid};
 use crate::workflows::collect;
@@ -192,6 +198,136 @@ pub async fn change(
             )))
         }
     }
+}
+
+/// What a customer asks of a group through PayKit's `subscribe()`: a plan at a period (its
+/// only one when `None`), and how.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    pub plan: String,
+    pub period: Option<String>,
+    pub quantity: Option<i64>,
+    pub trial_days: Option<u32>,
+    pub force_checkout: bool,
+    pub proration: Proration,
+}
+
+/// What [`subscribe`] did, with the subscription and invoice as the unit leaves them.
+#[derive(Debug)]
+pub struct Subscribed {
+    pub applied: Applied,
+    pub subscription: Option<SubscriptionView>,
+    pub invoice: Option<InvoiceView>,
+}
+
+/// PayKit's `subscribe()`: subscribe, upgrade, downgrade, cancel to free or resume, for a
+/// customer made on the spot if new, in the customer's time.
+pub async fn subscribe(
+    uow: &mut Uow,
+    mode: Mode,
+    customer_id: &str,
+    ask: &Ask,
+    urls: &Urls,
+) -> Result<Subscribed, SubscriptionError> {
+    let target = catalog::resolve_price(uow.conn(), mode, &ask.plan, ask.period.as_deref()).await?;
+    customers::find_or_create(uow, mode, customer_id, None).await?;
+    let now = customers::now_of(uow, mode, customer_id).await?;
+    let applied = change(
+        uow,
+        mode,
+        customer_id,
+        ChangeRequest {
+            target,
+            quantity: ask.quantity,
+            force_checkout: ask.force_checkout,
+            proration: ask.proration,
+            trial_days: ask.trial_days,
+            trial_end: None,
+        },
+        urls,
+        None,
+        now,
+    )
+    .await?;
+    let subscription = match &applied.subscription_id {
+        Some(id) => store::view(uow.conn(), mode, id).await?,
+        None => None,
+    };
+    let invoice = match &applied.invoice_id {
+        Some(id) => invoices::view(uow.conn(), mode, id).await?,
+        None => None,
+    };
+    Ok(Subscribed {
+        applied,
+        subscription,
+        invoice,
+    })
+}
+
+/// A pending subscription to `target` and the checkout that pays for it (4geeks' create): the
+/// customer is made if new and must not have a plan in the group yet. Answers the subscription's
+/// id and the checkout session's.
+#[allow(clippy::too_many_arguments)]
+pub async fn through_checkout(
+    uow: &mut Uow,
+    mode: Mode,
+    customer_id: &str,
+    target: PlanPrice,
+    quantity: Option<i64>,
+    trial_days: Option<u32>,
+    return_url: &RedirectUrl,
+) -> Result<(String, String), ApiError> {
+    customers::find_or_create(uow, mode, customer_id, None).await?;
+    customers::lock(uow, mode, customer_id).await?;
+    ensure_free_group(uow, mode, customer_id, &target.group).await?;
+    let now = customers::now_of(uow, mode, customer_id).await?;
+    let applied = change(
+        uow,
+        mode,
+        customer_id,
+        ChangeRequest {
+            target,
+            quantity,
+            force_checkout: true,
+            proration: Proration::ImmediateCharge,
+            trial_days,
+            trial_end: None,
+        },
+        &Urls {
+            success: Some(return_url.clone()),
+            cancel: Some(return_url.clone()),
+        },
+        None,
+        now,
+    )
+    .await?;
+    match (
+        applied.action,
+        applied.subscription_id,
+        applied.checkout_session,
+    ) {
+        (Action::CheckoutRequired, Some(id), Some(session)) => Ok((id, session)),
+        _ => Err(ApiError::internal(
+            "4geeks create",
+            &"a forced checkout did not open one",
+        )),
+    }
+}
+
+/// The subscription `id` of `mode`, with its customer locked for the rest of the unit (and read
+/// again under the lock: another writer may have changed it meanwhile).
+pub async fn lock_subscription(
+    uow: &mut Uow,
+    mode: Mode,
+    id: &str,
+) -> Result<Subscription, SubscriptionError> {
+    let sub = store::get(uow.conn(), mode, id)
+        .await?
+        .ok_or_else(|| SubscriptionError::NotFound(id.to_owned()))?;
+    customers::lock(uow, mode, &sub.customer_id).await?;
+    store::get(uow.conn(), mode, id)
+        .await?
+        .ok_or_else(|| SubscriptionError::NotFound(id.to_owned()))
 }
 
 /// The subscription holds the license key its (new) plan grants, or none.
@@ -379,4 +515,23 @@ pub async fn end_now(uow: &mut Uow, sub: &Subscription, at: i64) -> Result<(), s
         at,
     );
     Ok(())
+}
+
+/// A checkout starts a customer's first paid plan in a group; changing plans is `subscribe` /
+/// `update`'s job (with proration), so a customer who already has one gets a 409 instead of a
+/// second charge.
+pub async fn ensure_free_group(
+    uow: &mut Uow,
+    mode: Mode,
+    customer_id: &str,
+    group: &str,
+) -> Result<(), CheckoutError> {
+    match store::current_in_group(uow.conn(), mode, customer_id, group).await? {
+        Some(current) => Err(CheckoutError::Unavailable(format!(
+            "customer '{customer_id}' already has plan '{}' in group '{group}'; change plans with \
+             POST /api/v1/subscriptions/{{id}}/update/ or /api/v1/subscribe/",
+            current.plan
+        ))),
+        None => Ok(()),
+    }
 }

@@ -4,8 +4,9 @@
 use tollgate_shared::Mode;
 
 use crate::domain::licenses::store as licenses;
-use crate::domain::subscriptions::model::SubscriptionView;
+use crate::domain::subscriptions::model::{SubscriptionError, SubscriptionView};
 use crate::domain::subscriptions::store;
+use crate::platform::db::Uow;
 use crate::platform::db::sql::Conn;
 
 /// Fills in a view read from the subscriptions table.
@@ -30,4 +31,16 @@ pub async fn full(
         Some(v) => Ok(Some(complete(conn, mode, v, now).await?)),
         None => Ok(None),
     }
+}
+
+/// The subscription `id` as the unit leaves it, complete, at the unit's time.
+pub async fn subscription(
+    uow: &mut Uow,
+    mode: Mode,
+    id: &str,
+) -> Result<SubscriptionView, SubscriptionError> {
+    let now = uow.now();
+    full(uow.conn(), mode, id, now)
+        .await?
+        .ok_or_else(|| SubscriptionError::NotFound(id.to_owned()))
 }

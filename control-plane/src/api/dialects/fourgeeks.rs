@@ -4,8 +4,6 @@
 //! Creating always goes through the hosted checkout (a pending subscription and a
 //! `checkout_url`), as 4geeks does.
 
-use crate::platform::db::sql;
-
 use crate::platform::db::sql::Conn;
 use axum::Json;
 use axum::extract::State;
@@ -20,18 +18,17 @@ use crate::domain::catalog::model::CatalogError;
 use crate::domain::catalog::model::PlanPrice;
 use crate::domain::catalog::store::{plan_by_public_id, resolve_price};
 use crate::domain::checkout::model::checkout_url;
-use crate::domain::customers::store as customers;
-use crate::domain::subscriptions::lifecycle::{Action, ChangeRequest, Proration};
+use crate::domain::subscriptions::lifecycle::CancelAt;
 use crate::domain::subscriptions::model::Status;
-use crate::domain::subscriptions::store as subscriptions;
+use crate::domain::subscriptions::model::SubscriptionError;
+use crate::domain::subscriptions::store::{self as subscriptions, ByPrice, PriceListed};
 use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{CustomerId, RedirectUrl};
-use crate::workflows::checkout::ensure_free_group;
-use crate::workflows::subscribe as apply;
-use crate::workflows::subscribe::Urls;
+use crate::workflows::cancel as cancellation;
+use crate::workflows::subscribe;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(as = FourGeeksCreateRequest)]
@@ -134,37 +131,16 @@ pub async fn create(
             if target.is_default {
                 return Err(bad("plan_id: the free default plan needs no subscription"));
             }
-            customers::find_or_create(uow, mode, &customer_id, None).await?;
-            customers::lock(uow, mode, &customer_id).await?;
-            ensure_free_group(uow, mode, &customer_id, &target.group).await?;
-            let now = customers::now_of(uow, mode, &customer_id).await?;
-            let applied = apply::change(
+            let (id, session) = subscribe::through_checkout(
                 uow,
                 mode,
                 &customer_id,
-                ChangeRequest {
-                    target,
-                    quantity: req.quantity,
-                    force_checkout: true,
-                    proration: Proration::ImmediateCharge,
-                    trial_days: req.trial_days,
-                    trial_end: None,
-                },
-                &Urls {
-                    success: Some(return_url.clone()),
-                    cancel: Some(return_url.clone()),
-                },
-                None,
-                now,
+                target,
+                req.quantity,
+                req.trial_days,
+                &return_url,
             )
             .await?;
-            let (Action::CheckoutRequired, Some(id), Some(session)) = (
-                applied.action,
-                applied.subscription_id,
-                applied.checkout_session,
-            ) else {
-                return Err(ApiError::new(ErrorKind::Internal, "Unexpected error"));
-            };
             Ok(Reply::created(&json!({
                 "code": 201,
                 "title": "Subscription created",
@@ -188,10 +164,6 @@ fn status_name(status: &str) -> &str {
     }
 }
 
-const COLUMNS: &str = "s.id, s.customer_id, s.status, s.current_period_start, s.current_period_end, s.trial_end,
-    s.created_at, (SELECT p.id FROM prices p WHERE p.mode = s.mode AND p.plan_identifier = s.plan_identifier
-    AND p.charge_period = s.charge_period) AS price_id";
-
 #[derive(Debug, Serialize)]
 struct Summary {
     subscription_id: String,
@@ -202,19 +174,18 @@ struct Summary {
     test: bool,
 }
 
-fn summary(r: &sql::Row, mode: Mode) -> Result<Summary, sqlx::Error> {
-    let status: String = r.try_get("status")?;
-    let end: Option<i64> = r.try_get("current_period_end")?;
-    Ok(Summary {
-        subscription_id: r.try_get("id")?,
-        plan_id: r.try_get("price_id")?,
-        customer_id: r.try_get("customer_id")?,
-        next_billing_date: end
-            .filter(|_| Status::parse(&status).is_some_and(Status::is_granting))
+fn summary(r: &PriceListed, mode: Mode) -> Summary {
+    Summary {
+        subscription_id: r.id.clone(),
+        plan_id: r.price_id.clone(),
+        customer_id: r.customer_id.clone(),
+        next_billing_date: r
+            .current_period_end
+            .filter(|_| Status::parse(&r.status).is_some_and(Status::is_granting))
             .map(crate::platform::clock::date),
-        status: status_name(&status).to_owned(),
+        status: status_name(&r.status).to_owned(),
         test: mode == Mode::Test,
-    })
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -251,33 +222,20 @@ pub async fn list(
         .status
         .as_deref()
         .map(|s| if s == "pending" { "incomplete" } else { s });
-    let filter = "s.mode = $1 AND ($2 IS NULL OR s.status = $2) AND ($3 IS NULL OR EXISTS (SELECT 1 FROM prices p
-        WHERE p.mode = s.mode AND p.id = $3 AND p.plan_identifier = s.plan_identifier AND p.charge_period = s.charge_period)) AND $4 = 0";
     let mut conn = state.db.read().await?;
-    let count: i64 = sql::query(format!(
-        "SELECT COUNT(*) FROM subscriptions s WHERE {filter}"
-    ))
-    .bind(mode.as_str())
-    .bind(status)
-    .bind(&q.plan_id)
-    .bind(i64::from(other_world))
-    .scalar(&mut conn)
+    let (rows, count) = subscriptions::page_by_price(
+        &mut conn,
+        mode,
+        ByPrice {
+            status,
+            price_id: q.plan_id.as_deref(),
+            none: other_world,
+        },
+        page.limit(),
+        page.offset(),
+    )
     .await?;
-    let rows = sql::query(format!(
-        "SELECT {COLUMNS} FROM subscriptions s WHERE {filter} ORDER BY s.created_at DESC, s.id DESC LIMIT $5 OFFSET $6"
-    ))
-    .bind(mode.as_str())
-    .bind(status)
-    .bind(&q.plan_id)
-    .bind(i64::from(other_world))
-    .bind(page.limit())
-    .bind(page.offset())
-    .fetch_all(&mut conn)
-    .await?;
-    let results = rows
-        .iter()
-        .map(|r| summary(r, mode))
-        .collect::<Result<Vec<_>, _>>()?;
+    let results: Vec<Summary> = rows.iter().map(|r| summary(r, mode)).collect();
     let total_pages = (count + page.limit() - 1) / page.limit();
     Ok(Json(
         json!({"count": count, "current_page": page.page, "total_pages": total_pages, "results": results}),
@@ -308,46 +266,29 @@ pub async fn get(
             Some((plan, None)) => plan,
             _ => return Err(ApiError::new(ErrorKind::NotFound, "Plan not found")),
         };
-        let rows = sql::query(format!(
-            "SELECT {COLUMNS} FROM subscriptions s WHERE s.mode = $1 AND s.plan_identifier = $2
-             ORDER BY s.created_at DESC, s.id DESC LIMIT 1000"
-        ))
-        .bind(mode.as_str())
-        .bind(&plan)
-        .fetch_all(&mut conn)
-        .await?;
+        let rows = subscriptions::on_plan_by_price(&mut conn, mode, &plan, 1000).await?;
         let items: Vec<Value> = rows
             .iter()
             .map(|r| summary(r, mode))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
             .map(|s| json!({"subscription_id": s.subscription_id, "customer_id": s.customer_id, "status": s.status, "next_billing_date": s.next_billing_date, "test": s.test}))
             .collect();
         return Ok(Json(Value::Array(items)));
     }
-    let row = sql::query(format!(
-        "SELECT {COLUMNS} FROM subscriptions s WHERE s.mode = $1 AND s.id = $2"
-    ))
-    .bind(mode.as_str())
-    .bind(&id)
-    .fetch_optional(&mut conn)
-    .await?
-    .ok_or_else(|| ApiError::new(ErrorKind::NotFound, "Subscription not found"))?;
-    let s = summary(&row, mode)?;
-    let rfc = |col: &str| {
-        row.try_get::<Option<i64>>(col)
-            .map(|t| t.map(crate::platform::clock::rfc3339))
-    };
+    let row = subscriptions::by_price(&mut conn, mode, &id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, "Subscription not found"))?;
+    let s = summary(&row, mode);
+    let rfc = |t: Option<i64>| t.map(crate::platform::clock::rfc3339);
     Ok(Json(json!({
         "subscription_id": s.subscription_id,
         "plan_id": s.plan_id,
         "customer_id": s.customer_id,
         "status": s.status,
-        "current_period_start": rfc("current_period_start")?,
-        "current_period_end": rfc("current_period_end")?,
+        "current_period_start": rfc(row.current_period_start),
+        "current_period_end": rfc(row.current_period_end),
         "next_billing_date": s.next_billing_date,
-        "trial_end": rfc("trial_end")?,
-        "created_at": rfc("created_at")?,
+        "trial_end": rfc(row.trial_end),
+        "created_at": rfc(Some(row.created_at)),
         "test": s.test,
     })))
 }
@@ -374,25 +315,18 @@ pub async fn cancel(
     Ok(state
         .writer
         .reply(None, "fourgeeks_cancel", async move |uow| {
-            let not_found = || ApiError::new(ErrorKind::NotFound, "Subscription not found");
-            let sub = subscriptions::get(uow.conn(), mode, &id)
-                .await?
-                .ok_or_else(not_found)?;
-            customers::lock(uow, mode, &sub.customer_id).await?;
-            let sub = subscriptions::get(uow.conn(), mode, &id)
-                .await?
-                .ok_or_else(not_found)?;
-            if !sub.status.is_granting() && sub.status != Status::Incomplete {
-                return Err(ApiError::new(
-                    ErrorKind::Conflict,
-                    format!(
-                        "Cancellation cannot be completed: the subscription is {}",
-                        sub.status
+            cancellation::cancel(uow, mode, &id, CancelAt::Now)
+                .await
+                .map_err(|e| match e {
+                    SubscriptionError::NotFound(_) => {
+                        ApiError::new(ErrorKind::NotFound, "Subscription not found")
+                    }
+                    SubscriptionError::NotChangeable { status, .. } => ApiError::new(
+                        ErrorKind::Conflict,
+                        format!("Cancellation cannot be completed: the subscription is {status}"),
                     ),
-                ));
-            }
-            let now = customers::now_of(uow, mode, &sub.customer_id).await?;
-            apply::end_now(uow, &sub, now).await?;
+                    other => ApiError::from(other),
+                })?;
             Ok(Reply::ok(&json!({
                 "code": 200,
                 "title": "Subscription cancelled",

@@ -9,21 +9,16 @@ use serde_json::Value;
 use crate::api::idempotency::Idem;
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
-use crate::domain::catalog::store::resolve_price;
 use crate::domain::checkout::model::checkout_url;
-use crate::domain::customers::store as customers;
 use crate::domain::invoices::model::InvoiceView;
-use crate::domain::invoices::store as invoices;
-use crate::domain::subscriptions::lifecycle::{Action, ChangeRequest, Proration};
-use crate::domain::subscriptions::model::{SubscriptionError, SubscriptionView};
-use crate::domain::subscriptions::store as subscriptions;
+use crate::domain::subscriptions::lifecycle::{Action, Proration};
+use crate::domain::subscriptions::model::SubscriptionView;
 use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::ApiJson;
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{CustomerId, Quantity, RedirectUrl, TrialDays, invalid};
-use crate::workflows::subscribe as apply;
-use crate::workflows::subscribe::Urls;
+use crate::workflows::subscribe::{self, Ask, Urls};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -135,42 +130,22 @@ pub async fn subscribe(
             format!("must be one of {}", Proration::NAMES.join(", ")),
         )
     })?;
+    let ask = Ask {
+        plan,
+        period: req.charge_period.clone(),
+        quantity,
+        trial_days,
+        force_checkout: req.force_checkout,
+        proration,
+    };
     let mode = caller.mode;
     let public_url = state.config.public_url.clone();
     let key = customer_id.as_str().to_owned();
     Ok(state
         .writer
         .reply_for(Some(&key), claim, "subscribe", async move |uow| {
-            let target = resolve_price(uow.conn(), mode, &plan, req.charge_period.as_deref())
-                .await
-                .map_err(SubscriptionError::from)?;
-            customers::find_or_create(uow, mode, customer_id.as_str(), None).await?;
-            let now = customers::now_of(uow, mode, customer_id.as_str()).await?;
-            let applied = apply::change(
-                uow,
-                mode,
-                customer_id.as_str(),
-                ChangeRequest {
-                    target,
-                    quantity,
-                    force_checkout: req.force_checkout,
-                    proration,
-                    trial_days,
-                    trial_end: None,
-                },
-                &urls,
-                None,
-                now,
-            )
-            .await?;
-            let subscription = match &applied.subscription_id {
-                Some(id) => subscriptions::view(uow.conn(), mode, id).await?,
-                None => None,
-            };
-            let invoice = match &applied.invoice_id {
-                Some(id) => invoices::view(uow.conn(), mode, id).await?,
-                None => None,
-            };
+            let done = subscribe::subscribe(uow, mode, customer_id.as_str(), &ask, &urls).await?;
+            let (applied, subscription, invoice) = (done.applied, done.subscription, done.invoice);
             Ok(Reply::ok(&SubscribeResponse {
                 payment_url: applied
                     .checkout_session

@@ -32,7 +32,6 @@ use crate::domain::portal::model::{
 use crate::domain::portal::store;
 use crate::domain::subscriptions::lifecycle::Action;
 use crate::domain::subscriptions::model::{Status, Subscription};
-use crate::domain::subscriptions::preview;
 use crate::domain::subscriptions::preview::UpdateAsk;
 use crate::domain::subscriptions::store as subscriptions;
 use crate::payments::test_cards::read_card;
@@ -424,9 +423,14 @@ pub async fn preview(
             .filter(|s| s.customer_id == session.customer_id)
             .ok_or(PortalError::NotYours)?;
         let ask = UpdateAsk::to(choice.plan.clone(), choice.period.as_str());
-        let seen =
-            preview::preview_update(&mut conn, session.mode, &sub.id, &ask, state.clock.unix())
-                .await?;
+        let seen = crate::workflows::update::preview_update(
+            &mut conn,
+            session.mode,
+            &sub.id,
+            &ask,
+            state.clock.unix(),
+        )
+        .await?;
         let target_name = catalog::plan_name(&mut conn, session.mode, &choice.plan).await?;
         let current_name = catalog::plan_name(&mut conn, session.mode, &sub.plan).await?;
         let cur = &seen.currency;

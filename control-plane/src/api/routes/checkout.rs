@@ -25,7 +25,7 @@ use crate::platform::http::extract::{ApiJson, ApiPath};
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{CustomerId, Invalid, Quantity, RedirectUrl, TrialDays, invalid};
-use crate::workflows::checkout::ensure_free_group;
+use crate::workflows::subscribe::ensure_free_group;
 
 /// A checkout session (Kelviq's parameters). One of `customerId` and `email` is required; a
 /// customer that does not exist yet is created. Keys may also be sent in snake_case.

@@ -185,6 +185,26 @@ pub struct PriceRow {
     pub currency: String,
 }
 
+/// The one builder of prices for unit tests.
+#[cfg(test)]
+impl PlanPrice {
+    /// `plan` (named after itself, in group `base`, no trial, not the default) at `amount`
+    /// minor units of usd per `period`.
+    pub fn test(plan: &str, period: ChargePeriod, amount: i64) -> PlanPrice {
+        PlanPrice {
+            plan: plan.into(),
+            plan_name: plan.into(),
+            group: "base".into(),
+            is_default: false,
+            trial_days: 0,
+            price_id: None,
+            charge_period: period,
+            amount_minor: amount,
+            currency: "usd".into(),
+        }
+    }
+}
+
 impl PlanDef {
     /// This plan's price at `period` (or its only price when `period` is `None`), from its
     /// stored `prices`; the error names the field at fault. A default plan without prices is

@@ -19,7 +19,7 @@ use crate::domain::catalog::model::PlanPrice;
 use crate::domain::invoices::model::Line;
 use crate::domain::invoices::proration::{prorate, upgrade_in_cycle};
 pub use crate::domain::subscriptions::model::Cycle;
-use crate::domain::subscriptions::model::{Status, Subscription};
+use crate::domain::subscriptions::model::{Status, Subscription, SubscriptionError};
 use crate::platform::money::format_amount;
 use crate::platform::period::ChargePeriod;
 use crate::platform::validate::{Invalid, invalid};
@@ -433,10 +433,69 @@ fn change_now(
     })
 }
 
+/// When a cancellation asks a subscription to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelAt {
+    Now,
+    PeriodEnd,
+    Date(i64),
+}
+
+/// What a cancellation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancellation {
+    /// The subscription ends now.
+    EndNow,
+    /// Access goes on until the period's end (`at: None`) or until `at`.
+    Later { at: Option<i64> },
+}
+
+/// The one cancellation rule, for every door (Kelviq's `cancel`, 4geeks' `DELETE`, the portal):
+/// only a granting or an unpaid (`incomplete`) subscription can be canceled; a date must lie
+/// ahead of the subscription's `now`; and an unpaid subscription (no period to run out) or a
+/// ONE_TIME purchase (no period end to wait for) asked to end at its period's end ends now.
+pub fn decide_cancel(
+    sub: &Subscription,
+    when: CancelAt,
+    now: i64,
+) -> Result<Cancellation, SubscriptionError> {
+    if !sub.status.is_granting() && sub.status != Status::Incomplete {
+        return Err(SubscriptionError::NotChangeable {
+            status: sub.status,
+            action: "canceling",
+        });
+    }
+    if let CancelAt::Date(at) = when
+        && at <= now
+    {
+        return Err(SubscriptionError::CancelDateNotAhead);
+    }
+    let one_time = sub.period_end.is_none();
+    let ends_now = when == CancelAt::Now
+        || sub.status == Status::Incomplete
+        || (one_time && when == CancelAt::PeriodEnd);
+    Ok(match when {
+        _ if ends_now => Cancellation::EndNow,
+        CancelAt::Date(at) => Cancellation::Later { at: Some(at) },
+        _ => Cancellation::Later { at: None },
+    })
+}
+
+/// Resuming clears a scheduled cancellation or plan change; only a granting subscription has
+/// one to clear.
+pub fn decide_resume(sub: &Subscription) -> Result<(), SubscriptionError> {
+    if !sub.status.is_granting() {
+        return Err(SubscriptionError::NotChangeable {
+            status: sub.status,
+            action: "resuming",
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
-    use tollgate_shared::Mode;
 
     use super::*;
 
@@ -448,15 +507,9 @@ mod tests {
 
     fn price(plan: &str, period: ChargePeriod, amount: i64, default: bool) -> PlanPrice {
         PlanPrice {
-            plan: plan.into(),
-            plan_name: plan.into(),
-            group: "base".into(),
             is_default: default,
             trial_days: if plan == "enterprise" { 14 } else { 0 },
-            price_id: None,
-            charge_period: period,
-            amount_minor: amount,
-            currency: "usd".into(),
+            ..PlanPrice::test(plan, period, amount)
         }
     }
 
@@ -475,36 +528,7 @@ mod tests {
 
     /// Pro monthly, April 2026, one seat, active.
     fn on_pro() -> Subscription {
-        Subscription {
-            id: "s".into(),
-            mode: Mode::Test,
-            customer_id: "c".into(),
-            plan: "pro".into(),
-            group: "base".into(),
-            period: ChargePeriod::Monthly,
-            amount: 4_900,
-            currency: "usd".into(),
-            quantity: 1,
-            status: Status::Active,
-            started_at: t(4, 1),
-            period_start: t(4, 1),
-            period_end: Some(t(5, 1)),
-            trial_end: None,
-            cancel_at_period_end: false,
-            cancel_at: None,
-            canceled_at: None,
-            ended_at: None,
-            scheduled_plan: None,
-            scheduled_period: None,
-            scheduled_quantity: None,
-            created_at: t(4, 1),
-            cycle_anchor: t(4, 1),
-            cycle_index: 0,
-            dunning_invoice: None,
-            dunning_attempts: 0,
-            next_retry_at: None,
-            dunning_started_at: None,
-        }
+        Subscription::test("pro", ChargePeriod::Monthly, 4_900, t(4, 1))
     }
 
     fn on_enterprise() -> Subscription {
@@ -745,5 +769,111 @@ mod tests {
         let d = decide(Some(&life), &req, true, t(4, 16)).unwrap();
         assert_eq!(d.action(), Action::QuantityChanged);
         assert_eq!(amounts(&d).iter().sum::<i64>(), 59_800);
+    }
+
+    /// The one cancellation rule, row by row.
+    #[test]
+    fn cancellation_table() {
+        let now = t(4, 16);
+        let one_time = Subscription {
+            period: ChargePeriod::OneTime,
+            period_end: None,
+            ..on_pro()
+        };
+        let unpaid = Subscription {
+            status: Status::Incomplete,
+            ..on_pro()
+        };
+        let ended = Subscription {
+            status: Status::Canceled,
+            ..on_pro()
+        };
+        let past_due = Subscription {
+            status: Status::PastDue,
+            ..on_pro()
+        };
+        let active = on_pro();
+        use Cancellation::{EndNow, Later};
+        let rows: Vec<(&str, &Subscription, CancelAt, Result<Cancellation, &str>)> = vec![
+            ("now", &active, CancelAt::Now, Ok(EndNow)),
+            (
+                "at period end",
+                &active,
+                CancelAt::PeriodEnd,
+                Ok(Later { at: None }),
+            ),
+            (
+                "on a date ahead",
+                &active,
+                CancelAt::Date(t(4, 20)),
+                Ok(Later { at: Some(t(4, 20)) }),
+            ),
+            (
+                "on a date passed",
+                &active,
+                CancelAt::Date(t(4, 10)),
+                Err("ahead"),
+            ),
+            (
+                "on this very second",
+                &active,
+                CancelAt::Date(now),
+                Err("ahead"),
+            ),
+            (
+                "past due, at period end",
+                &past_due,
+                CancelAt::PeriodEnd,
+                Ok(Later { at: None }),
+            ),
+            (
+                "unpaid: nothing to run out",
+                &unpaid,
+                CancelAt::PeriodEnd,
+                Ok(EndNow),
+            ),
+            (
+                "unpaid, on a date",
+                &unpaid,
+                CancelAt::Date(t(4, 20)),
+                Ok(EndNow),
+            ),
+            (
+                "one-time, at period end",
+                &one_time,
+                CancelAt::PeriodEnd,
+                Ok(EndNow),
+            ),
+            (
+                "one-time, on a date",
+                &one_time,
+                CancelAt::Date(t(4, 20)),
+                Ok(Later { at: Some(t(4, 20)) }),
+            ),
+            ("already ended", &ended, CancelAt::Now, Err("changeable")),
+        ];
+        for (row, sub, when, expected) in rows {
+            let got = decide_cancel(sub, when, now);
+            match (got, expected) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{row}"),
+                (Err(SubscriptionError::CancelDateNotAhead), Err("ahead")) => {}
+                (Err(SubscriptionError::NotChangeable { .. }), Err("changeable")) => {}
+                (got, want) => panic!("{row}: got {got:?}, expected {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn resumption_table() {
+        for (status, ok) in [
+            (Status::Active, true),
+            (Status::Trialing, true),
+            (Status::PastDue, true),
+            (Status::Incomplete, false),
+            (Status::Canceled, false),
+        ] {
+            let sub = Subscription { status, ..on_pro() };
+            assert_eq!(decide_resume(&sub).is_ok(), ok, "{status}");
+        }
     }
 }

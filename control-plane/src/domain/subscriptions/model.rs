@@ -24,6 +24,8 @@ pub enum SubscriptionError {
     },
     #[error("{0}")]
     Payment(#[from] crate::domain::payments::model::Decline),
+    #[error("cancellationDate: must be after the subscription's current time")]
+    CancelDateNotAhead,
     #[error("customer '{0}' has no card on file: put one on file first, or use checkout")]
     NoCard(String),
     #[error("customer already has subscription '{id}' in group '{group}': change it with update")]
@@ -31,6 +33,8 @@ pub enum SubscriptionError {
     /// The plan or its price at the asked period does not exist (404).
     #[error(transparent)]
     Catalog(crate::domain::catalog::model::CatalogError),
+    #[error(transparent)]
+    Customer(#[from] crate::domain::customers::model::CustomerError),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -205,6 +209,46 @@ pub fn select_list(alias: Option<&str>) -> String {
         "COALESCE({p}cycle_anchor, {p}current_period_start) AS cycle_anchor"
     ));
     out.join(", ")
+}
+
+/// The one builder of subscriptions for unit tests.
+#[cfg(test)]
+impl Subscription {
+    /// One active seat of `plan` at `amount` (minor units of usd) per `period`, in test mode and
+    /// group `base`, its first period starting at `start`. Tests change what they need with
+    /// struct update syntax: `Subscription { status: Status::PastDue, ..Subscription::test(…) }`.
+    pub fn test(plan: &str, period: ChargePeriod, amount: i64, start: i64) -> Subscription {
+        Subscription {
+            id: "s".into(),
+            mode: Mode::Test,
+            customer_id: "c".into(),
+            plan: plan.into(),
+            group: "base".into(),
+            period,
+            amount,
+            currency: "usd".into(),
+            quantity: 1,
+            status: Status::Active,
+            started_at: start,
+            period_start: start,
+            period_end: period.first_period_end(start),
+            trial_end: None,
+            cancel_at_period_end: false,
+            cancel_at: None,
+            canceled_at: None,
+            ended_at: None,
+            scheduled_plan: None,
+            scheduled_period: None,
+            scheduled_quantity: None,
+            created_at: start,
+            cycle_anchor: start,
+            cycle_index: 0,
+            dunning_invoice: None,
+            dunning_attempts: 0,
+            next_retry_at: None,
+            dunning_started_at: None,
+        }
+    }
 }
 
 impl FromRow for Subscription {
@@ -424,12 +468,17 @@ impl DomainError for SubscriptionError {
         match self {
             SubscriptionError::Invalid(_) => Failure::Kind(ErrorKind::BadRequest),
             SubscriptionError::NotFound(_) => Failure::Kind(ErrorKind::NotFound),
-            SubscriptionError::NotChangeable { .. } => Failure::Kind(ErrorKind::Conflict),
+            // Relative to the subscription's clock: a conflict with its state, not a malformed
+            // request.
+            SubscriptionError::NotChangeable { .. } | SubscriptionError::CancelDateNotAhead => {
+                Failure::Kind(ErrorKind::Conflict)
+            }
             SubscriptionError::Payment(_) | SubscriptionError::NoCard(_) => {
                 Failure::Kind(ErrorKind::PaymentRequired)
             }
             SubscriptionError::AlreadySubscribed { .. } => Failure::Kind(ErrorKind::Conflict),
             SubscriptionError::Catalog(c) => c.failure(),
+            SubscriptionError::Customer(c) => c.failure(),
             SubscriptionError::Db(error) => Failure::Database {
                 context: "subscriptions",
                 error,

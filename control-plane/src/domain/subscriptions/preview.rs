@@ -4,30 +4,22 @@
 //! The preview asks the same decision as the real update ([`lifecycle::decide`], with the same
 //! proration code), so the invoice it shows is the invoice the update makes: the lines of the
 //! change, after the subscription's pending `PRORATE_NEXT_INVOICE` lines (an invoice claims
-//! them), collected from the customer's credit first. [`preview`] is pure; [`preview_update`]
-//! reads what it needs and calls it; [`request_for`] turns a caller's ask into the
-//! [`ChangeRequest`] both the preview and the real update decide on.
+//! them), collected from the customer's credit first. [`preview`] is pure; its I/O half
+//! (`workflows::update::preview_update`) reads what it needs and calls it.
 
 use serde::Serialize;
-use tollgate_shared::Mode;
 
 use crate::domain::subscriptions::lifecycle;
 
 use crate::domain::catalog::model::FeatureDef;
 use crate::domain::catalog::model::PlanPrice;
-use crate::domain::catalog::store as catalog;
-use crate::domain::catalog::store::resolve_price;
-use crate::domain::customers::store as customers;
 use crate::domain::invoices::model::{Line, LineView};
-use crate::domain::invoices::store as invoices;
 use crate::domain::subscriptions::lifecycle::{
     Action, ChangeRequest, Cycle, Decision, Proration, TrialEnd,
 };
-use crate::domain::subscriptions::model::{Status, Subscription, SubscriptionError};
+use crate::domain::subscriptions::model::{Status, Subscription};
 use crate::domain::subscriptions::renewal::renewal;
-use crate::domain::subscriptions::store;
 use crate::platform::clock::rfc3339;
-use crate::platform::db::sql::Conn;
 use crate::platform::money::{format_amount, major_f64};
 use crate::platform::validate::{Invalid, Quantity, invalid};
 use tollgate_shared::FeatureType;
@@ -274,77 +266,6 @@ fn next_invoice(
     })
 }
 
-/// The change `ask` means for `sub`: the target price resolved in the subscription's mode and
-/// checked to be in its group, the feature quantities folded into the quantity. The real update
-/// and the preview both decide on what this returns.
-pub async fn request_for(
-    conn: &mut Conn,
-    sub: &Subscription,
-    ask: &UpdateAsk,
-) -> Result<ChangeRequest, SubscriptionError> {
-    let target = resolve_price(
-        conn,
-        sub.mode,
-        &ask.plan_identifier,
-        Some(&ask.charge_period),
-    )
-    .await
-    .map_err(SubscriptionError::from)?;
-    if target.group != sub.group {
-        return Err(invalid(
-            "planIdentifier",
-            format!(
-                "plan '{}' is in group '{}', this subscription is in group '{}'",
-                target.plan, target.group, sub.group
-            ),
-        )
-        .into());
-    }
-    let quantity = quantity_of(conn, sub.mode, &target.plan, &ask.features, ask.quantity).await?;
-    let quantity = Quantity::parse_opt("quantity", quantity)?.map(Quantity::get);
-    Ok(ChangeRequest {
-        quantity,
-        proration: ask.proration,
-        trial_end: ask.trial_end,
-        ..ChangeRequest::to(target)
-    })
-}
-
-/// The quantity a change asks for: `quantity` itself, or what its `features` quantities set on
-/// `plan` (every direct start and change reads them this one way). A feature the catalog does
-/// not have is a missing object (404), like a missing plan.
-pub async fn quantity_of(
-    conn: &mut Conn,
-    mode: Mode,
-    plan: &str,
-    asked: &[FeatureQuantity],
-    quantity: Option<i64>,
-) -> Result<Option<i64>, SubscriptionError> {
-    if asked.is_empty() {
-        return Ok(quantity);
-    }
-    let features = catalog::features(conn, mode).await?;
-    if let Some(unknown) = asked
-        .iter()
-        .find(|f| !features.iter().any(|d| d.identifier == f.identifier))
-    {
-        return Err(SubscriptionError::Catalog(
-            crate::domain::catalog::model::CatalogError::FeatureNotFound(
-                unknown.identifier.clone(),
-            ),
-        ));
-    }
-    let grants = catalog::grants(conn, mode, plan).await?;
-    let granted: Vec<&str> = grants
-        .iter()
-        .filter(|g| g.has_access)
-        .map(|g| g.feature_id.as_str())
-        .collect();
-    Ok(Some(feature_quantity(
-        asked, quantity, &features, &granted,
-    )?))
-}
-
 /// Kelviq's `features` quantities as the subscription's quantity: each must name a
 /// CUSTOMIZABLE feature the target plan grants, and all must agree (Tollgate bills one
 /// quantity per subscription).
@@ -393,43 +314,6 @@ pub fn feature_quantity(
         }
     }
     agreed.ok_or_else(|| invalid("features", "must not be empty"))
-}
-
-/// Reads the subscription `id`, the customer's time, pending lines, credit and scheduled
-/// price, and previews `ask` on it. Nothing is written: a read connection will do.
-pub async fn preview_update(
-    conn: &mut Conn,
-    mode: Mode,
-    id: &str,
-    ask: &UpdateAsk,
-    real_now: i64,
-) -> Result<UpdatePreview, SubscriptionError> {
-    let sub = store::get(conn, mode, id)
-        .await?
-        .ok_or_else(|| SubscriptionError::NotFound(id.to_owned()))?;
-    if !sub.status.is_granting() {
-        return Err(SubscriptionError::NotChangeable {
-            status: sub.status,
-            action: "changing its plan",
-        });
-    }
-    let req = request_for(conn, &sub, ask).await?;
-    let now = customers::now_for(conn, mode, &sub.customer_id, real_now).await?;
-    let scheduled = match &sub.scheduled_plan {
-        Some(plan) if !sub.cancel_at_period_end => {
-            resolve_price(conn, mode, plan, sub.scheduled_period.as_deref())
-                .await
-                .ok()
-        }
-        _ => None,
-    };
-    let ctx = Context {
-        pending_lines: invoices::pending_lines(conn, mode, id).await?,
-        balance_minor: customers::balance(conn, mode, &sub.customer_id, &req.target.currency)
-            .await?,
-        scheduled,
-    };
-    Ok(preview(&sub, &req, &ctx, now)?)
 }
 
 /// One line of Kelviq's preview invoice.
@@ -567,50 +451,11 @@ mod tests {
     }
 
     fn price(plan: &str, amount: i64) -> PlanPrice {
-        PlanPrice {
-            plan: plan.into(),
-            plan_name: plan.into(),
-            group: "base".into(),
-            is_default: false,
-            trial_days: 0,
-            price_id: None,
-            charge_period: ChargePeriod::Monthly,
-            amount_minor: amount,
-            currency: "usd".into(),
-        }
+        PlanPrice::test(plan, ChargePeriod::Monthly, amount)
     }
 
     fn on_pro() -> Subscription {
-        Subscription {
-            id: "s".into(),
-            mode: Mode::Test,
-            customer_id: "c".into(),
-            plan: "pro".into(),
-            group: "base".into(),
-            period: ChargePeriod::Monthly,
-            amount: 4_900,
-            currency: "usd".into(),
-            quantity: 1,
-            status: Status::Active,
-            started_at: t(4, 1),
-            period_start: t(4, 1),
-            period_end: Some(t(5, 1)),
-            trial_end: None,
-            cancel_at_period_end: false,
-            cancel_at: None,
-            canceled_at: None,
-            ended_at: None,
-            scheduled_plan: None,
-            scheduled_period: None,
-            scheduled_quantity: None,
-            created_at: t(4, 1),
-            cycle_anchor: t(4, 1),
-            cycle_index: 0,
-            dunning_invoice: None,
-            dunning_attempts: 0,
-            next_retry_at: None,
-            dunning_started_at: None,
-        }
+        Subscription::test("pro", ChargePeriod::Monthly, 4_900, t(4, 1))
     }
 
     #[test]

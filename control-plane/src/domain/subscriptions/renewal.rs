@@ -215,7 +215,6 @@ pub fn after_retry(sub: &Subscription, paid: bool, retry_days: &[u32]) -> AfterR
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
-    use tollgate_shared::Mode;
 
     use super::*;
 
@@ -226,36 +225,7 @@ mod tests {
     }
 
     fn sub() -> Subscription {
-        Subscription {
-            id: "s".into(),
-            mode: Mode::Test,
-            customer_id: "c".into(),
-            plan: "pro".into(),
-            group: "base".into(),
-            period: ChargePeriod::Monthly,
-            amount: 4_900,
-            currency: "usd".into(),
-            quantity: 1,
-            status: Status::Active,
-            started_at: t(1, 31),
-            period_start: t(1, 31),
-            period_end: Some(t(2, 28)),
-            trial_end: None,
-            cancel_at_period_end: false,
-            cancel_at: None,
-            canceled_at: None,
-            ended_at: None,
-            scheduled_plan: None,
-            scheduled_period: None,
-            scheduled_quantity: None,
-            created_at: t(1, 31),
-            cycle_anchor: t(1, 31),
-            cycle_index: 0,
-            dunning_invoice: None,
-            dunning_attempts: 0,
-            next_retry_at: None,
-            dunning_started_at: None,
-        }
+        Subscription::test("pro", ChargePeriod::Monthly, 4_900, t(1, 31))
     }
 
     #[test]

@@ -656,3 +656,118 @@ pub async fn due(
         })
         .collect()
 }
+
+// ---- 4geeks' reads: subscriptions named by their price id -----------------------------------
+
+const PRICE_LISTED: &str =
+    "s.id, s.customer_id, s.status, s.current_period_start, s.current_period_end,
+    s.trial_end, s.created_at, (SELECT p.id FROM prices p WHERE p.mode = s.mode
+    AND p.plan_identifier = s.plan_identifier AND p.charge_period = s.charge_period) AS price_id";
+
+/// A subscription as 4geeks lists it: with the id of the price it is on.
+#[derive(Debug, Clone)]
+pub struct PriceListed {
+    pub id: String,
+    pub customer_id: String,
+    pub status: String,
+    pub current_period_start: Option<i64>,
+    pub current_period_end: Option<i64>,
+    pub trial_end: Option<i64>,
+    pub created_at: i64,
+    pub price_id: Option<String>,
+}
+
+fn price_listed(r: &sql::Row) -> Result<PriceListed, sqlx::Error> {
+    Ok(PriceListed {
+        id: r.try_get("id")?,
+        customer_id: r.try_get("customer_id")?,
+        status: r.try_get("status")?,
+        current_period_start: r.try_get("current_period_start")?,
+        current_period_end: r.try_get("current_period_end")?,
+        trial_end: r.try_get("trial_end")?,
+        created_at: r.try_get("created_at")?,
+        price_id: r.try_get("price_id")?,
+    })
+}
+
+/// Which subscriptions [`page_by_price`] lists.
+#[derive(Debug, Clone, Copy)]
+pub struct ByPrice<'a> {
+    pub status: Option<&'a str>,
+    pub price_id: Option<&'a str>,
+    /// Asks for nothing (the other mode's subscriptions, say): an empty page, counted as such.
+    pub none: bool,
+}
+
+/// A page of `mode`'s subscriptions, newest first, and how many there are in all.
+pub async fn page_by_price(
+    conn: &mut Conn,
+    mode: Mode,
+    by: ByPrice<'_>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<PriceListed>, i64), sqlx::Error> {
+    let filter = "s.mode = $1 AND ($2 IS NULL OR s.status = $2) AND ($3 IS NULL OR EXISTS (SELECT 1 FROM prices p
+        WHERE p.mode = s.mode AND p.id = $3 AND p.plan_identifier = s.plan_identifier AND p.charge_period = s.charge_period)) AND $4 = 0";
+    let count: i64 = sql::query(format!(
+        "SELECT COUNT(*) FROM subscriptions s WHERE {filter}"
+    ))
+    .bind(mode.as_str())
+    .bind(by.status)
+    .bind(by.price_id)
+    .bind(i64::from(by.none))
+    .scalar(&mut *conn)
+    .await?;
+    let rows = sql::query(format!(
+        "SELECT {PRICE_LISTED} FROM subscriptions s WHERE {filter} ORDER BY s.created_at DESC, s.id DESC LIMIT $5 OFFSET $6"
+    ))
+    .bind(mode.as_str())
+    .bind(by.status)
+    .bind(by.price_id)
+    .bind(i64::from(by.none))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(conn)
+    .await?;
+    let rows = rows.iter().map(price_listed).collect::<Result<_, _>>()?;
+    Ok((rows, count))
+}
+
+/// Up to `limit` subscriptions to `plan`, newest first.
+pub async fn on_plan_by_price(
+    conn: &mut Conn,
+    mode: Mode,
+    plan: &str,
+    limit: i64,
+) -> Result<Vec<PriceListed>, sqlx::Error> {
+    sql::query(format!(
+        "SELECT {PRICE_LISTED} FROM subscriptions s WHERE s.mode = $1 AND s.plan_identifier = $2
+         ORDER BY s.created_at DESC, s.id DESC LIMIT $3"
+    ))
+    .bind(mode.as_str())
+    .bind(plan)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(price_listed)
+    .collect()
+}
+
+/// One subscription with the id of its price.
+pub async fn by_price(
+    conn: &mut Conn,
+    mode: Mode,
+    id: &str,
+) -> Result<Option<PriceListed>, sqlx::Error> {
+    sql::query(format!(
+        "SELECT {PRICE_LISTED} FROM subscriptions s WHERE s.mode = $1 AND s.id = $2"
+    ))
+    .bind(mode.as_str())
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .as_ref()
+    .map(price_listed)
+    .transpose()
+}

@@ -2,24 +2,19 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use tollgate_shared::ErrorKind;
 
+use crate::api::dialects::kelviq::parse_when;
 use crate::api::idempotency::Idem;
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
-use crate::domain::customers::store as customers;
-use crate::domain::subscriptions::model::{Status, SubscriptionError, SubscriptionView};
-use crate::domain::subscriptions::store as subscriptions;
-use crate::platform::db::uow::Subject;
+use crate::domain::subscriptions::lifecycle::CancelAt;
+use crate::domain::subscriptions::model::SubscriptionView;
 use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::{ApiJson, ApiPath};
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{Invalid, invalid};
-use crate::workflows::subscribe as apply;
-
-use crate::api::dialects::kelviq::{locked, parse_when, view_of};
-use crate::platform::events::EventKind;
+use crate::workflows::cancel as cancellation;
 
 /// Resume takes no fields; the body, if any, must still be a JSON object.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -40,13 +35,6 @@ pub struct CancelRequest {
         pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-][01][0-9]:[0-5][0-9]))?$"
     )]
     cancellation_date: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CancelAt {
-    Now,
-    PeriodEnd,
-    Date(i64),
 }
 
 fn cancel_at(req: &CancelRequest) -> Result<CancelAt, Invalid> {
@@ -121,48 +109,7 @@ pub async fn cancel(
     Ok(state
         .writer
         .reply(claim, "cancel_subscription", async move |uow| {
-            let sub = locked(uow, mode, &id).await?;
-            if !sub.status.is_granting() && sub.status != Status::Incomplete {
-                return Err(SubscriptionError::NotChangeable {
-                    status: sub.status,
-                    action: "canceling",
-                }
-                .into());
-            }
-            // "Now" is the customer's: a test-clock customer's dates are checked against it.
-            let now = customers::now_of(uow, mode, &sub.customer_id).await?;
-            if let CancelAt::Date(at) = when
-                && at <= now
-            {
-                // Relative to the subscription's clock, so a conflict with its state, not a
-                // malformed request.
-                return Err(ApiError::new(
-                    ErrorKind::Conflict,
-                    "cancellationDate: must be after the subscription's current time",
-                ));
-            }
-            // An unpaid subscription has no period to run out, and a ONE_TIME purchase no
-            // period end to wait for: both end now.
-            let one_time = sub.period_end.is_none();
-            let ends_now = when == CancelAt::Now
-                || sub.status == Status::Incomplete
-                || (one_time && when == CancelAt::PeriodEnd);
-            if ends_now {
-                apply::end_now(uow, &sub, now).await?;
-            } else {
-                let at = match when {
-                    CancelAt::Date(at) => Some(at),
-                    _ => None,
-                };
-                subscriptions::cancel_later(uow, &sub, at, now).await?;
-                uow.emit(
-                    mode,
-                    EventKind::SubscriptionUpdated,
-                    Subject::Subscription(sub.id.clone()),
-                    now,
-                );
-            }
-            let subscription = view_of(uow, mode, &id).await?;
+            let subscription = cancellation::cancel(uow, mode, &id, when).await?;
             Ok(Reply::ok(&CancelResponse {
                 message: match subscription.end_date.as_deref() {
                     Some(end) if subscription.status != "canceled" => {
@@ -203,23 +150,7 @@ pub async fn resume(
     Ok(state
         .writer
         .reply(claim, "resume_subscription", async move |uow| {
-            let sub = locked(uow, mode, &id).await?;
-            if !sub.status.is_granting() {
-                return Err(SubscriptionError::NotChangeable {
-                    status: sub.status,
-                    action: "resuming",
-                }
-                .into());
-            }
-            let now = uow.now();
-            subscriptions::clear_pending(uow, &sub, now).await?;
-            uow.emit(
-                mode,
-                EventKind::SubscriptionUpdated,
-                Subject::Subscription(sub.id.clone()),
-                now,
-            );
-            Ok(Reply::ok(&view_of(uow, mode, &id).await?))
+            Ok(Reply::ok(&cancellation::resume(uow, mode, &id).await?))
         })
         .await)
 }

@@ -8,23 +8,19 @@ use serde::{Deserialize, Serialize};
 use crate::api::idempotency::Idem;
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
-use crate::domain::customers::store as customers;
 use crate::domain::invoices::model::InvoiceView;
-use crate::domain::invoices::store as invoices;
 use crate::domain::subscriptions::lifecycle;
 use crate::domain::subscriptions::lifecycle::{Proration, TrialEnd};
-use crate::domain::subscriptions::model::{SubscriptionError, SubscriptionView};
-use crate::domain::subscriptions::preview;
+use crate::domain::subscriptions::model::SubscriptionView;
 use crate::domain::subscriptions::preview::{FeatureQuantity, UpdateAsk, UpdatePreviewView};
 use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::{ApiJson, ApiPath};
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{Invalid, Quantity, check_len, invalid};
-use crate::workflows::subscribe as apply;
-use crate::workflows::subscribe::Urls;
 
-use crate::api::dialects::kelviq::{locked, parse_when, view_of};
+use crate::api::dialects::kelviq::parse_when;
+use crate::workflows::update;
 
 /// One of Kelviq's `features` entries.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -237,36 +233,12 @@ pub async fn update(
     Ok(state
         .writer
         .reply(claim, "update_subscription", async move |uow| {
-            let sub = locked(uow, mode, &id).await?;
-            if !sub.status.is_granting() {
-                return Err(SubscriptionError::NotChangeable {
-                    status: sub.status,
-                    action: "changing its plan",
-                }
-                .into());
-            }
-            let change = preview::request_for(uow.conn(), &sub, &ask).await?;
-            let now = customers::now_of(uow, mode, &sub.customer_id).await?;
-            let applied = apply::change(
-                uow,
-                mode,
-                &sub.customer_id,
-                change,
-                &Urls::default(),
-                None,
-                now,
-            )
-            .await?;
-            let subscription = view_of(uow, mode, &id).await?;
-            let invoice = match &applied.invoice_id {
-                Some(i) => invoices::view(uow.conn(), mode, i).await?,
-                None => None,
-            };
+            let updated = update::update(uow, mode, &id, &ask).await?;
             Ok(Reply::ok(&UpdateResponse {
                 subscription_id: id.clone(),
-                subscription,
-                invoice,
-                action: applied.action,
+                subscription: updated.subscription,
+                invoice: updated.invoice,
+                action: updated.applied.action,
             }))
         })
         .await)
@@ -339,7 +311,7 @@ pub async fn preview_update(
     )?;
     let mut conn = state.db.read().await?;
     let real_now = state.clock.unix();
-    let p = preview::preview_update(&mut conn, caller.mode, &id, &ask, real_now)
+    let p = update::preview_update(&mut conn, caller.mode, &id, &ask, real_now)
         .await
         .map_err(ApiError::from)?;
     Ok(Json(UpdatePreviewView::new(&p)))

@@ -7,28 +7,19 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use crate::api::dialects::kelviq::changes::{FeatureQuantityRequest, feature_quantities};
-use crate::api::dialects::kelviq::{lock_for_direct_start, view_of};
 use crate::api::idempotency::Idem;
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
-use crate::domain::catalog::store::resolve_price;
-use crate::domain::customers::model::CustomerError;
-use crate::domain::customers::store as customers;
 use crate::domain::invoices::model::InvoiceView;
-use crate::domain::invoices::store as invoices;
 use crate::domain::refunds::model::minor_of;
-use crate::domain::subscriptions::lifecycle::{Action, ChangeRequest};
-use crate::domain::subscriptions::model::{SubscriptionError, SubscriptionView};
-use crate::domain::subscriptions::preview::quantity_of;
+use crate::domain::subscriptions::model::SubscriptionView;
 use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::ApiJson;
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::money::{Currency, MAX_AMOUNT_MINOR};
-use crate::platform::period::ChargePeriod;
-use crate::platform::validate::{CustomerId, Quantity, check_len, invalid};
-use crate::workflows::subscribe as apply;
-use crate::workflows::subscribe::Urls;
+use crate::platform::validate::{CustomerId, check_len, invalid};
+use crate::workflows::direct;
 
 /// Kelviq's charge body. Keys may also be sent in snake_case.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -145,52 +136,19 @@ pub async fn create_charge(
     Ok(state
         .writer
         .reply_for(Some(&key), claim, "create_charge", async move |uow| {
-            let customer = customers::get(uow.conn(), mode, &customer_id).await?;
-            if customer.archived {
-                return Err(CustomerError::Archived(customer_id.clone()).into());
-            }
-            let mut target =
-                resolve_price(uow.conn(), mode, &req.plan_identifier, Some("ONE_TIME"))
-                    .await
-                    .map_err(SubscriptionError::from)?;
-            if target.is_default || target.charge_period != ChargePeriod::OneTime {
-                return Err(invalid("planIdentifier", "the plan has no ONE_TIME price").into());
-            }
-            if let Some((amount, currency)) = &custom {
-                target.amount_minor = *amount;
-                target.currency = currency.clone();
-            }
-            lock_for_direct_start(uow, mode, &customer_id, &target.group).await?;
-            let quantity = match quantity_of(uow.conn(), mode, &target.plan, &asked, None).await? {
-                Some(q) if !asked.is_empty() => Some(Quantity::parse("features", q)?.get()),
-                other => other,
-            };
-            let now = customers::now_of(uow, mode, &customer_id).await?;
-            let applied = apply::change(
+            let charged = direct::charge(
                 uow,
                 mode,
                 &customer_id,
-                ChangeRequest {
-                    quantity,
-                    // A charge is paid now: the plan's trial does not apply.
-                    trial_days: Some(0),
-                    ..ChangeRequest::to(target)
-                },
-                &Urls::default(),
-                None,
-                now,
+                &req.plan_identifier,
+                custom.clone(),
+                &asked,
             )
             .await?;
-            let (Action::Created, Some(id), Some(invoice_id)) =
-                (applied.action, applied.subscription_id, applied.invoice_id)
-            else {
-                return Err(SubscriptionError::NoCard(customer_id.clone()).into());
-            };
-            let invoice = invoices::view(uow.conn(), mode, &invoice_id).await?;
             Ok(Reply::created(&ChargeResponse {
-                purchase: view_of(uow, mode, &id).await?,
-                order_id: invoice_id,
-                invoice,
+                purchase: charged.purchase,
+                order_id: charged.invoice_id,
+                invoice: charged.invoice,
             }))
         })
         .await)

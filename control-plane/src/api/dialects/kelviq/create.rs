@@ -5,23 +5,16 @@ use axum::extract::State;
 use serde::Deserialize;
 
 use crate::api::dialects::kelviq::changes::{FeatureQuantityRequest, feature_quantities};
-use crate::api::dialects::kelviq::{lock_for_direct_start, view_of};
 use crate::api::idempotency::Idem;
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
-use crate::domain::catalog::store::resolve_price;
-use crate::domain::customers::model::CustomerError;
-use crate::domain::customers::store as customers;
-use crate::domain::subscriptions::lifecycle::{Action, ChangeRequest};
-use crate::domain::subscriptions::model::{SubscriptionError, SubscriptionView};
-use crate::domain::subscriptions::preview::quantity_of;
+use crate::domain::subscriptions::model::SubscriptionView;
 use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::ApiJson;
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
-use crate::platform::validate::{CustomerId, Quantity, RedirectUrl, check_len, invalid};
-use crate::workflows::subscribe as apply;
-use crate::workflows::subscribe::Urls;
+use crate::platform::validate::{CustomerId, Quantity, RedirectUrl, check_len};
+use crate::workflows::direct;
 
 /// Kelviq's create body. Keys may also be sent in snake_case.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -106,45 +99,17 @@ pub async fn create(
     Ok(state
         .writer
         .reply_for(Some(&key), claim, "create_subscription", async move |uow| {
-            let customer = customers::get(uow.conn(), mode, &customer_id).await?;
-            if customer.archived {
-                return Err(CustomerError::Archived(customer_id.clone()).into());
-            }
-            let target = resolve_price(
-                uow.conn(),
-                mode,
-                &req.plan_identifier,
-                Some(&req.charge_period),
-            )
-            .await
-            .map_err(SubscriptionError::from)?;
-            if target.is_default {
-                return Err(invalid(
-                    "planIdentifier",
-                    "the group's free default plan needs no subscription",
-                )
-                .into());
-            }
-            lock_for_direct_start(uow, mode, &customer_id, &target.group).await?;
-            let quantity = quantity_of(uow.conn(), mode, &target.plan, &asked, quantity).await?;
-            let now = customers::now_of(uow, mode, &customer_id).await?;
-            let applied = apply::change(
+            let subscription = direct::create_subscription(
                 uow,
                 mode,
                 &customer_id,
-                ChangeRequest {
-                    quantity,
-                    ..ChangeRequest::to(target)
-                },
-                &Urls::default(),
-                None,
-                now,
+                &req.plan_identifier,
+                &req.charge_period,
+                quantity,
+                &asked,
             )
             .await?;
-            let (Action::Created, Some(id)) = (applied.action, applied.subscription_id) else {
-                return Err(SubscriptionError::NoCard(customer_id.clone()).into());
-            };
-            Ok(Reply::created(&view_of(uow, mode, &id).await?))
+            Ok(Reply::created(&subscription))
         })
         .await)
 }

@@ -23,67 +23,8 @@ pub use create::*;
 pub use reporting::*;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use tollgate_shared::Mode;
 
-use crate::domain::customers::store as customers;
-use crate::domain::subscriptions::model::{Subscription, SubscriptionError, SubscriptionView};
-use crate::domain::subscriptions::store as subscriptions;
-use crate::platform::db::Uow;
 use crate::platform::validate::{Invalid, invalid};
-use crate::workflows::views as read;
-
-/// The subscription `id` of `mode`, with its customer locked for the rest of the unit.
-pub(crate) async fn locked(
-    uow: &mut Uow,
-    mode: Mode,
-    id: &str,
-) -> Result<Subscription, SubscriptionError> {
-    let sub = subscriptions::get(uow.conn(), mode, id)
-        .await?
-        .ok_or_else(|| SubscriptionError::NotFound(id.to_owned()))?;
-    customers::lock(uow, mode, &sub.customer_id).await?;
-    // Read again under the lock: another writer may have changed it meanwhile.
-    subscriptions::get(uow.conn(), mode, id)
-        .await?
-        .ok_or_else(|| SubscriptionError::NotFound(id.to_owned()))
-}
-
-pub(crate) async fn view_of(
-    uow: &mut Uow,
-    mode: Mode,
-    id: &str,
-) -> Result<SubscriptionView, SubscriptionError> {
-    let now = uow.now();
-    read::full(uow.conn(), mode, id, now)
-        .await?
-        .ok_or_else(|| SubscriptionError::NotFound(id.to_owned()))
-}
-
-/// What a direct start (`subscriptions/create`, a charge) checks under the customer's lock:
-/// no subscription in the target's group yet (409) and a card on file (402).
-pub(crate) async fn lock_for_direct_start(
-    uow: &mut Uow,
-    mode: Mode,
-    customer_id: &str,
-    group: &str,
-) -> Result<(), SubscriptionError> {
-    customers::lock(uow, mode, customer_id).await?;
-    if let Some(current) =
-        subscriptions::current_in_group(uow.conn(), mode, customer_id, group).await?
-    {
-        return Err(SubscriptionError::AlreadySubscribed {
-            id: current.id,
-            group: group.to_owned(),
-        });
-    }
-    if customers::card_on_file(uow.conn(), mode, customer_id)
-        .await?
-        .is_none()
-    {
-        return Err(SubscriptionError::NoCard(customer_id.to_owned()));
-    }
-    Ok(())
-}
 
 pub(crate) fn parse_when(field: &str, text: &str) -> Result<i64, Invalid> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(text) {

@@ -244,7 +244,9 @@ async fn snapshot_in(
         let entitlements =
             serde_json::from_str(&ents).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         chunk.push(CustomerEntitlements {
-            mode: Mode::parse(&mode).unwrap_or(Mode::Test),
+            mode: Mode::parse(&mode).ok_or_else(|| {
+                sqlx::Error::Decode(format!("entitlements row: '{mode}' is not a mode").into())
+            })?,
             customer_id,
             entitlements,
         });

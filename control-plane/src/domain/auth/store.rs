@@ -30,10 +30,7 @@ pub async fn find_by_hash(
     Ok(Some(FoundKey {
         id: row.try_get("id")?,
         kind,
-        mode: row
-            .try_get::<Option<String>>("mode")?
-            .as_deref()
-            .and_then(Mode::parse),
+        mode: row.try_get::<Option<Mode>>("mode")?,
     }))
 }
 
@@ -201,10 +198,8 @@ pub async fn edge_keys(conn: &mut Conn) -> Result<Vec<EdgeKey>, sqlx::Error> {
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let (Some(kind), Some(mode)) = (
-            KeyKind::parse(&row.try_get::<String>("kind")?),
-            Mode::parse(&row.try_get::<String>("mode")?),
-        ) else {
+        let mode: Mode = row.try_get("mode")?;
+        let Some(kind) = KeyKind::parse(&row.try_get::<String>("kind")?) else {
             continue;
         };
         let hash: String = row.try_get("hash")?;

@@ -262,7 +262,11 @@ impl PlanDef {
             group: def.group,
             is_default: def.is_default,
             trial_days: def.trial_days,
-            charge_period: ChargePeriod::parse(&row.charge_period).unwrap_or(ChargePeriod::Monthly),
+            charge_period: ChargePeriod::parse(&row.charge_period).ok_or_else(|| {
+                CatalogError::Db(sqlx::Error::Decode(
+                    format!("price row: '{}' is not a charge period", row.charge_period).into(),
+                ))
+            })?,
             price_id: Some(row.id),
             amount_minor: row.amount_minor,
             currency: row.currency,

@@ -330,14 +330,18 @@ pub async fn plan_def(
     let prices = prices(conn, mode, id)
         .await?
         .into_iter()
-        .filter_map(|p| {
-            Some(PriceDef {
-                charge_period: ChargePeriod::parse(&p.charge_period)?,
+        .map(|p| {
+            Ok(PriceDef {
+                charge_period: ChargePeriod::parse(&p.charge_period).ok_or_else(|| {
+                    sqlx::Error::Decode(
+                        format!("price row: '{}' is not a charge period", p.charge_period).into(),
+                    )
+                })?,
                 amount_minor: p.amount_minor,
                 currency: p.currency,
             })
         })
-        .collect::<Vec<_>>();
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let grants = grants(conn, mode, id).await?;
     Ok(Some(PlanDef {
         identifier: row.try_get("identifier")?,

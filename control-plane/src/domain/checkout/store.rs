@@ -22,7 +22,7 @@ pub async fn load(conn: &mut Conn, id: &str) -> Result<Option<Session>, sqlx::Er
     };
     Ok(Some(Session {
         id: r.try_get("id")?,
-        mode: Mode::parse(&r.try_get::<String>("mode")?).unwrap_or(Mode::Test),
+        mode: r.try_get::<Mode>("mode")?,
         customer_id: r.try_get("customer_id")?,
         plan_identifier: r.try_get("plan_identifier")?,
         charge_period: r.try_get("charge_period")?,
@@ -168,9 +168,8 @@ pub async fn due_expiries(
     .await?;
     rows.iter()
         .map(|r| {
-            let mode: String = r.try_get("mode")?;
             Ok((
-                Mode::parse(&mode).unwrap_or(Mode::Test),
+                r.try_get::<Mode>("mode")?,
                 r.try_get("id")?,
                 r.try_get("customer_id")?,
                 r.try_get("due")?,

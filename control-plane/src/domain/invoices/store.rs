@@ -299,10 +299,9 @@ pub struct Paid {
 const PAID_COLUMNS: &str = "id, mode, customer_id, subscription_id, status, currency, total_minor, reason, created_at, paid_at";
 
 fn paid_from_row(r: &sql::Row) -> Result<Paid, sqlx::Error> {
-    let mode: String = r.try_get("mode")?;
     Ok(Paid {
         id: r.try_get("id")?,
-        mode: Mode::parse(&mode).unwrap_or(Mode::Test),
+        mode: r.try_get::<Mode>("mode")?,
         customer_id: r.try_get("customer_id")?,
         subscription_id: r.try_get("subscription_id")?,
         status: r.try_get("status")?,

@@ -43,10 +43,9 @@ pub struct License {
 
 impl FromRow for License {
     fn from_row(r: &Row) -> Result<Self, sqlx::Error> {
-        let mode: String = r.try_get("mode")?;
         Ok(License {
             id: r.try_get("id")?,
-            mode: Mode::parse(&mode).unwrap_or(Mode::Test),
+            mode: r.try_get::<Mode>("mode")?,
             key: r.try_get("license_key")?,
             customer_id: r.try_get("customer_id")?,
             subscription_id: r.try_get("subscription_id")?,

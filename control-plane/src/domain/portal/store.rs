@@ -54,10 +54,7 @@ pub async fn find(conn: &mut Conn, token_hash: &str) -> Result<Option<PortalSess
     else {
         return Ok(None);
     };
-    let mode: String = r.try_get("mode")?;
-    let Some(mode) = Mode::parse(&mode) else {
-        return Ok(None);
-    };
+    let mode: Mode = r.try_get("mode")?;
     Ok(Some(PortalSession {
         id: r.try_get("id")?,
         mode,

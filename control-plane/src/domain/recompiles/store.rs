@@ -55,7 +55,7 @@ pub async fn next(uow: &mut Uow) -> Result<Option<Recompile>, sqlx::Error> {
     let plans: Option<String> = row.try_get("plans")?;
     Ok(Some(Recompile {
         id: row.try_get("id")?,
-        mode: Mode::parse(&row.try_get::<String>("mode")?).unwrap_or(Mode::Test),
+        mode: row.try_get::<Mode>("mode")?,
         plans: plans.map(|p| serde_json::from_str(&p).unwrap_or_default()),
         cursor: row.try_get("cursor")?,
     }))

@@ -47,10 +47,9 @@ pub struct Refund {
 
 impl FromRow for Refund {
     fn from_row(r: &Row) -> Result<Self, sqlx::Error> {
-        let mode: String = r.try_get("mode")?;
         Ok(Refund {
             id: r.try_get("id")?,
-            mode: Mode::parse(&mode).unwrap_or(Mode::Test),
+            mode: r.try_get::<Mode>("mode")?,
             customer_id: r.try_get("customer_id")?,
             invoice_id: r.try_get("invoice_id")?,
             credit_note_id: r.try_get("credit_note_id")?,

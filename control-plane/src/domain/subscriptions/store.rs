@@ -647,9 +647,8 @@ pub async fn due(
     .await?;
     rows.iter()
         .map(|r| {
-            let mode: String = r.try_get("mode")?;
             Ok((
-                Mode::parse(&mode).unwrap_or(Mode::Test),
+                r.try_get::<Mode>("mode")?,
                 r.try_get("id")?,
                 r.try_get("due")?,
             ))

@@ -33,16 +33,17 @@ pub async fn listeners(conn: &mut Conn) -> Result<Vec<Listener>, sqlx::Error> {
     )
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            Some(Listener {
-                endpoint_id: r.try_get("id").ok()?,
-                mode: Mode::parse(&r.try_get::<String>("mode").ok()?)?,
-                events: serde_json::from_str(&r.try_get::<String>("events").ok()?).ok()?,
+    rows.iter()
+        .map(|r| {
+            let events: String = r.try_get("events")?;
+            Ok(Listener {
+                endpoint_id: r.try_get("id")?,
+                mode: r.try_get("mode")?,
+                events: serde_json::from_str(&events)
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
             })
         })
-        .collect())
+        .collect()
 }
 
 /// Writes an event and one pending delivery per target endpoint.
@@ -151,7 +152,12 @@ fn endpoint_row(r: &sql::Row) -> Result<EndpointRow, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         consecutive_failures: r.try_get("consecutive_failures")?,
         circuit_opened_at: r.try_get("circuit_opened_at")?,
-        scheme: Scheme::parse(&r.try_get::<String>("signature_scheme")?).unwrap_or_default(),
+        scheme: {
+            let scheme: String = r.try_get("signature_scheme")?;
+            Scheme::parse(&scheme).ok_or_else(|| {
+                sqlx::Error::Decode(format!("'{scheme}' is not a signature scheme").into())
+            })?
+        },
     })
 }
 

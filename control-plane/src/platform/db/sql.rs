@@ -194,6 +194,28 @@ impl Decode for Vec<u8> {
     }
 }
 
+/// A row's mode: a value that is neither `test` nor `live` is a decode error, never a default.
+impl Decode for tollgate_shared::Mode {
+    fn decode(v: &Value) -> Result<Self, String> {
+        match v {
+            Value::Text(s) => {
+                tollgate_shared::Mode::parse(s).ok_or_else(|| format!("'{s}' is not a mode"))
+            }
+            other => Err(format!("expected a mode, found {other:?}")),
+        }
+    }
+}
+
+impl Decode for crate::platform::period::ChargePeriod {
+    fn decode(v: &Value) -> Result<Self, String> {
+        match v {
+            Value::Text(s) => crate::platform::period::ChargePeriod::parse(s)
+                .ok_or_else(|| format!("'{s}' is not a charge period")),
+            other => Err(format!("expected a charge period, found {other:?}")),
+        }
+    }
+}
+
 impl Decode for Value {
     fn decode(v: &Value) -> Result<Self, String> {
         Ok(v.clone())

@@ -197,7 +197,7 @@ async fn main() -> anyhow::Result<()> {
             let doc = if args.edge {
                 tollgate_control_plane::api::openapi::edge_document()
             } else {
-                tollgate_control_plane::api::openapi::document()
+                tollgate_control_plane::api::router::document()
             };
             println!("{}", serde_json::to_string_pretty(&doc)?);
             Ok(())
@@ -215,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: Serve) -> anyhow::Result<()> {
-    tollgate_control_plane::api::routes::ops::install_metrics();
+    tollgate_control_plane::platform::observe::install_metrics();
     let mut settings = Settings::for_url("");
     settings.redirect_hosts = args
         .redirect_hosts

@@ -1,10 +1,9 @@
-//! The OpenAPI document, generated from the code: handlers carry `#[utoipa::path]`, request
-//! and response types derive `ToSchema`/`IntoParams`. [`ApiDoc`] describes every route of
-//! `app::router` plus, under the `edge` tag, the entitlement reads that edge nodes serve
-//! ([`EdgeApiDoc`]; the edge crate itself stays free of utoipa). `docs/openapi.json` is this
-//! document, checked by a test.
+//! What the OpenAPI document says beyond the operations: handlers carry `#[utoipa::path]` and
+//! are listed once, in `api::router`, which merges their operations into [`ApiDoc`] (the info,
+//! tags and security) and calls [`finish`]. Under the `edge` tag it adds the entitlement reads
+//! that edge nodes serve ([`EdgeApiDoc`]; the edge crate itself stays free of utoipa).
+//! `docs/openapi.json` is the document, checked by a test.
 
-use axum::Json;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBuilder};
@@ -44,79 +43,6 @@ a retry with the same key and request replays the first response.
 
 **Edge.** Operations tagged `edge` are served by edge nodes, not by the control plane."
     ),
-    paths(
-        crate::api::routes::customers::create,
-        crate::api::routes::customers::list,
-        crate::api::routes::customers::get,
-        crate::api::routes::customers::balances,
-        crate::api::routes::customers::update,
-        crate::api::routes::customers::archive,
-        crate::api::routes::customers::mint_token,
-        crate::api::routes::catalog::create_feature,
-        crate::api::routes::catalog::list_features,
-        crate::api::routes::catalog::get_feature,
-        crate::api::routes::catalog::create_plan,
-        crate::api::routes::catalog::list_plans,
-        crate::api::routes::catalog::get_plan,
-        crate::api::routes::catalog::replace_plan,
-        crate::api::routes::checkout::create,
-        crate::api::routes::checkout::complete,
-        crate::api::pages::checkout::show,
-        crate::api::pages::checkout::pay,
-        crate::api::routes::portal::create_session,
-        crate::platform::http::hosted::stylesheet,
-        crate::platform::http::hosted::icon,
-        crate::api::pages::portal::show,
-        crate::api::pages::portal::preview,
-        crate::api::pages::portal::switch,
-        crate::api::pages::portal::cancel,
-        crate::api::pages::portal::resume,
-        crate::api::pages::portal::card,
-        crate::api::routes::subscriptions::list,
-        crate::api::routes::subscriptions::get,
-        crate::api::dialects::kelviq::create,
-        crate::api::dialects::kelviq::update,
-        crate::api::dialects::kelviq::preview_update,
-        crate::api::dialects::kelviq::cancel,
-        crate::api::dialects::kelviq::resume,
-        crate::api::dialects::paykit::subscribe,
-        crate::api::routes::licenses::activate,
-        crate::api::routes::licenses::deactivate,
-        crate::api::routes::licenses::validate,
-        crate::api::routes::invoices::list,
-        crate::api::routes::invoices::get,
-        crate::api::dialects::kelviq::create_charge,
-        crate::api::routes::refunds::create,
-        crate::api::routes::refunds::list,
-        crate::api::routes::refunds::get,
-        crate::api::routes::refunds::transactions,
-        crate::api::routes::invoices::attach_payment_method,
-        crate::api::routes::invoices::list_payment_methods,
-        crate::api::routes::invoices::detach_payment_methods,
-        crate::api::routes::test_clocks::create,
-        crate::api::routes::test_clocks::get,
-        crate::api::routes::test_clocks::advance,
-        crate::api::routes::usage::report,
-        crate::api::dialects::kelviq::report_usage,
-        crate::api::dialects::kelviq::report_event,
-        crate::api::routes::webhooks::create,
-        crate::api::routes::webhooks::list,
-        crate::api::routes::webhooks::delete,
-        crate::api::routes::webhooks::update,
-        crate::api::routes::webhooks::deliveries,
-        crate::api::dialects::fourgeeks::create,
-        crate::api::dialects::fourgeeks::list,
-        crate::api::dialects::fourgeeks::get,
-        crate::api::dialects::fourgeeks::cancel,
-        crate::api::routes::api_keys::create,
-        crate::api::routes::api_keys::list,
-        crate::api::routes::api_keys::revoke,
-        crate::api::routes::sync::stream,
-        crate::api::routes::ops::healthz,
-        crate::api::routes::ops::readyz,
-        crate::api::routes::ops::metrics,
-        serve,
-    ),
     components(schemas(ErrorEnvelope, crate::platform::http::schema::ErrorBody)),
     tags(
         (name = "customers", description = "Customers and customer tokens"),
@@ -135,8 +61,7 @@ a retry with the same key and request replays the first response.
         (name = "sync", description = "The stream edges read the control plane's state from"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     ),
-    security(("bearerAuth" = []), ("basicAuth" = [])),
-    modifiers(&SecuritySchemes, &MergeEdge, &CommonResponses, &DistinctOperationIds)
+    security(("bearerAuth" = []), ("basicAuth" = []))
 )]
 pub struct ApiDoc;
 
@@ -161,23 +86,19 @@ customer token (`ct_…`) from `POST /api/v1/customers/{customer_id}/token`."
 )]
 pub struct EdgeApiDoc;
 
-/// The OpenAPI document.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "operations",
-    operation_id = "getOpenApi",
-    security(()),
-    responses((status = 200, description = "This document", body = Object))
-)]
-pub async fn serve() -> Json<serde_json::Value> {
-    Json(document())
-}
-
-/// The control plane's OpenAPI document as served and published: [`ApiDoc`] plus the
-/// [`Constraints`] attributes cannot state.
-pub fn document() -> serde_json::Value {
-    Constraints::apply(ApiDoc::openapi())
+/// Completes the control plane's document once every route's operation is in it: the
+/// security schemes, the edge's paths, the responses middleware adds, distinct operation ids,
+/// and the [`Constraints`] attributes cannot state.
+pub fn finish(mut doc: utoipa::openapi::OpenApi) -> serde_json::Value {
+    for modifier in [
+        &SecuritySchemes as &dyn Modify,
+        &MergeEdge,
+        &CommonResponses,
+        &DistinctOperationIds,
+    ] {
+        modifier.modify(&mut doc);
+    }
+    Constraints::apply(doc)
 }
 
 /// The edge's document (`control-plane openapi --edge`).
@@ -703,349 +624,4 @@ fn idempotency_header() -> utoipa::openapi::path::Parameter {
                 .max_length(Some(255)),
         ))
         .build()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-
-    use serde_json::{Value, json};
-
-    use super::*;
-
-    const REGENERATE: &str =
-        "cargo run -q -p tollgate-control-plane -- openapi > docs/openapi.json";
-
-    fn doc() -> Value {
-        document()
-    }
-
-    /// Every `(method, path)` of the document, with the operation.
-    fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
-        let mut out = Vec::new();
-        for (path, item) in doc["paths"].as_object().unwrap() {
-            for (method, op) in item.as_object().unwrap() {
-                if [
-                    "get", "put", "post", "delete", "options", "head", "patch", "trace",
-                ]
-                .contains(&method.as_str())
-                {
-                    out.push((method.clone(), path.clone(), op));
-                }
-            }
-        }
-        out
-    }
-
-    fn is_edge(op: &Value) -> bool {
-        op["tags"].as_array().unwrap().contains(&json!("edge"))
-    }
-
-    /// `(method, path)` of every route `app::router` registers, read from its source: the
-    /// router is the one list of routes, so this cannot drift from it.
-    fn router_routes() -> BTreeSet<(String, String)> {
-        let src = include_str!("../app/mod.rs");
-        let start = src.find("\nfn router(").expect("app.rs defines fn router");
-        let body = &src[start..];
-        let body = &body[..body.find("\n}\n").expect("fn router ends")];
-        for unsupported in [".nest(", ".route_service(", ".nest_service("] {
-            assert!(
-                !body.contains(unsupported),
-                "router uses {unsupported}; teach router_routes() about it"
-            );
-        }
-        let mut routes = BTreeSet::new();
-        for call in body.split(".route(").skip(1) {
-            let args = until_close_paren(call);
-            let (path, handlers) = args.split_once(',').unwrap();
-            let path = match path.trim() {
-                p if p.starts_with('"') => p.trim_matches('"').to_owned(),
-                "tollgate_shared::sync::STREAM_PATH" => tollgate_shared::sync::STREAM_PATH.into(),
-                "hosted::STYLESHEET_PATH" => crate::platform::http::hosted::STYLESHEET_PATH.into(),
-                "hosted::ICON_PATH" => crate::platform::http::hosted::ICON_PATH.into(),
-                other => panic!("route path `{other}`: teach router_routes() about it"),
-            };
-            let before = routes.len();
-            for method in [
-                "get", "post", "put", "patch", "delete", "head", "options", "trace",
-            ] {
-                if calls(handlers, method) {
-                    routes.insert((method.to_owned(), path.clone()));
-                }
-            }
-            assert!(routes.len() > before, "no method found for route {path}");
-        }
-        assert!(routes.len() >= 30, "found only {routes:?}");
-        routes
-    }
-
-    /// `s` up to the parenthesis that closes the one opened just before it.
-    fn until_close_paren(s: &str) -> &str {
-        let mut depth = 1;
-        for (i, c) in s.char_indices() {
-            match c {
-                '(' => depth += 1,
-                ')' if depth == 1 => return &s[..i],
-                ')' => depth -= 1,
-                _ => {}
-            }
-        }
-        panic!("unbalanced parentheses in app.rs");
-    }
-
-    /// Whether `expr` calls the method-router function `name` (`get(…)`, `.post(…)`), as
-    /// opposed to naming a handler such as `routes::get`.
-    fn calls(expr: &str, name: &str) -> bool {
-        let needle = format!("{name}(");
-        expr.match_indices(&needle).any(|(i, _)| {
-            expr[..i]
-                .chars()
-                .next_back()
-                .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == ':'))
-        })
-    }
-
-    #[test]
-    fn every_route_is_documented() {
-        let doc = doc();
-        let documented: BTreeSet<(String, String)> = operations(&doc)
-            .into_iter()
-            .filter(|(_, _, op)| !is_edge(op))
-            .map(|(method, path, _)| (method, path))
-            .collect();
-        let routes = router_routes();
-        let missing: Vec<_> = routes.difference(&documented).collect();
-        assert!(
-            missing.is_empty(),
-            "routes in app.rs without an OpenAPI operation: {missing:?}; add #[utoipa::path] \
-             to the handler and list it in ApiDoc's paths(...)"
-        );
-        let extra: Vec<_> = documented.difference(&routes).collect();
-        assert!(
-            extra.is_empty(),
-            "documented operations that app.rs does not route: {extra:?}"
-        );
-    }
-
-    #[test]
-    fn edge_paths_are_merged_under_the_edge_tag() {
-        let doc = doc();
-        let edge: Vec<_> = operations(&doc)
-            .into_iter()
-            .filter(|(_, _, op)| is_edge(op))
-            .map(|(method, path, _)| (method, path))
-            .collect();
-        assert_eq!(
-            edge,
-            [
-                ("get".to_owned(), "/api/v1/entitlements".to_owned()),
-                (
-                    "get".to_owned(),
-                    "/api/v1/entitlements/{featureId}".to_owned()
-                ),
-            ]
-        );
-        let routes = router_routes();
-        for (method, path) in &edge {
-            assert!(
-                !routes.iter().any(|(_, p)| p == path),
-                "{path} is routed by the control plane"
-            );
-            let item = &doc["paths"][path];
-            assert_eq!(item["servers"][0]["url"], "http://127.0.0.1:8081", "{path}");
-            let names: BTreeSet<&str> = item[method]["parameters"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["name"].as_str().unwrap())
-                .collect();
-            assert!(
-                names.is_superset(&BTreeSet::from(["customerId", "customer_id"])),
-                "{names:?}"
-            );
-        }
-        let list = &doc["paths"]["/api/v1/entitlements"]["get"]["parameters"];
-        let names: Vec<&str> = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["name"].as_str().unwrap())
-            .collect();
-        assert!(
-            names.contains(&"featureId") && names.contains(&"feature_id"),
-            "{names:?}"
-        );
-        let tag = doc["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == "edge")
-            .expect("an edge tag");
-        assert!(tag["description"].as_str().unwrap().contains("edge nodes"));
-        // The edge's document stands alone too, without the control plane's paths.
-        let alone = serde_json::to_value(EdgeApiDoc::openapi()).unwrap();
-        assert_eq!(alone["paths"].as_object().unwrap().len(), 2);
-        assert!(alone["components"]["securitySchemes"]["bearerAuth"].is_object());
-    }
-
-    #[test]
-    fn operation_ids_are_unique() {
-        let doc = doc();
-        let mut seen = BTreeSet::new();
-        for (method, path, op) in operations(&doc) {
-            let id = op["operationId"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{method} {path}: no operationId"));
-            assert!(seen.insert(id.to_owned()), "operationId {id} is used twice");
-        }
-        assert!(seen.contains("updateCustomerPatch") && seen.contains("updateCustomerPut"));
-    }
-
-    #[test]
-    fn responses_errors_and_security_are_described() {
-        let doc = doc();
-        let schemes = &doc["components"]["securitySchemes"];
-        assert_eq!(schemes["bearerAuth"]["type"], "http");
-        assert_eq!(schemes["bearerAuth"]["scheme"], "bearer");
-        assert_eq!(schemes["basicAuth"]["type"], "http");
-        assert_eq!(schemes["basicAuth"]["scheme"], "basic");
-        assert_eq!(
-            doc["security"],
-            json!([{"bearerAuth": []}, {"basicAuth": []}])
-        );
-        let responses = &doc["components"]["responses"];
-        for (method, path, op) in operations(&doc) {
-            let name = format!("{method} {path}");
-            let statuses = op["responses"].as_object().unwrap();
-            assert!(
-                statuses
-                    .keys()
-                    .any(|s| s.starts_with('2') || s.starts_with('3')),
-                "{name}: no success response"
-            );
-            let public = op["security"] == json!([{}]);
-            if !public {
-                assert!(
-                    statuses.contains_key("401") && statuses.contains_key("403"),
-                    "{name}"
-                );
-            }
-            for (status, response) in statuses {
-                let response = match response["$ref"].as_str() {
-                    Some(r) => &responses[r.trim_start_matches("#/components/responses/")],
-                    None => response,
-                };
-                assert!(response["description"].is_string(), "{name} {status}");
-                if !status.starts_with('4') && !status.starts_with('5') {
-                    continue;
-                }
-                if let Some(schema) = response["content"].get("application/json") {
-                    assert_eq!(
-                        schema["schema"]["$ref"], "#/components/schemas/ErrorEnvelope",
-                        "{name} {status}"
-                    );
-                } else {
-                    assert!(
-                        response["content"]["text/html"].is_object(),
-                        "{name} {status}: no body"
-                    );
-                }
-            }
-            if path.starts_with("/api/v1/") && method == "post" && !is_edge(op) {
-                let params = op["parameters"].as_array().unwrap();
-                assert!(
-                    params.iter().any(|p| p["name"] == "Idempotency-Key"),
-                    "{name}"
-                );
-            }
-            if let Some(body) = op.get("requestBody") {
-                assert!(
-                    body["content"].as_object().is_some_and(|c| !c.is_empty()),
-                    "{name}"
-                );
-            }
-        }
-    }
-
-    /// The documentation-only shapes name the same fields as the types that are serialized.
-    #[test]
-    fn documented_shapes_match_the_wire_types() {
-        let doc = doc();
-        let properties = |schema: &str| -> BTreeSet<String> {
-            doc["components"]["schemas"][schema]["properties"]
-                .as_object()
-                .unwrap_or_else(|| panic!("no schema {schema}"))
-                .keys()
-                .cloned()
-                .collect()
-        };
-        let keys =
-            |v: &Value| -> BTreeSet<String> { v.as_object().unwrap().keys().cloned().collect() };
-
-        let envelope = serde_json::to_value(tollgate_shared::ErrorEnvelope::new(
-            tollgate_shared::ErrorKind::NotFound,
-            "x",
-        ))
-        .unwrap();
-        assert_eq!(properties("ErrorEnvelope"), keys(&envelope));
-        assert_eq!(properties("ErrorBody"), keys(&envelope["error"]));
-
-        let meter = tollgate_shared::Entitlement {
-            feature_id: "api-calls".into(),
-            feature_type: tollgate_shared::FeatureType::Meter,
-            has_access: true,
-            usage_limit: tollgate_shared::entitlement::Limit::Max(10),
-            current_usage: Some(1),
-            remaining: Some(9),
-            reset_at: Some("2026-12-01T00:00:00Z".into()),
-            hard_limit: Some(true),
-        };
-        assert_eq!(
-            properties("Entitlement"),
-            keys(&serde_json::to_value(&meter).unwrap())
-        );
-        let types: Vec<Value> = [
-            tollgate_shared::FeatureType::Boolean,
-            tollgate_shared::FeatureType::Meter,
-            tollgate_shared::FeatureType::Customizable,
-        ]
-        .iter()
-        .map(|t| serde_json::to_value(t).unwrap())
-        .collect();
-        assert_eq!(
-            doc["components"]["schemas"]["FeatureType"]["enum"],
-            json!(types)
-        );
-        let list = serde_json::to_value(tollgate_shared::CustomerEntitlements {
-            mode: tollgate_shared::Mode::Test,
-            customer_id: "c".into(),
-            entitlements: vec![meter],
-        })
-        .unwrap();
-        // The edge answers `{customerId, entitlements}`, without the mode.
-        let mut wire = keys(&list);
-        wire.remove("mode");
-        assert_eq!(properties("CustomerEntitlements"), wire);
-
-        let frame =
-            tollgate_shared::sync::Frame::new(tollgate_shared::sync::FrameBody::Heartbeat {
-                version: 1,
-            });
-        let frame = serde_json::to_value(frame).unwrap();
-        assert_eq!(properties("SyncFrame"), keys(&frame));
-        assert_eq!(properties("SyncFrameBody"), keys(&frame["frame"]));
-    }
-
-    #[test]
-    fn docs_openapi_json_is_up_to_date() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
-        let generated = serde_json::to_string_pretty(&document()).unwrap();
-        let on_disk = std::fs::read_to_string(path)
-            .unwrap_or_else(|e| panic!("reading {path}: {e}; generate it with: {REGENERATE}"));
-        assert!(
-            on_disk.trim_end() == generated.trim_end(),
-            "docs/openapi.json differs from the generated OpenAPI document; regenerate it \
-             with: {REGENERATE}"
-        );
-    }
 }

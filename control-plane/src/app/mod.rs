@@ -2,6 +2,9 @@
 //! loop with its graceful shutdown. `main.rs` only parses flags and calls
 //! [`Application::build`] / [`Application::run`].
 
+pub mod bootstrap;
+pub mod catalog_file;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,8 +12,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::SigningKey;
@@ -29,7 +30,6 @@ use crate::domain::sync::notifier::SyncNotifier;
 use crate::platform::clock::SharedClock;
 use crate::platform::db::{Backend, Db, PoolSizes};
 use crate::platform::http::error::ApiError;
-use crate::platform::http::hosted;
 use crate::platform::settings::Settings;
 use crate::workers::billing_clock::BillingClock;
 use crate::write::{Hooks, Writer, WriterControl};
@@ -153,7 +153,7 @@ impl Application {
         }
         Ok(Application {
             listener,
-            router: router(state.clone()),
+            router: crate::api::router::router(state.clone()),
             state,
             shutdown_tx,
             writer: writer_control,
@@ -224,8 +224,10 @@ impl Application {
             }
             .run_forever(Duration::from_secs(1), stopping.clone()),
         );
-        tokio::spawn(crate::api::routes::ops::gauges(
-            state.clone(),
+        tokio::spawn(crate::workers::gauges::gauges(
+            state.db.clone(),
+            state.writer.clone(),
+            state.sync.clone(),
             stopping.clone(),
         ));
         state.db.start_checkpointer(stopping.clone())?;
@@ -283,241 +285,3 @@ async fn token_signing_key(writer: &Writer) -> anyhow::Result<SigningKey> {
         .map_err(|_| anyhow::anyhow!("stored token signing key is corrupt"))?;
     Ok(tollgate_shared::token::signing_key_from_bytes(&bytes))
 }
-
-fn router(state: AppState) -> Router {
-    let body_limit = state.config.body_limit;
-    let api = Router::new()
-        .route(
-            "/api/v1/customers",
-            post(crate::api::routes::customers::create).get(crate::api::routes::customers::list),
-        )
-        .route(
-            "/api/v1/customers/{customer_id}",
-            get(crate::api::routes::customers::get)
-                .patch(crate::api::routes::customers::update)
-                .put(crate::api::routes::customers::update)
-                .delete(crate::api::routes::customers::archive),
-        )
-        .route(
-            "/api/v1/customers/{customer_id}/token",
-            post(crate::api::routes::customers::mint_token),
-        )
-        .route(
-            "/api/v1/features",
-            post(crate::api::routes::catalog::create_feature)
-                .get(crate::api::routes::catalog::list_features),
-        )
-        .route(
-            "/api/v1/features/{identifier}",
-            get(crate::api::routes::catalog::get_feature),
-        )
-        .route(
-            "/api/v1/plans",
-            post(crate::api::routes::catalog::create_plan)
-                .get(crate::api::routes::catalog::list_plans),
-        )
-        .route(
-            "/api/v1/plans/{identifier}",
-            get(crate::api::routes::catalog::get_plan)
-                .put(crate::api::routes::catalog::replace_plan),
-        )
-        .route(
-            "/api/v1/checkout",
-            post(crate::api::routes::checkout::create),
-        )
-        .route(
-            "/api/v1/checkout/{session_id}/complete",
-            post(crate::api::routes::checkout::complete),
-        )
-        .route(
-            "/api/v1/subscriptions",
-            get(crate::api::routes::subscriptions::list),
-        )
-        .route(
-            "/api/v1/subscriptions/create",
-            post(crate::api::dialects::kelviq::create),
-        )
-        .route(
-            "/api/v1/subscriptions/{id}",
-            get(crate::api::routes::subscriptions::get),
-        )
-        .route(
-            "/api/v1/subscriptions/{id}/update",
-            post(crate::api::dialects::kelviq::update),
-        )
-        .route(
-            "/api/v1/subscriptions/{id}/update/preview",
-            post(crate::api::dialects::kelviq::preview_update),
-        )
-        .route(
-            "/api/v1/subscriptions/{id}/cancel",
-            post(crate::api::dialects::kelviq::cancel),
-        )
-        .route(
-            "/api/v1/subscriptions/{id}/resume",
-            post(crate::api::dialects::kelviq::resume),
-        )
-        .route(
-            "/api/v1/subscribe",
-            post(crate::api::dialects::paykit::subscribe),
-        )
-        .route(
-            "/api/v1/portal/session",
-            post(crate::api::routes::portal::create_session),
-        )
-        .route(
-            "/api/v1/license/activate",
-            post(crate::api::routes::licenses::activate),
-        )
-        .route(
-            "/api/v1/license/deactivate",
-            post(crate::api::routes::licenses::deactivate),
-        )
-        .route(
-            "/api/v1/license/validate",
-            post(crate::api::routes::licenses::validate),
-        )
-        .route("/api/v1/invoices", get(crate::api::routes::invoices::list))
-        .route(
-            "/api/v1/refunds",
-            post(crate::api::routes::refunds::create).get(crate::api::routes::refunds::list),
-        )
-        .route(
-            "/api/v1/refunds/{id}",
-            get(crate::api::routes::refunds::get),
-        )
-        .route(
-            "/api/v1/charges",
-            post(crate::api::dialects::kelviq::create_charge),
-        )
-        .route(
-            "/api/v1/transaction",
-            get(crate::api::routes::refunds::transactions),
-        )
-        .route(
-            "/api/v1/payment-methods",
-            get(crate::api::routes::invoices::list_payment_methods),
-        )
-        .route(
-            "/api/v1/invoices/{id}",
-            get(crate::api::routes::invoices::get),
-        )
-        .route(
-            "/api/v1/customers/{customer_id}/balances",
-            get(crate::api::routes::customers::balances),
-        )
-        .route(
-            "/api/v1/customers/{customer_id}/payment-methods",
-            post(crate::api::routes::invoices::attach_payment_method)
-                .delete(crate::api::routes::invoices::detach_payment_methods),
-        )
-        .route(
-            "/api/v1/test-clocks",
-            post(crate::api::routes::test_clocks::create),
-        )
-        .route(
-            "/api/v1/test-clocks/{id}",
-            get(crate::api::routes::test_clocks::get),
-        )
-        .route(
-            "/api/v1/test-clocks/{id}/advance",
-            post(crate::api::routes::test_clocks::advance),
-        )
-        .route("/api/v1/usage", post(crate::api::routes::usage::report))
-        .route(
-            "/api/v1/report/usage",
-            post(crate::api::dialects::kelviq::report_usage),
-        )
-        .route(
-            "/api/v1/report/event",
-            post(crate::api::dialects::kelviq::report_event),
-        )
-        .route(
-            "/api/v1/webhook-endpoints",
-            post(crate::api::routes::webhooks::create).get(crate::api::routes::webhooks::list),
-        )
-        .route(
-            "/api/v1/webhook-endpoints/{id}",
-            delete(crate::api::routes::webhooks::delete)
-                .patch(crate::api::routes::webhooks::update),
-        )
-        .route(
-            "/api/v1/webhook-endpoints/{id}/deliveries",
-            get(crate::api::routes::webhooks::deliveries),
-        )
-        .route(
-            "/v1/subscriptions",
-            post(crate::api::dialects::fourgeeks::create)
-                .get(crate::api::dialects::fourgeeks::list),
-        )
-        .route(
-            "/v1/subscriptions/{id}",
-            get(crate::api::dialects::fourgeeks::get)
-                .delete(crate::api::dialects::fourgeeks::cancel),
-        )
-        .route(
-            "/api/v1/api-keys",
-            post(crate::api::routes::api_keys::create).get(crate::api::routes::api_keys::list),
-        )
-        .route(
-            "/api/v1/api-keys/{id}",
-            delete(crate::api::routes::api_keys::revoke),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::api::idempotency::middleware,
-        ));
-    // The pages people open in a browser, and every answer to their forms, carry the hosted
-    // pages' security headers (http::hosted).
-    let hosted = Router::new()
-        .route(
-            "/checkout/{session_id}",
-            get(crate::api::pages::checkout::show),
-        )
-        .route(
-            "/checkout/{session_id}/pay",
-            post(crate::api::pages::checkout::pay),
-        )
-        .route("/portal/{token}", get(crate::api::pages::portal::show))
-        .route(
-            "/portal/{token}/preview",
-            get(crate::api::pages::portal::preview),
-        )
-        .route(
-            "/portal/{token}/switch",
-            post(crate::api::pages::portal::switch),
-        )
-        .route(
-            "/portal/{token}/cancel",
-            post(crate::api::pages::portal::cancel),
-        )
-        .route(
-            "/portal/{token}/resume",
-            post(crate::api::pages::portal::resume),
-        )
-        .route(
-            "/portal/{token}/card",
-            post(crate::api::pages::portal::card),
-        )
-        .route(hosted::STYLESHEET_PATH, get(hosted::stylesheet))
-        .route(hosted::ICON_PATH, get(hosted::icon))
-        .layer(axum::middleware::from_fn(hosted::security_headers));
-    Router::new()
-        .merge(api)
-        .merge(hosted)
-        .route(
-            tollgate_shared::sync::STREAM_PATH,
-            get(crate::api::routes::sync::stream),
-        )
-        .route("/healthz", get(crate::api::routes::ops::healthz))
-        .route("/readyz", get(crate::api::routes::ops::readyz))
-        .route("/metrics", get(crate::api::routes::ops::metrics))
-        .route("/openapi.json", get(crate::api::openapi::serve))
-        .fallback(crate::api::routes::ops::not_found)
-        .method_not_allowed_fallback(crate::api::routes::ops::method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn(crate::api::routes::ops::track))
-        .with_state(state)
-}
-pub mod bootstrap;
-pub mod catalog_file;

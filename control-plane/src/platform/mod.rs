@@ -6,6 +6,7 @@ pub mod events;
 pub mod http;
 pub mod ids;
 pub mod money;
+pub mod observe;
 pub mod period;
 pub mod settings;
 pub mod validate;

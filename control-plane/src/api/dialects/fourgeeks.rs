@@ -29,6 +29,8 @@ use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{CustomerId, RedirectUrl};
 use crate::workflows::cancel as cancellation;
 use crate::workflows::subscribe;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(as = FourGeeksCreateRequest)]
@@ -335,4 +337,11 @@ pub async fn cancel(
             })))
         })
         .await)
+}
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get, cancel))
 }

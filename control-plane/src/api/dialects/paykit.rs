@@ -19,6 +19,8 @@ use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{CustomerId, Quantity, RedirectUrl, TrialDays, invalid};
 use crate::workflows::subscribe::{self, Ask, Urls};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -158,4 +160,9 @@ pub async fn subscribe(
             }))
         })
         .await)
+}
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(subscribe))
 }

@@ -25,6 +25,8 @@ use crate::platform::http::extract::ApiPath;
 use crate::platform::http::hosted::{MessagePage, origin_of, render_with_targets};
 use crate::platform::http::schema::PayForm;
 use crate::workflows::checkout::complete;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The payment form. Every value is escaped by the template engine.
 #[derive(Template)]
@@ -288,4 +290,11 @@ pub async fn pay(
                 .respond(e.status())
         }
     }
+}
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show))
+        .routes(routes!(pay))
 }

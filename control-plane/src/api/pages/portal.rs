@@ -42,6 +42,8 @@ use crate::platform::http::extract::ApiPath;
 use crate::platform::http::hosted::{MessagePage, origin_of, render};
 use crate::platform::validate::invalid;
 use crate::workflows::portal::PortalAction;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Invoices shown on the page, newest first.
 const INVOICES_SHOWN: i64 = 24;
@@ -690,3 +692,14 @@ portal_form!(
     "replacePortalCard",
     "Replace the card on file with a test card (test mode)."
 );
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show))
+        .routes(routes!(preview))
+        .routes(routes!(switch))
+        .routes(routes!(cancel))
+        .routes(routes!(resume))
+        .routes(routes!(card))
+}

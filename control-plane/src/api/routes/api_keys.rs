@@ -18,6 +18,8 @@ use crate::platform::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{check_len, invalid};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// A new key. Keys may also be sent in snake_case.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -202,4 +204,11 @@ pub async fn revoke(
             Ok(Reply::ok(&view))
         })
         .await
+}
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(revoke))
 }

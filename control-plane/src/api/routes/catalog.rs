@@ -18,6 +18,8 @@ use crate::platform::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::invalid;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -252,4 +254,13 @@ pub async fn list_plans(
         store::list_plans(&mut conn, caller.mode, page.limit(), page.offset()).await?;
     let base = list_url(&state.config.public_url, "/api/v1/plans/", &[]);
     Ok(Json(Paginated::new(items, count, page, &base)))
+}
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_feature, list_features))
+        .routes(routes!(get_feature))
+        .routes(routes!(create_plan, list_plans))
+        .routes(routes!(get_plan, replace_plan))
 }

@@ -26,6 +26,8 @@ use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{CustomerId, Invalid, Quantity, RedirectUrl, TrialDays, invalid};
 use crate::workflows::subscribe::ensure_free_group;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// A checkout session (Kelviq's parameters). One of `customerId` and `email` is required; a
 /// customer that does not exist yet is created. Keys may also be sent in snake_case.
@@ -299,4 +301,11 @@ pub async fn complete(
             }))
         })
         .await)
+}
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(complete))
 }

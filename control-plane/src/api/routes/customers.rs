@@ -23,6 +23,8 @@ use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{CustomerId, check_len, invalid};
 use crate::workflows::subscribe as apply;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// A new customer. Every field is optional. Keys may also be sent in snake_case.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -446,4 +448,13 @@ pub async fn balances(
         customer_id,
         balances,
     }))
+}
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get, update, archive))
+        .routes(routes!(mint_token))
+        .routes(routes!(balances))
 }

@@ -20,6 +20,8 @@ use crate::platform::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::invalid;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -347,4 +349,13 @@ pub async fn list_payment_methods(
         ],
     );
     Ok(Json(Paginated::new(items, count, page, &base)))
+}
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get))
+        .routes(routes!(list_payment_methods))
+        .routes(routes!(attach_payment_method, detach_payment_methods))
 }

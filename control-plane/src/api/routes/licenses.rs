@@ -25,6 +25,8 @@ use crate::platform::http::extract::ApiJson;
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{check_len, invalid};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Everything Kelviq's `LicenseDetails` shows about a license.
 async fn details(conn: &mut Conn, l: &License) -> Result<LicenseDetails, sqlx::Error> {
@@ -350,4 +352,12 @@ async fn validate_key(
         metadata,
         license: Some(details),
     })
+}
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(activate))
+        .routes(routes!(deactivate))
+        .routes(routes!(validate))
 }

@@ -1,63 +1,15 @@
-//! Health, readiness, Prometheus metrics, request tracking, and the envelope for routes and
-//! methods that do not exist.
+//! Health, readiness, Prometheus metrics, and the envelope for routes and methods that do not
+//! exist.
 
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use tollgate_shared::ErrorKind;
-use tracing::Instrument;
 
 use crate::api::state::AppState;
 use crate::platform::http::error::ApiError;
 use crate::platform::http::schema::{ErrorEnvelope, Readiness};
-
-/// One span and one set of metrics per request, labelled by the matched route (not the raw
-/// URI, which would explode label cardinality and leak ids into logs).
-pub async fn track(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = method_label(req.method()).to_owned();
-    let span = tracing::info_span!("request", %method, %route, status = tracing::field::Empty);
-    let started = Instant::now();
-    let resp = next.run(req).instrument(span.clone()).await;
-    let status = resp.status().as_u16();
-    span.record("status", status);
-    let elapsed = started.elapsed().as_secs_f64();
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!("tollgate_http_requests_total", &labels).increment(1);
-    metrics::histogram!("tollgate_http_request_duration_seconds", &labels[..2]).record(elapsed);
-    if status >= 500 {
-        tracing::error!(parent: &span, status, "request failed");
-    } else {
-        tracing::debug!(parent: &span, status, elapsed_ms = elapsed * 1000.0, "request");
-    }
-    resp
-}
-
-/// Methods outside the standard set are counted as `other`, so made-up methods cannot grow the
-/// label set.
-pub fn method_label(method: &axum::http::Method) -> &'static str {
-    use axum::http::Method;
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
-}
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Liveness.
 #[utoipa::path(
@@ -100,19 +52,6 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-static PROMETHEUS: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
-    std::sync::OnceLock::new();
-
-/// Installs the process-wide recorder once; later calls (more apps in one test process) reuse it.
-pub fn install_metrics() {
-    PROMETHEUS.get_or_init(|| {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        let _ = metrics::set_global_recorder(recorder);
-        handle
-    });
-}
-
 /// Prometheus metrics.
 #[utoipa::path(
     get,
@@ -126,8 +65,8 @@ pub fn install_metrics() {
     )
 )]
 pub async fn metrics() -> Response {
-    match PROMETHEUS.get() {
-        Some(h) => h.render().into_response(),
+    match crate::platform::observe::render_metrics() {
+        Some(text) => text.into_response(),
         None => ApiError::new(ErrorKind::NotFound, "metrics are not enabled").into_response(),
     }
 }
@@ -143,30 +82,10 @@ pub async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Domain gauges an operator wants, refreshed every few seconds: webhook backlog, the newest
-/// change-log version, the write queue.
-pub async fn gauges(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        metrics::gauge!("tollgate_sync_version").set(state.sync.latest() as f64);
-        metrics::gauge!("tollgate_write_queue_units").set(state.writer.queue_depth() as f64);
-        if let Ok(mut conn) = state.db.read().await
-            && let Ok(n) = crate::domain::webhooks::store::backlog(&mut conn).await
-        {
-            metrics::gauge!("tollgate_webhook_backlog").set(n as f64);
-        }
-        if let Ok(mut conn) = state.db.read().await
-            && let Ok(n) = crate::domain::webhooks::store::open_circuits(&mut conn).await
-        {
-            metrics::gauge!("tollgate_webhook_circuit_open_endpoints").set(n as f64);
-        }
-        if let Ok(mut conn) = state.db.read().await
-            && let Ok(n) = crate::domain::recompiles::store::pending(&mut conn).await
-        {
-            metrics::gauge!("tollgate_catalog_recompiles_pending").set(n as f64);
-        }
-        tokio::select! {
-            () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
-    }
+/// The operations routes: liveness, readiness, metrics.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }

@@ -15,6 +15,8 @@ use crate::platform::http::extract::ApiJson;
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::CustomerId;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Whose portal to open. Keys may also be sent in snake_case.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -121,4 +123,9 @@ pub async fn create_session(
             },
         )
         .await)
+}
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_session))
 }

@@ -30,6 +30,8 @@ use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::ids;
 use crate::platform::money::{format_amount, major_f64};
 use crate::platform::validate::{check_len, invalid, time_bound_opt};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The paid invoice `order_id` names: an invoice id, or a charge's (a subscription's) id,
 /// meaning its newest paid invoice.
@@ -486,4 +488,12 @@ pub async fn transactions(
         page,
         &base,
     )))
+}
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get))
+        .routes(routes!(transactions))
 }

@@ -14,6 +14,8 @@ use crate::platform::http::extract::{ApiPath, ApiQuery, Page, Paginated, list_ur
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{invalid, time_bound_opt};
 use crate::workflows::views as read;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -150,4 +152,11 @@ pub async fn get(
             .await?
             .ok_or(SubscriptionError::NotFound(id))?,
     ))
+}
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get))
 }

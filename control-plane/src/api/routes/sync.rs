@@ -29,6 +29,8 @@ use crate::domain::sync::changelog;
 use crate::platform::db::{Backend, Conn};
 use crate::platform::http::extract::ApiQuery;
 use crate::platform::http::schema::{ErrorEnvelope, SyncFrame};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -264,4 +266,9 @@ async fn snapshot_in(
 
 pub fn default_heartbeat() -> Duration {
     Duration::from_secs(2)
+}
+
+/// The sync stream's route.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(stream))
 }

@@ -20,6 +20,8 @@ use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{check_len, invalid};
 use crate::workers::billing_clock::Run;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -228,4 +230,12 @@ pub async fn advance(
         Ok(view) => Ok(Json(view?)),
         Err(e) => Err(ApiError::internal("test clock advance", &e)),
     }
+}
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(get))
+        .routes(routes!(advance))
 }

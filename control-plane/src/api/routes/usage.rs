@@ -16,6 +16,8 @@ use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{CustomerId, invalid};
 use crate::workflows::usage as report;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -144,4 +146,9 @@ pub async fn submit(
         metrics::counter!("tollgate_usage_reports_total").increment(1);
     }
     Ok(reply)
+}
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(report))
 }

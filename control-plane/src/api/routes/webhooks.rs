@@ -20,6 +20,8 @@ use crate::platform::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::invalid;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -374,4 +376,12 @@ impl From<DeliveryRow> for DeliveryView {
             created_at: rfc3339(r.created_at),
         }
     }
+}
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(delete, update))
+        .routes(routes!(deliveries))
 }

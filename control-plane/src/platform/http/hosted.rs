@@ -1,5 +1,6 @@
-//! What every hosted page (checkout, customer portal) shares: the security headers, the
-//! stylesheet, and turning a rendered template into a response. A leaf: no domain here.
+//! What every hosted page (checkout, customer portal) shares: the security headers and turning
+//! a rendered template into a response. A leaf: no domain here. (The stylesheet and icon are
+//! served by `api::pages::assets`.)
 //!
 //! The pages are plain HTML forms and need no script at all, so the policy forbids every
 //! script, frame, plugin and connection (`default-src 'none'`), allows styles only from our own
@@ -10,22 +11,11 @@
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderName, HeaderValue, REFERRER_POLICY,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderName, HeaderValue, REFERRER_POLICY,
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
-
-/// Where the pages' stylesheet is served.
-pub const STYLESHEET_PATH: &str = "/hosted/style.css";
-
-const STYLESHEET: &str = include_str!("../../../templates/hosted.css");
-
-/// Where the pages' icon is served (without one, browsers ask for `/favicon.ico` and log the
-/// 404 as an error).
-pub const ICON_PATH: &str = "/hosted/icon.svg";
-
-const ICON: &str = include_str!("../../../templates/icon.svg");
 
 /// The policy of a hosted page whose forms may also lead to `form_targets` (origins such as
 /// `https://app.example.com`; anything that is not a plain http(s) origin is left out).
@@ -136,48 +126,6 @@ impl<'a> MessagePage<'a> {
     pub fn respond(&self, status: StatusCode) -> Response {
         render(status, self)
     }
-}
-
-/// The hosted pages' stylesheet.
-///
-/// The only style the pages' policy allows (`style-src 'self'`).
-#[utoipa::path(
-    get,
-    path = "/hosted/style.css",
-    tag = "operations",
-    operation_id = "hostedStylesheet",
-    security(()),
-    responses((status = 200, description = "The stylesheet", body = String, content_type = "text/css"))
-)]
-pub async fn stylesheet() -> Response {
-    (
-        [
-            (CONTENT_TYPE, "text/css; charset=utf-8"),
-            (CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        STYLESHEET,
-    )
-        .into_response()
-}
-
-/// The hosted pages' icon.
-#[utoipa::path(
-    get,
-    path = "/hosted/icon.svg",
-    tag = "operations",
-    operation_id = "hostedIcon",
-    security(()),
-    responses((status = 200, description = "The icon", body = String, content_type = "image/svg+xml"))
-)]
-pub async fn icon() -> Response {
-    (
-        [
-            (CONTENT_TYPE, "image/svg+xml"),
-            (CACHE_CONTROL, "public, max-age=86400"),
-        ],
-        ICON,
-    )
-        .into_response()
 }
 
 /// A rendered page with its status; a template that fails to render (it cannot, short of a

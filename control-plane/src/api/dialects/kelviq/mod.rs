@@ -24,7 +24,10 @@ pub use reporting::*;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::api::state::AppState;
 use crate::platform::validate::{Invalid, invalid};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub(crate) fn parse_when(field: &str, text: &str) -> Result<i64, Invalid> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
@@ -35,4 +38,17 @@ pub(crate) fn parse_when(field: &str, text: &str) -> Result<i64, Invalid> {
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|dt| dt.and_utc().timestamp())
         .ok_or_else(|| invalid(field, "must be an RFC 3339 time or a YYYY-MM-DD date"))
+}
+
+/// This area's routes, each declared once with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(update))
+        .routes(routes!(preview_update))
+        .routes(routes!(cancel))
+        .routes(routes!(resume))
+        .routes(routes!(create_charge))
+        .routes(routes!(report_usage))
+        .routes(routes!(report_event))
 }

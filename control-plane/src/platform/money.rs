@@ -34,6 +34,36 @@ pub fn exponent(code: &str) -> u32 {
     }
 }
 
+/// The symbol written before the amount, for currencies whose symbol is unambiguous enough;
+/// others are written as their code (`CHF 49.00`). Dollars other than the US dollar carry
+/// their country (`CA$`, `A$`), as Stripe's hosted pages do.
+pub fn symbol(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "usd" => "$",
+        "eur" => "€",
+        "gbp" => "£",
+        "jpy" => "¥",
+        "cny" => "CN¥",
+        "inr" => "₹",
+        "krw" => "₩",
+        "brl" => "R$",
+        "cad" => "CA$",
+        "aud" => "A$",
+        "nzd" => "NZ$",
+        "mxn" => "MX$",
+        "hkd" => "HK$",
+        "sgd" => "S$",
+        "ils" => "₪",
+        "php" => "₱",
+        "vnd" => "₫",
+        "try" => "₺",
+        "ngn" => "₦",
+        "uah" => "₴",
+        "pln" => "zł",
+        _ => return None,
+    })
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MoneyError {
     #[error("'{0}' is not a decimal amount such as \"49.00\"")]

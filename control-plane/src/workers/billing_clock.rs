@@ -16,9 +16,10 @@ use tracing::{Instrument, info_span, warn};
 
 use crate::domain::checkout::store as checkout;
 use crate::domain::entitlements::store as entitlements;
-use crate::domain::subscriptions::store::{self as subscriptions, Scope};
+use crate::domain::subscriptions::store as subscriptions;
 use crate::platform::clock::SharedClock;
 use crate::platform::db::Db;
+use crate::platform::db::due::Scope;
 use crate::platform::http::error::ApiError;
 use crate::workflows::renew;
 use crate::write::Writer;
@@ -98,40 +99,34 @@ impl BillingClock {
         skip: &[String],
     ) -> Result<Option<Item>, ApiError> {
         let mut conn = self.db.read().await?;
-        let clock = match scope {
-            Scope::RealTime => None,
-            Scope::TestClock(id) => Some(id),
-        };
         let subs =
             subscriptions::due(&mut conn, scope, until, LOOK_AHEAD + skip.len() as i64).await?;
         let ents =
-            entitlements::due(&mut conn, clock, until, LOOK_AHEAD + skip.len() as i64).await?;
+            entitlements::due(&mut conn, scope, until, LOOK_AHEAD + skip.len() as i64).await?;
         let expiries = checkout::due_expiries(
             &mut conn,
-            clock,
+            scope,
             self.checkout_ttl_secs,
             until,
             LOOK_AHEAD + skip.len() as i64,
         )
         .await?;
-        let subs = subs
-            .into_iter()
-            .map(|(mode, id, at)| Item::Subscription { mode, id, at });
-        let ents = ents
-            .into_iter()
-            .map(|(mode, customer_id, at)| Item::Entitlements {
-                mode,
-                customer_id,
-                at,
-            });
-        let expiries = expiries
-            .into_iter()
-            .map(|(mode, session_id, customer_id, at)| Item::CheckoutExpiry {
-                mode,
-                session_id,
-                customer_id,
-                at,
-            });
+        let subs = subs.into_iter().map(|d| Item::Subscription {
+            mode: d.mode,
+            id: d.id,
+            at: d.at,
+        });
+        let ents = ents.into_iter().map(|d| Item::Entitlements {
+            mode: d.mode,
+            customer_id: d.customer_id,
+            at: d.at,
+        });
+        let expiries = expiries.into_iter().map(|d| Item::CheckoutExpiry {
+            mode: d.mode,
+            session_id: d.id,
+            customer_id: d.customer_id,
+            at: d.at,
+        });
         // Subscriptions first on a tie: a renewal recompiles entitlements anyway.
         Ok(subs
             .chain(ents)

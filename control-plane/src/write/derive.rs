@@ -132,22 +132,17 @@ pub(super) async fn derive(
             // Only the next self-change time moved: nothing for edges or listeners.
             continue;
         }
-        if endpoints
-            .anyone_listens(conn, mode, EventKind::EntitlementsUpdated)
-            .await?
-        {
-            events.push(Event {
-                mode,
-                kind: EventKind::EntitlementsUpdated,
-                subject: Subject::Data(json!({"customerId": customer_id, "entitlements": list})),
-                at: now,
-            });
-        }
-        changes.push(Change::Customer(CustomerEntitlements {
+        publish(
+            conn,
+            endpoints,
+            &mut changes,
+            &mut events,
             mode,
             customer_id,
-            entitlements: list,
-        }));
+            list,
+            now,
+        )
+        .await?;
     }
 
     let mut queued = false;

@@ -3,43 +3,13 @@
 //!
 //! The API keeps answering decimal strings in the major unit (`"1990.00"`); this is only for
 //! people. Amounts stay integer minor units until the last step, scaled by the currency's ISO
-//! 4217 exponent ([`crate::catalog::money::exponent`]).
+//! 4217 exponent ([`crate::platform::money::exponent`]).
 
 use tollgate_shared::FeatureType;
 
 use crate::domain::catalog::model::{FeatureDef, GrantDef};
-use crate::platform::money::exponent;
+use crate::platform::money::{exponent, symbol};
 use crate::platform::period::ChargePeriod;
-
-/// The symbol written before the amount, for currencies whose symbol is unambiguous enough;
-/// others are written as their code (`CHF 49.00`). Dollars other than the US dollar carry
-/// their country (`CA$`, `A$`), as Stripe's hosted pages do.
-fn symbol(code: &str) -> Option<&'static str> {
-    Some(match code {
-        "usd" => "$",
-        "eur" => "€",
-        "gbp" => "£",
-        "jpy" => "¥",
-        "cny" => "CN¥",
-        "inr" => "₹",
-        "krw" => "₩",
-        "brl" => "R$",
-        "cad" => "CA$",
-        "aud" => "A$",
-        "nzd" => "NZ$",
-        "mxn" => "MX$",
-        "hkd" => "HK$",
-        "sgd" => "S$",
-        "ils" => "₪",
-        "php" => "₱",
-        "vnd" => "₫",
-        "try" => "₺",
-        "ngn" => "₦",
-        "uah" => "₴",
-        "pln" => "zł",
-        _ => return None,
-    })
-}
 
 /// Digits grouped in threes with commas: `1990` → `1,990`.
 fn group_thousands(digits: &str) -> String {

@@ -1,5 +1,6 @@
 //! The `checkout_sessions` table: every statement on it.
 
+use crate::platform::db::due::{DueItem, Scope, due_items};
 use crate::platform::db::sql;
 
 use crate::platform::db::sql::Conn;
@@ -145,37 +146,21 @@ pub async fn mark_expired(uow: &mut Uow, id: &str) -> Result<(), sqlx::Error> {
 /// picks the customers of one test clock; `None`, those on real time.
 pub async fn due_expiries(
     conn: &mut Conn,
-    clock: Option<&str>,
+    scope: Scope<'_>,
     ttl: i64,
     until: i64,
     limit: i64,
-) -> Result<Vec<(Mode, String, String, i64)>, sqlx::Error> {
-    let filter = match clock {
-        None => "c.test_clock IS NULL AND $1 IS NULL",
-        Some(_) => "c.test_clock = $1",
-    };
-    let rows = sql::query(format!(
+) -> Result<Vec<DueItem>, sqlx::Error> {
+    due_items(
+        conn,
+        scope,
         "SELECT s.mode, s.id, s.customer_id, s.created_at + $2 AS due
          FROM checkout_sessions s JOIN customers c ON c.mode = s.mode AND c.customer_id = s.customer_id
-         WHERE s.status = 'open' AND {filter} AND s.created_at <= $3 - $2
-         ORDER BY s.created_at, s.id LIMIT $4"
-    ))
-    .bind(clock)
-    .bind(ttl)
-    .bind(until)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get::<Mode>("mode")?,
-                r.try_get("id")?,
-                r.try_get("customer_id")?,
-                r.try_get("due")?,
-            ))
-        })
-        .collect()
+         WHERE s.status = 'open' AND {scope} AND s.created_at <= $3 - $2
+         ORDER BY s.created_at, s.id LIMIT $4",
+        vec![ttl.into(), until.into(), limit.into()],
+    )
+    .await
 }
 
 /// Deletes expired sessions opened before `before`, at most `limit`.

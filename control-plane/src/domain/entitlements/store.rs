@@ -1,6 +1,7 @@
 //! The `customer_entitlements` table: the compiled view the edges serve, one row per customer
 //! of each mode, rewritten by the unit of work that changed its inputs.
 
+use crate::platform::db::due::{DueItem, Scope, due_items};
 use crate::platform::db::sql;
 
 use crate::platform::db::sql::Conn;
@@ -125,34 +126,20 @@ pub async fn customers_after(
 /// among those on real time or on test clock `clock`.
 pub async fn due(
     conn: &mut Conn,
-    clock: Option<&str>,
+    scope: Scope<'_>,
     until: i64,
     limit: i64,
-) -> Result<Vec<(Mode, String, i64)>, sqlx::Error> {
-    let filter = match clock {
-        None => "c.test_clock IS NULL AND $1 IS NULL",
-        Some(_) => "c.test_clock = $1",
-    };
-    let rows = sql::query(format!(
-        "SELECT e.mode, e.customer_id, e.next_change_at FROM customer_entitlements e
-         JOIN customers c ON c.mode = e.mode AND c.customer_id = e.customer_id
-         WHERE e.next_change_at IS NOT NULL AND {filter} AND e.next_change_at <= $2
-         ORDER BY e.next_change_at, e.customer_id LIMIT $3"
-    ))
-    .bind(clock)
-    .bind(until)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get::<Mode>("mode")?,
-                r.try_get("customer_id")?,
-                r.try_get("next_change_at")?,
-            ))
-        })
-        .collect()
+) -> Result<Vec<DueItem>, sqlx::Error> {
+    due_items(
+        conn,
+        scope,
+        "SELECT e.mode, e.customer_id AS id, e.customer_id, e.next_change_at AS due
+         FROM customer_entitlements e JOIN customers c ON c.mode = e.mode AND c.customer_id = e.customer_id
+         WHERE e.next_change_at IS NOT NULL AND {scope} AND e.next_change_at <= $2
+         ORDER BY e.next_change_at, e.customer_id LIMIT $3",
+        vec![until.into(), limit.into()],
+    )
+    .await
 }
 
 pub async fn count(conn: &mut Conn) -> Result<i64, sqlx::Error> {

@@ -5,7 +5,7 @@ use tollgate_shared::Mode;
 
 use crate::platform::db::sql::{FromRow, Row};
 use crate::platform::http::error::{DomainError, Failure};
-use crate::platform::money::{exponent, major_f64};
+use crate::platform::money::{exponent, major_f64, symbol};
 use crate::platform::validate::{Invalid, invalid};
 use tollgate_shared::ErrorKind;
 
@@ -181,20 +181,9 @@ impl RefundView {
     }
 }
 
-/// How a currency is written before an amount, for Kelviq's `currencySymbol`.
+/// Kelviq's `currencySymbol`: the symbol the hosted pages write, or the upper-case code.
 pub fn currency_symbol(code: &str) -> String {
-    match code {
-        "usd" => "$".to_owned(),
-        "eur" => "€".to_owned(),
-        "gbp" => "£".to_owned(),
-        "jpy" | "cny" => "¥".to_owned(),
-        "inr" => "₹".to_owned(),
-        "krw" => "₩".to_owned(),
-        "cad" => "CA$".to_owned(),
-        "aud" => "A$".to_owned(),
-        "chf" => "CHF".to_owned(),
-        other => other.to_uppercase(),
-    }
+    symbol(code).map_or_else(|| code.to_uppercase(), str::to_owned)
 }
 
 impl DomainError for RefundError {

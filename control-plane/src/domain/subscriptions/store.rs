@@ -7,6 +7,7 @@ use crate::domain::catalog::model::PlanPrice;
 use crate::domain::subscriptions::model::{
     Cycle, GRANTING, Status, Subscription, SubscriptionView, select_list,
 };
+use crate::platform::db::due::{DueItem, Scope, due_items};
 use crate::platform::db::sql;
 use crate::platform::db::sql::{Conn, FromRow};
 use crate::platform::db::{Backend, Uow};
@@ -138,6 +139,29 @@ pub async fn list(
     ))
 }
 
+/// A customer's subscriptions that also meet `condition` (whose own parameters start at `$3`,
+/// bound from `values`), in `order`: the one query behind the per-customer reads below.
+async fn of_customer(
+    conn: &mut Conn,
+    mode: Mode,
+    customer_id: &str,
+    condition: &str,
+    values: Vec<sql::Value>,
+    order: &str,
+) -> Result<Vec<Subscription>, sqlx::Error> {
+    let cols = select_list(None);
+    let mut query = sql::query(format!(
+        "SELECT {cols} FROM subscriptions WHERE mode = $1 AND customer_id = $2 AND {condition}
+         ORDER BY {order}"
+    ))
+    .bind(mode.as_str())
+    .bind(customer_id);
+    for value in values {
+        query = query.bind(value);
+    }
+    query.fetch_all_as(conn).await
+}
+
 /// The granting subscription a customer has in a group (the newest, should there be two).
 pub async fn current_in_group(
     conn: &mut Conn,
@@ -145,16 +169,17 @@ pub async fn current_in_group(
     customer_id: &str,
     group: &str,
 ) -> Result<Option<Subscription>, sqlx::Error> {
-    let cols = select_list(None);
-    sql::query(format!(
-        "SELECT {cols} FROM subscriptions WHERE mode = $1 AND customer_id = $2 AND grp = $3
-         AND status IN {GRANTING} ORDER BY created_at DESC, id DESC LIMIT 1"
-    ))
-    .bind(mode.as_str())
-    .bind(customer_id)
-    .bind(group)
-    .fetch_optional_as(conn)
-    .await
+    let condition = format!("grp = $3 AND status IN {GRANTING}");
+    let newest = "created_at DESC, id DESC LIMIT 1";
+    let found = of_customer(
+        conn,
+        mode,
+        customer_id,
+        &condition,
+        vec![group.into()],
+        newest,
+    );
+    Ok(found.await?.into_iter().next())
 }
 
 /// Every granting subscription of a customer, oldest period start first.
@@ -163,15 +188,9 @@ pub async fn granting(
     mode: Mode,
     customer_id: &str,
 ) -> Result<Vec<Subscription>, sqlx::Error> {
-    let cols = select_list(None);
-    sql::query(format!(
-        "SELECT {cols} FROM subscriptions WHERE mode = $1 AND customer_id = $2 AND status IN {GRANTING}
-         ORDER BY current_period_start, id"
-    ))
-    .bind(mode.as_str())
-    .bind(customer_id)
-    .fetch_all_as(conn)
-    .await
+    let condition = format!("status IN {GRANTING}");
+    let order = "current_period_start, id";
+    of_customer(conn, mode, customer_id, &condition, Vec::new(), order).await
 }
 
 /// Every subscription of a customer that has not ended (granting or awaiting a checkout).
@@ -180,14 +199,15 @@ pub async fn live(
     mode: Mode,
     customer_id: &str,
 ) -> Result<Vec<Subscription>, sqlx::Error> {
-    let cols = select_list(None);
-    sql::query(format!(
-        "SELECT {cols} FROM subscriptions WHERE mode = $1 AND customer_id = $2 AND status <> 'canceled'
-         ORDER BY created_at, id"
-    ))
-    .bind(mode.as_str())
-    .bind(customer_id)
-    .fetch_all_as(conn)
+    let condition = "status <> 'canceled'";
+    of_customer(
+        conn,
+        mode,
+        customer_id,
+        condition,
+        Vec::new(),
+        "created_at, id",
+    )
     .await
 }
 
@@ -198,15 +218,16 @@ pub async fn incomplete_in_group(
     customer_id: &str,
     group: &str,
 ) -> Result<Vec<Subscription>, sqlx::Error> {
-    let cols = select_list(None);
-    sql::query(format!(
-        "SELECT {cols} FROM subscriptions WHERE mode = $1 AND customer_id = $2 AND grp = $3
-         AND status = 'incomplete' ORDER BY created_at, id"
-    ))
-    .bind(mode.as_str())
-    .bind(customer_id)
-    .bind(group)
-    .fetch_all_as(conn)
+    let condition = "grp = $3 AND status = 'incomplete'";
+    let order = "created_at, id";
+    of_customer(
+        conn,
+        mode,
+        customer_id,
+        condition,
+        vec![group.into()],
+        order,
+    )
     .await
 }
 
@@ -380,19 +401,59 @@ pub async fn end_granting_in_group(
     Ok(ids)
 }
 
+/// Whether a change to a subscription row can move its customer's grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grants {
+    /// Status, plan or quantity changed: the customer is recompiled before commit.
+    Move,
+    /// Only what is scheduled, or dunning bookkeeping: the grants stay as they are.
+    Stay,
+}
+
+/// The one way a single subscription row changes: `SET {set}` (its placeholders `$1…$n` bound
+/// to `values`, in order), `modified_at = at`, on `sub` only; and when the change can move
+/// grants, the customer is touched for recompiling, so no caller can forget it.
+async fn update(
+    uow: &mut Uow,
+    sub: &Subscription,
+    set: &str,
+    values: Vec<sql::Value>,
+    at: i64,
+    grants: Grants,
+) -> Result<(), sqlx::Error> {
+    let n = values.len();
+    let mut query = sql::query(format!(
+        "UPDATE subscriptions SET {set}, modified_at = ${} WHERE mode = ${} AND id = ${}",
+        n + 1,
+        n + 2,
+        n + 3
+    ));
+    for value in values {
+        query = query.bind(value);
+    }
+    query
+        .bind(at)
+        .bind(sub.mode.as_str())
+        .bind(sub.id.as_str())
+        .execute(uow.conn())
+        .await?;
+    if grants == Grants::Move {
+        uow.touch(sub.mode, &sub.customer_id);
+    }
+    Ok(())
+}
+
 /// Marks a subscription ended at `at` (no more retries).
 pub async fn mark_ended(uow: &mut Uow, sub: &Subscription, at: i64) -> Result<(), sqlx::Error> {
-    sql::query(
-        "UPDATE subscriptions SET status = 'canceled', ended_at = $1, canceled_at = COALESCE(canceled_at, $1),
-           next_retry_at = NULL, modified_at = $1 WHERE mode = $2 AND id = $3",
+    update(
+        uow,
+        sub,
+        "status = 'canceled', ended_at = $1, canceled_at = COALESCE(canceled_at, $1), next_retry_at = NULL",
+        vec![at.into()],
+        at,
+        Grants::Move,
     )
-    .bind(at)
-    .bind(sub.mode.as_str())
-    .bind(&sub.id)
-    .execute(uow.conn())
-    .await?;
-    uow.touch(sub.mode, &sub.customer_id);
-    Ok(())
+    .await
 }
 
 /// One pending change per subscription: a new one replaces the old.
@@ -404,36 +465,37 @@ pub async fn schedule(
     to_free: bool,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sql::query(
-        "UPDATE subscriptions SET scheduled_plan = $1, scheduled_period = $2, scheduled_quantity = $3,
+    update(
+        uow,
+        sub,
+        "scheduled_plan = $1, scheduled_period = $2, scheduled_quantity = $3,
            cancel_at_period_end = $4, cancel_at = NULL,
-           canceled_at = CASE WHEN $4 = 1 THEN $5 ELSE NULL END, modified_at = $5 WHERE mode = $6 AND id = $7",
+           canceled_at = CASE WHEN $4 = 1 THEN $5 ELSE NULL END",
+        vec![
+            target.plan.as_str().into(),
+            target.charge_period.as_str().into(),
+            quantity.into(),
+            i64::from(to_free).into(),
+            now.into(),
+        ],
+        now,
+        Grants::Stay,
     )
-    .bind(&target.plan)
-    .bind(target.charge_period.as_str())
-    .bind(quantity)
-    .bind(i64::from(to_free))
-    .bind(now)
-    .bind(sub.mode.as_str())
-    .bind(&sub.id)
-    .execute(uow.conn())
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Clears a scheduled change or cancellation (resume).
 pub async fn clear_pending(uow: &mut Uow, sub: &Subscription, now: i64) -> Result<(), sqlx::Error> {
-    sql::query(
-        "UPDATE subscriptions SET scheduled_plan = NULL, scheduled_period = NULL, scheduled_quantity = NULL,
-           cancel_at_period_end = 0, cancel_at = NULL, canceled_at = NULL, modified_at = $1
-         WHERE mode = $2 AND id = $3",
+    update(
+        uow,
+        sub,
+        "scheduled_plan = NULL, scheduled_period = NULL, scheduled_quantity = NULL,
+           cancel_at_period_end = 0, cancel_at = NULL, canceled_at = NULL",
+        Vec::new(),
+        now,
+        Grants::Stay,
     )
-    .bind(now)
-    .bind(sub.mode.as_str())
-    .bind(&sub.id)
-    .execute(uow.conn())
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Cancels at the period's end (`at == None`) or at a given time.
@@ -443,24 +505,17 @@ pub async fn cancel_later(
     at: Option<i64>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let query = match at {
-        Some(at) => sql::query(
-            "UPDATE subscriptions SET cancel_at = $4, canceled_at = $1, modified_at = $1 WHERE mode = $2 AND id = $3",
-        )
-        .bind(now)
-        .bind(sub.mode.as_str())
-        .bind(&sub.id)
-        .bind(at),
-        None => sql::query(
-            "UPDATE subscriptions SET cancel_at_period_end = 1, canceled_at = $1, modified_at = $1
-             WHERE mode = $2 AND id = $3",
-        )
-        .bind(now)
-        .bind(sub.mode.as_str())
-        .bind(&sub.id),
+    let (set, values) = match at {
+        Some(at) => (
+            "cancel_at = $1, canceled_at = $2",
+            vec![at.into(), now.into()],
+        ),
+        None => (
+            "cancel_at_period_end = 1, canceled_at = $1",
+            vec![now.into()],
+        ),
     };
-    query.execute(uow.conn()).await?;
-    Ok(())
+    update(uow, sub, set, values, now, Grants::Stay).await
 }
 
 /// An immediate plan, period or quantity change. `cycle` says whether the current period goes
@@ -491,32 +546,30 @@ pub async fn change_now(
         Cycle::New => (sub.status, sub.trial_end),
         Cycle::TrialUntil(at) => (Status::Trialing, Some(at)),
     };
-    sql::query(
-        "UPDATE subscriptions SET plan_identifier = $1, charge_period = $2, amount_minor = $3, currency = $4,
+    update(
+        uow,
+        sub,
+        "plan_identifier = $1, charge_period = $2, amount_minor = $3, currency = $4,
            quantity = $5, scheduled_plan = NULL, scheduled_period = NULL, scheduled_quantity = NULL,
            cancel_at_period_end = 0, cancel_at = NULL, canceled_at = NULL, current_period_start = $6,
-           current_period_end = $7, cycle_anchor = $8, cycle_index = $9, modified_at = $10,
-           status = $11, trial_end = $12
-         WHERE mode = $13 AND id = $14",
+           current_period_end = $7, cycle_anchor = $8, cycle_index = $9, status = $10, trial_end = $11",
+        vec![
+            target.plan.as_str().into(),
+            target.charge_period.as_str().into(),
+            target.amount_minor.into(),
+            target.currency.as_str().into(),
+            quantity.into(),
+            start.into(),
+            end.into(),
+            anchor.into(),
+            index.into(),
+            status.as_str().into(),
+            trial_end.into(),
+        ],
+        now,
+        Grants::Move,
     )
-    .bind(&target.plan)
-    .bind(target.charge_period.as_str())
-    .bind(target.amount_minor)
-    .bind(&target.currency)
-    .bind(quantity)
-    .bind(start)
-    .bind(end)
-    .bind(anchor)
-    .bind(index)
-    .bind(now)
-    .bind(status.as_str())
-    .bind(trial_end)
-    .bind(sub.mode.as_str())
-    .bind(&sub.id)
-    .execute(uow.conn())
-    .await?;
-    uow.touch(sub.mode, &sub.customer_id);
-    Ok(())
+    .await
 }
 
 /// The next period after a period end: plan, price and cycle as renewed, and the dunning state
@@ -543,48 +596,45 @@ pub async fn renew(
     r: Renewal<'_>,
     at: i64,
 ) -> Result<(), sqlx::Error> {
-    sql::query(
-        "UPDATE subscriptions SET status = $1, plan_identifier = $2, charge_period = $3, amount_minor = $4, currency = $5,
-           quantity = $6, current_period_start = $7, current_period_end = $8, cycle_anchor = $9, cycle_index = $10,
-           scheduled_plan = NULL, scheduled_period = NULL, scheduled_quantity = NULL,
-           dunning_invoice = $11, dunning_attempts = 0, dunning_started_at = $12, next_retry_at = $13, modified_at = $14
-         WHERE mode = $15 AND id = $16",
+    update(
+        uow,
+        sub,
+        "status = $1, plan_identifier = $2, charge_period = $3, amount_minor = $4, currency = $5,
+           quantity = $6, current_period_start = $7, current_period_end = $8, cycle_anchor = $9,
+           cycle_index = $10, scheduled_plan = NULL, scheduled_period = NULL, scheduled_quantity = NULL,
+           dunning_invoice = $11, dunning_attempts = 0, dunning_started_at = $12, next_retry_at = $13",
+        vec![
+            r.status.as_str().into(),
+            r.plan.into(),
+            r.period.as_str().into(),
+            r.amount.into(),
+            r.currency.into(),
+            r.quantity.into(),
+            r.period_start.into(),
+            r.period_end.into(),
+            r.anchor.into(),
+            r.index.into(),
+            r.dunning_invoice.into(),
+            r.dunning_started_at.into(),
+            r.next_retry_at.into(),
+        ],
+        at,
+        Grants::Move,
     )
-    .bind(r.status.as_str())
-    .bind(r.plan)
-    .bind(r.period.as_str())
-    .bind(r.amount)
-    .bind(r.currency)
-    .bind(r.quantity)
-    .bind(r.period_start)
-    .bind(r.period_end)
-    .bind(r.anchor)
-    .bind(r.index)
-    .bind(r.dunning_invoice)
-    .bind(r.dunning_started_at)
-    .bind(r.next_retry_at)
-    .bind(at)
-    .bind(sub.mode.as_str())
-    .bind(&sub.id)
-    .execute(uow.conn())
-    .await?;
-    uow.touch(sub.mode, &sub.customer_id);
-    Ok(())
+    .await
 }
 
 /// Dunning recovered: the retried invoice was paid.
 pub async fn recovered(uow: &mut Uow, sub: &Subscription, at: i64) -> Result<(), sqlx::Error> {
-    sql::query(
-        "UPDATE subscriptions SET status = 'active', dunning_invoice = NULL, dunning_attempts = 0,
-           next_retry_at = NULL, modified_at = $1 WHERE mode = $2 AND id = $3",
+    update(
+        uow,
+        sub,
+        "status = 'active', dunning_invoice = NULL, dunning_attempts = 0, next_retry_at = NULL",
+        Vec::new(),
+        at,
+        Grants::Move,
     )
-    .bind(at)
-    .bind(sub.mode.as_str())
-    .bind(&sub.id)
-    .execute(uow.conn())
-    .await?;
-    uow.touch(sub.mode, &sub.customer_id);
-    Ok(())
+    .await
 }
 
 /// Dunning goes on: another retry at `next_retry_at`.
@@ -595,25 +645,15 @@ pub async fn retry_later(
     next_retry_at: i64,
     at: i64,
 ) -> Result<(), sqlx::Error> {
-    sql::query(
-        "UPDATE subscriptions SET dunning_attempts = $1, next_retry_at = $2, modified_at = $3
-         WHERE mode = $4 AND id = $5",
+    update(
+        uow,
+        sub,
+        "dunning_attempts = $1, next_retry_at = $2",
+        vec![attempts.into(), next_retry_at.into()],
+        at,
+        Grants::Stay,
     )
-    .bind(attempts)
-    .bind(next_retry_at)
-    .bind(at)
-    .bind(sub.mode.as_str())
-    .bind(&sub.id)
-    .execute(uow.conn())
-    .await?;
-    Ok(())
-}
-
-/// Scope of the billing clock: customers on real time, or those of one test clock.
-#[derive(Debug, Clone, Copy)]
-pub enum Scope<'a> {
-    RealTime,
-    TestClock(&'a str),
+    .await
 }
 
 /// Granting subscriptions with something due at or before `until`, soonest first.
@@ -622,38 +662,21 @@ pub async fn due(
     scope: Scope<'_>,
     until: i64,
     limit: i64,
-) -> Result<Vec<(Mode, String, i64)>, sqlx::Error> {
+) -> Result<Vec<DueItem>, sqlx::Error> {
     const NEVER: i64 = i64::MAX;
     let least = match conn.backend() {
         Backend::Sqlite => "MIN",
         Backend::Postgres => "LEAST",
     };
-    let (filter, clock) = match scope {
-        Scope::RealTime => ("c.test_clock IS NULL AND $1 IS NULL", None),
-        Scope::TestClock(id) => ("c.test_clock = $1", Some(id)),
-    };
-    let rows = sql::query(format!(
-        "SELECT mode, id, due FROM (
-           SELECT s.mode, s.id, {least}(COALESCE(s.current_period_end, {NEVER}), COALESCE(s.cancel_at, {NEVER}),
-                  COALESCE(s.next_retry_at, {NEVER})) AS due
+    let sql = format!(
+        "SELECT mode, id, customer_id, due FROM (
+           SELECT s.mode, s.id, s.customer_id, {least}(COALESCE(s.current_period_end, {NEVER}),
+                  COALESCE(s.cancel_at, {NEVER}), COALESCE(s.next_retry_at, {NEVER})) AS due
            FROM subscriptions s JOIN customers c ON c.mode = s.mode AND c.customer_id = s.customer_id
-           WHERE s.status IN {GRANTING} AND {filter}) d
+           WHERE s.status IN {GRANTING} AND {{scope}}) d
          WHERE due <= $2 ORDER BY due, id LIMIT $3"
-    ))
-    .bind(clock)
-    .bind(until)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get::<Mode>("mode")?,
-                r.try_get("id")?,
-                r.try_get("due")?,
-            ))
-        })
-        .collect()
+    );
+    due_items(conn, scope, &sql, vec![until.into(), limit.into()]).await
 }
 
 // ---- 4geeks' reads: subscriptions named by their price id -----------------------------------

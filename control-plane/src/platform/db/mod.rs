@@ -459,3 +459,4 @@ mod tests {
     }
 }
 pub mod copy;
+pub mod due;

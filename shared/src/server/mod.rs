@@ -371,5 +371,8 @@ async fn connection<I, S, B>(
     }
 }
 
+mod args;
 #[cfg(test)]
 mod tests;
+
+pub use args::ServerArgs;

@@ -9,7 +9,17 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBuilder};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
+use crate::api::dialects::kelviq::changes::TRIAL_END_RULES;
+use crate::domain::catalog::model as catalog;
+use crate::domain::customers::model as customers;
+use crate::domain::portal::model as portal;
+use crate::domain::subscriptions::lifecycle::Proration;
+use crate::payments::test_cards::TestCard;
 use crate::platform::http::schema::ErrorEnvelope;
+use crate::platform::money::Currency;
+use crate::platform::period;
+use crate::platform::schema::{NON_BLANK, TextRules};
+use crate::platform::validate::{CustomerId, DATE_OR_TIME, RedirectUrl};
 
 /// Request bodies above this are refused with 413 (the default of `--body-limit-bytes`).
 const BODY_LIMIT: usize = 64 * 1024;
@@ -98,7 +108,56 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi) -> serde_json::Value {
     ] {
         modifier.modify(&mut doc);
     }
-    Constraints::apply(doc)
+    let mut value = Constraints::apply(doc);
+    apply_text_rules(&mut value);
+    value
+}
+
+/// Every validated text type whose rules fields ask for by `format` marker
+/// (`platform::schema`).
+const TEXT_RULES: [TextRules; 17] = [
+    CustomerId::RULES,
+    NON_BLANK,
+    Proration::RULES,
+    TestCard::TOKEN_RULES,
+    TestCard::NUMBER_RULES,
+    TestCard::EXPIRY_RULES,
+    TestCard::CVC_RULES,
+    portal::TOKEN_RULES,
+    portal::SUBSCRIPTION_RULES,
+    portal::PRICE_CHOICE_RULES,
+    TRIAL_END_RULES,
+    RedirectUrl::RULES,
+    DATE_OR_TIME,
+    Currency::RULES,
+    period::RULES,
+    catalog::IDENTIFIER,
+    customers::EMAIL,
+];
+
+/// Replaces each `format` marker with its type's rules, anywhere in the document.
+fn apply_text_rules(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let marker = map.get("format").and_then(|f| f.as_str());
+            if let Some(rules) = TEXT_RULES.iter().find(|r| Some(r.marker) == marker) {
+                map.remove("format");
+                let limits = [
+                    ("minLength", rules.min_length.map(serde_json::Value::from)),
+                    ("maxLength", rules.max_length.map(serde_json::Value::from)),
+                    ("pattern", rules.pattern.map(serde_json::Value::from)),
+                ];
+                for (key, limit) in limits {
+                    if let Some(limit) = limit {
+                        map.insert(key.to_owned(), limit);
+                    }
+                }
+            }
+            map.values_mut().for_each(apply_text_rules);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(apply_text_rules),
+        _ => {}
+    }
 }
 
 /// The edge's document (`control-plane openapi --edge`).

@@ -351,6 +351,48 @@ mod tests {
         assert_eq!(properties("SyncFrameBody"), keys(&frame["frame"]));
     }
 
+    /// Every `format` marker of a validated type was replaced by its rules: what is left are
+    /// the formats JSON Schema and OpenAPI define.
+    #[test]
+    fn no_format_marker_survives() {
+        fn formats(v: &Value, out: &mut BTreeSet<String>) {
+            match v {
+                Value::Object(map) => {
+                    if let Some(Value::String(f)) = map.get("format") {
+                        out.insert(f.clone());
+                    }
+                    map.values().for_each(|v| formats(v, out));
+                }
+                Value::Array(items) => items.iter().for_each(|v| formats(v, out)),
+                _ => {}
+            }
+        }
+        let mut found = BTreeSet::new();
+        formats(&doc(), &mut found);
+        let known = [
+            "date",
+            "date-time",
+            "int32",
+            "int64",
+            "double",
+            "float",
+            "binary",
+            "email",
+            "uri",
+            "ipv4",
+            "ipv6",
+            "uuid",
+        ];
+        let unknown: Vec<_> = found
+            .iter()
+            .filter(|f| !known.contains(&f.as_str()))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "formats left in the document: {unknown:?}"
+        );
+    }
+
     #[test]
     fn docs_openapi_json_is_up_to_date() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use tollgate_shared::Mode;
 
 use crate::domain::payments::model::{Decline, Payment};
+use crate::platform::schema::TextRules;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestCard {
@@ -55,6 +56,36 @@ impl TestCard {
             _ => "succeeds",
         }
     }
+}
+
+impl TestCard {
+    /// A test payment-method token.
+    pub const TOKEN_RULES: TextRules = TextRules {
+        marker: "test-payment-method",
+        min_length: None,
+        max_length: None,
+        pattern: Some(r"^(pm_card_visa|pm_card_chargeDeclined|pm_card_chargeCustomerFail)$"),
+    };
+    /// A card number as a person types it ([`read_card`] reads it).
+    pub const NUMBER_RULES: TextRules = TextRules {
+        marker: "card-number",
+        min_length: None,
+        max_length: None,
+        pattern: Some(r"^[0-9 ]{12,30}$"),
+    };
+    /// `MM/YY` or `MM/YYYY`.
+    pub const EXPIRY_RULES: TextRules = TextRules {
+        marker: "card-expiry",
+        min_length: None,
+        max_length: None,
+        pattern: Some(r"^ *(0[1-9]|1[0-2]) */ *([0-9]{2}|[0-9]{4}) *$"),
+    };
+    pub const CVC_RULES: TextRules = TextRules {
+        marker: "card-cvc",
+        min_length: None,
+        max_length: None,
+        pattern: Some(r"^[0-9]{3,4}$"),
+    };
 }
 
 /// A later (off-session) charge against the card on file, whose stored behaviour is `card`

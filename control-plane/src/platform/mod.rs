@@ -8,5 +8,6 @@ pub mod ids;
 pub mod money;
 pub mod observe;
 pub mod period;
+pub mod schema;
 pub mod settings;
 pub mod validate;

@@ -9,6 +9,13 @@ use rust_decimal::Decimal;
 pub struct Currency(String);
 
 impl Currency {
+    pub const RULES: crate::platform::schema::TextRules = crate::platform::schema::TextRules {
+        marker: "currency",
+        min_length: None,
+        max_length: None,
+        pattern: Some(r"^[A-Za-z]{3}$"),
+    };
+
     pub fn parse(s: &str) -> Option<Currency> {
         let lower = s.trim().to_ascii_lowercase();
         (lower.len() == 3 && lower.bytes().all(|b| b.is_ascii_lowercase()))

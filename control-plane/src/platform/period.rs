@@ -20,6 +20,16 @@ pub enum ChargePeriod {
     TwentyEightDays,
 }
 
+/// What the document promises of a charge period: one of [`ALL_PERIODS`].
+pub const RULES: crate::platform::schema::TextRules = crate::platform::schema::TextRules {
+    marker: "charge-period",
+    min_length: None,
+    max_length: None,
+    pattern: Some(
+        r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$",
+    ),
+};
+
 pub const ALL_PERIODS: &str =
     "MONTHLY, YEARLY, ONE_TIME, WEEKLY, DAILY, THREE_MONTHS, SIX_MONTHS, TWENTY_EIGHT_DAYS";
 

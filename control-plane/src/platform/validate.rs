@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::platform::schema::{NO_CONTROL_CHARACTERS, TextRules};
+
 /// A request value that failed validation; `field` is named in the message so callers can fix it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 #[error("{field}: {message}")]
@@ -78,9 +80,18 @@ impl TrialDays {
 pub struct CustomerId(String);
 
 impl CustomerId {
+    /// The rules of every id a caller chooses (customer ids, offering and pricing-table ids).
+    pub const RULES: TextRules = TextRules {
+        marker: "external-id",
+        min_length: Some(1),
+        max_length: Some(Self::MAX_LEN),
+        pattern: Some(NO_CONTROL_CHARACTERS),
+    };
+    pub const MAX_LEN: usize = 255;
+
     pub fn parse(field: &str, value: &str) -> Result<CustomerId, Invalid> {
         let ok = !value.is_empty()
-            && value.chars().count() <= 255
+            && value.chars().count() <= Self::MAX_LEN
             && !value.chars().any(char::is_control);
         if ok {
             Ok(CustomerId(value.to_owned()))
@@ -116,6 +127,18 @@ pub struct RedirectUrl(String);
 impl RedirectUrl {
     /// The longest URL accepted.
     pub const MAX_LEN: usize = 2048;
+
+    /// What the document promises of an http(s) URL (redirects and webhook endpoints): a host
+    /// whose last label is a name (the URL parser refuses a numeric one as a bad IPv4
+    /// address), an optional port and a plain path.
+    pub const RULES: TextRules = TextRules {
+        marker: "http-url",
+        min_length: None,
+        max_length: Some(Self::MAX_LEN),
+        pattern: Some(
+            r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$",
+        ),
+    };
 
     pub fn parse(
         field: &str,
@@ -177,6 +200,17 @@ pub fn check_len(field: &str, value: Option<&str>, max: usize) -> Result<(), Inv
         _ => Ok(()),
     }
 }
+
+/// What the document promises of a date filter ([`time_bound`]): a `YYYY-MM-DD` date, or a
+/// date and time.
+pub const DATE_OR_TIME: TextRules = TextRules {
+    marker: "date-or-time",
+    min_length: None,
+    max_length: None,
+    pattern: Some(
+        r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])([ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][01][0-9]:[0-5][0-9])?)?$",
+    ),
+};
 
 /// [`time_bound`] of an optional query parameter.
 pub fn time_bound_opt(

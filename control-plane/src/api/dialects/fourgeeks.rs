@@ -37,11 +37,11 @@ use utoipa_axum::routes;
 pub struct CreateRequest {
     /// A price id (`price_…`), a public plan key (`plan_…`, its only price), or a plan identifier.
     #[serde(default, rename = "planId")]
-    #[schema(value_type = String, example = "sso-lifetime", min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$")]
+    #[schema(value_type = String, example = "sso-lifetime", format = "external-id")]
     plan_id: Option<Value>,
     /// An existing customer; when left out a guest customer is created.
     #[serde(default, rename = "customerId")]
-    #[schema(value_type = Option<String>, example = "user-123", min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$")]
+    #[schema(value_type = Option<String>, example = "user-123", format = "external-id")]
     customer_id: Option<Value>,
     /// 1-10000 (default 1).
     #[serde(default)]
@@ -53,7 +53,7 @@ pub struct CreateRequest {
     trial_days: Option<u32>,
     /// Where the customer returns after checkout (absolute http/https).
     #[serde(default, rename = "returnUrl")]
-    #[schema(value_type = String, example = "https://app.example.com/done", max_length = 2048, pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$")]
+    #[schema(value_type = String, example = "https://app.example.com/done", format = "http-url")]
     return_url: Option<Value>,
 }
 

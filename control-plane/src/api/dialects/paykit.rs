@@ -26,23 +26,15 @@ use utoipa_axum::routes;
 #[serde(rename_all = "camelCase")]
 pub struct SubscribeRequest {
     /// The customer (1-255 characters, created if new).
-    #[schema(
-        example = "user-123",
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
-    )]
+    #[schema(example = "user-123", format = "external-id")]
     customer_id: String,
     /// The plan to move to (required; alias `planId`).
     #[serde(default, alias = "planId")]
-    #[schema(example = "pro", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    #[schema(example = "pro", format = "identifier")]
     plan_identifier: Option<String>,
     /// May be left out when the plan has exactly one price.
     #[serde(default)]
-    #[schema(
-        example = "MONTHLY",
-        pattern = r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
-    )]
+    #[schema(example = "MONTHLY", format = "charge-period")]
     charge_period: Option<String>,
     /// Seats, 1-10000 (default 1, or the current quantity).
     #[serde(default)]
@@ -50,23 +42,16 @@ pub struct SubscribeRequest {
     quantity: Option<i64>,
     /// Required when the customer must pay on the hosted checkout (no card on file).
     #[serde(default)]
-    #[schema(
-        example = "https://app.example.com/welcome",
-        max_length = 2048,
-        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
-    )]
+    #[schema(example = "https://app.example.com/welcome", format = "http-url")]
     success_url: Option<String>,
     #[serde(default)]
-    #[schema(
-        max_length = 2048,
-        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
-    )]
+    #[schema(format = "http-url")]
     cancel_url: Option<String>,
     #[serde(default)]
     force_checkout: bool,
     /// `IMMEDIATE_CHARGE` (default), `PRORATE_NEXT_INVOICE` or `NO_PRORATION`.
     #[serde(default)]
-    #[schema(pattern = r"^(IMMEDIATE_CHARGE|PRORATE_NEXT_INVOICE|NO_PRORATION)$")]
+    #[schema(format = "proration")]
     proration_behavior: Option<String>,
     /// 0-730; overrides the plan's trial for a new subscription.
     #[serde(default)]

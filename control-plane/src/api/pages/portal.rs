@@ -357,7 +357,7 @@ fn query_map(raw: Option<&str>) -> HashMap<String, String> {
     operation_id = "showPortalPage",
     security(()),
     params(
-        ("token" = String, Path, pattern = "^pts_(test|live)_[A-Za-z0-9]{32}$", description = "The portal session's token (`pts_test_…`)"),
+        ("token" = String, Path, format = "portal-token", description = "The portal session's token (`pts_test_…`)"),
         ("done" = Option<String>, Query, description = "Which notice to show after a form: `upgraded`, `scheduled`, `cancel-scheduled`, `resumed`, `card-replaced`, `unchanged`"),
     ),
     responses(
@@ -396,9 +396,9 @@ pub async fn show(
     operation_id = "previewPortalSwitch",
     security(()),
     params(
-        ("token" = String, Path, pattern = "^pts_(test|live)_[A-Za-z0-9]{32}$", description = "The portal session's token"),
-        ("subscription" = String, Query, pattern = "^[A-Za-z0-9-]{1,64}$", description = "One of the customer's subscriptions"),
-        ("price" = String, Query, pattern = "^[A-Za-z0-9._-]{1,64}:(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$", description = "`plan:PERIOD`, e.g. `enterprise:MONTHLY`"),
+        ("token" = String, Path, format = "portal-token", description = "The portal session's token"),
+        ("subscription" = String, Query, format = "portal-subscription", description = "One of the customer's subscriptions"),
+        ("price" = String, Query, format = "price-choice", description = "`plan:PERIOD`, e.g. `enterprise:MONTHLY`"),
     ),
     responses(
         (status = 200, description = "The preview, with a confirm button", body = String, content_type = "text/html"),

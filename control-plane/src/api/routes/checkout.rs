@@ -35,45 +35,26 @@ use utoipa_axum::routes;
 #[serde(rename_all = "camelCase")]
 pub struct CreateCheckout {
     /// The plan's identifier.
-    #[schema(example = "pro", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    #[schema(example = "pro", format = "identifier")]
     plan_identifier: String,
     /// One of the plan's price periods.
-    #[schema(
-        example = "MONTHLY",
-        pattern = r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
-    )]
+    #[schema(example = "MONTHLY", format = "charge-period")]
     charge_period: String,
     /// Where the hosted page sends the payer after paying: an absolute http(s) URL without
     /// credentials or control characters (`{CHECKOUT_SESSION_ID}` is filled in).
-    #[schema(
-        example = "https://app.example.com/welcome",
-        max_length = 2048,
-        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
-    )]
+    #[schema(example = "https://app.example.com/welcome", format = "http-url")]
     success_url: String,
     /// The customer (created if new). One of `customerId` and `email` is required.
     #[serde(default)]
-    #[schema(
-        example = "user-123",
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
-    )]
+    #[schema(example = "user-123", format = "external-id")]
     customer_id: Option<String>,
     /// The payer's email: finds (or creates) the customer when `customerId` is absent.
     #[serde(default)]
-    #[schema(
-        example = "ada@example.com",
-        max_length = 254,
-        pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$"
-    )]
+    #[schema(example = "ada@example.com", format = "email-address")]
     email: Option<String>,
     /// An absolute http(s) URL the page links back to.
     #[serde(default)]
-    #[schema(
-        max_length = 2048,
-        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
-    )]
+    #[schema(format = "http-url")]
     cancel_url: Option<String>,
     /// Seats (default 1).
     #[serde(default)]
@@ -84,18 +65,10 @@ pub struct CreateCheckout {
     #[schema(minimum = 0, maximum = 730)]
     trial_days: Option<i64>,
     #[serde(default)]
-    #[schema(
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
-    )]
+    #[schema(format = "external-id")]
     offering_id: Option<String>,
     #[serde(default)]
-    #[schema(
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
-    )]
+    #[schema(format = "external-id")]
     pricing_table_id: Option<String>,
     /// The payer's IPv4 or IPv6 address.
     #[serde(default)]
@@ -235,7 +208,7 @@ pub struct CompleteRequest {
     /// `pm_card_visa` (default, pays), `pm_card_chargeDeclined` or
     /// `pm_card_chargeCustomerFail` (declined).
     #[serde(default)]
-    #[schema(pattern = r"^(pm_card_visa|pm_card_chargeDeclined|pm_card_chargeCustomerFail)$")]
+    #[schema(format = "test-payment-method")]
     payment_method: Option<String>,
 }
 

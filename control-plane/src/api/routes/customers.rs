@@ -32,23 +32,14 @@ use utoipa_axum::routes;
 pub struct CreateCustomer {
     /// Your id for the customer (1-255 characters); a `cus_…` id is generated when left out.
     #[serde(default)]
-    #[schema(
-        example = "user-123",
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
-    )]
+    #[schema(example = "user-123", format = "external-id")]
     customer_id: Option<String>,
     /// At most 200 characters.
     #[serde(default)]
     #[schema(max_length = 200)]
     name: Option<String>,
     #[serde(default)]
-    #[schema(
-        example = "ada@example.com",
-        max_length = 254,
-        pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$"
-    )]
+    #[schema(example = "ada@example.com", format = "email-address")]
     email: Option<String>,
     /// A JSON object of at most 50 keys and 8 KiB, stored as given.
     #[serde(default)]
@@ -213,11 +204,7 @@ pub struct UpdateCustomer {
     #[schema(max_length = 200)]
     name: Option<String>,
     #[serde(default)]
-    #[schema(
-        example = "ada@example.com",
-        max_length = 254,
-        pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$"
-    )]
+    #[schema(example = "ada@example.com", format = "email-address")]
     email: Option<String>,
     /// Replaces the stored metadata whole: a JSON object of at most 50 keys and 8 KiB.
     #[serde(default)]

@@ -116,10 +116,7 @@ pub async fn get(
 #[serde(rename_all = "camelCase")]
 pub struct AttachRequest {
     /// `pm_card_visa`, `pm_card_chargeDeclined` or `pm_card_chargeCustomerFail`.
-    #[schema(
-        example = "pm_card_visa",
-        pattern = r"^(pm_card_visa|pm_card_chargeDeclined|pm_card_chargeCustomerFail)$"
-    )]
+    #[schema(example = "pm_card_visa", format = "test-payment-method")]
     token: String,
 }
 
@@ -240,11 +237,7 @@ pub async fn detach_payment_methods(
 pub struct CardsQuery {
     /// Only this customer's cards.
     #[serde(alias = "customerId")]
-    #[param(
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
-    )]
+    #[param(format = "external-id")]
     customer_id: Option<String>,
     /// Only the cards of customers with exactly this email.
     #[serde(alias = "customerEmail")]

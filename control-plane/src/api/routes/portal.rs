@@ -33,7 +33,7 @@ pub struct CreatePortalSession {
 pub struct PortalSessionCreated {
     /// The session's secret (`pts_test_…`): whoever holds it manages this customer's billing
     /// until it expires. Shown once; stored only hashed.
-    #[schema(pattern = "^pts_(test|live)_[A-Za-z0-9]{32}$")]
+    #[schema(format = "portal-token")]
     token: String,
     /// The customer's email; an empty string when they have none (Kelviq's SDK models
     /// require a string).

@@ -216,14 +216,10 @@ pub struct ListQuery {
     #[param(pattern = r"^(SUCCEEDED|success|failure|pending)$")]
     status: Option<String>,
     /// Created on or after this date (`YYYY-MM-DD`, UTC) or time (RFC 3339).
-    #[param(
-        pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])([ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][01][0-9]:[0-5][0-9])?)?$"
-    )]
+    #[param(format = "date-or-time")]
     start_date: Option<String>,
     /// Created on or before this date (the whole day counts) or time.
-    #[param(
-        pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])([ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][01][0-9]:[0-5][0-9])?)?$"
-    )]
+    #[param(format = "date-or-time")]
     end_date: Option<String>,
     /// 1-based page number (default 1).
     #[param(minimum = 1)]

@@ -21,19 +21,11 @@ use utoipa_axum::routes;
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only this customer's subscriptions.
-    #[param(
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
-    )]
+    #[param(format = "external-id")]
     customer_id: Option<String>,
     /// The same as `customer_id`.
     #[serde(rename = "customerId")]
-    #[param(
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
-    )]
+    #[param(format = "external-id")]
     customer_id_camel: Option<String>,
     /// `incomplete`, `trialing`, `active`, `past_due` or `canceled`.
     #[param(pattern = r"^(incomplete|trialing|active|past_due|canceled)$")]
@@ -48,24 +40,16 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
     /// Started on or after this date (`YYYY-MM-DD`, UTC) or time (RFC 3339).
-    #[param(
-        pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])([ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][01][0-9]:[0-5][0-9])?)?$"
-    )]
+    #[param(format = "date-or-time")]
     start_date_after: Option<String>,
     /// Started on or before this date (the whole day counts) or time.
-    #[param(
-        pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])([ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][01][0-9]:[0-5][0-9])?)?$"
-    )]
+    #[param(format = "date-or-time")]
     start_date_before: Option<String>,
     /// Last changed on or after this date or time.
-    #[param(
-        pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])([ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][01][0-9]:[0-5][0-9])?)?$"
-    )]
+    #[param(format = "date-or-time")]
     modified_on_after: Option<String>,
     /// Last changed on or before this date (the whole day counts) or time.
-    #[param(
-        pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])([ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][01][0-9]:[0-5][0-9])?)?$"
-    )]
+    #[param(format = "date-or-time")]
     modified_on_before: Option<String>,
 }
 

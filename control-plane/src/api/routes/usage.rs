@@ -23,15 +23,10 @@ use utoipa_axum::routes;
 #[serde(rename_all = "camelCase")]
 pub struct UsageRequest {
     /// The customer (1-255 characters).
-    #[schema(
-        example = "user-123",
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
-    )]
+    #[schema(example = "user-123", format = "external-id")]
     customer_id: String,
     /// A METER feature.
-    #[schema(example = "api-calls", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    #[schema(example = "api-calls", format = "identifier")]
     feature_id: String,
     /// Added to the current window's usage (may be negative; usage never drops below 0).
     /// Exactly one of `quantity` and `set`.

@@ -28,10 +28,7 @@ use utoipa_axum::routes;
 pub struct CreateEndpoint {
     /// Absolute http(s) URL that receives `POST`s, without credentials; it must resolve to
     /// public addresses (see docs/webhooks.md).
-    #[schema(
-        max_length = 2048,
-        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
-    )]
+    #[schema(format = "http-url")]
     url: String,
     /// Event types to receive (see the tag's description), or `["*"]` for all.
     #[schema(min_items = 1, max_items = 50)]

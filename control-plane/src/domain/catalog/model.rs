@@ -6,6 +6,7 @@ use tollgate_shared::FeatureType;
 use crate::platform::http::error::{DomainError, Failure};
 use crate::platform::money::{Currency, format_amount, parse_amount};
 use crate::platform::period::{ALL_PERIODS, ChargePeriod};
+use crate::platform::schema::TextRules;
 use crate::platform::validate::{Invalid, invalid};
 use tollgate_shared::ErrorKind;
 
@@ -31,10 +32,10 @@ pub enum CatalogError {
 #[serde(rename_all = "camelCase")]
 pub struct FeatureInput {
     /// 1-64 letters, digits, `-`, `_` or `.`, starting with a letter or digit.
-    #[schema(example = "api-calls", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    #[schema(example = "api-calls", format = "identifier")]
     pub identifier: String,
     /// 1-200 characters, not all blank.
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 200, format = "non-blank")]
     pub name: String,
     /// `BOOLEAN`, `METER` or `CUSTOMIZABLE`.
     #[serde(rename = "type")]
@@ -47,7 +48,7 @@ pub struct FeatureInput {
     /// METER only: the meter counts reported events of this name (Kelviq's `report_event`),
     /// one per event, besides usage reported directly. 1-255 characters.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 255, format = "non-blank")]
     pub event_name: Option<String>,
 }
 
@@ -58,18 +59,14 @@ pub struct PlanInput {
     /// 1-64 letters, digits, `-`, `_` or `.`, starting with a letter or digit. Required to
     /// create a plan; when replacing one, the path's.
     #[serde(default)]
-    #[schema(
-        required = true,
-        example = "team",
-        pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-    )]
+    #[schema(required = true, example = "team", format = "identifier")]
     pub identifier: String,
     /// 1-200 characters, not all blank.
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 200, format = "non-blank")]
     pub name: String,
     /// Plans of one group are alternatives to each other (default `default`); an identifier.
     #[serde(default)]
-    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    #[schema(format = "identifier")]
     pub group: Option<String>,
     /// The plan every customer of the group has without a subscription; one per group.
     #[serde(default)]
@@ -98,17 +95,14 @@ pub struct PlanInput {
 pub struct PriceInput {
     /// `MONTHLY`, `YEARLY`, `ONE_TIME`, `WEEKLY`, `DAILY`, `THREE_MONTHS`, `SIX_MONTHS` or
     /// `TWENTY_EIGHT_DAYS`.
-    #[schema(
-        example = "MONTHLY",
-        pattern = r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
-    )]
+    #[schema(example = "MONTHLY", format = "charge-period")]
     pub charge_period: String,
     /// A decimal string in major units with no more decimals than the currency has, e.g.
     /// `"100.00"` (at most ten billion dollars).
     #[schema(example = "49.00", pattern = r"^[0-9]{1,9}(\.[0-9]{1,2})?$")]
     pub amount: String,
     /// A 3-letter ISO 4217 code.
-    #[schema(example = "usd", pattern = r"^[A-Za-z]{3}$")]
+    #[schema(example = "usd", format = "currency")]
     pub currency: String,
 }
 
@@ -116,7 +110,7 @@ pub struct PriceInput {
 #[serde(rename_all = "camelCase")]
 pub struct GrantInput {
     /// A feature of the catalog.
-    #[schema(example = "api-calls", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    #[schema(example = "api-calls", format = "identifier")]
     pub feature_id: String,
     /// Defaults to true: listing a feature on a plan grants it.
     #[serde(default)]
@@ -283,6 +277,14 @@ fn no_period(period: &str) -> Invalid {
         ),
     )
 }
+
+/// What the document promises of an identifier ([`check_identifier`]).
+pub const IDENTIFIER: TextRules = TextRules {
+    marker: "identifier",
+    min_length: None,
+    max_length: None,
+    pattern: Some(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"),
+};
 
 /// Identifiers end up in URLs and, at the edge, are matched byte-for-byte inside prepared
 /// JSON, so they are limited to characters JSON never escapes.

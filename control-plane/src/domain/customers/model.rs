@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::platform::http::error::{DomainError, Failure};
+use crate::platform::schema::TextRules;
 use crate::platform::validate::{Invalid, invalid};
 use tollgate_shared::ErrorKind;
 
@@ -38,8 +39,17 @@ pub struct CustomerView {
     pub archived_on: Option<String>,
 }
 
+/// What the document promises of an email address ([`check_email`] checks it).
+pub const EMAIL: TextRules = TextRules {
+    marker: "email-address",
+    min_length: None,
+    max_length: Some(EMAIL_MAX_LEN),
+    pattern: Some(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$"),
+};
+const EMAIL_MAX_LEN: usize = 254;
+
 pub fn check_email(email: &str) -> Result<(), Invalid> {
-    let ok = email.len() <= 254
+    let ok = email.len() <= EMAIL_MAX_LEN
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()

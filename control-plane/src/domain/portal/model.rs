@@ -16,8 +16,35 @@ use crate::domain::payments::model::Decline;
 use crate::domain::subscriptions::model::SubscriptionError;
 use crate::platform::http::error::{DomainError, Failure};
 use crate::platform::period::ChargePeriod;
+use crate::platform::schema::TextRules;
 use crate::platform::validate::{Invalid, invalid};
 use tollgate_shared::ErrorKind;
+
+/// What the document promises of a portal token.
+pub const TOKEN_RULES: TextRules = TextRules {
+    marker: "portal-token",
+    min_length: None,
+    max_length: None,
+    pattern: Some("^pts_(test|live)_[A-Za-z0-9]{32}$"),
+};
+
+/// A portal form's subscription id.
+pub const SUBSCRIPTION_RULES: TextRules = TextRules {
+    marker: "portal-subscription",
+    min_length: None,
+    max_length: None,
+    pattern: Some("^[A-Za-z0-9-]{1,64}$"),
+};
+
+/// A portal form's price choice: `plan:PERIOD` ([`PriceChoice`]).
+pub const PRICE_CHOICE_RULES: TextRules = TextRules {
+    marker: "price-choice",
+    min_length: None,
+    max_length: None,
+    pattern: Some(
+        "^[A-Za-z0-9._-]{1,64}:(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$",
+    ),
+};
 
 /// Every portal token starts with this, then the mode: `pts_test_…`, `pts_live_…`.
 pub const TOKEN_PREFIX: &str = "pts_";

@@ -22,6 +22,7 @@ pub use crate::domain::subscriptions::model::Cycle;
 use crate::domain::subscriptions::model::{Status, Subscription, SubscriptionError};
 use crate::platform::money::format_amount;
 use crate::platform::period::ChargePeriod;
+use crate::platform::schema::TextRules;
 use crate::platform::validate::{Invalid, invalid};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,16 @@ impl Proration {
             Some(_) => None,
         }
     }
+}
+
+impl Proration {
+    /// What the document promises of a proration behaviour: one of [`Proration::NAMES`].
+    pub const RULES: TextRules = TextRules {
+        marker: "proration",
+        min_length: None,
+        max_length: None,
+        pattern: Some("^(IMMEDIATE_CHARGE|PRORATE_NEXT_INVOICE|NO_PRORATION)$"),
+    };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -32,16 +32,13 @@ pub struct Readiness {
 pub struct PayForm {
     /// 12-19 digits; spaces are ignored. In test mode 4242 4242 4242 4242 pays and
     /// 4000 0000 0000 0002 is declined.
-    #[schema(example = "4242 4242 4242 4242", pattern = r"^[0-9 ]{12,30}$")]
+    #[schema(example = "4242 4242 4242 4242", format = "card-number")]
     pub card_number: String,
     /// `MM/YY`, not in the past.
-    #[schema(
-        example = "12/34",
-        pattern = r"^ *(0[1-9]|1[0-2]) */ *([0-9]{2}|[0-9]{4}) *$"
-    )]
+    #[schema(example = "12/34", format = "card-expiry")]
     pub expiry: String,
     /// 3-4 digits.
-    #[schema(example = "123", pattern = r"^[0-9]{3,4}$")]
+    #[schema(example = "123", format = "card-cvc")]
     pub cvc: String,
     /// Name on the card.
     #[schema(max_length = 200)]
@@ -54,26 +51,21 @@ pub struct PortalForm {
     /// The session's form nonce, from the page.
     pub csrf: String,
     /// switch, cancel, resume: one of the customer's subscriptions.
-    #[schema(pattern = "^[A-Za-z0-9-]{1,64}$")]
+    #[schema(format = "portal-subscription")]
     pub subscription: Option<String>,
     /// switch: `plan:PERIOD`, e.g. `enterprise:MONTHLY`.
-    #[schema(
-        pattern = "^[A-Za-z0-9._-]{1,64}:(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
-    )]
+    #[schema(format = "price-choice")]
     pub price: Option<String>,
     /// switch: what the preview said the card is charged now, in minor units.
     pub expected: Option<i64>,
     /// card: 12-19 digits; in test mode 4242 4242 4242 4242 is accepted.
-    #[schema(example = "4242 4242 4242 4242", pattern = r"^[0-9 ]{12,30}$")]
+    #[schema(example = "4242 4242 4242 4242", format = "card-number")]
     pub card_number: Option<String>,
     /// card: `MM/YY`, not in the past.
-    #[schema(
-        example = "12/34",
-        pattern = r"^ *(0[1-9]|1[0-2]) */ *([0-9]{2}|[0-9]{4}) *$"
-    )]
+    #[schema(example = "12/34", format = "card-expiry")]
     pub expiry: Option<String>,
     /// card: 3-4 digits.
-    #[schema(example = "123", pattern = r"^[0-9]{3,4}$")]
+    #[schema(example = "123", format = "card-cvc")]
     pub cvc: Option<String>,
 }
 

@@ -20,6 +20,7 @@ use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{Invalid, Quantity, check_len, invalid};
 
 use crate::api::dialects::kelviq::parse_when;
+use crate::platform::schema::TextRules;
 use crate::workflows::update;
 
 /// One of Kelviq's `features` entries.
@@ -27,7 +28,7 @@ use crate::workflows::update;
 #[serde(rename_all = "camelCase")]
 pub struct FeatureQuantityRequest {
     /// A CUSTOMIZABLE feature the target plan grants.
-    #[schema(example = "team-size", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    #[schema(example = "team-size", format = "identifier")]
     pub(crate) identifier: String,
     /// 1-10000; sets the subscription's quantity.
     #[schema(minimum = 1, maximum = 10000)]
@@ -39,13 +40,10 @@ pub struct FeatureQuantityRequest {
 #[serde(rename_all = "camelCase")]
 pub struct UpdateRequest {
     /// A plan of the subscription's group.
-    #[schema(example = "pro", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    #[schema(example = "pro", format = "identifier")]
     plan_identifier: String,
     /// One of the plan's price periods, e.g. `MONTHLY`.
-    #[schema(
-        example = "MONTHLY",
-        pattern = r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
-    )]
+    #[schema(example = "MONTHLY", format = "charge-period")]
     charge_period: String,
     /// 1-10000; unchanged when left out.
     #[serde(default)]
@@ -53,7 +51,7 @@ pub struct UpdateRequest {
     quantity: Option<i64>,
     /// `IMMEDIATE_CHARGE` (default), `PRORATE_NEXT_INVOICE` or `NO_PRORATION`.
     #[serde(default)]
-    #[schema(value_type = Option<String>, pattern = "^(IMMEDIATE_CHARGE|PRORATE_NEXT_INVOICE|NO_PRORATION)$")]
+    #[schema(value_type = Option<String>, format = "proration")]
     proration_behavior: Option<String>,
     /// Deprecated spelling of `prorationBehavior` that older Kelviq SDKs send; used when
     /// `prorationBehavior` is absent.
@@ -69,9 +67,7 @@ pub struct UpdateRequest {
     /// future (`2026-12-31 23:59:59`, UTC when it has no offset) makes the subscription trial
     /// on the target plan until then.
     #[serde(default)]
-    #[schema(
-        pattern = r"^(now|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])[ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][01][0-9]:[0-5][0-9])?)$"
-    )]
+    #[schema(format = "trial-end")]
     trial_end: Option<String>,
     /// Accepted and ignored (Kelviq's fraud signal; there is no fraud screening here).
     #[serde(default)]
@@ -139,6 +135,16 @@ fn trial_end(text: &str) -> Result<TrialEnd, Invalid> {
         )
     })
 }
+
+/// What the document promises of `trialEnd`: `now`, or a date and time.
+pub const TRIAL_END_RULES: TextRules = TextRules {
+    marker: "trial-end",
+    min_length: None,
+    max_length: None,
+    pattern: Some(
+        r"^(now|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])[ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][01][0-9]:[0-5][0-9])?)$",
+    ),
+};
 
 /// The body of `update` and `update/preview` as a validated [`UpdateAsk`].
 fn ask_of(
@@ -248,26 +254,21 @@ pub async fn update(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PreviewRequest {
-    #[schema(example = "pro", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    #[schema(example = "pro", format = "identifier")]
     plan_identifier: String,
-    #[schema(
-        example = "MONTHLY",
-        pattern = r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
-    )]
+    #[schema(example = "MONTHLY", format = "charge-period")]
     charge_period: String,
     #[serde(default)]
     #[schema(minimum = 1, maximum = 10000)]
     quantity: Option<i64>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, pattern = "^(IMMEDIATE_CHARGE|PRORATE_NEXT_INVOICE|NO_PRORATION)$")]
+    #[schema(value_type = Option<String>, format = "proration")]
     proration_behavior: Option<String>,
     #[serde(default)]
     #[schema(max_items = 64)]
     features: Option<Vec<FeatureQuantityRequest>>,
     #[serde(default)]
-    #[schema(
-        pattern = r"^(now|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])[ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][01][0-9]:[0-5][0-9])?)$"
-    )]
+    #[schema(format = "trial-end")]
     trial_end: Option<String>,
     /// Accepted and ignored.
     #[serde(default)]

@@ -26,21 +26,13 @@ use crate::workflows::direct;
 #[serde(rename_all = "camelCase")]
 pub struct ChargeRequest {
     /// A plan with a ONE_TIME price.
-    #[schema(
-        example = "sso-lifetime",
-        pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-    )]
+    #[schema(example = "sso-lifetime", format = "identifier")]
     plan_identifier: String,
     /// `ONE_TIME`.
     #[schema(pattern = "^ONE_TIME$")]
     charge_period: String,
     /// An existing customer with a card on file.
-    #[schema(
-        example = "user-789",
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
-    )]
+    #[schema(example = "user-789", format = "external-id")]
     customer_id: String,
     /// Quantities of the plan's CUSTOMIZABLE features; they set the quantity bought.
     #[serde(default)]
@@ -48,7 +40,7 @@ pub struct ChargeRequest {
     features: Option<Vec<FeatureQuantityRequest>>,
     /// With `customAmount`: its currency (ISO 4217).
     #[serde(default)]
-    #[schema(example = "usd", pattern = r"^[A-Za-z]{3}$")]
+    #[schema(example = "usd", format = "currency")]
     currency_code: Option<String>,
     /// Charge this (major unit, a number) instead of the plan's price; needs `currencyCode`.
     #[serde(default)]

@@ -21,28 +21,17 @@ use crate::workflows::direct;
 #[serde(rename_all = "camelCase")]
 #[schema(as = CreateSubscriptionRequest)]
 pub struct CreateRequest {
-    #[schema(example = "pro", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    #[schema(example = "pro", format = "identifier")]
     plan_identifier: String,
     /// One of the plan's price periods.
-    #[schema(
-        example = "MONTHLY",
-        pattern = r"^(MONTHLY|YEARLY|ONE_TIME|WEEKLY|DAILY|THREE_MONTHS|SIX_MONTHS|TWENTY_EIGHT_DAYS)$"
-    )]
+    #[schema(example = "MONTHLY", format = "charge-period")]
     charge_period: String,
     /// An existing customer with a card on file.
-    #[schema(
-        example = "user-456",
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
-    )]
+    #[schema(example = "user-456", format = "external-id")]
     customer_id: String,
     /// Validated when given, otherwise unused: a direct create never redirects.
     #[serde(default)]
-    #[schema(
-        max_length = 2048,
-        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/?=&-]*)?$"
-    )]
+    #[schema(format = "http-url")]
     success_url: Option<String>,
     /// Quantities of the plan's CUSTOMIZABLE features; they set the subscription's quantity.
     #[serde(default)]

@@ -27,14 +27,9 @@ use crate::workflows::usage as usage_workflow;
 pub struct KelviqUsageRequest {
     #[schema(minimum = -1_000_000_000_000_i64, maximum = 1_000_000_000_000_i64)]
     value: i64,
-    #[schema(
-        example = "user-123",
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
-    )]
+    #[schema(example = "user-123", format = "external-id")]
     customer_id: String,
-    #[schema(example = "api-calls", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    #[schema(example = "api-calls", format = "identifier")]
     feature_id: String,
     /// `DELTA` (default) or `SET`.
     #[serde(default)]
@@ -140,12 +135,7 @@ pub async fn report_usage(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KelviqEventRequest {
-    #[schema(
-        example = "user-123",
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
-    )]
+    #[schema(example = "user-123", format = "external-id")]
     customer_id: String,
     /// Meters whose `eventName` is this count the event.
     #[schema(min_length = 1, max_length = 255)]

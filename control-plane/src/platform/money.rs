@@ -4,9 +4,10 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
-/// A lower-case ISO 4217 code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Currency(String);
+/// A lower-case ISO 4217 code: three ASCII letters, so it is `Copy` and compares by value.
+/// Every amount in the control plane travels with one; JSON and the database hold its code.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency([u8; 3]);
 
 impl Currency {
     pub const RULES: crate::platform::schema::TextRules = crate::platform::schema::TextRules {
@@ -16,19 +17,57 @@ impl Currency {
         pattern: Some(r"^[A-Za-z]{3}$"),
     };
 
+    /// The US dollar: what a price-less default plan is "priced" in.
+    pub const USD: Currency = Currency(*b"usd");
+
     pub fn parse(s: &str) -> Option<Currency> {
         let lower = s.trim().to_ascii_lowercase();
-        (lower.len() == 3 && lower.bytes().all(|b| b.is_ascii_lowercase()))
-            .then_some(Currency(lower))
+        let bytes: [u8; 3] = lower.as_bytes().try_into().ok()?;
+        bytes
+            .iter()
+            .all(u8::is_ascii_lowercase)
+            .then_some(Currency(bytes))
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Three lower-case ASCII letters, checked by `parse`: always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or("xxx")
+    }
+
+    /// The code as people write it: `USD`.
+    pub fn upper(self) -> String {
+        self.as_str().to_ascii_uppercase()
     }
 
     /// Digits after the decimal point (ISO 4217 minor unit).
-    pub fn exponent(&self) -> u32 {
-        exponent(&self.0)
+    pub fn exponent(self) -> u32 {
+        exponent(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Currency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Currency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Currency({})", self.as_str())
+    }
+}
+
+impl serde::Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Currency::parse(&code)
+            .ok_or_else(|| serde::de::Error::custom("must be a 3-letter ISO 4217 code"))
     }
 }
 
@@ -88,7 +127,7 @@ pub enum MoneyError {
 /// quantities capped at 10,000, every total and sum stays far inside `i64`.
 pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000;
 
-pub fn parse_amount(text: &str, currency: &Currency) -> Result<i64, MoneyError> {
+pub fn parse_amount(text: &str, currency: Currency) -> Result<i64, MoneyError> {
     // Digits with an optional fraction, nothing else: no signs, exponents, `_` or spaces.
     let plain = match text.split_once('.') {
         Some((int, frac)) => {
@@ -123,16 +162,17 @@ pub fn parse_amount(text: &str, currency: &Currency) -> Result<i64, MoneyError> 
 }
 
 /// 4900 in usd → `"49.00"`; -250 → `"-2.50"`.
-pub fn format_amount(minor: i64, currency: &str) -> String {
-    let d = Decimal::new(minor, exponent(currency));
-    format!("{d:.prec$}", prec = exponent(currency) as usize)
+pub fn format_amount(minor: i64, currency: Currency) -> String {
+    let exp = currency.exponent();
+    let d = Decimal::new(minor, exp);
+    format!("{d:.prec$}", prec = exp as usize)
 }
 
 /// 4900 in usd → 49.0, for Kelviq's fields that are JSON numbers in the major unit. Only for
 /// display: every computation stays in integer minor units.
-pub fn major_f64(minor: i64, currency: &str) -> f64 {
+pub fn major_f64(minor: i64, currency: Currency) -> f64 {
     use rust_decimal::prelude::ToPrimitive;
-    Decimal::new(minor, exponent(currency))
+    Decimal::new(minor, currency.exponent())
         .to_f64()
         .unwrap_or_default()
 }
@@ -142,44 +182,56 @@ mod tests {
     use super::*;
 
     fn usd() -> Currency {
-        Currency::parse("USD").unwrap()
+        c("USD")
+    }
+
+    fn c(code: &str) -> Currency {
+        Currency::parse(code).expect("a currency")
     }
 
     #[test]
     fn parses_and_formats_in_minor_units() {
-        assert_eq!(parse_amount("49.00", &usd()), Ok(4900));
-        assert_eq!(parse_amount("49", &usd()), Ok(4900));
+        assert_eq!(parse_amount("49.00", usd()), Ok(4900));
+        assert_eq!(parse_amount("49", usd()), Ok(4900));
         for junk in ["1_000", "1e5", " 1 ", "+1", "1.", ".5", ""] {
-            assert!(parse_amount(junk, &usd()).is_err(), "{junk:?}");
+            assert!(parse_amount(junk, usd()).is_err(), "{junk:?}");
         }
-        assert_eq!(parse_amount("10000000000.00", &usd()), Ok(MAX_AMOUNT_MINOR));
+        assert_eq!(parse_amount("10000000000.00", usd()), Ok(MAX_AMOUNT_MINOR));
         assert_eq!(
-            parse_amount("10000000000.01", &usd()),
+            parse_amount("10000000000.01", usd()),
             Err(MoneyError::TooLarge)
         );
-        assert_eq!(parse_amount("0.1", &usd()), Ok(10));
-        assert_eq!(format_amount(4900, "usd"), "49.00");
-        assert_eq!(format_amount(-250, "usd"), "-2.50");
-        assert_eq!(format_amount(500, "jpy"), "500");
-        assert_eq!(format_amount(1234, "kwd"), "1.234");
-        assert_eq!(major_f64(4900, "usd"), 49.0);
-        assert_eq!(major_f64(-250, "usd"), -2.5);
-        assert_eq!(major_f64(500, "jpy"), 500.0);
+        assert_eq!(parse_amount("0.1", usd()), Ok(10));
+        assert_eq!(format_amount(4900, c("usd")), "49.00");
+        assert_eq!(format_amount(-250, c("usd")), "-2.50");
+        assert_eq!(format_amount(500, c("jpy")), "500");
+        assert_eq!(format_amount(1234, c("kwd")), "1.234");
+        assert_eq!(major_f64(4900, c("usd")), 49.0);
+        assert_eq!(major_f64(-250, c("usd")), -2.5);
+        assert_eq!(major_f64(500, c("jpy")), 500.0);
     }
 
     #[test]
     fn refuses_what_is_not_money() {
         assert!(matches!(
-            parse_amount("4.999", &usd()),
+            parse_amount("4.999", usd()),
             Err(MoneyError::TooPrecise(_))
         ));
         assert!(matches!(
-            parse_amount("abc", &usd()),
+            parse_amount("abc", usd()),
             Err(MoneyError::NotDecimal(_))
         ));
-        assert_eq!(parse_amount("-1.00", &usd()), Err(MoneyError::Negative));
-        assert!(parse_amount("1e40", &usd()).is_err());
+        assert_eq!(parse_amount("-1.00", usd()), Err(MoneyError::Negative));
+        assert!(parse_amount("1e40", usd()).is_err());
         assert!(Currency::parse("usdx").is_none());
         assert!(Currency::parse("u1d").is_none());
+        assert_eq!(usd(), Currency::USD);
+        assert_eq!(
+            serde_json::to_value(Currency::USD).ok(),
+            Some(serde_json::json!("usd"))
+        );
+        let eur: Currency = serde_json::from_str("\"EUR\"").expect("parses");
+        assert_eq!((eur.as_str(), eur.upper()), ("eur", "EUR".to_owned()));
+        assert!(serde_json::from_str::<Currency>("\"euro\"").is_err());
     }
 }

@@ -15,6 +15,7 @@ use crate::domain::subscriptions::model::{SubscriptionError, SubscriptionView};
 use crate::domain::subscriptions::preview::FeatureQuantity;
 use crate::domain::subscriptions::store as subscriptions;
 use crate::platform::db::Uow;
+use crate::platform::money::Currency;
 use crate::platform::period::ChargePeriod;
 use crate::platform::validate::{Quantity, invalid};
 use crate::workflows::subscribe::{self, Urls};
@@ -70,7 +71,7 @@ pub async fn charge(
     mode: Mode,
     customer_id: &str,
     plan: &str,
-    custom: Option<(i64, String)>,
+    custom: Option<(i64, Currency)>,
     features: &[FeatureQuantity],
 ) -> Result<Charged, SubscriptionError> {
     active_customer(uow, mode, customer_id).await?;

@@ -121,7 +121,7 @@ pub async fn change(
                     mode,
                     customer_id,
                     subscription_id: Some(&id),
-                    currency: &req.target.currency,
+                    currency: req.target.currency,
                     reason: Reason::SubscriptionCreate,
                     lines: vec![full_period_line(&req.target, quantity, now)],
                 };
@@ -155,7 +155,7 @@ pub async fn change(
                     mode,
                     customer_id,
                     subscription_id: Some(&cur.id),
-                    currency: &req.target.currency,
+                    currency: req.target.currency,
                     reason: Reason::SubscriptionUpdate,
                     lines: plan.lines,
                 };
@@ -501,7 +501,7 @@ pub async fn end_now(uow: &mut Uow, sub: &Subscription, at: i64) -> Result<(), s
                 mode: sub.mode,
                 customer_id: &sub.customer_id,
                 subscription_id: Some(&sub.id),
-                currency: &sub.currency,
+                currency: sub.currency,
                 reason: Reason::SubscriptionFinal,
                 lines: Vec::new(),
             },

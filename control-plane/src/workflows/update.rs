@@ -170,7 +170,7 @@ pub async fn preview_update(
     };
     let ctx = Context {
         pending_lines: invoices::pending_lines(conn, mode, id).await?,
-        balance_minor: customers::balance(conn, mode, &sub.customer_id, &req.target.currency)
+        balance_minor: customers::balance(conn, mode, &sub.customer_id, req.target.currency)
             .await?,
         scheduled,
     };

@@ -82,14 +82,14 @@ async fn render_form(
     let button = if trial {
         format!("Start {trial_days}-day free trial")
     } else {
-        format!("Pay {}", display::money(total, &price.currency))
+        format!("Pay {}", display::money(total, price.currency))
     };
     let page = CheckoutPage {
         test_mode: session.mode == Mode::Test,
         plan_name: price.plan_name.clone(),
         quantity: session.quantity,
-        offer: display::offer(total, &price.currency, price.charge_period, trial_days),
-        due_today: display::money(due_today, &price.currency),
+        offer: display::offer(total, price.currency, price.charge_period, trial_days),
+        due_today: display::money(due_today, price.currency),
         features: plan
             .map(|p| display::feature_lines(&p.grants, &features))
             .unwrap_or_default(),

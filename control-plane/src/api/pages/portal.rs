@@ -166,7 +166,7 @@ async fn next_of(conn: &mut Conn, sub: &Subscription) -> Result<String, sqlx::Er
         let name = catalog::plan_name(conn, sub.mode, plan).await?;
         return Ok(format!("Changes to {name} on {}.", human_date(end)));
     }
-    let amount = display::money(sub.total(), &sub.currency);
+    let amount = display::money(sub.total(), sub.currency);
     Ok(match sub.status {
         Status::Trialing => format!("Trial ends on {}; then {amount}.", human_date(end)),
         _ => format!("Next invoice on {}: {amount}.", human_date(end)),
@@ -194,7 +194,7 @@ async fn options_of(conn: &mut Conn, sub: &Subscription) -> Result<Vec<Choice>, 
                 label: format!(
                     "{} — {}",
                     plan.name,
-                    display::price(total, &price.currency, price.charge_period)
+                    display::price(total, price.currency, price.charge_period)
                 ),
             });
         }
@@ -218,7 +218,7 @@ async fn portal_page(
         subs.push(SubView {
             next: next_of(&mut conn, &sub).await?,
             options: options_of(&mut conn, &sub).await?,
-            price: display::price(sub.total(), &sub.currency, sub.period),
+            price: display::price(sub.total(), sub.currency, sub.period),
             status: status_label(sub.status),
             can_cancel: sub.period_end.is_some() && !pending,
             can_resume: pending,
@@ -257,7 +257,7 @@ async fn portal_page(
                 date: human_date(row.created_at),
                 description: reason_label(&row.reason),
                 status: row.status,
-                total: display::money(row.total_minor, &row.currency),
+                total: display::money(row.total_minor, row.currency),
             });
         }
     }
@@ -435,7 +435,7 @@ pub async fn preview(
         .await?;
         let target_name = catalog::plan_name(&mut conn, session.mode, &choice.plan).await?;
         let current_name = catalog::plan_name(&mut conn, session.mode, &sub.plan).await?;
-        let cur = &seen.currency;
+        let cur = seen.currency;
         let then = display::price(seen.recurring_minor, cur, choice.period);
         let (heading, summary, confirm, confirmable) = match seen.action {
             Action::Upgraded | Action::QuantityChanged => (

@@ -390,7 +390,8 @@ pub async fn mint_token(
 #[serde(rename_all = "camelCase")]
 pub struct BalanceView {
     /// Lower-case ISO 4217 code.
-    currency: String,
+    #[schema(value_type = String)]
+    currency: crate::platform::money::Currency,
     /// Decimal string in the currency's major unit ("12.50", "1000" for yen).
     amount: String,
 }
@@ -427,7 +428,7 @@ pub async fn balances(
         .await?
         .into_iter()
         .map(|(currency, minor)| BalanceView {
-            amount: crate::platform::money::format_amount(minor, &currency),
+            amount: crate::platform::money::format_amount(minor, currency),
             currency,
         })
         .collect();

@@ -28,7 +28,7 @@ use crate::platform::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::ids;
-use crate::platform::money::{format_amount, major_f64};
+use crate::platform::money::{Currency, format_amount, major_f64};
 use crate::platform::validate::{check_len, invalid, time_bound_opt};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -48,8 +48,8 @@ async fn order_view(conn: &mut Conn, i: &Paid) -> Result<OrderView, sqlx::Error>
         id: i.id.clone(),
         customer_id: i.customer_id.clone(),
         subscription_id: i.subscription_id.clone(),
-        currency: i.currency.clone(),
-        total: format_amount(i.total, &i.currency),
+        currency: i.currency,
+        total: format_amount(i.total, i.currency),
         amount_units: i.total,
         refunded_units: store::refunded(conn, i.mode, &i.id).await?,
     })
@@ -149,7 +149,7 @@ async fn refund(uow: &mut Uow, mode: Mode, req: &RefundRequest) -> Result<Refund
     if refundable <= 0 {
         return Err(RefundError::FullyRefunded(invoice.id.clone()));
     }
-    let amount = amount_to_refund(req.amount_units, req.amount, &invoice.currency, refundable)?;
+    let amount = amount_to_refund(req.amount_units, req.amount, invoice.currency, refundable)?;
     let now = customers::now_of(uow, mode, &invoice.customer_id).await?;
     let id = ids::new("re");
     let credit_note = ids::new("in");
@@ -157,7 +157,7 @@ async fn refund(uow: &mut Uow, mode: Mode, req: &RefundRequest) -> Result<Refund
         mode,
         customer_id: &invoice.customer_id,
         subscription_id: invoice.subscription_id.as_deref(),
-        currency: &invoice.currency,
+        currency: invoice.currency,
         reason: Reason::CreditNote,
         lines: Vec::new(),
     };
@@ -165,8 +165,8 @@ async fn refund(uow: &mut Uow, mode: Mode, req: &RefundRequest) -> Result<Refund
         description: format!(
             "Refund {id} of invoice {} ({} {})",
             invoice.id,
-            format_amount(amount, &invoice.currency),
-            invoice.currency.to_uppercase()
+            format_amount(amount, invoice.currency),
+            invoice.currency.upper()
         ),
         amount_minor: -amount,
         period_start: None,
@@ -195,7 +195,7 @@ async fn refund(uow: &mut Uow, mode: Mode, req: &RefundRequest) -> Result<Refund
         invoice_id: invoice.id.clone(),
         credit_note_id: credit_note,
         amount_minor: amount,
-        currency: invoice.currency.clone(),
+        currency: invoice.currency,
         reason: req.reason.clone(),
         internal_note: req.internal_note.clone(),
         status: "SUCCEEDED".to_owned(),
@@ -313,7 +313,8 @@ pub struct TransactionView {
     order: serde_json::Value,
     #[schema(format = DateTime)]
     created_on: String,
-    currency: String,
+    #[schema(value_type = String)]
+    currency: Currency,
     currency_symbol: String,
     /// In the major unit, a number (positive for both kinds).
     amount_total: f64,
@@ -339,13 +340,13 @@ pub struct TransactionView {
 
 fn payment(i: &Paid) -> TransactionView {
     let paid = i.status == "paid";
-    let amount = major_f64(i.total, &i.currency);
+    let amount = major_f64(i.total, i.currency);
     TransactionView {
         id: i.id.clone(),
         order: json!({"id": i.id, "customerId": i.customer_id, "subscriptionId": i.subscription_id, "reason": i.reason}),
         created_on: rfc3339(i.paid_at.unwrap_or(i.created_at)),
-        currency: i.currency.clone(),
-        currency_symbol: currency_symbol(&i.currency),
+        currency: i.currency,
+        currency_symbol: currency_symbol(i.currency),
         amount_total: amount,
         amount_total_units: i.total,
         mor_fee: 0.0,
@@ -363,13 +364,13 @@ fn payment(i: &Paid) -> TransactionView {
 }
 
 fn refund_transaction(r: &Refund) -> TransactionView {
-    let amount = major_f64(r.amount_minor, &r.currency);
+    let amount = major_f64(r.amount_minor, r.currency);
     TransactionView {
         id: r.id.clone(),
         order: json!({"id": r.invoice_id, "customerId": r.customer_id, "creditNoteId": r.credit_note_id}),
         created_on: rfc3339(r.created_at),
-        currency: r.currency.clone(),
-        currency_symbol: currency_symbol(&r.currency),
+        currency: r.currency,
+        currency_symbol: currency_symbol(r.currency),
         amount_total: amount,
         amount_total_units: r.amount_minor,
         mor_fee: 0.0,

@@ -8,7 +8,8 @@
 use tollgate_shared::FeatureType;
 
 use crate::domain::catalog::model::{FeatureDef, GrantDef};
-use crate::platform::money::{exponent, symbol};
+use crate::platform::money::Currency;
+use crate::platform::money::symbol;
 use crate::platform::period::ChargePeriod;
 
 /// Digits grouped in threes with commas: `1990` → `1,990`.
@@ -25,9 +26,9 @@ fn group_thousands(digits: &str) -> String {
 
 /// `199000` usd → `$1,990.00`; `500` jpy → `¥500`; `-2450` usd → `-$24.50`; `1234` kwd →
 /// `KWD 1.234`. `currency` is an ISO 4217 code in any case.
-pub fn money(minor: i64, currency: &str) -> String {
-    let code = currency.to_ascii_lowercase();
-    let exp = exponent(&code);
+pub fn money(minor: i64, currency: Currency) -> String {
+    let code = currency.as_str();
+    let exp = currency.exponent();
     let magnitude = minor.unsigned_abs();
     let scale = 10u64.pow(exp);
     let whole = group_thousands(&(magnitude / scale).to_string());
@@ -41,7 +42,7 @@ pub fn money(minor: i64, currency: &str) -> String {
         )
     };
     let sign = if minor < 0 { "-" } else { "" };
-    match symbol(&code) {
+    match symbol(code) {
         Some(s) => format!("{sign}{s}{number}"),
         None => format!("{sign}{} {number}", code.to_ascii_uppercase()),
     }
@@ -62,7 +63,7 @@ pub fn per(period: ChargePeriod) -> Option<&'static str> {
 }
 
 /// `$49.00 / month`, or `$299.00 once` for a one-time price.
-pub fn price(total_minor: i64, currency: &str, period: ChargePeriod) -> String {
+pub fn price(total_minor: i64, currency: Currency, period: ChargePeriod) -> String {
     match per(period) {
         Some(p) => format!("{} / {p}", money(total_minor, currency)),
         None => format!("{} once", money(total_minor, currency)),
@@ -71,7 +72,12 @@ pub fn price(total_minor: i64, currency: &str, period: ChargePeriod) -> String {
 
 /// The whole offer: `14 days free, then $1,990.00 / year`, or just the price without a trial.
 /// A one-time price has no trial to offer (nothing recurs after it).
-pub fn offer(total_minor: i64, currency: &str, period: ChargePeriod, trial_days: u32) -> String {
+pub fn offer(
+    total_minor: i64,
+    currency: Currency,
+    period: ChargePeriod,
+    trial_days: u32,
+) -> String {
     let price = price(total_minor, currency, period);
     match (trial_days, period) {
         (0, _) | (_, ChargePeriod::OneTime) => price,
@@ -108,6 +114,11 @@ pub fn feature_lines(grants: &[GrantDef], features: &[FeatureDef]) -> Vec<String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::money::Currency;
+
+    fn c(code: &str) -> Currency {
+        Currency::parse(code).expect("a currency")
+    }
 
     #[test]
     fn money_with_symbol_and_the_currencys_exponent() {
@@ -131,7 +142,7 @@ mod tests {
             (i64::MIN, "usd", "-$92,233,720,368,547,758.08"),
         ];
         for (minor, code, want) in cases {
-            assert_eq!(money(*minor, code), *want, "{minor} {code}");
+            assert_eq!(money(*minor, c(code)), *want, "{minor} {code}");
         }
     }
 
@@ -165,7 +176,7 @@ mod tests {
             ),
         ];
         for (minor, code, period, trial, want) in cases {
-            assert_eq!(offer(*minor, code, *period, *trial), *want);
+            assert_eq!(offer(*minor, c(code), *period, *trial), *want);
         }
         assert_eq!(per(ChargePeriod::OneTime), None);
     }

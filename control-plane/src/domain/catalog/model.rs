@@ -134,7 +134,7 @@ pub struct FeatureDef {
 pub struct PriceDef {
     pub charge_period: ChargePeriod,
     pub amount_minor: i64,
-    pub currency: String,
+    pub currency: Currency,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,7 +167,7 @@ pub struct PlanPrice {
     pub price_id: Option<String>,
     pub charge_period: ChargePeriod,
     pub amount_minor: i64,
-    pub currency: String,
+    pub currency: Currency,
 }
 
 /// A price row as stored.
@@ -176,7 +176,7 @@ pub struct PriceRow {
     pub id: String,
     pub charge_period: String,
     pub amount_minor: i64,
-    pub currency: String,
+    pub currency: Currency,
 }
 
 /// The one builder of prices for unit tests.
@@ -194,7 +194,7 @@ impl PlanPrice {
             price_id: None,
             charge_period: period,
             amount_minor: amount,
-            currency: "usd".into(),
+            currency: Currency::USD,
         }
     }
 }
@@ -220,7 +220,7 @@ impl PlanDef {
             price_id: None,
             charge_period,
             amount_minor: 0,
-            currency: "usd".into(),
+            currency: Currency::USD,
         };
         // A default plan without prices is free at any period: subscribing to it means "fall back
         // to the free plan", whatever period the caller names.
@@ -383,11 +383,11 @@ impl PlanInput {
                     "must be a 3-letter ISO 4217 code",
                 )
             })?;
-            let amount_minor = parse_amount(&p.amount, &currency)
+            let amount_minor = parse_amount(&p.amount, currency)
                 .map_err(|e| invalid(format!("prices[{i}].amount"), e.to_string()))?;
             if prices
                 .first()
-                .is_some_and(|first| first.currency != currency.as_str())
+                .is_some_and(|first| first.currency != currency)
             {
                 return Err(invalid(
                     format!("prices[{i}].currency"),
@@ -403,7 +403,7 @@ impl PlanInput {
             prices.push(PriceDef {
                 charge_period,
                 amount_minor,
-                currency: currency.as_str().to_owned(),
+                currency,
             });
         }
         let mut grants: Vec<GrantDef> = Vec::new();
@@ -463,7 +463,8 @@ pub struct PriceView {
     pub id: String,
     pub charge_period: String,
     pub amount: String,
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Currency,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -491,11 +492,11 @@ pub struct PlanView {
 }
 
 impl PriceView {
-    pub fn new(id: String, charge_period: &str, amount_minor: i64, currency: String) -> Self {
+    pub fn new(id: String, charge_period: &str, amount_minor: i64, currency: Currency) -> Self {
         PriceView {
             id,
             charge_period: charge_period.to_owned(),
-            amount: format_amount(amount_minor, &currency),
+            amount: format_amount(amount_minor, currency),
             currency,
         }
     }

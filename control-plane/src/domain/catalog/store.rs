@@ -274,7 +274,7 @@ pub async fn write_plan(
         .bind(&def.identifier)
         .bind(p.charge_period.as_str())
         .bind(p.amount_minor)
-        .bind(&p.currency)
+        .bind(p.currency)
         .bind(position as i64)
         .execute(uow.conn())
         .await?;

@@ -14,6 +14,7 @@ use crate::platform::db::Uow;
 use crate::platform::db::uow::Subject;
 use crate::platform::events::EventKind;
 use crate::platform::ids;
+use crate::platform::money::Currency;
 
 const COLUMNS: &str =
     "id, customer_id, name, email, metadata, created_at, modified_at, archived_at";
@@ -429,7 +430,7 @@ pub async fn balance(
     conn: &mut Conn,
     mode: Mode,
     customer_id: &str,
-    currency: &str,
+    currency: Currency,
 ) -> Result<i64, sqlx::Error> {
     Ok(sql::query(
         "SELECT balance_minor FROM customer_balances
@@ -448,7 +449,7 @@ pub async fn balances(
     conn: &mut Conn,
     mode: Mode,
     customer_id: &str,
-) -> Result<Vec<(String, i64)>, sqlx::Error> {
+) -> Result<Vec<(Currency, i64)>, sqlx::Error> {
     sql::query(
         "SELECT currency, balance_minor FROM customer_balances
          WHERE mode = $1 AND customer_id = $2 AND balance_minor <> 0 ORDER BY currency",
@@ -466,7 +467,7 @@ pub async fn add_balance(
     uow: &mut Uow,
     mode: Mode,
     customer_id: &str,
-    currency: &str,
+    currency: Currency,
     delta: i64,
 ) -> Result<(), sqlx::Error> {
     const BOUND: i64 = 1 << 62;

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::platform::clock::rfc3339;
+use crate::platform::money::Currency;
 use crate::platform::money::format_amount;
 use tollgate_shared::Mode;
 
@@ -46,7 +47,7 @@ pub struct Draft<'a> {
     pub mode: Mode,
     pub customer_id: &'a str,
     pub subscription_id: Option<&'a str>,
-    pub currency: &'a str,
+    pub currency: Currency,
     pub reason: Reason,
     pub lines: Vec<Line>,
 }
@@ -64,7 +65,7 @@ pub struct LineView {
 }
 
 impl LineView {
-    pub fn new(line: &Line, currency: &str) -> LineView {
+    pub fn new(line: &Line, currency: Currency) -> LineView {
         LineView {
             description: line.description.clone(),
             amount: format_amount(line.amount_minor, currency),
@@ -84,7 +85,8 @@ pub struct InvoiceView {
     pub subscription_id: Option<String>,
     /// `draft`, `open`, `paid`, `uncollectible` or `void`.
     pub status: String,
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     pub total: String,
     pub reason: String,
     pub created_at: String,

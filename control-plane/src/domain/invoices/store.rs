@@ -8,6 +8,7 @@ use tollgate_shared::Mode;
 use crate::domain::invoices::model::{Draft, InvoiceView, Line, LineView};
 use crate::platform::clock::rfc3339;
 use crate::platform::db::Uow;
+use crate::platform::money::Currency;
 use crate::platform::money::format_amount;
 
 pub async fn insert_line(
@@ -183,7 +184,7 @@ pub async fn view(
     else {
         return Ok(None);
     };
-    let currency: String = r.try_get("currency")?;
+    let currency: Currency = r.try_get("currency")?;
     let lines = sql::query(
         "SELECT description, amount_minor, period_start, period_end, proration, plan_identifier
          FROM invoice_lines WHERE invoice_id = $1 ORDER BY id",
@@ -195,7 +196,7 @@ pub async fn view(
     .map(|l| {
         Ok(LineView {
             description: l.try_get("description")?,
-            amount: format_amount(l.try_get("amount_minor")?, &currency),
+            amount: format_amount(l.try_get("amount_minor")?, currency),
             period_start: l.try_get::<Option<i64>>("period_start")?.map(rfc3339),
             period_end: l.try_get::<Option<i64>>("period_end")?.map(rfc3339),
             proration: l.try_get::<i64>("proration")? != 0,
@@ -208,7 +209,7 @@ pub async fn view(
         customer_id: r.try_get("customer_id")?,
         subscription_id: r.try_get("subscription_id")?,
         status: r.try_get("status")?,
-        total: format_amount(r.try_get("total_minor")?, &currency),
+        total: format_amount(r.try_get("total_minor")?, currency),
         currency,
         reason: r.try_get("reason")?,
         created_at: rfc3339(r.try_get("created_at")?),
@@ -251,7 +252,7 @@ pub async fn list_ids(
 #[derive(Debug, Clone)]
 pub struct SummaryRow {
     pub status: String,
-    pub currency: String,
+    pub currency: Currency,
     pub total_minor: i64,
     pub reason: String,
     pub created_at: i64,
@@ -289,7 +290,7 @@ pub struct Paid {
     pub customer_id: String,
     pub subscription_id: Option<String>,
     pub status: String,
-    pub currency: String,
+    pub currency: Currency,
     pub total: i64,
     pub reason: String,
     pub created_at: i64,

@@ -5,7 +5,8 @@ use tollgate_shared::Mode;
 
 use crate::platform::db::sql::{FromRow, Row};
 use crate::platform::http::error::{DomainError, Failure};
-use crate::platform::money::{exponent, major_f64, symbol};
+use crate::platform::money::Currency;
+use crate::platform::money::{major_f64, symbol};
 use crate::platform::validate::{Invalid, invalid};
 use tollgate_shared::ErrorKind;
 
@@ -38,7 +39,7 @@ pub struct Refund {
     pub invoice_id: String,
     pub credit_note_id: String,
     pub amount_minor: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub reason: Option<String>,
     pub internal_note: Option<String>,
     pub status: String,
@@ -65,20 +66,17 @@ impl FromRow for Refund {
 
 /// `amount` (a major-unit number) in minor units of `currency`, refused when it has more
 /// decimals than the currency or is not positive.
-pub fn minor_of(field: &str, amount: f64, currency: &str) -> Result<i64, Invalid> {
+pub fn minor_of(field: &str, amount: f64, currency: Currency) -> Result<i64, Invalid> {
     if !amount.is_finite() || amount <= 0.0 {
         return Err(invalid(field, "must be a positive number"));
     }
-    let scaled = amount * 10f64.powi(exponent(currency) as i32);
+    let scaled = amount * 10f64.powi(currency.exponent() as i32);
     let rounded = scaled.round();
     // A float like 12.34 is 1233.9999…: anything within a millionth of a minor unit is exact.
     if (scaled - rounded).abs() > 1e-6 {
         return Err(invalid(
             field,
-            format!(
-                "has more decimal places than {} allows",
-                currency.to_uppercase()
-            ),
+            format!("has more decimal places than {} allows", currency.upper()),
         ));
     }
     if rounded > 1e15 {
@@ -92,7 +90,7 @@ pub fn minor_of(field: &str, amount: f64, currency: &str) -> Result<i64, Invalid
 pub fn amount_to_refund(
     units: Option<i64>,
     amount: Option<f64>,
-    currency: &str,
+    currency: Currency,
     refundable: i64,
 ) -> Result<i64, Invalid> {
     let from_amount = amount
@@ -132,7 +130,8 @@ pub struct OrderView {
     pub id: String,
     pub customer_id: String,
     pub subscription_id: Option<String>,
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     /// The invoice's total, a decimal string.
     pub total: String,
     pub amount_units: i64,
@@ -150,7 +149,8 @@ pub struct RefundView {
     pub amount_units: i64,
     /// In the currency's major unit, a number.
     pub amount: f64,
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     pub internal_note: Option<String>,
     /// Always null: the test-mode provider never fails a refund.
     pub failure_reason: Option<String>,
@@ -169,8 +169,8 @@ impl RefundView {
             id: r.id.clone(),
             reason: r.reason.clone(),
             amount_units: r.amount_minor,
-            amount: major_f64(r.amount_minor, &r.currency),
-            currency: r.currency.clone(),
+            amount: major_f64(r.amount_minor, r.currency),
+            currency: r.currency,
             internal_note: r.internal_note.clone(),
             failure_reason: None,
             status: r.status.clone(),
@@ -182,8 +182,8 @@ impl RefundView {
 }
 
 /// Kelviq's `currencySymbol`: the symbol the hosted pages write, or the upper-case code.
-pub fn currency_symbol(code: &str) -> String {
-    symbol(code).map_or_else(|| code.to_uppercase(), str::to_owned)
+pub fn currency_symbol(currency: Currency) -> String {
+    symbol(currency.as_str()).map_or_else(|| currency.upper(), str::to_owned)
 }
 
 impl DomainError for RefundError {
@@ -208,39 +208,49 @@ impl DomainError for RefundError {
 mod tests {
     use super::*;
 
+    fn c(code: &str) -> Currency {
+        Currency::parse(code).expect("a currency")
+    }
+
     #[test]
     fn amounts_in_minor_units() {
-        assert_eq!(minor_of("amount", 12.34, "usd"), Ok(1234));
-        assert_eq!(minor_of("amount", 500.0, "jpy"), Ok(500));
-        assert!(minor_of("amount", 1.001, "usd").is_err());
-        assert!(minor_of("amount", -1.0, "usd").is_err());
-        assert!(minor_of("amount", f64::NAN, "usd").is_err());
-        assert!(minor_of("amount", 1e30, "usd").is_err());
+        assert_eq!(minor_of("amount", 12.34, c("usd")), Ok(1234));
+        assert_eq!(minor_of("amount", 500.0, c("jpy")), Ok(500));
+        assert!(minor_of("amount", 1.001, c("usd")).is_err());
+        assert!(minor_of("amount", -1.0, c("usd")).is_err());
+        assert!(minor_of("amount", f64::NAN, c("usd")).is_err());
+        assert!(minor_of("amount", 1e30, c("usd")).is_err());
     }
 
     #[test]
     fn full_partial_and_too_much() {
-        assert_eq!(amount_to_refund(None, None, "usd", 4_900), Ok(4_900));
-        assert_eq!(amount_to_refund(Some(1_000), None, "usd", 4_900), Ok(1_000));
-        assert_eq!(amount_to_refund(None, Some(10.0), "usd", 4_900), Ok(1_000));
+        assert_eq!(amount_to_refund(None, None, c("usd"), 4_900), Ok(4_900));
         assert_eq!(
-            amount_to_refund(Some(1_000), Some(10.0), "usd", 4_900),
+            amount_to_refund(Some(1_000), None, c("usd"), 4_900),
             Ok(1_000)
         );
         assert_eq!(
-            amount_to_refund(Some(1_000), Some(11.0), "usd", 4_900)
+            amount_to_refund(None, Some(10.0), c("usd"), 4_900),
+            Ok(1_000)
+        );
+        assert_eq!(
+            amount_to_refund(Some(1_000), Some(10.0), c("usd"), 4_900),
+            Ok(1_000)
+        );
+        assert_eq!(
+            amount_to_refund(Some(1_000), Some(11.0), c("usd"), 4_900)
                 .unwrap_err()
                 .field,
             "amount"
         );
         assert_eq!(
-            amount_to_refund(Some(5_000), None, "usd", 4_900)
+            amount_to_refund(Some(5_000), None, c("usd"), 4_900)
                 .unwrap_err()
                 .field,
             "amountUnits"
         );
         assert_eq!(
-            amount_to_refund(Some(0), None, "usd", 4_900)
+            amount_to_refund(Some(0), None, c("usd"), 4_900)
                 .unwrap_err()
                 .field,
             "amountUnits"

@@ -22,7 +22,7 @@ pub async fn insert(uow: &mut Uow, r: &Refund) -> Result<(), sqlx::Error> {
     .bind(&r.invoice_id)
     .bind(&r.credit_note_id)
     .bind(r.amount_minor)
-    .bind(&r.currency)
+    .bind(r.currency)
     .bind(&r.reason)
     .bind(&r.internal_note)
     .bind(&r.status)

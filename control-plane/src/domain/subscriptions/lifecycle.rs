@@ -20,7 +20,7 @@ use crate::domain::invoices::model::Line;
 use crate::domain::invoices::proration::{prorate, upgrade_in_cycle};
 pub use crate::domain::subscriptions::model::Cycle;
 use crate::domain::subscriptions::model::{Status, Subscription, SubscriptionError};
-use crate::platform::money::format_amount;
+use crate::platform::money::{Currency, format_amount};
 use crate::platform::period::ChargePeriod;
 use crate::platform::schema::TextRules;
 use crate::platform::validate::{Invalid, invalid};
@@ -252,13 +252,13 @@ pub fn describe(
     plan: &str,
     quantity: i64,
     total: i64,
-    currency: &str,
+    currency: Currency,
     period: ChargePeriod,
 ) -> String {
     format!(
         "{quantity} × {plan} ({} {} / {})",
         format_amount(total, currency),
-        currency.to_uppercase(),
+        currency.upper(),
         period.recurrence()
     )
 }
@@ -271,7 +271,7 @@ pub fn full_period_line(price: &PlanPrice, quantity: i64, start: i64) -> Line {
             &price.plan,
             quantity,
             total,
-            &price.currency,
+            price.currency,
             price.charge_period,
         ),
         amount_minor: total,
@@ -403,7 +403,7 @@ fn change_now(
                     &current.plan,
                     current.quantity,
                     current.total(),
-                    &current.currency,
+                    current.currency,
                     current.period
                 )
             ),
@@ -419,7 +419,7 @@ fn change_now(
             &target.plan,
             quantity,
             new_total,
-            &target.currency,
+            target.currency,
             target.charge_period,
         );
         lines.push(Line {
@@ -749,7 +749,7 @@ mod tests {
     #[test]
     fn currencies_do_not_mix() {
         let eur = PlanPrice {
-            currency: "eur".into(),
+            currency: Currency::parse("eur").expect("a currency"),
             amount_minor: 100,
             ..pro()
         };

@@ -6,6 +6,7 @@ use tollgate_shared::Mode;
 use crate::platform::clock::{date, rfc3339};
 use crate::platform::db::sql::{FromRow, Row};
 use crate::platform::http::error::{DomainError, Failure};
+use crate::platform::money::Currency;
 use crate::platform::money::format_amount;
 use crate::platform::period::ChargePeriod;
 use crate::platform::validate::Invalid;
@@ -125,7 +126,7 @@ pub struct Subscription {
     pub period: ChargePeriod,
     /// Unit price at the time of the (last) change, in minor units of `currency`.
     pub amount: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub quantity: i64,
     pub status: Status,
     pub started_at: i64,
@@ -226,7 +227,7 @@ impl Subscription {
             group: "base".into(),
             period,
             amount,
-            currency: "usd".into(),
+            currency: Currency::USD,
             quantity: 1,
             status: Status::Active,
             started_at: start,
@@ -343,7 +344,8 @@ pub struct SubscriptionView {
     /// Unit price × quantity, a decimal string in the currency's major unit.
     pub amount: String,
     pub recurrence: String,
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     pub start_date: String,
     pub end_date: Option<String>,
     pub customer_id: String,
@@ -404,9 +406,9 @@ impl SubscriptionView {
                 name: plan_name,
                 identifier: s.plan.clone(),
             },
-            amount: format_amount(s.total(), &s.currency),
+            amount: format_amount(s.total(), s.currency),
             recurrence: s.period.recurrence().to_owned(),
-            currency: s.currency.clone(),
+            currency: s.currency,
             start_date: date(s.started_at),
             end_date: end.map(date),
             customer_id: s.customer_id.clone(),

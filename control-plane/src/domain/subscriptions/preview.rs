@@ -20,6 +20,7 @@ use crate::domain::subscriptions::lifecycle::{
 use crate::domain::subscriptions::model::{Status, Subscription};
 use crate::domain::subscriptions::renewal::renewal;
 use crate::platform::clock::rfc3339;
+use crate::platform::money::Currency;
 use crate::platform::money::{format_amount, major_f64};
 use crate::platform::validate::{Invalid, Quantity, invalid};
 use tollgate_shared::FeatureType;
@@ -74,7 +75,7 @@ pub struct NextInvoice {
 pub struct UpdatePreview {
     pub subscription_id: String,
     pub action: Action,
-    pub currency: String,
+    pub currency: Currency,
     /// The customer's time the preview was made at (a test clock's, for its customers).
     pub at: i64,
     /// When the change takes effect: now, or the period's end for a scheduled change.
@@ -188,7 +189,7 @@ pub fn preview(
     Ok(UpdatePreview {
         subscription_id: current.id.clone(),
         action,
-        currency: target.currency.clone(),
+        currency: target.currency,
         at: now,
         effective_at,
         recurring_minor,
@@ -212,7 +213,7 @@ fn changed(
     after.plan = target.plan.clone();
     after.period = target.charge_period;
     after.amount = target.amount_minor;
-    after.currency = target.currency.clone();
+    after.currency = target.currency;
     after.quantity = quantity;
     after.scheduled_plan = None;
     after.scheduled_period = None;
@@ -358,7 +359,8 @@ pub struct UpdatePreviewView {
     /// `resumed`, `quantity_changed`, `trial_changed` or `no_op`.
     #[schema(value_type = String)]
     pub action: Action,
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Currency,
     /// What each period costs after the change (major unit, a number); 0 for ONE_TIME.
     pub recurring_amount: f64,
     pub recurring_amount_units: i64,
@@ -384,7 +386,7 @@ fn invoice_view(
     total: i64,
     credit: i64,
     at: i64,
-    currency: &str,
+    currency: Currency,
 ) -> PreviewInvoice {
     let due = (total - credit).max(0);
     PreviewInvoice {
@@ -407,7 +409,7 @@ fn invoice_view(
 
 impl UpdatePreviewView {
     pub fn new(p: &UpdatePreview) -> UpdatePreviewView {
-        let c = p.currency.as_str();
+        let c = p.currency;
         let invoice = (!p.lines_now.is_empty()).then(|| {
             invoice_view(
                 &p.lines_now,
@@ -424,7 +426,7 @@ impl UpdatePreviewView {
         UpdatePreviewView {
             subscription_id: p.subscription_id.clone(),
             action: p.action,
-            currency: p.currency.clone(),
+            currency: p.currency,
             recurring_amount: major_f64(p.recurring_minor, c),
             recurring_amount_units: p.recurring_minor,
             amount_charged_immediately: major_f64(p.charged_now_minor, c),

@@ -10,6 +10,7 @@ use crate::domain::invoices::model::{Line, Reason};
 use crate::domain::subscriptions::lifecycle::describe;
 use crate::domain::subscriptions::model::{Status, Subscription};
 use crate::platform::events::EventKind;
+use crate::platform::money::Currency;
 use crate::platform::period::ChargePeriod;
 
 /// What falls due for a subscription at `at`.
@@ -77,7 +78,7 @@ pub struct Renewal {
     pub plan: String,
     pub period: ChargePeriod,
     pub amount: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub quantity: i64,
     pub anchor: i64,
     pub index: i64,
@@ -102,18 +103,8 @@ pub fn renewal(
     scheduled: Option<&PlanPrice>,
 ) -> Renewal {
     let (plan, period, amount, currency) = match scheduled {
-        Some(p) => (
-            p.plan.clone(),
-            p.charge_period,
-            p.amount_minor,
-            p.currency.clone(),
-        ),
-        None => (
-            sub.plan.clone(),
-            sub.period,
-            sub.amount,
-            sub.currency.clone(),
-        ),
+        Some(p) => (p.plan.clone(), p.charge_period, p.amount_minor, p.currency),
+        None => (sub.plan.clone(), sub.period, sub.amount, sub.currency),
     };
     // A trial was its own period, and a new charge period starts a new cycle: both anchor the
     // next cycle here. Otherwise the cycle goes on, counted from its anchor.
@@ -131,7 +122,7 @@ pub fn renewal(
     let total = amount.saturating_mul(quantity);
     Renewal {
         line: Line {
-            description: describe(&plan, quantity, total, &currency, period),
+            description: describe(&plan, quantity, total, currency, period),
             amount_minor: total,
             period_start: Some(at),
             period_end,
@@ -346,7 +337,7 @@ mod tests {
             price_id: None,
             charge_period: ChargePeriod::Yearly,
             amount_minor: 10_000,
-            currency: "usd".into(),
+            currency: Currency::USD,
         };
         let s = Subscription {
             scheduled_plan: Some("basic".into()),

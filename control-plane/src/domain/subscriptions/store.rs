@@ -11,6 +11,7 @@ use crate::platform::db::due::{DueItem, Scope, due_items};
 use crate::platform::db::sql;
 use crate::platform::db::sql::{Conn, FromRow};
 use crate::platform::db::{Backend, Uow};
+use crate::platform::money::Currency;
 use crate::platform::period::ChargePeriod;
 
 /// The plan's display name comes from the catalog (the identifier when the plan is gone).
@@ -312,7 +313,7 @@ pub async fn insert_incomplete(
     .bind(&price.group)
     .bind(price.charge_period.as_str())
     .bind(price.amount_minor)
-    .bind(&price.currency)
+    .bind(price.currency)
     .bind(quantity)
     .bind(now)
     .execute(uow.conn())
@@ -354,7 +355,7 @@ pub async fn start(uow: &mut Uow, mode: Mode, now: i64, s: Start<'_>) -> Result<
     .bind(&s.price.group)
     .bind(s.price.charge_period.as_str())
     .bind(s.price.amount_minor)
-    .bind(&s.price.currency)
+    .bind(s.price.currency)
     .bind(s.quantity)
     .bind(s.status.as_str())
     .bind(now)
@@ -579,7 +580,7 @@ pub struct Renewal<'a> {
     pub plan: &'a str,
     pub period: ChargePeriod,
     pub amount: i64,
-    pub currency: &'a str,
+    pub currency: Currency,
     pub quantity: i64,
     pub period_start: i64,
     pub period_end: Option<i64>,

@@ -206,6 +206,28 @@ impl Decode for tollgate_shared::Mode {
     }
 }
 
+impl Decode for crate::platform::money::Currency {
+    fn decode(v: &Value) -> Result<Self, String> {
+        match v {
+            Value::Text(s) => crate::platform::money::Currency::parse(s)
+                .ok_or_else(|| format!("'{s}' is not a currency")),
+            other => Err(format!("expected a currency, found {other:?}")),
+        }
+    }
+}
+
+impl From<crate::platform::money::Currency> for Value {
+    fn from(v: crate::platform::money::Currency) -> Value {
+        Value::Text(v.as_str().to_owned())
+    }
+}
+
+impl From<&crate::platform::money::Currency> for Value {
+    fn from(v: &crate::platform::money::Currency) -> Value {
+        Value::Text(v.as_str().to_owned())
+    }
+}
+
 impl Decode for crate::platform::period::ChargePeriod {
     fn decode(v: &Value) -> Result<Self, String> {
         match v {

@@ -115,11 +115,11 @@ pub async fn create_charge(
         (Some(amount), Some(code)) => {
             let currency = Currency::parse(code)
                 .ok_or_else(|| invalid("currencyCode", "must be a 3-letter ISO 4217 code"))?;
-            let minor = minor_of("customAmount", amount, currency.as_str())?;
+            let minor = minor_of("customAmount", amount, currency)?;
             if minor > MAX_AMOUNT_MINOR {
                 return Err(invalid("customAmount", "is too large").into());
             }
-            Some((minor, currency.as_str().to_owned()))
+            Some((minor, currency))
         }
     };
     let asked = feature_quantities(req.features)?;
@@ -133,7 +133,7 @@ pub async fn create_charge(
                 mode,
                 &customer_id,
                 &req.plan_identifier,
-                custom.clone(),
+                custom,
                 &asked,
             )
             .await?;

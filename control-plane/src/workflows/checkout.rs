@@ -6,6 +6,7 @@ use tollgate_shared::Mode;
 use crate::domain::catalog::store::resolve_price;
 use crate::domain::checkout::model::{CheckoutError, Session, SessionStatus};
 use crate::domain::checkout::store;
+use crate::domain::checkout::store::NewSession;
 use crate::domain::customers::store as customers;
 use crate::domain::subscriptions::lifecycle::{Action, ChangeRequest, Proration};
 use crate::domain::subscriptions::model::{Status, SubscriptionError};
@@ -15,6 +16,7 @@ use crate::payments::test_cards::TestCard;
 use crate::platform::db::Uow;
 use crate::platform::db::uow::Subject;
 use crate::platform::events::EventKind;
+use crate::platform::validate::{RedirectUrl, invalid};
 use crate::workflows::subscribe as apply;
 use crate::workflows::subscribe::ensure_free_group;
 use crate::workflows::subscribe::{PaidAtCheckout, Urls};
@@ -148,4 +150,67 @@ impl From<SubscriptionError> for CheckoutError {
             )),
         }
     }
+}
+
+/// What a checkout session is opened for.
+#[derive(Debug, Clone, Copy)]
+pub struct Open<'a> {
+    /// The customer, made if new; or, without one, the customer with `email` (made if none).
+    pub customer_id: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub plan: &'a str,
+    pub period: &'a str,
+    pub quantity: i64,
+    pub trial_days: Option<u32>,
+    pub success_url: &'a RedirectUrl,
+    pub cancel_url: Option<&'a RedirectUrl>,
+    pub offering_id: Option<&'a str>,
+    pub pricing_table_id: Option<&'a str>,
+    pub ip_address: Option<&'a str>,
+}
+
+/// Opens a checkout session for a customer's first paid plan in a group. Answers its id.
+pub async fn open(uow: &mut Uow, mode: Mode, o: &Open<'_>) -> Result<String, CheckoutError> {
+    let price = resolve_price(uow.conn(), mode, o.plan, Some(o.period))
+        .await
+        .map_err(CheckoutError::from)?;
+    if price.is_default {
+        return Err(invalid("planIdentifier", "the free default plan needs no checkout").into());
+    }
+    // Auto-create the customer from `customerId`, or find/create one by `email`.
+    let customer = match (o.customer_id, o.email) {
+        (Some(id), email) => customers::find_or_create(uow, mode, id, email).await?,
+        (None, Some(email)) => match customers::find_by_email(uow.conn(), mode, email).await? {
+            Some(c) => c,
+            None => {
+                let id = crate::platform::ids::new("cus");
+                customers::find_or_create(uow, mode, &id, Some(email)).await?
+            }
+        },
+        (None, None) => return Err(invalid("customerId", "required").into()),
+    };
+    customers::lock(uow, mode, &customer.customer_id).await?;
+    ensure_free_group(uow, mode, &customer.customer_id, &price.group).await?;
+    // In the customer's time, so a test clock drives the session's expiry too.
+    let now = customers::now_of(uow, mode, &customer.customer_id).await?;
+    let session_id = store::open_session(
+        uow,
+        now,
+        NewSession {
+            mode,
+            customer_id: &customer.customer_id,
+            plan: &price.plan,
+            period: price.charge_period.as_str(),
+            quantity: o.quantity,
+            trial_days: o.trial_days.map(i64::from),
+            success_url: o.success_url.as_str(),
+            cancel_url: o.cancel_url.map(RedirectUrl::as_str),
+            offering_id: o.offering_id,
+            pricing_table_id: o.pricing_table_id,
+            ip_address: o.ip_address,
+            subscription_id: None,
+        },
+    )
+    .await?;
+    Ok(session_id)
 }

@@ -11,12 +11,8 @@ use crate::workflows::checkout as completion;
 use crate::api::idempotency::Idem;
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
-use crate::domain::catalog::store::resolve_price;
 use crate::domain::checkout::model::{CheckoutError, checkout_url};
-use crate::domain::checkout::store;
-use crate::domain::checkout::store::NewSession;
 use crate::domain::customers::model::check_email;
-use crate::domain::customers::store as customers;
 use crate::domain::subscriptions::model::SubscriptionView;
 use crate::domain::subscriptions::store as subscriptions;
 use crate::payments::test_cards::TestCard;
@@ -25,7 +21,6 @@ use crate::platform::http::extract::{ApiJson, ApiPath};
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{CustomerId, Invalid, Quantity, RedirectUrl, TrialDays, invalid};
-use crate::workflows::subscribe::ensure_free_group;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -141,58 +136,20 @@ pub async fn create(
     Ok(state
         .writer
         .reply(claim, "create_checkout", async move |uow| {
-            let price = resolve_price(
-                uow.conn(),
-                mode,
-                &req.plan_identifier,
-                Some(&req.charge_period),
-            )
-            .await
-            .map_err(CheckoutError::from)?;
-            if price.is_default {
-                return Err(
-                    invalid("planIdentifier", "the free default plan needs no checkout").into(),
-                );
-            }
-            // Auto-create the customer from `customerId`, or find/create one by `email`.
-            let customer = match (&customer_id, &req.email) {
-                (Some(id), email) => {
-                    customers::find_or_create(uow, mode, id.as_str(), email.as_deref()).await?
-                }
-                (None, Some(email)) => {
-                    match customers::find_by_email(uow.conn(), mode, email).await? {
-                        Some(c) => c,
-                        None => {
-                            let id = crate::platform::ids::new("cus");
-                            customers::find_or_create(uow, mode, &id, Some(email)).await?
-                        }
-                    }
-                }
-                (None, None) => return Err(invalid("customerId", "required").into()),
+            let open = completion::Open {
+                customer_id: customer_id.as_ref().map(CustomerId::as_str),
+                email: req.email.as_deref(),
+                plan: &req.plan_identifier,
+                period: &req.charge_period,
+                quantity,
+                trial_days: trial_days.map(TrialDays::get),
+                success_url: &success_url,
+                cancel_url: cancel_url.as_ref(),
+                offering_id: req.offering_id.as_deref(),
+                pricing_table_id: req.pricing_table_id.as_deref(),
+                ip_address: req.ip_address.as_deref(),
             };
-            customers::lock(uow, mode, &customer.customer_id).await?;
-            ensure_free_group(uow, mode, &customer.customer_id, &price.group).await?;
-            // In the customer's time, so a test clock drives the session's expiry too.
-            let now = customers::now_of(uow, mode, &customer.customer_id).await?;
-            let session_id = store::open_session(
-                uow,
-                now,
-                NewSession {
-                    mode,
-                    customer_id: &customer.customer_id,
-                    plan: &price.plan,
-                    period: price.charge_period.as_str(),
-                    quantity,
-                    trial_days: trial_days.map(|d| i64::from(d.get())),
-                    success_url: success_url.as_str(),
-                    cancel_url: cancel_url.as_ref().map(RedirectUrl::as_str),
-                    offering_id: req.offering_id.as_deref(),
-                    pricing_table_id: req.pricing_table_id.as_deref(),
-                    ip_address: req.ip_address.as_deref(),
-                    subscription_id: None,
-                },
-            )
-            .await?;
+            let session_id = completion::open(uow, mode, &open).await?;
             Ok(Reply::created(&CheckoutCreated {
                 checkout_url: checkout_url(&public_url, &session_id),
                 checkout_session_id: session_id,

@@ -12,17 +12,14 @@ use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
 use crate::domain::customers::model::{CustomerView, NewCustomer, check_email, check_metadata};
 use crate::domain::customers::store;
-use crate::domain::subscriptions::store as subscriptions;
 use crate::domain::test_clocks::store as test_clocks;
 use crate::platform::clock::rfc3339;
-use crate::platform::db::uow::Subject;
-use crate::platform::events::EventKind;
 use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{CustomerId, check_len, invalid};
-use crate::workflows::subscribe as apply;
+use crate::workflows::customers;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -296,22 +293,7 @@ pub async fn archive(
     Ok(state
         .writer
         .reply_for(Some(&key), None, "archive_customer", async move |uow| {
-            store::lock(uow, mode, &customer_id).await?;
-            store::get(uow.conn(), mode, &customer_id).await?;
-            let now = store::now_of(uow, mode, &customer_id).await?;
-            if store::archive(uow, mode, &customer_id, now).await? {
-                // Nothing renews, retries or grants for an archived customer.
-                for sub in subscriptions::live(uow.conn(), mode, &customer_id).await? {
-                    apply::end_now(uow, &sub, now).await?;
-                }
-                uow.emit(
-                    mode,
-                    EventKind::CustomerArchived,
-                    Subject::Customer(customer_id.clone()),
-                    now,
-                );
-            }
-            let customer = store::get(uow.conn(), mode, &customer_id).await?;
+            let customer = customers::archive(uow, mode, &customer_id).await?;
             Ok(Reply::ok(&ArchiveResponse {
                 message: "Customer archived successfully.".to_owned(),
                 customer,

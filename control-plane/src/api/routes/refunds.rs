@@ -4,63 +4,25 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tollgate_shared::Mode;
 
 use crate::api::idempotency::Idem;
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
-use crate::domain::customers::store as customers;
-use crate::domain::invoices::model::{Draft, Line, Reason};
 use crate::domain::invoices::store as invoices;
-use crate::domain::invoices::store::{NewInvoice, Paid};
-use crate::domain::refunds::model::{
-    OrderView, REASONS, Refund, RefundError, RefundView, amount_to_refund, currency_symbol,
-};
+use crate::domain::invoices::store::Paid;
+use crate::domain::refunds::model::{REASONS, Refund, RefundError, RefundView, currency_symbol};
 use crate::domain::refunds::store;
 use crate::domain::refunds::store::Filter;
 use crate::platform::clock::rfc3339;
-use crate::platform::db::Uow;
-use crate::platform::db::sql::Conn;
-use crate::platform::db::uow::Subject;
-use crate::platform::events::EventKind;
 use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
-use crate::platform::ids;
-use crate::platform::money::{Currency, format_amount, major_f64};
+use crate::platform::money::{Currency, major_f64};
 use crate::platform::validate::{check_len, invalid, time_bound_opt};
+use crate::workflows::refund::{self as refunds, RefundAsk};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-/// The paid invoice `order_id` names: an invoice id, or a charge's (a subscription's) id,
-/// meaning its newest paid invoice.
-async fn order(conn: &mut Conn, mode: Mode, order_id: &str) -> Result<Paid, RefundError> {
-    let found = match invoices::get(conn, mode, order_id).await? {
-        Some(i) => Some(i),
-        None => invoices::latest_paid_of_subscription(conn, mode, order_id).await?,
-    };
-    found.ok_or_else(|| RefundError::OrderNotFound(order_id.to_owned()))
-}
-
-async fn order_view(conn: &mut Conn, i: &Paid) -> Result<OrderView, sqlx::Error> {
-    Ok(OrderView {
-        id: i.id.clone(),
-        customer_id: i.customer_id.clone(),
-        subscription_id: i.subscription_id.clone(),
-        currency: i.currency,
-        total: format_amount(i.total, i.currency),
-        amount_units: i.total,
-        refunded_units: store::refunded(conn, i.mode, &i.id).await?,
-    })
-}
-
-async fn view(conn: &mut Conn, r: &Refund) -> Result<RefundView, RefundError> {
-    let invoice = invoices::get(conn, r.mode, &r.invoice_id)
-        .await?
-        .ok_or_else(|| RefundError::OrderNotFound(r.invoice_id.clone()))?;
-    Ok(RefundView::new(r, order_view(conn, &invoice).await?))
-}
 
 /// Kelviq's refund body. Keys may also be sent in snake_case.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -125,84 +87,16 @@ pub async fn create(
     Ok(state
         .writer
         .reply(claim, "create_refund", async move |uow| {
-            let refund = refund(uow, mode, &req).await?;
-            let view = view(uow.conn(), &refund).await?;
-            uow.emit(
-                mode,
-                EventKind::RefundCreated,
-                Subject::Data(serde_json::to_value(&view).unwrap_or_default()),
-                refund.created_at,
-            );
-            Ok(Reply::created(&view))
+            let ask = RefundAsk {
+                order_id: &req.order_id,
+                amount_units: req.amount_units,
+                amount: req.amount,
+                reason: req.reason.as_deref(),
+                internal_note: req.internal_note.as_deref(),
+            };
+            Ok(Reply::created(&refunds::refund(uow, mode, &ask).await?))
         })
         .await)
-}
-
-async fn refund(uow: &mut Uow, mode: Mode, req: &RefundRequest) -> Result<Refund, RefundError> {
-    let invoice = order(uow.conn(), mode, &req.order_id).await?;
-    // Refunds of one customer's invoices queue up, so two cannot both take what is left.
-    customers::lock(uow, mode, &invoice.customer_id).await?;
-    if invoice.status != "paid" || invoice.total <= 0 || invoice.reason == "credit_note" {
-        return Err(RefundError::NotRefundable(req.order_id.clone()));
-    }
-    let refundable = invoice.total - store::refunded(uow.conn(), mode, &invoice.id).await?;
-    if refundable <= 0 {
-        return Err(RefundError::FullyRefunded(invoice.id.clone()));
-    }
-    let amount = amount_to_refund(req.amount_units, req.amount, invoice.currency, refundable)?;
-    let now = customers::now_of(uow, mode, &invoice.customer_id).await?;
-    let id = ids::new("re");
-    let credit_note = ids::new("in");
-    let draft = Draft {
-        mode,
-        customer_id: &invoice.customer_id,
-        subscription_id: invoice.subscription_id.as_deref(),
-        currency: invoice.currency,
-        reason: Reason::CreditNote,
-        lines: Vec::new(),
-    };
-    let line = Line {
-        description: format!(
-            "Refund {id} of invoice {} ({} {})",
-            invoice.id,
-            format_amount(amount, invoice.currency),
-            invoice.currency.upper()
-        ),
-        amount_minor: -amount,
-        period_start: None,
-        period_end: None,
-        proration: false,
-        plan: None,
-    };
-    invoices::insert_line(uow, &draft, Some(&credit_note), &line).await?;
-    invoices::insert(
-        uow,
-        &draft,
-        NewInvoice {
-            id: &credit_note,
-            // The money is back with the customer: the credit note is settled.
-            status: "paid",
-            total: -amount,
-            created_at: now,
-            paid_at: Some(now),
-        },
-    )
-    .await?;
-    let refund = Refund {
-        id,
-        mode,
-        customer_id: invoice.customer_id.clone(),
-        invoice_id: invoice.id.clone(),
-        credit_note_id: credit_note,
-        amount_minor: amount,
-        currency: invoice.currency,
-        reason: req.reason.clone(),
-        internal_note: req.internal_note.clone(),
-        status: "SUCCEEDED".to_owned(),
-        created_at: now,
-    };
-    store::insert(uow, &refund).await?;
-    Ok(refund)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -264,7 +158,7 @@ pub async fn list(
         store::list(&mut conn, caller.mode, filter, page.limit(), page.offset()).await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in &rows {
-        items.push(view(&mut conn, r).await?);
+        items.push(refunds::view(&mut conn, r).await?);
     }
     let base = list_url(
         &state.config.public_url,
@@ -300,7 +194,7 @@ pub async fn get(
     let refund = store::get(&mut conn, caller.mode, &id)
         .await?
         .ok_or(RefundError::NotFound(id))?;
-    Ok(Json(view(&mut conn, &refund).await?))
+    Ok(Json(refunds::view(&mut conn, &refund).await?))
 }
 
 /// Kelviq's `TransactionResponse`: a payment (`CHARGE`) or a refund (`REFUND`).

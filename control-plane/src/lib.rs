@@ -33,32 +33,11 @@
 //!   [`observe`] (health, metrics, tracing), [`openapi`], [`maintenance`] (pruning),
 //!   [`copy`] (an embedded database moved up to PostgreSQL).
 
+pub mod api;
 pub mod app;
-pub mod auth;
-pub mod billing;
-pub mod catalog;
-pub mod checkout;
-pub mod clock;
-pub mod copy;
-pub mod customers;
-pub mod db;
-pub mod dialects;
-pub mod entitlements;
-pub mod error;
-pub mod http;
-pub mod idempotency;
-pub mod ids;
-pub mod licenses;
-pub mod maintenance;
-pub mod observe;
-pub mod openapi;
-pub mod portal;
-pub mod refunds;
-pub mod settings;
-pub mod state;
-pub mod subscriptions;
-pub mod sync;
-pub mod usage;
-pub mod validate;
-pub mod webhooks;
+pub mod domain;
+pub mod payments;
+pub mod platform;
+pub mod workers;
+pub mod workflows;
 pub mod write;

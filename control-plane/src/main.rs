@@ -6,10 +6,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tollgate_control_plane::app::{Application, Config};
-use tollgate_control_plane::auth::model::BootstrapKeys;
-use tollgate_control_plane::clock::SystemClock;
-use tollgate_control_plane::db::PoolSizes;
-use tollgate_control_plane::settings::Settings;
+use tollgate_control_plane::domain::auth::model::BootstrapKeys;
+use tollgate_control_plane::platform::clock::SystemClock;
+use tollgate_control_plane::platform::db::PoolSizes;
+use tollgate_control_plane::platform::settings::Settings;
+use tollgate_shared::server::ServerArgs;
 
 /// Tollgate control plane: catalog, customers, checkout, subscriptions, and edge sync.
 #[derive(Parser, Debug)]
@@ -99,9 +100,6 @@ struct Serve {
     /// First retry delay of a failed webhook delivery, in milliseconds (later ones double).
     #[arg(long, env = "TOLLGATE_WEBHOOK_RETRY_BASE_MS", default_value_t = 5_000)]
     webhook_retry_base_ms: u64,
-    /// How long SIGTERM waits for in-flight requests, in seconds.
-    #[arg(long, env = "TOLLGATE_DRAIN_SECS", default_value_t = 10)]
-    drain_secs: u64,
     /// Read connections in the API's pool (writes have one connection of their own).
     #[arg(long, env = "TOLLGATE_READ_POOL", default_value_t = 8)]
     read_pool: u32,
@@ -138,35 +136,6 @@ struct Serve {
     /// How often pruning runs, in seconds.
     #[arg(long, env = "TOLLGATE_MAINTENANCE_SECS", default_value_t = 60)]
     maintenance_secs: u64,
-    /// Close a connection that has not sent a complete request head this long after it began
-    /// one (idle keep-alive connections included).
-    #[arg(
-        long,
-        env = "TOLLGATE_HTTP_HEADER_TIMEOUT_MS",
-        default_value_t = 10_000
-    )]
-    http_header_timeout_ms: u64,
-    /// Close a keep-alive connection with no request in flight for this long (the header
-    /// timeout applies too: the smaller one wins).
-    #[arg(long, env = "TOLLGATE_HTTP_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
-    http_idle_timeout_ms: u64,
-    /// Close the connection of a request not answered within this long (reading its body
-    /// included; a sync stream counts as answered once its headers are sent).
-    #[arg(
-        long,
-        env = "TOLLGATE_HTTP_REQUEST_TIMEOUT_MS",
-        default_value_t = 30_000
-    )]
-    http_request_timeout_ms: u64,
-    /// Connections served at once; more wait in the kernel's backlog.
-    #[arg(long, env = "TOLLGATE_MAX_CONNECTIONS", default_value_t = 10_000)]
-    max_connections: usize,
-    /// PEM certificate chain: with `--tls-key`, the control plane serves HTTPS only.
-    #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// PEM private key for `--tls-cert`.
-    #[arg(long, env = "TOLLGATE_TLS_KEY", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
     /// Accept webhook endpoint URLs that resolve to loopback, private, link-local, multicast or
     /// unspecified addresses (local development and tests only).
     #[arg(long, env = "TOLLGATE_ALLOW_PRIVATE_WEBHOOK_URLS")]
@@ -178,6 +147,8 @@ struct Serve {
     /// re-enabled with PATCH .../webhook-endpoints/{id} {"disabled": false}).
     #[arg(long, env = "TOLLGATE_WEBHOOK_BREAKER_FAILURES", default_value_t = 20)]
     webhook_breaker_failures: u32,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 /// Every request allocates a few dozen small objects (JSON, rows, strings) across threads;
@@ -195,16 +166,17 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Openapi(args) => {
             let doc = if args.edge {
-                tollgate_control_plane::openapi::edge_document()
+                tollgate_control_plane::api::openapi::edge_document()
             } else {
-                tollgate_control_plane::openapi::document()
+                tollgate_control_plane::api::router::document()
             };
             println!("{}", serde_json::to_string_pretty(&doc)?);
             Ok(())
         }
         Command::Serve(args) => serve(*args).await,
         Command::Copy(args) => {
-            let counts = tollgate_control_plane::copy::run(&args.from, &args.to).await?;
+            let counts =
+                tollgate_control_plane::platform::db::copy::run(&args.from, &args.to).await?;
             for (table, n) in counts {
                 println!("{table:24} {n}");
             }
@@ -214,7 +186,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: Serve) -> anyhow::Result<()> {
-    tollgate_control_plane::observe::install_metrics();
+    tollgate_control_plane::platform::observe::install_metrics();
     let mut settings = Settings::for_url("");
     settings.redirect_hosts = args
         .redirect_hosts
@@ -232,13 +204,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     settings.allow_private_webhook_urls = args.allow_private_webhook_urls;
     settings.max_webhook_endpoints = args.max_webhook_endpoints.max(1);
     settings.webhook_breaker_failures = args.webhook_breaker_failures.max(1);
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(
-            tollgate_shared::server::TlsConfig::from_pem_files(cert, key)
-                .context("loading --tls-cert/--tls-key")?,
-        ),
-        _ => None,
-    };
+    let tls = args.server.tls().context("loading --tls-cert/--tls-key")?;
     let args_tls = tls.is_some();
     let config = Config {
         listen: args.listen,
@@ -257,15 +223,10 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
             edge_sync: args.edge_sync_key,
         },
         settings,
-        drain: Duration::from_secs(args.drain_secs),
+        drain: args.server.drain(),
         billing_tick: Duration::from_millis(args.billing_tick_ms),
         maintenance_every: Duration::from_secs(args.maintenance_secs),
-        limits: tollgate_shared::server::ServerLimits {
-            header_read_timeout: Duration::from_millis(args.http_header_timeout_ms.max(1)),
-            idle_timeout: Duration::from_millis(args.http_idle_timeout_ms.max(1)),
-            request_timeout: Duration::from_millis(args.http_request_timeout_ms.max(1)),
-            max_connections: args.max_connections.max(1),
-        },
+        limits: args.server.limits(),
         tls,
     };
     let app = Application::build(config, Arc::new(SystemClock)).await?;

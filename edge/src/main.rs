@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use tollgate_edge::sync::{CacheConfig, SyncConfig};
 use tollgate_edge::{EdgeState, Store};
+use tollgate_shared::server::ServerArgs;
 
 /// Tollgate edge: serves entitlements from memory, fed by the control plane's sync stream.
 #[derive(Parser, Debug)]
@@ -48,40 +49,9 @@ struct Args {
     /// Rewrite the cache file at most this often while deltas arrive.
     #[arg(long, env = "TOLLGATE_EDGE_CACHE_INTERVAL_SECS", default_value_t = 30)]
     cache_interval_secs: u64,
-    /// Close a connection that has not sent a complete request head this long after it began
-    /// one (idle keep-alive connections included).
-    #[arg(
-        long,
-        env = "TOLLGATE_HTTP_HEADER_TIMEOUT_MS",
-        default_value_t = 10_000
-    )]
-    http_header_timeout_ms: u64,
-    /// Close a keep-alive connection with no request in flight for this long (the header
-    /// timeout applies too: the smaller one wins).
-    #[arg(long, env = "TOLLGATE_HTTP_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
-    http_idle_timeout_ms: u64,
-    /// Close the connection of a request not answered within this long.
-    #[arg(
-        long,
-        env = "TOLLGATE_HTTP_REQUEST_TIMEOUT_MS",
-        default_value_t = 30_000
-    )]
-    http_request_timeout_ms: u64,
-    /// Connections served at once; more wait in the kernel's backlog.
-    #[arg(long, env = "TOLLGATE_MAX_CONNECTIONS", default_value_t = 10_000)]
-    max_connections: usize,
-    /// PEM certificate chain: with `--tls-key`, the edge serves HTTPS only.
-    #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// PEM private key for `--tls-cert`.
-    #[arg(long, env = "TOLLGATE_TLS_KEY", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
     /// PEM CA certificate(s) to trust for an `https://` control plane, besides the system's.
     #[arg(long, env = "TOLLGATE_CONTROL_PLANE_CA")]
     control_plane_ca: Option<PathBuf>,
-    /// How long SIGTERM waits for in-flight requests.
-    #[arg(long, env = "TOLLGATE_DRAIN_SECS", default_value_t = 10)]
-    drain_secs: u64,
     /// Longest a read with `minVersion` waits for the edge to apply that version before it is
     /// answered with what the edge has, marked `Tollgate-Stale: true` (at most 10,000).
     #[arg(
@@ -90,7 +60,7 @@ struct Args {
         default_value_t = 1_000
     )]
     min_version_wait_ms: u64,
-    /// Reads waiting at once (OFREP bodies being read, `minVersion` waits); more get 429 with
+    /// Reads waiting for a `minVersion` at once (GET, OFREP, streams); more get 429 with
     /// `Retry-After: 1`.
     #[arg(long, env = "TOLLGATE_EDGE_MAX_PENDING_READS", default_value_t = 1_024)]
     max_pending_reads: usize,
@@ -120,6 +90,8 @@ struct Args {
     /// heartbeat intervals is dropped.
     #[arg(long, env = "TOLLGATE_EDGE_STREAM_STALL_BEATS", default_value_t = 2)]
     stream_stall_beats: u32,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[tokio::main]
@@ -135,13 +107,7 @@ async fn main() -> anyhow::Result<()> {
         .context("installing the metrics recorder")?;
     tollgate_edge::metrics::register();
 
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(
-            tollgate_shared::server::TlsConfig::from_pem_files(cert, key)
-                .context("loading --tls-cert/--tls-key")?,
-        ),
-        _ => None,
-    };
+    let tls = args.server.tls().context("loading --tls-cert/--tls-key")?;
     let store = Arc::new(Store::new(tollgate_edge::stream::StreamLimits {
         max_subscribers: args.max_streams.max(1),
         buffer: args.stream_buffer.max(1),
@@ -177,12 +143,7 @@ async fn main() -> anyhow::Result<()> {
     let client = tollgate_edge::sync::client(ca.as_deref())
         .context("building the sync client (is --control-plane-ca a PEM certificate?)")?;
     tokio::spawn(tollgate_edge::sync::run_with(store.clone(), sync, client));
-    let limits = tollgate_shared::server::ServerLimits {
-        header_read_timeout: Duration::from_millis(args.http_header_timeout_ms.max(1)),
-        idle_timeout: Duration::from_millis(args.http_idle_timeout_ms.max(1)),
-        request_timeout: Duration::from_millis(args.http_request_timeout_ms.max(1)),
-        max_connections: args.max_connections.max(1),
-    };
+    let limits = args.server.limits();
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -206,7 +167,7 @@ async fn main() -> anyhow::Result<()> {
         limits,
         tls,
         shutdown_signal(),
-        Duration::from_secs(args.drain_secs),
+        args.server.drain(),
     )
     .await?;
     Ok(())

@@ -13,15 +13,18 @@ use tollgate_shared::ErrorKind;
 use tollgate_shared::sync::Change;
 use tracing::{Instrument, debug, error, info_span, warn};
 
-use super::derive::{self, EndpointCache};
-use super::job::Job;
-use super::{Hooks, MAX_ATTEMPTS, MAX_BATCH, UNIT_TIMEOUT};
-use crate::clock::SharedClock;
-use crate::db::{Backend, Db, Uow, is_connection_lost};
-use crate::http::error::ApiError;
-use crate::http::reply::Reply;
-use crate::idempotency::store::{self as idempotency, Claimed};
-use crate::sync::changelog;
+use crate::write::derive;
+
+use crate::domain::idempotency::store as idempotency;
+use crate::domain::idempotency::store::Claimed;
+use crate::domain::sync::changelog;
+use crate::platform::clock::SharedClock;
+use crate::platform::db::{Backend, Db, Uow, is_connection_lost};
+use crate::platform::http::error::ApiError;
+use crate::platform::http::reply::Reply;
+use crate::write::derive::EndpointCache;
+use crate::write::job::Job;
+use crate::write::{Hooks, MAX_ATTEMPTS, MAX_BATCH, UNIT_TIMEOUT};
 
 /// The writers' queue, shared when there are several.
 pub(super) type SharedQueue = Arc<Mutex<mpsc::Receiver<Box<dyn Job>>>>;

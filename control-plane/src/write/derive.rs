@@ -3,20 +3,22 @@
 //! results, and write the webhook outbox — in the unit's own transaction, so none of it can
 //! exist without the change that caused it.
 
-use crate::db::Conn;
+use crate::platform::db::Conn;
 use serde_json::{Value, json};
 use tollgate_shared::sync::{Change, ModeDefaults};
 use tollgate_shared::{CustomerEntitlements, Mode};
 
-use crate::billing::invoices::store as invoices;
-use crate::clock::rfc3339;
-use crate::customers::store as customers;
-use crate::db::Uow;
-use crate::db::uow::{Event, Subject, Touch};
-use crate::entitlements::{compile, model as entitlements_model, store as entitlements};
-use crate::subscriptions::store as subscriptions;
-use crate::webhooks::model::{ENTITLEMENTS_UPDATED, new_event_id};
-use crate::webhooks::store::{self as webhooks, Listener};
+use crate::domain::customers::store as customers;
+use crate::domain::entitlements::{compile, model as entitlements_model, store as entitlements};
+use crate::domain::invoices::store as invoices;
+use crate::domain::subscriptions::store as subscriptions;
+use crate::domain::webhooks::model::new_event_id;
+use crate::domain::webhooks::store as webhooks;
+use crate::domain::webhooks::store::Listener;
+use crate::platform::clock::rfc3339;
+use crate::platform::db::Uow;
+use crate::platform::db::uow::{Event, Subject, Touch};
+use crate::platform::events::EventKind;
 
 /// Which endpoints listen to what, read once per batch (and again after a unit changed them).
 #[derive(Default)]
@@ -33,7 +35,7 @@ impl EndpointCache {
         &mut self,
         conn: &mut Conn,
         mode: Mode,
-        kind: &str,
+        kind: EventKind,
     ) -> Result<Vec<String>, sqlx::Error> {
         if self.listeners.is_none() {
             self.listeners = Some(webhooks::listeners(conn).await?);
@@ -51,7 +53,7 @@ impl EndpointCache {
         &mut self,
         conn: &mut Conn,
         mode: Mode,
-        kind: &str,
+        kind: EventKind,
     ) -> Result<bool, sqlx::Error> {
         Ok(!self.targets(conn, mode, kind).await?.is_empty())
     }
@@ -82,7 +84,7 @@ pub(super) async fn derive(
         }));
         // Its customers are recompiled after, in bounded chunks of their own (catalog::recompile),
         // so an edit never holds the write path for the whole mode.
-        crate::catalog::store::enqueue_recompile(conn, mode, &scope, now).await?;
+        crate::domain::recompiles::store::enqueue(conn, mode, &scope, now).await?;
     }
 
     for ((mode, customer_id), touch) in touched {
@@ -130,22 +132,17 @@ pub(super) async fn derive(
             // Only the next self-change time moved: nothing for edges or listeners.
             continue;
         }
-        if endpoints
-            .anyone_listens(conn, mode, ENTITLEMENTS_UPDATED)
-            .await?
-        {
-            events.push(Event {
-                mode,
-                kind: ENTITLEMENTS_UPDATED,
-                subject: Subject::Data(json!({"customerId": customer_id, "entitlements": list})),
-                at: now,
-            });
-        }
-        changes.push(Change::Customer(CustomerEntitlements {
+        publish(
+            conn,
+            endpoints,
+            &mut changes,
+            &mut events,
             mode,
             customer_id,
-            entitlements: list,
-        }));
+            list,
+            now,
+        )
+        .await?;
     }
 
     let mut queued = false;
@@ -168,12 +165,12 @@ async fn publish(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     if endpoints
-        .anyone_listens(conn, mode, ENTITLEMENTS_UPDATED)
+        .anyone_listens(conn, mode, EventKind::EntitlementsUpdated)
         .await?
     {
         events.push(Event {
             mode,
-            kind: ENTITLEMENTS_UPDATED,
+            kind: EventKind::EntitlementsUpdated,
             subject: Subject::Data(json!({"customerId": customer_id, "entitlements": list})),
             at: now,
         });
@@ -207,7 +204,8 @@ async fn outbox(
         return Ok(false);
     }
     let id = new_event_id();
-    let payload = json!({"type": event.kind, "timestamp": rfc3339(event.at), "data": data});
+    let payload =
+        json!({"type": event.kind.as_str(), "timestamp": rfc3339(event.at), "data": data});
     webhooks::insert_event(
         conn, &id, event.mode, event.kind, &payload, event.at, &targets,
     )

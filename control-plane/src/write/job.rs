@@ -3,10 +3,10 @@
 use futures_util::future::LocalBoxFuture;
 use tokio::sync::oneshot;
 
-use crate::db::Uow;
-use crate::http::error::ApiError;
-use crate::http::reply::Reply;
-use crate::idempotency::model::IdemClaim;
+use crate::domain::idempotency::model::IdemClaim;
+use crate::platform::db::Uow;
+use crate::platform::http::error::ApiError;
+use crate::platform::http::reply::Reply;
 
 /// What the writer needs of a job, whatever its closure and result type.
 pub(super) trait Job: Send {

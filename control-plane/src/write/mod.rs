@@ -28,12 +28,12 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tollgate_shared::ErrorKind;
 
-use crate::clock::SharedClock;
-use crate::db::{Backend, Db, Uow};
-use crate::http::error::ApiError;
-use crate::http::reply::Reply;
-use crate::idempotency::model::IdemClaim;
-use crate::sync::notifier::SyncNotifier;
+use crate::domain::idempotency::model::IdemClaim;
+use crate::domain::sync::notifier::SyncNotifier;
+use crate::platform::clock::SharedClock;
+use crate::platform::db::{Backend, Db, Uow};
+use crate::platform::http::error::ApiError;
+use crate::platform::http::reply::Reply;
 use job::{Job, Queued};
 
 /// At most this many units share one transaction.

@@ -6,59 +6,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// A test clock at `frozen` and a customer living on it.
-async fn clocked(api: &Api, customer: &str, frozen: &str) -> String {
-    let (status, clock) = api
-        .post("/api/v1/test-clocks/", json!({"frozenTime": frozen}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{clock}");
-    let clock_id = clock["id"].as_str().unwrap().to_owned();
-    let (status, body) = api
-        .post(
-            "/api/v1/customers/",
-            json!({"customerId": customer, "testClock": clock_id}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    clock_id
-}
-
-async fn advance(api: &Api, clock: &str, to: &str) -> Value {
-    let (status, body) = api
-        .post(
-            &format!("/api/v1/test-clocks/{clock}/advance/"),
-            json!({"frozenTime": to}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
-
-async fn card(api: &Api, customer: &str, token: &str) {
-    let (status, body) = api
-        .post(
-            &format!("/api/v1/customers/{customer}/payment-methods/"),
-            json!({"token": token}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-}
-
-async fn subscribe(api: &Api, customer: &str, plan: &str, period: &str) -> (StatusCode, Value) {
-    api.post(
-        "/api/v1/subscribe/",
-        json!({"customerId": customer, "planId": plan, "chargePeriod": period, "successUrl": "https://app.example.com/ok"}),
-    )
-    .await
-}
-
-async fn subscribe_ok(api: &Api, customer: &str, plan: &str, period: &str, action: &str) -> Value {
-    let (status, body) = subscribe(api, customer, plan, period).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["action"], action, "{body}");
-    body
-}
-
 async fn sub(api: &Api, id: &str) -> Value {
     let (status, body) = api.get(&format!("/api/v1/subscriptions/{id}/")).await;
     assert_eq!(status, StatusCode::OK, "{body}");

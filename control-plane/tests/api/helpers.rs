@@ -736,3 +736,84 @@ pub fn assert_envelope(status: StatusCode, body: &Value, context: &str) {
         "{context}: {body}"
     );
 }
+
+// ---- clocks, cards and subscriptions: what lifecycle tests set up ----------------------------
+
+/// A test clock at `frozen` and a customer living on it. Answers the clock's id.
+pub async fn clocked(api: &Api, customer: &str, frozen: &str) -> String {
+    clocked_customer(api, json!({"customerId": customer}), frozen).await
+}
+
+/// A test clock at `frozen` and a customer on it (with an email) with a card on file.
+pub async fn clocked_with_card(api: &Api, customer: &str, frozen: &str) -> String {
+    let customer_body = json!({"customerId": customer, "email": format!("{customer}@example.com")});
+    let clock = clocked_customer(api, customer_body, frozen).await;
+    card(api, customer, "pm_card_visa").await;
+    clock
+}
+
+async fn clocked_customer(api: &Api, mut customer: Value, frozen: &str) -> String {
+    let (status, clock) = api
+        .post("/api/v1/test-clocks/", json!({"frozenTime": frozen}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{clock}");
+    let clock_id = clock["id"].as_str().unwrap().to_owned();
+    customer["testClock"] = json!(clock_id);
+    let (status, body) = api.post("/api/v1/customers/", customer).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    clock_id
+}
+
+/// Moves a test clock to `to` (RFC 3339); answers what the advance ran.
+pub async fn advance(api: &Api, clock: &str, to: &str) -> Value {
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/test-clocks/{clock}/advance/"),
+            json!({"frozenTime": to}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// Puts the test card `token` (`pm_card_visa`, …) on file for `customer`.
+pub async fn card(api: &Api, customer: &str, token: &str) {
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/customers/{customer}/payment-methods/"),
+            json!({"token": token}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// PayKit's `subscribe` for `customer` to `plan` at `period` (with a success URL, for when a
+/// checkout is needed).
+pub async fn subscribe(api: &Api, customer: &str, plan: &str, period: &str) -> (StatusCode, Value) {
+    api.post(
+        "/api/v1/subscribe/",
+        json!({"customerId": customer, "planId": plan, "chargePeriod": period, "successUrl": "https://app.example.com/ok"}),
+    )
+    .await
+}
+
+/// [`subscribe`], which must answer 200 with `action`.
+pub async fn subscribe_ok(
+    api: &Api,
+    customer: &str,
+    plan: &str,
+    period: &str,
+    action: &str,
+) -> Value {
+    let (status, body) = subscribe(api, customer, plan, period).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["action"], action, "{body}");
+    body
+}
+
+/// Subscribes `customer` (card on file) to `plan`; answers the subscription id.
+pub async fn subscribed(api: &Api, customer: &str, plan: &str, period: &str) -> String {
+    let (status, body) = subscribe(api, customer, plan, period).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["subscription"]["id"].as_str().unwrap().to_owned()
+}

@@ -6,52 +6,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// A test clock at `frozen` and a customer on it with a card on file.
-pub async fn clocked_with_card(api: &Api, customer: &str, frozen: &str) -> String {
-    let (status, clock) = api
-        .post("/api/v1/test-clocks/", json!({"frozenTime": frozen}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{clock}");
-    let clock_id = clock["id"].as_str().unwrap().to_owned();
-    let (status, body) = api
-        .post(
-            "/api/v1/customers/",
-            json!({"customerId": customer, "email": format!("{customer}@example.com"), "testClock": clock_id}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = api
-        .post(
-            &format!("/api/v1/customers/{customer}/payment-methods/"),
-            json!({"token": "pm_card_visa"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    clock_id
-}
-
-pub async fn advance(api: &Api, clock: &str, to: &str) {
-    let (status, body) = api
-        .post(
-            &format!("/api/v1/test-clocks/{clock}/advance/"),
-            json!({"frozenTime": to}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-}
-
-/// Subscribes `customer` (card on file) to `plan`; returns the subscription id.
-pub async fn subscribed(api: &Api, customer: &str, plan: &str, period: &str) -> String {
-    let (status, body) = api
-        .post(
-            "/api/v1/subscribe/",
-            json!({"customerId": customer, "planId": plan, "chargePeriod": period}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["subscription"]["id"].as_str().unwrap().to_owned()
-}
-
 both! {
     async fn preview_equals_the_real_updates_invoice(db: Db) {
         let cp = ControlPlane::start_on(db);

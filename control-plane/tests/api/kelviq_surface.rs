@@ -7,18 +7,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::helpers::*;
-use crate::kelviq::{advance, clocked_with_card, subscribed};
 use crate::webhooks::{start_receiver, types};
-
-async fn card(api: &Api, customer: &str) {
-    let (status, body) = api
-        .post(
-            &format!("/api/v1/customers/{customer}/payment-methods/"),
-            json!({"token": "pm_card_visa"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-}
 
 both! {
     async fn archived_customers_leave_lists_keep_history_and_fall_back_to_defaults(db: Db) {
@@ -27,7 +16,7 @@ both! {
         let edge = cp.edge();
         api.create_customer("arch-1").await;
         api.create_customer("arch-2").await;
-        card(&api, "arch-1").await;
+        card(&api, "arch-1", "pm_card_visa").await;
         let sub = subscribed(&api, "arch-1", "pro", "MONTHLY").await;
         edge.wait_ready().await;
         wait_until("pro at the edge", || async {
@@ -111,7 +100,7 @@ both! {
         assert_eq!(status, StatusCode::CREATED, "{plan}");
         assert_eq!(plan["licenseActivationLimit"], 2);
         api.create_customer("lic-1").await;
-        card(&api, "lic-1").await;
+        card(&api, "lic-1", "pm_card_visa").await;
         let (status, sub) = api
             .post("/api/v1/subscriptions/create/", json!({"plan_identifier": "desktop", "charge_period": "MONTHLY", "customer_id": "lic-1"}))
             .await;

@@ -1,0 +1,68 @@
+//! The hosted pages' stylesheet and icon, compiled into the binary.
+
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::state::AppState;
+
+/// Where the pages' stylesheet is served.
+pub const STYLESHEET_PATH: &str = "/hosted/style.css";
+
+const STYLESHEET: &str = include_str!("../../../templates/hosted.css");
+
+/// Where the pages' icon is served (without one, browsers ask for `/favicon.ico` and log the
+/// 404 as an error).
+pub const ICON_PATH: &str = "/hosted/icon.svg";
+
+const ICON: &str = include_str!("../../../templates/icon.svg");
+
+/// The hosted pages' stylesheet.
+///
+/// The only style the pages' policy allows (`style-src 'self'`).
+#[utoipa::path(
+    get,
+    path = "/hosted/style.css",
+    tag = "operations",
+    operation_id = "hostedStylesheet",
+    security(()),
+    responses((status = 200, description = "The stylesheet", body = String, content_type = "text/css"))
+)]
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+/// The hosted pages' icon.
+#[utoipa::path(
+    get,
+    path = "/hosted/icon.svg",
+    tag = "operations",
+    operation_id = "hostedIcon",
+    security(()),
+    responses((status = 200, description = "The icon", body = String, content_type = "image/svg+xml"))
+)]
+pub async fn icon() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "image/svg+xml"),
+            (CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        ICON,
+    )
+        .into_response()
+}
+
+/// The assets' routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(stylesheet))
+        .routes(routes!(icon))
+}

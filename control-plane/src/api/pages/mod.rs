@@ -1,0 +1,4 @@
+//! TODO
+pub mod assets;
+pub mod checkout;
+pub mod portal;

@@ -1,0 +1,15 @@
+//! TODO
+pub mod api_keys;
+pub mod catalog;
+pub mod checkout;
+pub mod customers;
+pub mod invoices;
+pub mod licenses;
+pub mod ops;
+pub mod portal;
+pub mod refunds;
+pub mod subscriptions;
+pub mod sync;
+pub mod test_clocks;
+pub mod usage;
+pub mod webhooks;

@@ -1,0 +1,98 @@
+//! The `refunds` table: every statement on it.
+
+use tollgate_shared::Mode;
+
+use crate::domain::refunds::model::Refund;
+use crate::platform::db::Uow;
+use crate::platform::db::sql;
+use crate::platform::db::sql::Conn;
+
+const COLUMNS: &str =
+    "id, mode, customer_id, invoice_id, credit_note_id, amount_minor, currency, reason,
+    internal_note, status, created_at";
+
+pub async fn insert(uow: &mut Uow, r: &Refund) -> Result<(), sqlx::Error> {
+    sql::query(
+        "INSERT INTO refunds (id, mode, customer_id, invoice_id, credit_note_id, amount_minor, currency, reason,
+           internal_note, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&r.id)
+    .bind(r.mode.as_str())
+    .bind(&r.customer_id)
+    .bind(&r.invoice_id)
+    .bind(&r.credit_note_id)
+    .bind(r.amount_minor)
+    .bind(r.currency)
+    .bind(&r.reason)
+    .bind(&r.internal_note)
+    .bind(&r.status)
+    .bind(r.created_at)
+    .execute(uow.conn())
+    .await?;
+    Ok(())
+}
+
+/// What has been refunded of an invoice so far, in minor units.
+pub async fn refunded(conn: &mut Conn, mode: Mode, invoice_id: &str) -> Result<i64, sqlx::Error> {
+    sql::query(
+        "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM refunds WHERE mode = $1 AND invoice_id = $2",
+    )
+    .bind(mode.as_str())
+    .bind(invoice_id)
+    .scalar(conn)
+    .await
+}
+
+pub async fn get(conn: &mut Conn, mode: Mode, id: &str) -> Result<Option<Refund>, sqlx::Error> {
+    sql::query(format!(
+        "SELECT {COLUMNS} FROM refunds WHERE mode = $1 AND id = $2"
+    ))
+    .bind(mode.as_str())
+    .bind(id)
+    .fetch_optional_as(conn)
+    .await
+}
+
+/// Filters of the refunds list (and of refunds in the transactions list).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Filter<'a> {
+    /// Matches the refund's id, its invoice or its customer exactly.
+    pub search: Option<&'a str>,
+    pub status: Option<&'a str>,
+    /// `[from, to)` on the creation time.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+/// Refunds newest first: the first `limit` after `offset`, and how many match in all.
+pub async fn list(
+    conn: &mut Conn,
+    mode: Mode,
+    f: Filter<'_>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Refund>, i64), sqlx::Error> {
+    let filter = "mode = $1 AND ($2 IS NULL OR id = $2 OR invoice_id = $2 OR customer_id = $2)
+        AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at < $5)";
+    let count: i64 = sql::query(format!("SELECT COUNT(*) FROM refunds WHERE {filter}"))
+        .bind(mode.as_str())
+        .bind(f.search)
+        .bind(f.status)
+        .bind(f.from)
+        .bind(f.to)
+        .scalar(&mut *conn)
+        .await?;
+    let rows = sql::query(format!(
+        "SELECT {COLUMNS} FROM refunds WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7"
+    ))
+    .bind(mode.as_str())
+    .bind(f.search)
+    .bind(f.status)
+    .bind(f.from)
+    .bind(f.to)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all_as(conn)
+    .await?;
+    Ok((rows, count))
+}

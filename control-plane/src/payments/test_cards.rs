@@ -1,0 +1,201 @@
+//! The test-mode payment provider. Card numbers and payment-method tokens behave like Stripe's
+//! test cards (SPEC §5); live mode has no provider configured and declines everything.
+
+use std::collections::HashMap;
+
+use tollgate_shared::Mode;
+
+use crate::domain::payments::model::{Decline, Payment};
+use crate::platform::schema::TextRules;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestCard {
+    /// `pm_card_visa` / 4242 4242 4242 4242: every charge succeeds.
+    Visa,
+    /// `pm_card_chargeDeclined` / 4000 0000 0000 0002: declined at checkout.
+    Declined,
+    /// `pm_card_chargeCustomerFail` / 4000 0000 0000 0341: attaches, every later charge fails.
+    FailsLater,
+}
+
+impl TestCard {
+    pub fn from_token(token: &str) -> Option<TestCard> {
+        match token {
+            "pm_card_visa" => Some(TestCard::Visa),
+            "pm_card_chargeDeclined" => Some(TestCard::Declined),
+            "pm_card_chargeCustomerFail" => Some(TestCard::FailsLater),
+            _ => None,
+        }
+    }
+
+    pub fn from_number(number: &str) -> Option<TestCard> {
+        let digits: String = number
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect();
+        match digits.as_str() {
+            "4242424242424242" => Some(TestCard::Visa),
+            "4000000000000002" => Some(TestCard::Declined),
+            "4000000000000341" => Some(TestCard::FailsLater),
+            _ => None,
+        }
+    }
+
+    pub fn last4(self) -> &'static str {
+        match self {
+            TestCard::Visa => "4242",
+            TestCard::Declined => "0002",
+            TestCard::FailsLater => "0341",
+        }
+    }
+
+    /// Stored with the payment method so later charges (renewals) know how to behave.
+    pub fn behaviour(self) -> &'static str {
+        match self {
+            TestCard::FailsLater => "fails_later",
+            _ => "succeeds",
+        }
+    }
+}
+
+impl TestCard {
+    /// A test payment-method token.
+    pub const TOKEN_RULES: TextRules = TextRules {
+        marker: "test-payment-method",
+        min_length: None,
+        max_length: None,
+        pattern: Some(r"^(pm_card_visa|pm_card_chargeDeclined|pm_card_chargeCustomerFail)$"),
+    };
+    /// A card number as a person types it ([`read_card`] reads it).
+    pub const NUMBER_RULES: TextRules = TextRules {
+        marker: "card-number",
+        min_length: None,
+        max_length: None,
+        pattern: Some(r"^[0-9 ]{12,30}$"),
+    };
+    /// `MM/YY` or `MM/YYYY`.
+    pub const EXPIRY_RULES: TextRules = TextRules {
+        marker: "card-expiry",
+        min_length: None,
+        max_length: None,
+        pattern: Some(r"^ *(0[1-9]|1[0-2]) */ *([0-9]{2}|[0-9]{4}) *$"),
+    };
+    pub const CVC_RULES: TextRules = TextRules {
+        marker: "card-cvc",
+        min_length: None,
+        max_length: None,
+        pattern: Some(r"^[0-9]{3,4}$"),
+    };
+}
+
+/// A later (off-session) charge against the card on file, whose stored behaviour is `card`
+/// (`succeeds` / `fails_later`), or `None` without one.
+pub fn charge_off_session(mode: Mode, card: Option<&str>, amount: i64) -> Payment {
+    if amount <= 0 {
+        return Payment::Paid;
+    }
+    if mode == Mode::Live {
+        return Payment::Failed(Decline::NoLiveProvider);
+    }
+    match card {
+        Some("succeeds") => Payment::Paid,
+        Some(_) => Payment::Failed(Decline::CardDeclined),
+        None => Payment::Failed(Decline::NoPaymentMethod),
+    }
+}
+
+/// The first charge, made at checkout.
+pub fn charge_at_checkout(mode: Mode, card: Option<TestCard>) -> Result<TestCard, Decline> {
+    verify_card(mode, card)
+}
+
+/// Whether `card` may go on file: what the provider checks before it accepts a card, at
+/// checkout or when a customer replaces theirs in the portal (Stripe refuses a card that
+/// declines when it is set up, as it refuses it at payment).
+pub fn verify_card(mode: Mode, card: Option<TestCard>) -> Result<TestCard, Decline> {
+    if mode == Mode::Live {
+        return Err(Decline::NoLiveProvider);
+    }
+    match card {
+        None => Err(Decline::UnknownCard),
+        Some(TestCard::Declined) => Err(Decline::CardDeclined),
+        Some(card) => Ok(card),
+    }
+}
+
+/// Checks what a person typed into a card form (the checkout page, the portal's "replace
+/// card") before anything is charged or stored; `Err` is shown on the page.
+pub fn read_card(
+    form: &HashMap<String, String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<TestCard>, &'static str> {
+    let number: String = form
+        .get("card_number")
+        .map(String::as_str)
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    if !(12..=19).contains(&number.len()) || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("Your card number is incomplete.");
+    }
+    let expiry = form
+        .get("expiry")
+        .map(String::as_str)
+        .unwrap_or("")
+        .replace(' ', "");
+    let (mm, yy) = expiry
+        .split_once('/')
+        .ok_or("Your card's expiry date is incomplete.")?;
+    let month: u32 = mm
+        .parse()
+        .map_err(|_| "Your card's expiry date is incomplete.")?;
+    let year: i32 = yy
+        .parse()
+        .map_err(|_| "Your card's expiry date is incomplete.")?;
+    let year = if year < 100 { 2000 + year } else { year };
+    if !(1..=12).contains(&month) {
+        return Err("Your card's expiry month is invalid.");
+    }
+    use chrono::Datelike;
+    if (year, month) < (now.year(), now.month()) {
+        return Err("Your card's expiry date is in the past.");
+    }
+    let cvc = form.get("cvc").map(String::as_str).unwrap_or("");
+    if !(3..=4).contains(&cvc.len()) || !cvc.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("Your card's security code is incomplete.");
+    }
+    Ok(TestCard::from_number(&number))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_cards_behave_like_stripes() {
+        assert_eq!(
+            charge_at_checkout(Mode::Test, TestCard::from_number("4242 4242 4242 4242")),
+            Ok(TestCard::Visa)
+        );
+        assert_eq!(
+            charge_at_checkout(Mode::Test, TestCard::from_token("pm_card_chargeDeclined")),
+            Err(Decline::CardDeclined)
+        );
+        assert_eq!(
+            charge_at_checkout(
+                Mode::Test,
+                TestCard::from_token("pm_card_chargeCustomerFail")
+            ),
+            Ok(TestCard::FailsLater)
+        );
+        assert_eq!(
+            charge_at_checkout(Mode::Test, TestCard::from_number("1234")),
+            Err(Decline::UnknownCard)
+        );
+        assert_eq!(
+            charge_at_checkout(Mode::Live, Some(TestCard::Visa)),
+            Err(Decline::NoLiveProvider)
+        );
+    }
+}

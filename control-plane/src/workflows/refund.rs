@@ -1,0 +1,140 @@
+//! Refunds: a credit note against a paid invoice, and the views refunds are read in.
+
+use tollgate_shared::Mode;
+
+use crate::domain::customers::store as customers;
+use crate::domain::invoices::model::{Draft, Line, Reason};
+use crate::domain::invoices::store as invoices;
+use crate::domain::invoices::store::{NewInvoice, Paid};
+use crate::domain::refunds::model::{OrderView, Refund, RefundError, RefundView, amount_to_refund};
+use crate::domain::refunds::store;
+use crate::platform::db::Uow;
+use crate::platform::db::sql::Conn;
+use crate::platform::db::uow::Subject;
+use crate::platform::events::EventKind;
+use crate::platform::ids;
+use crate::platform::money::format_amount;
+
+/// What a caller asks to refund, validated for shape by the route.
+#[derive(Debug, Clone, Copy)]
+pub struct RefundAsk<'a> {
+    pub order_id: &'a str,
+    pub amount_units: Option<i64>,
+    pub amount: Option<f64>,
+    pub reason: Option<&'a str>,
+    pub internal_note: Option<&'a str>,
+}
+
+/// Refunds a paid invoice (or a charge's newest paid invoice), wholly or in part, as a credit
+/// note: never more than was charged and not yet refunded. Records `refund.created`.
+pub async fn refund(
+    uow: &mut Uow,
+    mode: Mode,
+    req: &RefundAsk<'_>,
+) -> Result<RefundView, RefundError> {
+    let refund = record(uow, mode, req).await?;
+    let view = view(uow.conn(), &refund).await?;
+    uow.emit(
+        mode,
+        EventKind::RefundCreated,
+        Subject::Data(serde_json::to_value(&view).unwrap_or_default()),
+        refund.created_at,
+    );
+    Ok(view)
+}
+
+async fn record(uow: &mut Uow, mode: Mode, req: &RefundAsk<'_>) -> Result<Refund, RefundError> {
+    let invoice = order(uow.conn(), mode, req.order_id).await?;
+    // Refunds of one customer's invoices queue up, so two cannot both take what is left.
+    customers::lock(uow, mode, &invoice.customer_id).await?;
+    if invoice.status != "paid" || invoice.total <= 0 || invoice.reason == "credit_note" {
+        return Err(RefundError::NotRefundable(req.order_id.to_owned()));
+    }
+    let refundable = invoice.total - store::refunded(uow.conn(), mode, &invoice.id).await?;
+    if refundable <= 0 {
+        return Err(RefundError::FullyRefunded(invoice.id.clone()));
+    }
+    let amount = amount_to_refund(req.amount_units, req.amount, invoice.currency, refundable)?;
+    let now = customers::now_of(uow, mode, &invoice.customer_id).await?;
+    let id = ids::new("re");
+    let credit_note = ids::new("in");
+    let draft = Draft {
+        mode,
+        customer_id: &invoice.customer_id,
+        subscription_id: invoice.subscription_id.as_deref(),
+        currency: invoice.currency,
+        reason: Reason::CreditNote,
+        lines: Vec::new(),
+    };
+    let line = Line {
+        description: format!(
+            "Refund {id} of invoice {} ({} {})",
+            invoice.id,
+            format_amount(amount, invoice.currency),
+            invoice.currency.upper()
+        ),
+        amount_minor: -amount,
+        period_start: None,
+        period_end: None,
+        proration: false,
+        plan: None,
+    };
+    invoices::insert_line(uow, &draft, Some(&credit_note), &line).await?;
+    invoices::insert(
+        uow,
+        &draft,
+        NewInvoice {
+            id: &credit_note,
+            // The money is back with the customer: the credit note is settled.
+            status: "paid",
+            total: -amount,
+            created_at: now,
+            paid_at: Some(now),
+        },
+    )
+    .await?;
+    let refund = Refund {
+        id,
+        mode,
+        customer_id: invoice.customer_id.clone(),
+        invoice_id: invoice.id.clone(),
+        credit_note_id: credit_note,
+        amount_minor: amount,
+        currency: invoice.currency,
+        reason: req.reason.map(str::to_owned),
+        internal_note: req.internal_note.map(str::to_owned),
+        status: "SUCCEEDED".to_owned(),
+        created_at: now,
+    };
+    store::insert(uow, &refund).await?;
+    Ok(refund)
+}
+
+/// The paid invoice `order_id` names: an invoice id, or a charge's (a subscription's) id,
+/// meaning its newest paid invoice.
+async fn order(conn: &mut Conn, mode: Mode, order_id: &str) -> Result<Paid, RefundError> {
+    let found = match invoices::get(conn, mode, order_id).await? {
+        Some(i) => Some(i),
+        None => invoices::latest_paid_of_subscription(conn, mode, order_id).await?,
+    };
+    found.ok_or_else(|| RefundError::OrderNotFound(order_id.to_owned()))
+}
+
+async fn order_view(conn: &mut Conn, i: &Paid) -> Result<OrderView, sqlx::Error> {
+    Ok(OrderView {
+        id: i.id.clone(),
+        customer_id: i.customer_id.clone(),
+        subscription_id: i.subscription_id.clone(),
+        currency: i.currency,
+        total: format_amount(i.total, i.currency),
+        amount_units: i.total,
+        refunded_units: store::refunded(conn, i.mode, &i.id).await?,
+    })
+}
+
+pub async fn view(conn: &mut Conn, r: &Refund) -> Result<RefundView, RefundError> {
+    let invoice = invoices::get(conn, r.mode, &r.invoice_id)
+        .await?
+        .ok_or_else(|| RefundError::OrderNotFound(r.invoice_id.clone()))?;
+    Ok(RefundView::new(r, order_view(conn, &invoice).await?))
+}

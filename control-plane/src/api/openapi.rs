@@ -98,7 +98,7 @@ pub struct EdgeApiDoc;
 
 /// Completes the control plane's document once every route's operation is in it: the
 /// security schemes, the edge's paths, the responses middleware adds, distinct operation ids,
-/// and the [`Constraints`] attributes cannot state.
+/// and the constraints attributes cannot state.
 pub fn finish(mut doc: utoipa::openapi::OpenApi) -> serde_json::Value {
     for modifier in [
         &SecuritySchemes as &dyn Modify,

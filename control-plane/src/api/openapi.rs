@@ -18,7 +18,7 @@ use crate::payments::test_cards::TestCard;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::money::Currency;
 use crate::platform::period;
-use crate::platform::schema::{NON_BLANK, TextRules};
+use crate::platform::schema::{CrossFieldRules, NON_BLANK, TextRules};
 use crate::platform::validate::{CustomerId, DATE_OR_TIME, RedirectUrl};
 
 /// Request bodies above this are refused with 413 (the default of `--body-limit-bytes`).
@@ -98,7 +98,7 @@ pub struct EdgeApiDoc;
 
 /// Completes the control plane's document once every route's operation is in it: the
 /// security schemes, the edge's paths, the responses middleware adds, distinct operation ids,
-/// and the [`Constraints`] attributes cannot state.
+/// and the constraints attributes cannot state.
 pub fn finish(mut doc: utoipa::openapi::OpenApi) -> serde_json::Value {
     for modifier in [
         &SecuritySchemes as &dyn Modify,
@@ -439,136 +439,39 @@ impl Modify for DistinctOperationIds {
     }
 }
 
-/// Constraints that attributes cannot state: "one of these fields is required", values taken
-/// from the code's own lists (event types), alternatives of formats. Applied to the document as
-/// JSON, so the schema says exactly what the handlers check (schemathesis holds us to it).
+/// Constraints that attributes cannot state, which each request type declares beside itself
+/// ([`CrossFieldRules`]): "one of these fields is required", values taken from the code's own
+/// lists (event types), alternatives of formats. Applied to the document as JSON under each
+/// type's schema name, so the schema says exactly what the handlers check (schemathesis holds
+/// us to it).
 struct Constraints;
 
 impl Constraints {
     /// `(schema, JSON Pointer inside it, value merged in there)`.
-    fn patches() -> Vec<(&'static str, &'static str, serde_json::Value)> {
-        use serde_json::json;
-        let mut events: Vec<&str> = crate::platform::events::EventKind::ALL
-            .map(crate::platform::events::EventKind::as_str)
-            .to_vec();
-        events.push("*");
-        let ip = json!({"anyOf": [
-            {"type": "string", "format": "ipv4"},
-            {"type": "string", "format": "ipv6"},
-            {"type": "null"}
-        ]});
-        vec![
-            (
-                "CreateCheckout",
-                "",
-                json!({"anyOf": [
-                    {"required": ["customerId"], "properties": {"customerId": {"type": "string"}}},
-                    {"required": ["email"], "properties": {"email": {"type": "string"}}}
-                ]}),
-            ),
-            ("CreateCheckout", "/properties/ipAddress", ip),
-            (
-                "CreateEndpoint",
-                "/properties/events/items",
-                json!({"enum": events}),
-            ),
-            // Metadata-like objects: at most 50 keys (and 8 KiB, which a schema cannot say).
-            (
-                "CreateCustomer",
-                "/properties/metadata/maxProperties",
-                json!(50),
-            ),
-            (
-                "UpdateCustomer",
-                "/properties/metadata/maxProperties",
-                json!(50),
-            ),
-            (
-                "KelviqEventRequest",
-                "/properties/properties/maxProperties",
-                json!(50),
-            ),
-            (
-                "ActivateRequest",
-                "/properties/metadata/maxProperties",
-                json!(50),
-            ),
-            // A custom amount comes with its currency, and only with it (null reads as absent).
-            (
-                "ChargeRequest",
-                "/properties/customAmount/type",
-                json!("number"),
-            ),
-            (
-                "ChargeRequest",
-                "/properties/currencyCode/type",
-                json!("string"),
-            ),
-            (
-                "ChargeRequest",
-                "/dependentRequired",
-                json!({"customAmount": ["currencyCode"], "currencyCode": ["customAmount"]}),
-            ),
-            // SPECIFIC_DATE needs its date.
-            (
-                "CancelRequest",
-                "/if",
-                json!({"properties": {"cancellationType": {"const": "SPECIFIC_DATE"}},
-                       "required": ["cancellationType"]}),
-            ),
-            (
-                "CancelRequest",
-                "/then",
-                json!({"required": ["cancellationDate"],
-                       "properties": {"cancellationDate": {"type": "string"}}}),
-            ),
-            // Feature quantities set the subscription's quantity, so they must agree with each
-            // other and with `quantity`: documented as one or the other, one feature (several
-            // that agree are accepted too).
-            (
-                "UpdateRequest",
-                "/not",
-                json!({"required": ["quantity", "features"]}),
-            ),
-            ("UpdateRequest", "/properties/features/maxItems", json!(1)),
-            (
-                "PreviewRequest",
-                "/not",
-                json!({"required": ["quantity", "features"]}),
-            ),
-            ("PreviewRequest", "/properties/features/maxItems", json!(1)),
-            (
-                "UpdateRequest",
-                "/properties/probationBehaviour/pattern",
-                json!("^(IMMEDIATE_CHARGE|PRORATE_NEXT_INVOICE|NO_PRORATION)$"),
-            ),
-            // Exactly one of a delta and an absolute value (null reads as absent).
-            (
-                "UsageRequest",
-                "/oneOf",
-                json!([
-                    {"required": ["quantity"], "properties": {"quantity": {"type": "integer"}}},
-                    {"required": ["set"], "properties": {"set": {"type": "integer"}}}
-                ]),
-            ),
-            // Required, but read leniently (4geeks' own messages for a missing field).
-            (
-                "FourGeeksCreateRequest",
-                "/required",
-                json!(["planId", "returnUrl"]),
-            ),
-            // `planId` is accepted as an alias.
-            (
-                "SubscribeRequest",
-                "/required",
-                json!(["customerId", "planIdentifier"]),
-            ),
-            (
-                "SubscribeRequest",
-                "/properties/planIdentifier/type",
-                json!("string"),
-            ),
-        ]
+    fn patches() -> Vec<(String, &'static str, serde_json::Value)> {
+        fn of<T: CrossFieldRules>(out: &mut Vec<(String, &'static str, serde_json::Value)>) {
+            let name = T::name().into_owned();
+            for (pointer, value) in T::cross_field_rules() {
+                out.push((name.clone(), pointer, value));
+            }
+        }
+        use crate::api::dialects::{fourgeeks, kelviq, paykit};
+        use crate::api::routes::{checkout, customers, licenses, usage, webhooks};
+        let mut out = Vec::new();
+        of::<checkout::CreateCheckout>(&mut out);
+        of::<webhooks::CreateEndpoint>(&mut out);
+        of::<customers::CreateCustomer>(&mut out);
+        of::<customers::UpdateCustomer>(&mut out);
+        of::<kelviq::reporting::KelviqEventRequest>(&mut out);
+        of::<licenses::ActivateRequest>(&mut out);
+        of::<kelviq::charges::ChargeRequest>(&mut out);
+        of::<kelviq::cancel::CancelRequest>(&mut out);
+        of::<kelviq::changes::UpdateRequest>(&mut out);
+        of::<kelviq::changes::PreviewRequest>(&mut out);
+        of::<usage::UsageRequest>(&mut out);
+        of::<fourgeeks::CreateRequest>(&mut out);
+        of::<paykit::SubscribeRequest>(&mut out);
+        out
     }
 }
 
@@ -576,7 +479,7 @@ impl Constraints {
     fn apply(doc: utoipa::openapi::OpenApi) -> serde_json::Value {
         let mut value = serde_json::to_value(doc).unwrap_or_default();
         // Replacing a plan takes its identifier from the path: its body is the plan without one.
-        if let Some(plan) = value.pointer("/components/schemas/PlanInput").cloned()
+        if let Some(plan) = value.pointer(&format!("/components/schemas/{}", <crate::domain::catalog::model::PlanInput as ToSchema>::name())).cloned()
             && let Some(put) = value.pointer_mut("/paths/~1api~1v1~1plans~1{identifier}/put/requestBody/content/application~1json/schema")
         {
             let mut replacement = plan;
@@ -596,7 +499,7 @@ impl Constraints {
         };
         for (schema, pointer, patch) in Self::patches() {
             // The edge's document has only some of the schemas.
-            let Some(root) = schemas.get_mut(schema) else {
+            let Some(root) = schemas.get_mut(&schema) else {
                 continue;
             };
             // A missing last key (e.g. `required`) is added to its parent.

@@ -4,10 +4,10 @@
 //! are two views of these lists, so they cannot drift apart.
 //!
 //! Three groups, by what wraps them:
-//! * [`json_api`] — `/api/v1/…` and 4geeks' `/v1/…`, behind the idempotency middleware;
-//! * [`hosted_pages`] — checkout and portal pages and their assets, with the pages' security
+//! * `json_api` — `/api/v1/…` and 4geeks' `/v1/…`, behind the idempotency middleware;
+//! * `hosted_pages` — checkout and portal pages and their assets, with the pages' security
 //!   headers on every answer;
-//! * [`operations`] — the sync stream, health, readiness, metrics and `/openapi.json`.
+//! * `operations` — the sync stream, health, readiness, metrics and `/openapi.json`.
 
 use std::sync::OnceLock;
 

@@ -32,7 +32,7 @@ impl std::ops::Deref for AppState {
 }
 
 pub struct AppInner {
-    /// Reads (read-only connections). Writes go through [`AppState::writer`].
+    /// Reads (read-only connections). Writes go through `writer`.
     pub db: Db,
     pub writer: Writer,
     pub clock: SharedClock,

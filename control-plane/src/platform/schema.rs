@@ -27,3 +27,11 @@ pub const NON_BLANK: TextRules = TextRules {
 
 /// No C0 or C1 control character anywhere (and at least one character).
 pub const NO_CONTROL_CHARACTERS: &str = r"^[^\u0000-\u001f\u007f-\u009f]+$";
+
+/// Rules a request type states beyond what its derive can (one field or another, a field that
+/// needs another, a value from the code's own list): `(JSON Pointer inside the type's schema,
+/// value merged in there)`. Implemented beside the type; `api::openapi` applies them under the
+/// type's schema name, so no rule is keyed by a hand-written name.
+pub trait CrossFieldRules: utoipa::ToSchema {
+    fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)>;
+}

@@ -12,10 +12,10 @@
 //!
 //! **Circuit breaker.** After `--webhook-breaker-failures` consecutive failed attempts an
 //! endpoint's circuit opens: nothing more is sent to it (new events still queue, and expire after
-//! [`crate::webhooks::store::PENDING_MAX_AGE_SECS`]) until it is re-enabled through the API. The API shows
+//! [`crate::domain::webhooks::store::PENDING_MAX_AGE_SECS`]) until it is re-enabled through the API. The API shows
 //! `circuitOpen`, and `tollgate_webhook_circuit_open_endpoints` counts them.
 //!
-//! Requests never follow redirects, go only to addresses [`crate::webhooks::guard`] allows (unless
+//! Requests never follow redirects, go only to addresses [`crate::platform::egress`] allows (unless
 //! `--allow-private-webhook-urls`), and their failures are recorded as short fixed phrases.
 
 use std::collections::HashMap;

@@ -1,4 +1,18 @@
-//! TODO
+//! Workflows: the only code that spans domains. Each runs inside one unit of work (it takes
+//! `&mut Uow`), asks a pure decision in a domain model, and carries it out through the domains'
+//! stores. Routes, dialects, pages and workers call them; they call nothing above themselves.
+//!
+//! * [`subscribe`] — the one door for changes (`change`), starting and ending subscriptions,
+//!   PayKit's `subscribe`, 4geeks' checkout link.
+//! * [`direct`] — starts and one-time charges on the card on file (Kelviq `create`, `charges`).
+//! * [`update`] — Kelviq's `update`, and the preview's I/O half.
+//! * [`cancel`] — cancel and resume, for every door.
+//! * [`checkout`] — opening a checkout session and completing a paid one.
+//! * [`renew`] — the billing clock's units: renewals, dunning, cancel dates, expiries, meters.
+//! * [`collect`] — writing an invoice and collecting it (credit, then the card).
+//! * [`refund`], [`customers`] (archive), [`portal`] (the portal's forms), [`usage`] (reports
+//!   and reported events), [`views`] (a subscription as Kelviq's SDKs read it).
+
 pub mod cancel;
 pub mod checkout;
 pub mod collect;

@@ -1,6 +1,6 @@
 //! What the portal's forms do, each inside one unit of work. Plan changes, cancellations and
 //! resumptions are PayKit's `subscribe()` asked on the customer's behalf: the same decision
-//! (`subscriptions::lifecycle::decide`) and the same application (`subscriptions::apply`) as
+//! (`subscriptions::lifecycle::decide`) and the same application (`workflows::subscribe`) as
 //! every other door, so an upgrade is charged now with the same proration, a downgrade or a
 //! cancellation waits for the period's end, and choosing the current plan again resumes.
 

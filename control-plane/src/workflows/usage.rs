@@ -48,7 +48,7 @@ pub async fn record(
         Some(entry) => (compiled, entry, false),
         None => {
             // The stored compile may predate a catalog edit: an edit's customers are recompiled
-            // after it, in chunks (catalog::recompile), so a meter added a moment ago can be
+            // after it, in chunks (workers::recompile), so a meter added a moment ago can be
             // missing here. Compile this customer now rather than call the feature unknown.
             let fresh = compile::customer(uow.conn(), mode, customer_id, real_now).await?;
             let fresh = Some(StoredCompile {

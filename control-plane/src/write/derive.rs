@@ -82,7 +82,7 @@ pub(super) async fn derive(
             mode,
             entitlements: defaults,
         }));
-        // Its customers are recompiled after, in bounded chunks of their own (catalog::recompile),
+        // Its customers are recompiled after, in bounded chunks of their own (workers::recompile),
         // so an edit never holds the write path for the whole mode.
         crate::domain::recompiles::store::enqueue(conn, mode, &scope, now).await?;
     }

@@ -26,6 +26,7 @@ use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
+use crate::platform::schema::CrossFieldRules;
 use crate::platform::validate::{CustomerId, RedirectUrl};
 use crate::workflows::cancel as cancellation;
 use crate::workflows::subscribe;
@@ -55,6 +56,13 @@ pub struct CreateRequest {
     #[serde(default, rename = "returnUrl")]
     #[schema(value_type = String, example = "https://app.example.com/done", format = "http-url")]
     return_url: Option<Value>,
+}
+
+impl CrossFieldRules for CreateRequest {
+    fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
+        // Required, but read leniently (4geeks' own messages for a missing field).
+        vec![("/required", json!(["planId", "returnUrl"]))]
+    }
 }
 
 fn bad(message: impl Into<String>) -> ApiError {

@@ -17,8 +17,10 @@ use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::ApiJson;
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
+use crate::platform::schema::CrossFieldRules;
 use crate::platform::validate::{CustomerId, Quantity, RedirectUrl, TrialDays, invalid};
 use crate::workflows::subscribe::{self, Ask, Urls};
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -57,6 +59,16 @@ pub struct SubscribeRequest {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 730)]
     trial_days: Option<i64>,
+}
+
+impl CrossFieldRules for SubscribeRequest {
+    fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
+        // `planId` is accepted as an alias.
+        vec![
+            ("/required", json!(["customerId", "planIdentifier"])),
+            ("/properties/planIdentifier/type", json!("string")),
+        ]
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -61,7 +61,7 @@ pub async fn create_feature(
             Ok(Reply::created(&view))
         })
         .await;
-    // Its customers are recompiled in chunks by catalog::recompile; start now.
+    // Its customers are recompiled in chunks by workers::recompile; start now.
     state.recompile_wake.notify_one();
     Ok(reply)
 }
@@ -143,7 +143,7 @@ pub async fn create_plan(
             Ok(Reply::created(&view))
         })
         .await;
-    // Its customers are recompiled in chunks by catalog::recompile; start now.
+    // Its customers are recompiled in chunks by workers::recompile; start now.
     state.recompile_wake.notify_one();
     Ok(reply)
 }
@@ -205,7 +205,7 @@ pub async fn replace_plan(
             Ok(Reply::ok(&view))
         })
         .await;
-    // Its customers are recompiled in chunks by catalog::recompile; start now.
+    // Its customers are recompiled in chunks by workers::recompile; start now.
     state.recompile_wake.notify_one();
     Ok(reply)
 }

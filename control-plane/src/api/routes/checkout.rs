@@ -20,7 +20,9 @@ use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::{ApiJson, ApiPath};
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
+use crate::platform::schema::CrossFieldRules;
 use crate::platform::validate::{CustomerId, Invalid, Quantity, RedirectUrl, TrialDays, invalid};
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -68,6 +70,28 @@ pub struct CreateCheckout {
     /// The payer's IPv4 or IPv6 address.
     #[serde(default)]
     ip_address: Option<String>,
+}
+
+impl CrossFieldRules for CreateCheckout {
+    fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
+        vec![
+            (
+                "",
+                json!({"anyOf": [
+                    {"required": ["customerId"], "properties": {"customerId": {"type": "string"}}},
+                    {"required": ["email"], "properties": {"email": {"type": "string"}}}
+                ]}),
+            ),
+            (
+                "/properties/ipAddress",
+                json!({"anyOf": [
+                    {"type": "string", "format": "ipv4"},
+                    {"type": "string", "format": "ipv6"},
+                    {"type": "null"}
+                ]}),
+            ),
+        ]
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -10,6 +10,7 @@ use tollgate_shared::token::{TokenClaims, mint};
 use crate::api::idempotency::Idem;
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
+use crate::domain::customers::model::METADATA_MAX_KEYS;
 use crate::domain::customers::model::{CustomerView, NewCustomer, check_email, check_metadata};
 use crate::domain::customers::store;
 use crate::domain::test_clocks::store as test_clocks;
@@ -18,8 +19,10 @@ use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
+use crate::platform::schema::CrossFieldRules;
 use crate::platform::validate::{CustomerId, check_len, invalid};
 use crate::workflows::customers;
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -47,6 +50,15 @@ pub struct CreateCustomer {
     #[serde(default)]
     #[schema(example = "clock_01jexample", pattern = r"^clock_[A-Za-z0-9]{1,64}$")]
     test_clock: Option<String>,
+}
+
+impl CrossFieldRules for CreateCustomer {
+    fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
+        vec![(
+            "/properties/metadata/maxProperties",
+            json!(METADATA_MAX_KEYS),
+        )]
+    }
 }
 
 /// Create a customer.
@@ -207,6 +219,15 @@ pub struct UpdateCustomer {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+}
+
+impl CrossFieldRules for UpdateCustomer {
+    fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
+        vec![(
+            "/properties/metadata/maxProperties",
+            json!(METADATA_MAX_KEYS),
+        )]
+    }
 }
 
 /// Update a customer.

@@ -10,6 +10,7 @@ use crate::api::idempotency::Idem;
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
 use crate::domain::catalog::store as catalog;
+use crate::domain::customers::model::METADATA_MAX_KEYS;
 use crate::domain::customers::model::check_metadata;
 use crate::domain::customers::store as customers;
 use crate::domain::licenses::model::{
@@ -24,7 +25,9 @@ use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::ApiJson;
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
+use crate::platform::schema::CrossFieldRules;
 use crate::platform::validate::{check_len, invalid};
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -95,6 +98,15 @@ pub struct ActivateRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+}
+
+impl CrossFieldRules for ActivateRequest {
+    fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
+        vec![(
+            "/properties/metadata/maxProperties",
+            json!(METADATA_MAX_KEYS),
+        )]
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -1,4 +1,6 @@
-//! TODO
+//! One file per area of the JSON API. A handler parses, calls a workflow (or a store, for a
+//! read) and renders; each file's `routes()` declares its routes once, with their operations.
+
 pub mod api_keys;
 pub mod catalog;
 pub mod checkout;

@@ -14,8 +14,10 @@ use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::ApiJson;
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
+use crate::platform::schema::CrossFieldRules;
 use crate::platform::validate::{CustomerId, invalid};
 use crate::workflows::usage as report;
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -37,6 +39,19 @@ pub struct UsageRequest {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     set: Option<i64>,
+}
+
+impl CrossFieldRules for UsageRequest {
+    fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
+        // Exactly one of a delta and an absolute value (null reads as absent).
+        vec![(
+            "/oneOf",
+            json!([
+                {"required": ["quantity"], "properties": {"quantity": {"type": "integer"}}},
+                {"required": ["set"], "properties": {"set": {"type": "integer"}}}
+            ]),
+        )]
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -19,7 +19,9 @@ use crate::platform::http::error::{ApiError, ApiResult};
 use crate::platform::http::extract::{ApiJson, ApiPath, ApiQuery, Page, Paginated, list_url};
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
+use crate::platform::schema::CrossFieldRules;
 use crate::platform::validate::invalid;
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -43,6 +45,16 @@ pub struct CreateEndpoint {
     #[serde(default)]
     #[schema(value_type = Option<String>, pattern = "^(standard|kelviq)$")]
     signature_scheme: Option<String>,
+}
+
+impl CrossFieldRules for CreateEndpoint {
+    fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
+        {
+            let mut events: Vec<&str> = EventKind::ALL.map(EventKind::as_str).to_vec();
+            events.push("*");
+            vec![("/properties/events/items", json!({"enum": events}))]
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

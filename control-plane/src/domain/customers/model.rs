@@ -48,6 +48,9 @@ pub const EMAIL: TextRules = TextRules {
 };
 const EMAIL_MAX_LEN: usize = 254;
 
+/// Keys a metadata object may have (and 8 KiB in all, which a schema cannot say).
+pub const METADATA_MAX_KEYS: usize = 50;
+
 pub fn check_email(email: &str) -> Result<(), Invalid> {
     let ok = email.len() <= EMAIL_MAX_LEN
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -67,7 +70,11 @@ pub fn check_email(email: &str) -> Result<(), Invalid> {
 
 pub fn check_metadata(metadata: &Value) -> Result<(), Invalid> {
     match metadata {
-        Value::Object(map) if map.len() <= 50 && metadata.to_string().len() <= 8 * 1024 => Ok(()),
+        Value::Object(map)
+            if map.len() <= METADATA_MAX_KEYS && metadata.to_string().len() <= 8 * 1024 =>
+        {
+            Ok(())
+        }
         Value::Object(_) => Err(invalid("metadata", "at most 50 keys and 8 KiB")),
         _ => Err(invalid("metadata", "must be a JSON object")),
     }

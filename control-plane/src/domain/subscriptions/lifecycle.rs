@@ -1,7 +1,7 @@
 //! PayKit's behaviour table (SPEC §5) as one pure function: from the customer's current
 //! subscription in a group and what they ask for, to a [`Decision`]. `POST /api/v1/subscribe/`,
 //! Kelviq's `update`, the 4geeks create and checkout all come through [`decide`], and
-//! `crate::subscriptions::apply` carries the decision out, so a rule holds whichever door a caller uses:
+//! `crate::workflows::subscribe` carries the decision out, so a rule holds whichever door a caller uses:
 //!
 //! | situation | result |
 //! |---|---|

@@ -1,14 +1,12 @@
-//! Subscriptions: rows, their public view, and every transition — start (from a paid checkout
-//! or a card on file), switch plan, schedule, cancel, resume, end.
+//! Subscriptions: rows, their public view, and the rules of every transition.
 //!
 //! * [`model`] — the typed row, statuses, the Kelviq view.
 //! * [`store`] — the `subscriptions` table.
-//! * [`lifecycle`] — PayKit's behaviour table as one pure decision.
+//! * [`lifecycle`] — PayKit's behaviour table as one pure decision, and the one cancellation
+//!   and resumption rule.
+//! * [`renewal`] — what a period end does, and how dunning goes on (pure).
 //! * [`preview`] — what an update would do, without doing it (same decision, same proration).
-//! * [`read`] — the view Kelviq's SDKs read, with license keys and trial days left.
-//! * [`apply`] — carrying a decision out (rows, invoices, events).
-//! * [`routes`] — listing and reading subscriptions. The calls that change them are the API
-//!   dialects' (`crate::dialects`).
+
 pub mod lifecycle;
 pub mod model;
 pub mod preview;

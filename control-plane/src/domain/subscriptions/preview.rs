@@ -116,7 +116,7 @@ pub fn preview(
     now: i64,
 ) -> Result<UpdatePreview, Invalid> {
     // A subscription that exists has been paid for, so "has a card" is true, as in
-    // `apply::change`.
+    // `workflows::subscribe::change`.
     let decision = lifecycle::decide(Some(current), req, true, now)?;
     let action = decision.action();
     let target = &req.target;

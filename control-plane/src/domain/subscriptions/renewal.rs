@@ -1,6 +1,6 @@
 //! The billing clock's rules as pure functions: what is due for a subscription at a moment, what
 //! a period end does (cancel, end a trial, apply the scheduled change, renew), and how dunning
-//! goes on after a charge. The worker (`crate::billing::worker`) reads a subscription, asks these, and
+//! goes on after a charge. The worker (`crate::workers::billing_clock`) reads a subscription, asks these, and
 //! applies the answer in one unit of work.
 
 use chrono::TimeZone;

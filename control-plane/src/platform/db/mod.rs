@@ -11,6 +11,8 @@
 //! flags (0/1) instead of booleans, and `CAST(… AS BIGINT)` around `SUM`. Where the engines truly
 //! differ (row locks, notifications) a statement asks [`Backend`].
 
+pub mod copy;
+pub mod due;
 pub mod sql;
 pub mod uow;
 
@@ -458,5 +460,3 @@ mod tests {
         assert_eq!(Backend::of_url("mysql://u@h/db"), None);
     }
 }
-pub mod copy;
-pub mod due;

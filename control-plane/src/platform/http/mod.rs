@@ -1,6 +1,6 @@
-//! HTTP plumbing every route shares, and nothing else: the error type and its envelope
-//! ([`error`]), rendered responses ([`reply`]), request extractors and pagination
-//! ([`extract`]), what the hosted pages share — security headers, stylesheet, rendering
+//! HTTP plumbing every route shares, and nothing else: the error type, its envelope and the one
+//! map from errors to statuses ([`error`]), rendered responses ([`reply`]), request extractors
+//! and pagination ([`extract`]), what the hosted pages share — security headers and rendering
 //! ([`hosted`]) — and documentation-only schemas ([`schema`]). A leaf: nothing here imports a
 //! domain.
 

@@ -13,8 +13,10 @@ use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::{ApiJson, ApiPath};
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
+use crate::platform::schema::CrossFieldRules;
 use crate::platform::validate::{Invalid, invalid};
 use crate::workflows::cancel as cancellation;
+use serde_json::json;
 
 /// Resume takes no fields; the body, if any, must still be a JSON object.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -35,6 +37,24 @@ pub struct CancelRequest {
         pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-][01][0-9]:[0-5][0-9]))?$"
     )]
     cancellation_date: Option<String>,
+}
+
+impl CrossFieldRules for CancelRequest {
+    fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
+        // SPECIFIC_DATE needs its date.
+        vec![
+            (
+                "/if",
+                json!({"properties": {"cancellationType": {"const": "SPECIFIC_DATE"}},
+                       "required": ["cancellationType"]}),
+            ),
+            (
+                "/then",
+                json!({"required": ["cancellationDate"],
+                       "properties": {"cancellationDate": {"type": "string"}}}),
+            ),
+        ]
+    }
 }
 
 fn cancel_at(req: &CancelRequest) -> Result<CancelAt, Invalid> {

@@ -20,8 +20,10 @@ use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{Invalid, Quantity, check_len, invalid};
 
 use crate::api::dialects::kelviq::parse_when;
+use crate::platform::schema::CrossFieldRules;
 use crate::platform::schema::TextRules;
 use crate::workflows::update;
+use serde_json::json;
 
 /// One of Kelviq's `features` entries.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -90,6 +92,22 @@ pub struct UpdateRequest {
     #[serde(default)]
     #[schema(pattern = "^activate_on_payment$")]
     payment_behavior: Option<String>,
+}
+
+impl CrossFieldRules for UpdateRequest {
+    fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
+        // Feature quantities set the subscription's quantity, so they must agree with each other
+        // and with `quantity`: documented as one or the other, one feature (several that agree
+        // are accepted too).
+        vec![
+            ("/not", json!({"required": ["quantity", "features"]})),
+            ("/properties/features/maxItems", json!(1)),
+            (
+                "/properties/probationBehaviour/pattern",
+                json!(Proration::RULES.pattern),
+            ),
+        ]
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -274,6 +292,15 @@ pub struct PreviewRequest {
     #[serde(default)]
     #[schema(max_length = 64)]
     ip_address: Option<String>,
+}
+
+impl CrossFieldRules for PreviewRequest {
+    fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
+        vec![
+            ("/not", json!({"required": ["quantity", "features"]})),
+            ("/properties/features/maxItems", json!(1)),
+        ]
+    }
 }
 
 /// Preview a subscription update.

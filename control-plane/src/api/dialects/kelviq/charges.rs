@@ -18,8 +18,10 @@ use crate::platform::http::extract::ApiJson;
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::money::{Currency, MAX_AMOUNT_MINOR};
+use crate::platform::schema::CrossFieldRules;
 use crate::platform::validate::{CustomerId, check_len, invalid};
 use crate::workflows::direct;
+use serde_json::json;
 
 /// Kelviq's charge body. Keys may also be sent in snake_case.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -54,6 +56,20 @@ pub struct ChargeRequest {
     #[serde(default)]
     #[schema(max_length = 64)]
     ip_address: Option<String>,
+}
+
+impl CrossFieldRules for ChargeRequest {
+    fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
+        // A custom amount comes with its currency, and only with it (null reads as absent).
+        vec![
+            ("/properties/customAmount/type", json!("number")),
+            ("/properties/currencyCode/type", json!("string")),
+            (
+                "/dependentRequired",
+                json!({"customAmount": ["currencyCode"], "currencyCode": ["customAmount"]}),
+            ),
+        ]
+    }
 }
 
 /// Kelviq's `CreateChargeResponse` (the purchase, shaped as a subscription) with the paid

@@ -10,6 +10,7 @@ use crate::api::idempotency::Idem;
 use crate::api::routes::usage::{MeterState, submit};
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
+use crate::domain::customers::model::METADATA_MAX_KEYS;
 use crate::domain::customers::model::check_metadata;
 use crate::domain::usage::model::{NewEvent, Recorded};
 use crate::domain::usage::store::Report;
@@ -18,8 +19,10 @@ use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::ApiJson;
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
+use crate::platform::schema::CrossFieldRules;
 use crate::platform::validate::{CustomerId, Invalid, check_len, invalid};
 use crate::workflows::usage as usage_workflow;
+use serde_json::json;
 
 /// Kelviq's `POST /api/v1/report/usage/` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -156,6 +159,15 @@ pub struct KelviqEventRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     properties: Option<Value>,
+}
+
+impl CrossFieldRules for KelviqEventRequest {
+    fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
+        vec![(
+            "/properties/properties/maxProperties",
+            json!(METADATA_MAX_KEYS),
+        )]
+    }
 }
 
 /// Kelviq's `ReportEventResponse` fields plus the meters the event moved.

@@ -12,8 +12,8 @@ use tollgate_shared::keys::{EDGE_SYNC_PREFIX, credential_from_header, hash_key};
 use tollgate_shared::token::{self, TOKEN_PREFIX};
 use tollgate_shared::{KeyKind, Mode};
 
+use crate::hub::Credential;
 use crate::store::{Auth, now_ms};
-use crate::stream::Credential;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Caller {

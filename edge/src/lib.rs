@@ -11,7 +11,10 @@
 //! * [`cache`] — the warm-start file (`--cache-dir`).
 //! * [`prepare`] — the default plans' bodies, ETags.
 //! * [`auth`] — publishable/secret keys by hash, customer tokens by signature.
-//! * [`http`] — routing and responses; the entitlement path never awaits.
+//! * [`state`] — what requests share: the store, the metrics, the bounds on waiting reads.
+//! * [`reply`] — the answers routes share: envelopes, ETags, CORS, the GET's bodies.
+//! * [`hub`] — who listens for which customer; signalled by the store, never awaited.
+//! * [`http`] — routing and the connection's service; the entitlement path never awaits.
 //! * [`ofrep`] — OpenFeature's Remote Evaluation Protocol: flags rendered from the records.
 //! * [`stream`] — server-sent events: the entitlement stream and OFREP's change notices.
 //! * [`wait`] — read-your-writes: reads that wait for a `minVersion`.
@@ -26,12 +29,15 @@ pub mod cache;
 pub mod codec;
 pub mod customers;
 pub mod http;
+pub mod hub;
 pub mod load;
 pub mod metrics;
 pub mod modes;
 pub mod ofrep;
 pub mod prepare;
+pub mod reply;
 pub mod shape;
+pub mod state;
 pub mod store;
 pub mod stream;
 pub mod sync;
@@ -47,7 +53,7 @@ use hyper::service::service_fn;
 use tokio::net::TcpListener;
 use tollgate_shared::server::{ServerLimits, TlsConfig};
 
-pub use crate::http::EdgeState;
+pub use crate::state::EdgeState;
 pub use crate::store::Store;
 
 /// Serves HTTP on an already-bound listener until `shutdown` resolves, then drains in-flight

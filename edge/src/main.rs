@@ -155,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
     let mut state = EdgeState::new(store);
     state.metrics = Some(metrics);
     state.max_staleness_secs = args.max_staleness_secs;
-    state.reads = tollgate_edge::http::ReadLimits {
+    state.reads = tollgate_edge::state::ReadLimits {
         min_version_wait: Duration::from_millis(args.min_version_wait_ms.min(10_000)),
         max_pending: args.max_pending_reads.max(1),
         ofrep_body_limit: args.ofrep_body_limit_bytes.max(64),

@@ -62,11 +62,6 @@ pub fn requests(status: u16) -> u64 {
     COUNTS.iter().map(|s| s.0[i].load(Ordering::Relaxed)).sum()
 }
 
-/// A stream dropped as slow.
-pub fn stream_dropped() {
-    counter!("tollgate_edge_stream_drops_total").increment(1);
-}
-
 /// A stream refused at the subscriber cap.
 pub fn stream_refused() {
     counter!("tollgate_edge_stream_refusals_total").increment(1);

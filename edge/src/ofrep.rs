@@ -32,13 +32,13 @@ use tollgate_shared::Mode;
 
 use crate::auth::{self, AuthError, Caller, KeyCache};
 use crate::codec::put_json_string;
-use crate::http::{
-    ANY_ORIGIN, Body, EdgeState, JSON, Later, Pending, Routed, Waited, X_API_KEY, ok_fresh_etag,
-    preflight_for, version_headers,
+use crate::hub::Credential;
+use crate::reply::{
+    ANY_ORIGIN, Body, JSON, Step, X_API_KEY, ok_fresh_etag, preflight_for, version_headers,
 };
 use crate::shape::CowStr;
+use crate::state::{EdgeState, Pending, Waited};
 use crate::store::{Root, now_ms, slot};
-use crate::stream::Credential;
 
 /// The reason of a known customer's flags: their plans decided them.
 const TARGETING_MATCH: &[u8] = b"\"TARGETING_MATCH\"";
@@ -99,16 +99,20 @@ pub fn failure(status: StatusCode, target: &Target, code: Code, details: &str) -
     resp
 }
 
-fn answer(resp: Response<Body>) -> Routed {
+/// An answer given before the body is read, counted.
+fn answer(resp: Response<Body>) -> Step<Job> {
     crate::metrics::request(resp.status().as_u16());
-    Routed::Now(resp)
+    Step::Answer(resp)
 }
 
-/// Routes `/ofrep/v1{rest}`: everything that can be decided before the body is read.
-pub(crate) fn route<B>(state: &EdgeState, req: &Request<B>, rest: &str, keys: &KeyCache) -> Routed {
-    if rest == "/events" {
-        return crate::stream::prepare_ofrep(state, req);
-    }
+/// Routes the evaluations under `/ofrep/v1{rest}`: everything that can be decided before the
+/// body is read. `Err` is the answer, now; `Ok` the evaluation still to run.
+pub(crate) fn route<B>(
+    state: &EdgeState,
+    req: &Request<B>,
+    rest: &str,
+    keys: &KeyCache,
+) -> Step<Job> {
     let target = match rest.strip_prefix("/evaluate/flags") {
         Some("") => Target::Bulk,
         Some(key) if key.len() > 1 && key.starts_with('/') && !key[1..].contains('/') => {
@@ -137,7 +141,7 @@ pub(crate) fn route<B>(state: &EdgeState, req: &Request<B>, rest: &str, keys: &K
     match *req.method() {
         Method::POST => {}
         Method::OPTIONS => {
-            return Routed::Now(preflight_for(HeaderValue::from_static("POST, OPTIONS")));
+            return Step::Answer(preflight_for(HeaderValue::from_static("POST, OPTIONS")));
         }
         _ => {
             let mut resp = failure(
@@ -207,14 +211,14 @@ pub(crate) fn route<B>(state: &EdgeState, req: &Request<B>, rest: &str, keys: &K
     let inm = (target == Target::Bulk)
         .then(|| headers.get(IF_NONE_MATCH).cloned())
         .flatten();
-    Routed::Later(Later::Ofrep(Job {
+    Step::Then(Job {
         target,
         caller,
         credential,
         min,
         inm,
         limit,
-    }))
+    })
 }
 
 /// `minVersion` (header or query), or else the version an ADR-0008 re-fetch passes back as
@@ -230,7 +234,7 @@ fn ofrep_min_version<B>(req: &Request<B>) -> Result<Option<u64>, &'static str> {
             _ => {}
         }
     }
-    let min = crate::http::min_version(req.headers(), asked.as_deref())?;
+    let min = crate::reply::min_version(req.headers(), asked.as_deref())?;
     Ok(min.or_else(|| etag.and_then(|e| e.trim_matches('"').parse().ok())))
 }
 

@@ -24,9 +24,9 @@ use crate::customers::{
     Base, BaseBuilder, BuildError, ChunkBuilder, ChunkOut, Compact, Customers, IdHasher,
     LastChange, Overlay,
 };
+use crate::hub::{Hub, StreamLimits};
 use crate::prepare::Prepared;
 use crate::shape::{EntRef, Interner, LocalInterner, Shape};
-use crate::stream::{Hub, StreamLimits};
 
 pub use crate::modes::{MODES, slot};
 

@@ -9,9 +9,9 @@
 //! sets after each publish (never awaiting anyone), so a read wakes as soon as its version
 //! is served.
 //!
-//! [`ReadLimits::min_version_wait`]: crate::http::ReadLimits::min_version_wait
+//! [`ReadLimits::min_version_wait`]: crate::state::ReadLimits::min_version_wait
 
-use crate::http::{EdgeState, Waited};
+use crate::state::{EdgeState, Waited};
 
 /// Waits until the edge serves `min` or the bound passes.
 pub async fn version(state: &EdgeState, min: u64) -> Waited {

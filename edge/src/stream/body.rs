@@ -16,7 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use hyper::body::{Body, Frame};
 use tollgate_shared::Mode;
 
-use super::hub::{Closed, Sub};
+use crate::hub::{Closed, Sub};
 use crate::store::{Root, Store};
 
 /// Which events a stream sends.
@@ -49,7 +49,7 @@ pub struct SseBody {
 
 /// The customer's entitlements body and its hash.
 pub fn current(root: &Root, mode: Mode, customer_id: &str) -> (Bytes, u64) {
-    let body = crate::http::list_body(root, mode, customer_id);
+    let body = crate::reply::list_body(root, mode, customer_id);
     let hash = xxhash_rust::xxh3::xxh3_64(&body);
     (body, hash)
 }

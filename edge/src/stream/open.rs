@@ -24,14 +24,15 @@ use http_body_util::Either;
 use tollgate_shared::server::ConnHandle;
 use tollgate_shared::{ErrorKind, Mode};
 
+use super::EdgeBody;
 use super::body::{Flavor, SseBody, current, event};
-use super::hub::Credential;
 use crate::auth::{self, Caller};
-use crate::http::{
-    ANY_ORIGIN, Body, EdgeBody, EdgeState, Later, MIN_VERSION_INVALID, Routed, STALE, VERSION,
-    auth_error, error, parse_query,
-};
+use crate::hub::Credential;
 use crate::ofrep::{Code, Target, failure};
+use crate::reply::{
+    ANY_ORIGIN, Body, MIN_VERSION_INVALID, STALE, Step, VERSION, auth_error, error, parse_query,
+};
+use crate::state::{EdgeState, Pending};
 use crate::store::now_ms;
 
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
@@ -79,9 +80,9 @@ fn waiting_for_snapshot(state: &EdgeState) -> bool {
 }
 
 /// `GET /api/v1/entitlements/stream`.
-pub(crate) fn prepare_entitlements<B>(state: &EdgeState, req: &Request<B>) -> Routed {
+pub(crate) fn prepare_entitlements<B>(state: &EdgeState, req: &Request<B>) -> Step<Open> {
     if waiting_for_snapshot(state) {
-        return Routed::Now(error(
+        return Step::Answer(error(
             ErrorKind::Unavailable,
             "edge is waiting for its first snapshot from the control plane",
         ));
@@ -94,20 +95,20 @@ pub(crate) fn prepare_entitlements<B>(state: &EdgeState, req: &Request<B>) -> Ro
     .and_then(|c| auth::authenticate_for_stream(&root.auth, &c));
     let (caller, credential) = match authed {
         Ok(c) => c,
-        Err(e) => return Routed::Now(auth_error(&e)),
+        Err(e) => return Step::Answer(auth_error(&e)),
     };
     let query = parse_query(req.uri().query().unwrap_or(""));
     let (mode, customer_id) = match (caller, query.customer_id.as_deref()) {
         (Caller::Key(mode), Some(id)) if !id.is_empty() => (mode, id.to_owned()),
         (Caller::Key(_), _) => {
-            return Routed::Now(error(
+            return Step::Answer(error(
                 ErrorKind::BadRequest,
                 "customerId: required query parameter",
             ));
         }
         (Caller::Customer { mode, customer_id }, asked) => {
             if asked.is_some_and(|a| a != customer_id) {
-                return Routed::Now(error(
+                return Step::Answer(error(
                     ErrorKind::Forbidden,
                     "customer token does not grant access to this customer",
                 ));
@@ -115,35 +116,35 @@ pub(crate) fn prepare_entitlements<B>(state: &EdgeState, req: &Request<B>) -> Ro
             (mode, customer_id)
         }
     };
-    let min = match crate::http::min_version(req.headers(), query.min_version.as_deref()) {
+    let min = match crate::reply::min_version(req.headers(), query.min_version.as_deref()) {
         Ok(m) => m,
-        Err(e) => return Routed::Now(error(ErrorKind::BadRequest, e)),
+        Err(e) => return Step::Answer(error(ErrorKind::BadRequest, e)),
     };
     let resume = match last_event_id(req) {
         Ok(r) => r,
-        Err(e) => return Routed::Now(error(ErrorKind::BadRequest, e)),
+        Err(e) => return Step::Answer(error(ErrorKind::BadRequest, e)),
     };
-    Routed::Later(Later::Stream(Open {
+    Step::Then(Open {
         flavor: Flavor::Entitlements,
         mode,
         customer_id,
         credential,
         resume,
         min,
-    }))
+    })
 }
 
-fn ofrep_failure(status: StatusCode, code: Code, details: &str) -> Routed {
+fn ofrep_failure(status: StatusCode, code: Code, details: &str) -> Step<Open> {
     crate::metrics::request(status.as_u16());
-    Routed::Now(failure(status, &Target::Bulk, code, details))
+    Step::Answer(failure(status, &Target::Bulk, code, details))
 }
 
 /// `GET /ofrep/v1/events?ticket=…`.
-pub(crate) fn prepare_ofrep<B>(state: &EdgeState, req: &Request<B>) -> Routed {
+pub(crate) fn prepare_ofrep<B>(state: &EdgeState, req: &Request<B>) -> Step<Open> {
     match *req.method() {
         http::Method::GET => {}
         http::Method::OPTIONS => {
-            return Routed::Now(crate::http::preflight_for(HeaderValue::from_static(
+            return Step::Answer(crate::reply::preflight_for(HeaderValue::from_static(
                 "GET, OPTIONS",
             )));
         }
@@ -225,7 +226,7 @@ pub(crate) fn prepare_ofrep<B>(state: &EdgeState, req: &Request<B>) -> Routed {
             );
         }
     };
-    let min = match crate::http::min_version(req.headers(), min.as_deref()) {
+    let min = match crate::reply::min_version(req.headers(), min.as_deref()) {
         Ok(m) => m,
         Err(_) => {
             return ofrep_failure(StatusCode::BAD_REQUEST, Code::General, MIN_VERSION_INVALID);
@@ -235,14 +236,14 @@ pub(crate) fn prepare_ofrep<B>(state: &EdgeState, req: &Request<B>) -> Routed {
         Ok(r) => r.or(since),
         Err(e) => return ofrep_failure(StatusCode::BAD_REQUEST, Code::General, e),
     };
-    Routed::Later(Later::Stream(Open {
+    Step::Then(Open {
         flavor: Flavor::Ofrep,
         mode,
         customer_id,
         credential,
         resume,
         min,
-    }))
+    })
 }
 
 impl Open {
@@ -267,7 +268,7 @@ impl Open {
     /// 429: too many reads are waiting.
     pub(crate) fn too_many(&self) -> Response<Body> {
         match self.flavor {
-            Flavor::Entitlements => crate::http::too_many(),
+            Flavor::Entitlements => crate::reply::too_many(),
             Flavor::Ofrep => {
                 let mut resp = failure(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -286,7 +287,7 @@ impl Open {
         self,
         state: Arc<EdgeState>,
         conn: ConnHandle,
-        pending: Option<crate::http::Pending>,
+        pending: Option<Pending>,
     ) -> Response<EdgeBody> {
         // The client has `resume` already; `min` it asked for: wait for both, within the bound.
         let need = self.resume.max(self.min);

@@ -1,5 +1,5 @@
 //! Who is listening for which customer, and how a change reaches them without the sync task
-//! ever waiting for anyone.
+//! ever waiting for anyone. A leaf: the store signals it, the streams register with it.
 //!
 //! A subscriber ([`Sub`]) is one open event stream. Its buffer is bounded and tiny: the
 //! highest version signalled and not yet sent, plus a count of the signals since its stream
@@ -21,7 +21,8 @@
 //! Dropping closes the connection through its [`ConnHandle`] at once: a client that reads
 //! nothing leaves hyper stuck writing, and a body that is never polled cannot end itself.
 //!
-//! [`Hub::tick`] runs once per heartbeat interval on a task of its own ([`run_ticker`]): it
+//! [`Hub::tick`] runs once per heartbeat interval on a task of its own
+//! (`crate::stream::run_ticker`): it
 //! wakes every stream (each sends a heartbeat comment), checks for stalls, and ends streams
 //! whose credential expired.
 
@@ -168,7 +169,7 @@ impl Sub {
             .is_ok()
         {
             if why == Closed::Slow {
-                crate::metrics::stream_dropped();
+                metrics::counter!("tollgate_edge_stream_drops_total").increment(1);
                 self.conn.close();
             }
             self.waker.wake();
@@ -368,18 +369,6 @@ impl Hub {
             }
             sub.wake();
         });
-    }
-}
-
-/// Ticks `hub` every heartbeat interval, for as long as the edge runs.
-pub async fn run_ticker(store: Arc<crate::store::Store>) {
-    let period = store.hub.limits().heartbeat.max(Duration::from_millis(10));
-    let mut every = tokio::time::interval(period);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    every.tick().await;
-    loop {
-        every.tick().await;
-        store.hub.tick((crate::store::now_ms() / 1000) as i64);
     }
 }
 

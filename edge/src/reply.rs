@@ -75,6 +75,7 @@ pub struct Query<'a> {
 /// `application/x-www-form-urlencoded`. A pair with nothing to decode — every id a real client
 /// sends — is borrowed as it is; only pairs with `%` or `+` go through `form_urlencoded`, which
 /// gives exactly what it would have given for the whole query.
+#[inline]
 pub fn parse_query(q: &str) -> Query<'_> {
     let mut out = Query::default();
     for pair in q.split('&').filter(|p| !p.is_empty()) {
@@ -98,6 +99,7 @@ pub fn parse_query(q: &str) -> Query<'_> {
 }
 
 /// A read's `minVersion`: the `Tollgate-Min-Version` header, else the query parameter.
+#[inline]
 pub(crate) fn min_version(
     headers: &HeaderMap,
     query: Option<&str>,
@@ -127,6 +129,7 @@ pub(crate) fn version_headers(resp: &mut Response<Body>, version: u64, min: u64)
 
 /// A GET's answer for one customer: the list, one feature's object (`by_path`), or the list
 /// narrowed to one feature.
+#[inline]
 pub(crate) fn entitlements_body(
     root: &Root,
     mode: Mode,
@@ -174,6 +177,7 @@ pub(crate) fn auth_error(e: &AuthError) -> Response<Body> {
 /// A known customer's body, rendered from its shape and numbers straight into the response
 /// buffer: the list, one feature's object (`by_path`), or the list narrowed to that feature.
 /// `None` when the customer has no such feature.
+#[inline]
 fn render_known(
     customer_id: &str,
     v: View<'_>,
@@ -215,11 +219,13 @@ fn unknown_feature(feature: &str) -> Response<Body> {
     )
 }
 
+#[inline]
 pub(crate) fn ok_fresh_etag(body: Bytes, inm: Option<&HeaderValue>) -> Response<Body> {
     let etag = crate::prepare::etag_for(&body);
     ok(body, &etag, inm)
 }
 
+#[inline]
 fn ok(body: Bytes, etag: &HeaderValue, inm: Option<&HeaderValue>) -> Response<Body> {
     let not_modified = inm.is_some_and(|v| etag_matches(v.as_bytes(), etag.as_bytes()));
     let mut resp = Response::new(if not_modified {
@@ -243,6 +249,7 @@ fn ok(body: Bytes, etag: &HeaderValue, inm: Option<&HeaderValue>) -> Response<Bo
 }
 
 /// `If-None-Match` may list several tags, or `*`, and may mark them weak (`W/`).
+#[inline]
 fn etag_matches(header: &[u8], etag: &[u8]) -> bool {
     header == etag
         || header.split(|b| *b == b',').any(|candidate| {

@@ -67,7 +67,13 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         Err(e) => Err(e),
     };
     match stored {
-        Ok(Stored::Answer(reply)) => return reply.into_response(),
+        Ok(Stored::Answer(mut reply)) => {
+            // The first answer's write is committed; the newest committed version holds it.
+            if reply.status.is_success() {
+                reply.version = Some(state.sync.latest());
+            }
+            return reply.into_response();
+        }
         Ok(Stored::Mismatch) => {
             return ApiError::new(
                 ErrorKind::Unprocessable,

@@ -51,6 +51,10 @@ a retry with the same key and request replays the first response.
 **Lists** take `page` (from 1) and `page_size` (1-100, default 10) and answer \
 `{count, next, previous, results}`.
 
+**Read-your-writes.** Every successful write answers `Tollgate-Version: <n>`, the change-log \
+version it committed; an edge asked for `minVersion=<n>` (or `Tollgate-Min-Version`) answers \
+only once it has applied it (docs/entitlements-clients.md).
+
 **Edge.** Operations tagged `edge` are served by edge nodes, not by the control plane."
     ),
     components(schemas(ErrorEnvelope, crate::platform::http::schema::ErrorBody)),

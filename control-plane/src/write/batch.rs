@@ -196,6 +196,8 @@ impl Loop {
         // after that endpoint's creation was answered must fan out to it.
         self.endpoints.invalidate();
         let mut kept: Vec<Vec<Change>> = Vec::new();
+        // Which answered unit each kept entry belongs to: its version is the entry's.
+        let mut owners: Vec<usize> = Vec::new();
         let mut answered: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
         let mut webhooks = false;
         let mut failed: Option<sqlx::Error> = None;
@@ -209,6 +211,7 @@ impl Loop {
                 Ok(Ended::Kept(changes)) => {
                     if !changes.is_empty() {
                         kept.push(changes);
+                        owners.push(answered.len());
                     }
                     answered.push(job);
                 }
@@ -236,6 +239,7 @@ impl Loop {
                 metrics::counter!("tollgate_write_commits_total").increment(1);
                 metrics::histogram!("tollgate_write_batch_seconds")
                     .record(started.elapsed().as_secs_f64());
+                self.stamp(&mut answered, &owners, version);
                 self.answer(answered, version, webhooks);
             }
             Err(e) => {
@@ -272,6 +276,23 @@ impl Loop {
         }
         self.exec("COMMIT").await?;
         Ok(newest)
+    }
+
+    /// Tells each committed unit the version to read its write from: its own change-log entry's,
+    /// or — for a unit that changed nothing edges see, or replayed an earlier answer — the
+    /// newest version committed, which already holds everything it wrote.
+    fn stamp(&self, jobs: &mut [Box<dyn Job>], owners: &[usize], last: Option<u64>) {
+        let newest = last.unwrap_or(0).max(self.hooks.sync.latest());
+        let mut versions = vec![newest; jobs.len()];
+        if let Some(last) = last {
+            let first = last + 1 - owners.len() as u64;
+            for (k, owner) in owners.iter().enumerate() {
+                versions[*owner] = first + k as u64;
+            }
+        }
+        for (job, version) in jobs.iter_mut().zip(versions) {
+            job.committed(version);
+        }
     }
 
     fn answer(&mut self, jobs: Vec<Box<dyn Job>>, version: Option<u64>, webhooks: bool) {

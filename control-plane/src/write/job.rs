@@ -26,6 +26,9 @@ pub(super) trait Job: Send {
     /// this order, so that every writer (and every replica) takes customers' row locks in one
     /// order and concurrent batches cannot deadlock on them.
     fn key(&self) -> Option<&str>;
+    /// The unit committed, and what it committed is visible from change-log version `version`
+    /// on: a reply carries it (`Tollgate-Version`).
+    fn committed(&mut self, version: u64);
     /// Hands the result to the waiting request, if it is still waiting.
     fn send(self: Box<Self>);
 }
@@ -41,6 +44,8 @@ pub(super) struct Queued<F, T> {
     /// `Some` for jobs that answer with a [`Reply`] (routes), which can be stored and replayed.
     pub as_reply: fn(&T) -> Option<Reply>,
     pub from_reply: fn(Reply) -> Option<T>,
+    /// Stamps the committed version on a result that is a reply (a no-op for other results).
+    pub stamp: fn(&mut T, u64),
 }
 
 impl<F, T> Job for Queued<F, T>
@@ -95,6 +100,12 @@ where
 
     fn key(&self) -> Option<&str> {
         self.key.as_deref()
+    }
+
+    fn committed(&mut self, version: u64) {
+        if let Some(Ok(v)) = &mut self.outcome {
+            (self.stamp)(v, version);
+        }
     }
 
     fn send(mut self: Box<Self>) {

@@ -198,6 +198,12 @@ impl Writer {
             key: customer.map(str::to_owned),
             as_reply: |r: &Reply| Some(r.clone()),
             from_reply: Some,
+            // Only a success says what to read; an error committed nothing to read.
+            stamp: |r: &mut Reply, version| {
+                if r.status.is_success() {
+                    r.version = Some(version);
+                }
+            },
         };
         match self.submit(job).await {
             Ok(reply) => reply,
@@ -235,6 +241,7 @@ impl Writer {
             key: customer.map(str::to_owned),
             as_reply: |_: &T| None,
             from_reply: |_| None,
+            stamp: |_: &mut T, _| {},
         };
         self.submit(job).await
     }

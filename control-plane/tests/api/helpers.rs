@@ -570,6 +570,11 @@ impl Edge {
         self.get("/readyz", None).await.1
     }
 
+    /// The change-log version the edge has applied (its `/readyz`).
+    pub async fn version(&self) -> u64 {
+        self.ready().await["version"].as_u64().unwrap_or(0)
+    }
+
     pub async fn wait_ready(&self) {
         wait_until("edge ready", || async {
             self.ready().await["ready"] == true
@@ -684,6 +689,34 @@ impl Api {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// A POST (with an `Idempotency-Key` when given) and the `Tollgate-Version` it answered.
+    pub async fn post_versioned(
+        &self,
+        path: &str,
+        body: Value,
+        idempotency_key: Option<&str>,
+    ) -> (StatusCode, Value, Option<u64>) {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .basic_auth(&self.key, Some(""))
+            .json(&body);
+        if let Some(key) = idempotency_key {
+            req = req.header("idempotency-key", key);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let version = resp.headers().get("tollgate-version").map(|v| {
+            v.to_str()
+                .expect("ASCII")
+                .parse()
+                .expect("a version number")
+        });
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body, version)
     }
 
     pub async fn create_customer(&self, id: &str) -> Value {

@@ -24,6 +24,7 @@ mod kelviq_bad_input;
 mod kelviq_surface;
 mod portal;
 mod portal_page;
+mod read_your_writes;
 mod replicas;
 mod sync;
 mod webhooks;

@@ -60,9 +60,26 @@ pub async fn icon() -> Response {
         .into_response()
 }
 
+/// The icon, where browsers look for one by themselves.
+///
+/// A page without an icon link (a JSON document, `/healthz`) makes the browser ask for
+/// `/favicon.ico`; answering it spares every such visit a logged 404.
+#[utoipa::path(
+    get,
+    path = "/favicon.ico",
+    tag = "operations",
+    operation_id = "favicon",
+    security(()),
+    responses((status = 200, description = "The icon", body = String, content_type = "image/svg+xml"))
+)]
+pub async fn favicon() -> Response {
+    icon().await
+}
+
 /// The assets' routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(stylesheet))
         .routes(routes!(icon))
+        .routes(routes!(favicon))
 }

@@ -9,6 +9,9 @@ use serde::Serialize;
 
 use crate::platform::http::error::ApiError;
 
+/// The header every committed write answer carries its change-log version in.
+pub const VERSION_HEADER: &str = "tollgate-version";
+
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: StatusCode,
@@ -18,6 +21,9 @@ pub struct Reply {
     pub stored: Option<Bytes>,
     /// Set on replays (the `Idempotent-Replayed: true` header).
     pub replayed: bool,
+    /// The change-log version this write committed (the `Tollgate-Version` header): an edge
+    /// that has applied it serves what the write left (read-your-writes, `minVersion`).
+    pub version: Option<u64>,
 }
 
 impl Reply {
@@ -28,6 +34,7 @@ impl Reply {
             body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
             stored: None,
             replayed: false,
+            version: None,
         }
     }
 
@@ -45,6 +52,7 @@ impl Reply {
             body: Bytes::new(),
             stored: None,
             replayed: false,
+            version: None,
         }
     }
 
@@ -67,6 +75,7 @@ impl Reply {
             body: Bytes::from(e.body()),
             stored: None,
             replayed: false,
+            version: None,
         }
     }
 
@@ -76,6 +85,7 @@ impl Reply {
             body: Bytes::from(body),
             stored: None,
             replayed: true,
+            version: None,
         }
     }
 }
@@ -96,6 +106,10 @@ impl IntoResponse for Reply {
         if self.replayed {
             resp.headers_mut()
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        if let Some(version) = self.version {
+            resp.headers_mut()
+                .insert(VERSION_HEADER, HeaderValue::from(version));
         }
         resp
     }

@@ -40,8 +40,7 @@ def raw(method, path, body=None):
 def eventually(what, check, timeout=10.0):
     # Edges apply the control plane's changes asynchronously (milliseconds later): until a
     # customer's delta arrives, a feature new to that customer is 404 at the edge, which is
-    # "not yet" here, not a failure. The CI run that caught this read the edge right after
-    # report_event, before the delta that grants the event's meter.
+    # "not yet" here, not a failure.
     deadline = time.time() + timeout
     while True:
         try:

@@ -7,6 +7,7 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventKind {
     CustomerCreated,
+    CustomerUpdated,
     CustomerArchived,
     CheckoutCompleted,
     SubscriptionCreated,
@@ -18,13 +19,18 @@ pub enum EventKind {
     InvoicePaid,
     InvoicePaymentFailed,
     RefundCreated,
+    PaymentSucceeded,
+    PaymentFailed,
+    PaymentRequiresAction,
+    ChargeDisputed,
     EntitlementsUpdated,
 }
 
 impl EventKind {
     /// Every kind, in the order the documentation lists them.
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::CustomerCreated,
+        EventKind::CustomerUpdated,
         EventKind::CustomerArchived,
         EventKind::CheckoutCompleted,
         EventKind::SubscriptionCreated,
@@ -36,6 +42,10 @@ impl EventKind {
         EventKind::InvoicePaid,
         EventKind::InvoicePaymentFailed,
         EventKind::RefundCreated,
+        EventKind::PaymentSucceeded,
+        EventKind::PaymentFailed,
+        EventKind::PaymentRequiresAction,
+        EventKind::ChargeDisputed,
         EventKind::EntitlementsUpdated,
     ];
 
@@ -43,6 +53,7 @@ impl EventKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::CustomerCreated => "customer.created",
+            EventKind::CustomerUpdated => "customer.updated",
             EventKind::CustomerArchived => "customer.archived",
             EventKind::CheckoutCompleted => "checkout.completed",
             EventKind::SubscriptionCreated => "subscription.created",
@@ -54,6 +65,10 @@ impl EventKind {
             EventKind::InvoicePaid => "invoice.paid",
             EventKind::InvoicePaymentFailed => "invoice.payment_failed",
             EventKind::RefundCreated => "refund.created",
+            EventKind::PaymentSucceeded => "payment.succeeded",
+            EventKind::PaymentFailed => "payment.failed",
+            EventKind::PaymentRequiresAction => "payment.requires_action",
+            EventKind::ChargeDisputed => "charge.disputed",
             EventKind::EntitlementsUpdated => "entitlements.updated",
         }
     }

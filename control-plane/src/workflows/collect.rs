@@ -81,13 +81,15 @@ async fn create(
         Payment::Paid
     };
     let paid = payment == Payment::Paid;
-    if paid && from_balance != 0 {
+    // Credit is only taken when the invoice is paid; a failed charge leaves it for the retry.
+    let credit_applied = if paid { from_balance } else { 0 };
+    if credit_applied != 0 {
         customers::add_balance(
             uow,
             draft.mode,
             draft.customer_id,
             draft.currency,
-            -from_balance,
+            -credit_applied,
         )
         .await?;
     }
@@ -98,6 +100,7 @@ async fn create(
             id: &id,
             status: if paid { "paid" } else { "open" },
             total,
+            credit_applied,
             created_at: now,
             paid_at: paid.then_some(now),
         },
@@ -120,23 +123,31 @@ pub async fn add_pending(uow: &mut Uow, draft: &Draft<'_>) -> Result<(), sqlx::E
     Ok(())
 }
 
-/// Retries an open invoice's charge; marks it paid on success.
+/// Retries an open invoice's charge: the customer's credit in the invoice's currency first
+/// (it may have grown since the first attempt), then the card for the rest. Marks it paid on
+/// success.
 pub async fn retry(
     uow: &mut Uow,
     now: i64,
     mode: Mode,
     invoice_id: &str,
 ) -> Result<Payment, sqlx::Error> {
-    let Some((customer, total, status)) = store::summary(uow.conn(), mode, invoice_id).await?
-    else {
+    let Some(due) = store::due(uow.conn(), mode, invoice_id).await? else {
         return Ok(Payment::Paid);
     };
-    if status != "open" {
+    if due.status != "open" {
         return Ok(Payment::Paid);
     }
-    let payment = charge_card(uow, mode, &customer, total).await?;
+    let balance = customers::balance(uow.conn(), mode, &due.customer_id, due.currency).await?;
+    let owed = due.total - due.credit_applied;
+    let from_balance = balance.clamp(0, owed.max(0));
+    let payment = charge_card(uow, mode, &due.customer_id, owed - from_balance).await?;
     if payment == Payment::Paid {
-        store::mark_paid(uow, invoice_id, now).await?;
+        if from_balance != 0 {
+            customers::add_balance(uow, mode, &due.customer_id, due.currency, -from_balance)
+                .await?;
+        }
+        store::mark_paid(uow, invoice_id, due.credit_applied + from_balance, now).await?;
         uow.emit(
             mode,
             EventKind::InvoicePaid,

@@ -50,11 +50,36 @@ async fn record(uow: &mut Uow, mode: Mode, req: &RefundAsk<'_>) -> Result<Refund
     if invoice.status != "paid" || invoice.total <= 0 || invoice.reason == "credit_note" {
         return Err(RefundError::NotRefundable(req.order_id.to_owned()));
     }
-    let refundable = invoice.total - store::refunded(uow.conn(), mode, &invoice.id).await?;
-    if refundable <= 0 {
+    let (to_card, to_credit) = store::refunded(uow.conn(), mode, &invoice.id).await?;
+    let card_refundable = (invoice.total - invoice.credit_applied - to_card).max(0);
+    let credit_refundable = (invoice.credit_applied - to_credit).max(0);
+    if card_refundable + credit_refundable <= 0 {
         return Err(RefundError::FullyRefunded(invoice.id.clone()));
     }
-    let amount = amount_to_refund(req.amount_units, req.amount, invoice.currency, refundable)?;
+    let asked = amount_to_refund(
+        req.amount_units,
+        req.amount,
+        invoice.currency,
+        card_refundable + credit_refundable,
+    )?;
+    let explicit = req.amount_units.is_some() || req.amount.is_some();
+    // The card gets back at most what the card paid. A refund of "everything" also returns to
+    // the customer's credit balance what credit paid; an amount is a card refund only.
+    let (amount, credit) = match explicit {
+        true if asked > card_refundable => {
+            return Err(RefundError::ExceedsCardPayment {
+                field: if req.amount_units.is_some() {
+                    "amountUnits"
+                } else {
+                    "amount"
+                },
+                asked,
+                card_refundable,
+            });
+        }
+        true => (asked, 0),
+        false => (card_refundable, credit_refundable),
+    };
     let now = customers::now_of(uow, mode, &invoice.customer_id).await?;
     let id = ids::new("re");
     let credit_note = ids::new("in");
@@ -70,16 +95,19 @@ async fn record(uow: &mut Uow, mode: Mode, req: &RefundAsk<'_>) -> Result<Refund
         description: format!(
             "Refund {id} of invoice {} ({} {})",
             invoice.id,
-            format_amount(amount, invoice.currency),
+            format_amount(amount + credit, invoice.currency),
             invoice.currency.upper()
         ),
-        amount_minor: -amount,
+        amount_minor: -(amount + credit),
         period_start: None,
         period_end: None,
         proration: false,
         plan: None,
     };
     invoices::insert_line(uow, &draft, Some(&credit_note), &line).await?;
+    if credit > 0 {
+        customers::add_balance(uow, mode, &invoice.customer_id, invoice.currency, credit).await?;
+    }
     invoices::insert(
         uow,
         &draft,
@@ -87,7 +115,9 @@ async fn record(uow: &mut Uow, mode: Mode, req: &RefundAsk<'_>) -> Result<Refund
             id: &credit_note,
             // The money is back with the customer: the credit note is settled.
             status: "paid",
-            total: -amount,
+            total: -(amount + credit),
+            // The note itself is settled, not paid from credit: the credit part was given back.
+            credit_applied: 0,
             created_at: now,
             paid_at: Some(now),
         },
@@ -105,6 +135,7 @@ async fn record(uow: &mut Uow, mode: Mode, req: &RefundAsk<'_>) -> Result<Refund
         internal_note: req.internal_note.map(str::to_owned),
         status: "SUCCEEDED".to_owned(),
         created_at: now,
+        credit_minor: credit,
     };
     store::insert(uow, &refund).await?;
     Ok(refund)
@@ -128,7 +159,11 @@ async fn order_view(conn: &mut Conn, i: &Paid) -> Result<OrderView, sqlx::Error>
         currency: i.currency,
         total: format_amount(i.total, i.currency),
         amount_units: i.total,
-        refunded_units: store::refunded(conn, i.mode, &i.id).await?,
+        credit_applied_units: i.credit_applied,
+        refunded_units: {
+            let (card, credit) = store::refunded(conn, i.mode, &i.id).await?;
+            card + credit
+        },
     })
 }
 

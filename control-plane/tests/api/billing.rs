@@ -917,3 +917,92 @@ both! {
         );
     }
 }
+
+both! {
+    /// Issue 14: a refund gives the card back at most what the card paid. An invoice paid from
+    /// the customer's credit balance is not refundable to the card; a refund of everything
+    /// returns its credit part to credit.
+    async fn a_credit_paid_invoice_is_not_refunded_to_the_card(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let api = cp.api();
+        let (status, plan) = api
+            .post(
+                "/api/v1/plans/",
+                json!({"identifier": "team-jp", "name": "Team (Japan)", "group": "jp",
+                       "prices": [{"chargePeriod": "MONTHLY", "amount": "5000", "currency": "jpy"}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{plan}");
+        api.create_customer("yen").await;
+        let (status, co) = api
+            .post(
+                "/api/v1/checkout/",
+                json!({"planIdentifier": "team-jp", "chargePeriod": "MONTHLY", "customerId": "yen",
+                       "quantity": 3, "successUrl": "https://app.example.com/ok"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{co}");
+        let session = co["checkoutSessionId"].as_str().unwrap();
+        let (status, done) = api
+            .post(
+                &format!("/api/v1/checkout/{session}/complete/"),
+                json!({"paymentMethod": "pm_card_visa"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{done}");
+        let sub_id = done["subscription"]["id"].as_str().unwrap().to_owned();
+        let yen_credit = |b: &Value| -> i64 {
+            b["balances"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["currency"] == "jpy"))
+                .and_then(|x| x["amount"].as_str())
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(0)
+        };
+        // Three seats down to one makes about two seats of credit; back up to two is paid from it.
+        for quantity in [1, 2] {
+            let (status, body) = api
+                .post(
+                    &format!("/api/v1/subscriptions/{sub_id}/update/"),
+                    json!({"planIdentifier": "team-jp", "chargePeriod": "MONTHLY", "quantity": quantity}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        let (_, balances) = api.get("/api/v1/customers/yen/balances/").await;
+        let credit_left = yen_credit(&balances);
+        let (_, invoices) = api.get("/api/v1/invoices/?customerId=yen&page_size=100").await;
+        let upgrade = invoices["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["reason"] == "subscription_update" && i["status"] == "paid"
+                && i["total"].as_str().is_some_and(|t| !t.starts_with('-')))
+            .cloned()
+            .unwrap_or_else(|| panic!("no paid upgrade invoice: {invoices}"));
+        let upgrade_id = upgrade["id"].as_str().unwrap();
+        let total: i64 = upgrade["total"].as_str().unwrap().parse().unwrap();
+        assert!(total > 0, "{upgrade}");
+
+        // Not one yen of it went through the card: a card refund of any amount is refused.
+        let (status, body) = api
+            .post("/api/v1/refunds/", json!({"orderId": upgrade_id, "amountUnits": 100}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_envelope(status, &body, "a card refund of a credit-paid invoice");
+        assert!(body["error"]["message"].as_str().unwrap().contains("card"), "{body}");
+        let (_, unchanged) = api.get("/api/v1/customers/yen/balances/").await;
+        assert_eq!(yen_credit(&unchanged), credit_left, "a refused refund moved credit");
+
+        // A refund of everything gives the credit back to credit, nothing to the card.
+        let (status, refund) = api.post("/api/v1/refunds/", json!({"orderId": upgrade_id})).await;
+        assert_eq!(status, StatusCode::CREATED, "{refund}");
+        assert_eq!(refund["amountUnits"], 0, "{refund}");
+        assert_eq!(refund["creditUnits"], total, "{refund}");
+        assert_eq!(refund["order"]["creditAppliedUnits"], total, "{refund}");
+        let (_, after) = api.get("/api/v1/customers/yen/balances/").await;
+        assert_eq!(yen_credit(&after), credit_left + total, "{after}");
+        let (status, body) = api.post("/api/v1/refunds/", json!({"orderId": upgrade_id})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    }
+}

@@ -226,6 +226,12 @@ pub async fn update(
     .bind(customer_id)
     .execute(uow.conn())
     .await?;
+    uow.emit(
+        mode,
+        EventKind::CustomerUpdated,
+        Subject::Customer(customer_id.to_owned()),
+        now,
+    );
     get(uow.conn(), mode, customer_id).await
 }
 

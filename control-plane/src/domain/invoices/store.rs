@@ -109,6 +109,8 @@ pub struct NewInvoice<'a> {
     pub id: &'a str,
     pub status: &'a str,
     pub total: i64,
+    /// What the customer's credit balance paid of `total`.
+    pub credit_applied: i64,
     pub created_at: i64,
     pub paid_at: Option<i64>,
 }
@@ -119,8 +121,8 @@ pub async fn insert(
     inv: NewInvoice<'_>,
 ) -> Result<(), sqlx::Error> {
     sql::query(
-        "INSERT INTO invoices (id, mode, customer_id, subscription_id, status, currency, total_minor, reason, created_at, paid_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO invoices (id, mode, customer_id, subscription_id, status, currency, total_minor, reason, created_at, paid_at, credit_applied_minor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(inv.id)
     .bind(draft.mode.as_str())
@@ -132,28 +134,59 @@ pub async fn insert(
     .bind(draft.reason.as_str())
     .bind(inv.created_at)
     .bind(inv.paid_at)
+    .bind(inv.credit_applied)
     .execute(uow.conn())
     .await?;
     Ok(())
 }
 
-/// `(customer, total, status)` of an invoice.
-pub async fn summary(
-    conn: &mut Conn,
-    mode: Mode,
-    id: &str,
-) -> Result<Option<(String, i64, String)>, sqlx::Error> {
-    sql::query("SELECT customer_id, total_minor, status FROM invoices WHERE mode = $1 AND id = $2")
-        .bind(mode.as_str())
-        .bind(id)
-        .fetch_optional_as(conn)
-        .await
+/// An invoice as a retry sees it.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub customer_id: String,
+    pub currency: Currency,
+    pub total: i64,
+    pub credit_applied: i64,
+    pub status: String,
 }
 
-pub async fn mark_paid(uow: &mut Uow, id: &str, at: i64) -> Result<(), sqlx::Error> {
-    sql::query("UPDATE invoices SET status = 'paid', paid_at = $1 WHERE id = $2")
-        .bind(at)
-        .bind(id)
+impl sql::FromRow for Due {
+    fn from_row(r: &sql::Row) -> Result<Self, sqlx::Error> {
+        Ok(Due {
+            customer_id: r.try_get("customer_id")?,
+            currency: r.try_get("currency")?,
+            total: r.try_get("total_minor")?,
+            credit_applied: r.try_get("credit_applied_minor")?,
+            status: r.try_get("status")?,
+        })
+    }
+}
+
+/// What is due on an invoice, and what credit already paid of it.
+pub async fn due(conn: &mut Conn, mode: Mode, id: &str) -> Result<Option<Due>, sqlx::Error> {
+    sql::query(
+        "SELECT customer_id, currency, total_minor, credit_applied_minor, status FROM invoices
+         WHERE mode = $1 AND id = $2",
+    )
+    .bind(mode.as_str())
+    .bind(id)
+    .fetch_optional_as(conn)
+    .await
+}
+
+/// Marks an invoice paid, `credit_applied` of it from the customer's credit balance.
+pub async fn mark_paid(
+    uow: &mut Uow,
+    id: &str,
+    credit_applied: i64,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    sql::query(
+        "UPDATE invoices SET status = 'paid', paid_at = $1, credit_applied_minor = $2 WHERE id = $3",
+    )
+    .bind(at)
+    .bind(credit_applied)
+    .bind(id)
         .execute(uow.conn())
         .await?;
     Ok(())
@@ -292,12 +325,14 @@ pub struct Paid {
     pub status: String,
     pub currency: Currency,
     pub total: i64,
+    /// What the customer's credit balance paid of `total`; the card paid the rest.
+    pub credit_applied: i64,
     pub reason: String,
     pub created_at: i64,
     pub paid_at: Option<i64>,
 }
 
-const PAID_COLUMNS: &str = "id, mode, customer_id, subscription_id, status, currency, total_minor, reason, created_at, paid_at";
+const PAID_COLUMNS: &str = "id, mode, customer_id, subscription_id, status, currency, total_minor, credit_applied_minor, reason, created_at, paid_at";
 
 fn paid_from_row(r: &sql::Row) -> Result<Paid, sqlx::Error> {
     Ok(Paid {
@@ -308,6 +343,7 @@ fn paid_from_row(r: &sql::Row) -> Result<Paid, sqlx::Error> {
         status: r.try_get("status")?,
         currency: r.try_get("currency")?,
         total: r.try_get("total_minor")?,
+        credit_applied: r.try_get("credit_applied_minor")?,
         reason: r.try_get("reason")?,
         created_at: r.try_get("created_at")?,
         paid_at: r.try_get("paid_at")?,

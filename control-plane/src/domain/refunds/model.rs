@@ -23,6 +23,18 @@ pub enum RefundError {
     /// Not a paid invoice with something charged (open, a credit note, free).
     #[error("orderId: '{0}' is not a paid invoice with something charged")]
     NotRefundable(String),
+    /// More asked back to the card than the card paid (and is not yet refunded); the rest of
+    /// the invoice was paid from credit and goes back to credit.
+    #[error(
+        "{field}: {asked} minor units exceeds what the card paid and is not yet refunded \
+         ({card_refundable} minor units); the part paid from the customer's credit balance goes \
+         back to credit with a refund that gives no amount"
+    )]
+    ExceedsCardPayment {
+        field: &'static str,
+        asked: i64,
+        card_refundable: i64,
+    },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -44,6 +56,9 @@ pub struct Refund {
     pub internal_note: Option<String>,
     pub status: String,
     pub created_at: i64,
+    /// What went back to the customer's credit balance: the part of the invoice that credit
+    /// had paid (`amount_minor` is what went back to the card).
+    pub credit_minor: i64,
 }
 
 impl FromRow for Refund {
@@ -60,6 +75,7 @@ impl FromRow for Refund {
             internal_note: r.try_get("internal_note")?,
             status: r.try_get("status")?,
             created_at: r.try_get("created_at")?,
+            credit_minor: r.try_get("credit_minor")?,
         })
     }
 }
@@ -135,7 +151,9 @@ pub struct OrderView {
     /// The invoice's total, a decimal string.
     pub total: String,
     pub amount_units: i64,
-    /// Refunded so far, in minor units.
+    /// What the customer's credit balance paid of it, in minor units; the card paid the rest.
+    pub credit_applied_units: i64,
+    /// Refunded so far (to the card and to credit), in minor units.
     pub refunded_units: i64,
 }
 
@@ -158,6 +176,9 @@ pub struct RefundView {
     pub status: String,
     /// The credit note: an invoice of reason `credit_note`.
     pub credit_note_id: String,
+    /// What went back to the customer's credit balance instead of the card (the part of the
+    /// invoice credit had paid), in minor units; `amountUnits` is what went back to the card.
+    pub credit_units: i64,
     #[schema(format = DateTime)]
     pub created_on: String,
     pub order: OrderView,
@@ -175,6 +196,7 @@ impl RefundView {
             failure_reason: None,
             status: r.status.clone(),
             credit_note_id: r.credit_note_id.clone(),
+            credit_units: r.credit_minor,
             created_on: crate::platform::clock::rfc3339(r.created_at),
             order,
         }
@@ -189,7 +211,9 @@ pub fn currency_symbol(currency: Currency) -> String {
 impl DomainError for RefundError {
     fn failure(&self) -> Failure<'_> {
         match self {
-            RefundError::Invalid(_) => Failure::Kind(ErrorKind::BadRequest),
+            RefundError::Invalid(_) | RefundError::ExceedsCardPayment { .. } => {
+                Failure::Kind(ErrorKind::BadRequest)
+            }
             RefundError::Db(error) => Failure::Database {
                 context: "refunds",
                 error,

@@ -9,12 +9,13 @@ use crate::platform::db::sql::Conn;
 
 const COLUMNS: &str =
     "id, mode, customer_id, invoice_id, credit_note_id, amount_minor, currency, reason,
-    internal_note, status, created_at";
+    internal_note, status, created_at, credit_minor";
 
 pub async fn insert(uow: &mut Uow, r: &Refund) -> Result<(), sqlx::Error> {
     sql::query(
         "INSERT INTO refunds (id, mode, customer_id, invoice_id, credit_note_id, amount_minor, currency, reason,
-           internal_note, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+           internal_note, status, created_at, credit_minor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&r.id)
     .bind(r.mode.as_str())
@@ -27,20 +28,27 @@ pub async fn insert(uow: &mut Uow, r: &Refund) -> Result<(), sqlx::Error> {
     .bind(&r.internal_note)
     .bind(&r.status)
     .bind(r.created_at)
+    .bind(r.credit_minor)
     .execute(uow.conn())
     .await?;
     Ok(())
 }
 
-/// What has been refunded of an invoice so far, in minor units.
-pub async fn refunded(conn: &mut Conn, mode: Mode, invoice_id: &str) -> Result<i64, sqlx::Error> {
+/// What has been refunded of an invoice so far, in minor units: `(to the card, to credit)`.
+pub async fn refunded(
+    conn: &mut Conn,
+    mode: Mode,
+    invoice_id: &str,
+) -> Result<(i64, i64), sqlx::Error> {
     sql::query(
-        "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM refunds WHERE mode = $1 AND invoice_id = $2",
+        "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT), CAST(COALESCE(SUM(credit_minor), 0) AS BIGINT)
+         FROM refunds WHERE mode = $1 AND invoice_id = $2",
     )
     .bind(mode.as_str())
     .bind(invoice_id)
-    .scalar(conn)
+    .fetch_optional_as(conn)
     .await
+    .map(Option::unwrap_or_default)
 }
 
 pub async fn get(conn: &mut Conn, mode: Mode, id: &str) -> Result<Option<Refund>, sqlx::Error> {

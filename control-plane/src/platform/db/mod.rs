@@ -109,6 +109,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "portal",
         include_str!("../../../migrations/0011_portal.sql"),
     ),
+    (
+        12,
+        "payments",
+        include_str!("../../../migrations/0012_payments.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: Migrations = &[
@@ -131,6 +136,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         11,
         "portal",
         include_str!("../../../migrations/postgres/0011_portal.sql"),
+    ),
+    (
+        12,
+        "payments",
+        include_str!("../../../migrations/postgres/0012_payments.sql"),
     ),
 ];
 

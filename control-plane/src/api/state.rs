@@ -11,6 +11,7 @@ use crate::platform::clock::SharedClock;
 use crate::platform::db::Db;
 use crate::platform::settings::Settings;
 use crate::workers::billing_clock::BillingClock;
+use crate::workers::payments::PaymentsWorker;
 use crate::write::Writer;
 
 /// Cloned for every request, so it is one `Arc`.
@@ -51,4 +52,6 @@ pub struct AppInner {
     pub snapshot_slots: Arc<Semaphore>,
     /// The billing clock, which test-clock advances run on demand.
     pub billing: BillingClock,
+    /// The payments worker; doors that answer at once wait on its `settled`.
+    pub payments: PaymentsWorker,
 }

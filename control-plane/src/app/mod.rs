@@ -23,6 +23,8 @@ use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 use tracing::info;
 
+use crate::payments::Processors;
+use crate::workers::payments::PaymentsWorker;
 use crate::api::state::{AppInner, AppState};
 use crate::domain::auth::keys::KeyCache;
 use crate::domain::auth::model::BootstrapKeys;
@@ -101,6 +103,7 @@ impl Application {
         };
         let notifier = SyncNotifier::new(latest);
         let webhook_wake = Arc::new(Notify::new());
+        let payment_wake = Arc::new(Notify::new());
         let auth = KeyCache::new(db.clone());
         let forget = auth.clone();
         let (writer, writer_control) = Writer::start(
@@ -109,6 +112,7 @@ impl Application {
             Hooks {
                 sync: notifier.clone(),
                 webhook_wake: webhook_wake.clone(),
+                payment_wake: payment_wake.clone(),
                 revoked: Arc::new(move |hashes: &[String]| forget.forget(hashes)),
             },
             config.pg_writers,
@@ -128,6 +132,14 @@ impl Application {
             retry_days: settings.dunning_retry_days.clone().into(),
             checkout_ttl_secs: settings.checkout_ttl_secs,
         };
+        let payments = PaymentsWorker {
+            writer: writer.clone(),
+            clock: clock.clone(),
+            processors: Processors::simulated(),
+            wake: payment_wake,
+            settled: Arc::new(Notify::new()),
+            retry_days: settings.dunning_retry_days.clone().into(),
+        };
         let state = AppState::new(AppInner {
             db,
             writer,
@@ -144,6 +156,7 @@ impl Application {
             recompile_wake: Arc::new(Notify::new()),
             snapshot_slots: Arc::new(Semaphore::new(2)),
             billing,
+            payments,
         });
         let generated_keys = bootstrap::bootstrap(&state.writer, &config.keys).await?;
         if let Some(path) = &config.catalog {
@@ -217,6 +230,12 @@ impl Application {
                 stopping.clone(),
             ));
         }
+        tokio::spawn(
+            state
+                .payments
+                .clone()
+                .run_forever(Duration::from_secs(1), stopping.clone()),
+        );
         tokio::spawn(
             crate::workers::recompile::Recompiler {
                 writer: state.writer.clone(),

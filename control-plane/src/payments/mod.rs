@@ -1,7 +1,179 @@
-//! Payment processors: the boundary between Tollgate and whoever moves the money. Today the
-//! only processor is the test-mode card simulator ([`test_cards`], Stripe's test cards); live
-//! mode declines. A processor is called by workflows, never from inside a store, and (once a
-//! network processor lands) from a worker outside the writer's unit of work, through an outbox
-//! row (docs/ARCHITECTURE.md, "A Stripe payment processor").
+//! Payment processors: the boundary between Tollgate and whoever moves the money.
+//!
+//! A processor is called only by the payments worker (`workers::payments`), outside the
+//! writer's unit of work: a unit writes a payment intent (`domain::payments`), the worker
+//! charges it with the intent's id as the idempotency key, and a later unit settles it
+//! (`workflows::settle`). docs/payments.md describes the states.
+//!
+//! * [`test_cards`] — the test processor: Stripe's test cards, simulated.
+//! * [`Processors`] — which processor each mode uses.
 
 pub mod test_cards;
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use tollgate_shared::Mode;
+
+use crate::domain::payments::model::{ChargeOutcome, Decline};
+use crate::platform::money::Currency;
+
+/// A charge the worker asks of a processor.
+#[derive(Debug, Clone, Copy)]
+pub struct ChargeRequest<'a> {
+    /// The payment intent's id: the processor's idempotency key, so asking twice (a retry
+    /// after a crash) charges once.
+    pub idempotency_key: &'a str,
+    pub mode: Mode,
+    pub customer_id: &'a str,
+    /// The card on file: a test card's behaviour, or a processor payment method id.
+    pub payment_method: Option<&'a str>,
+    pub amount_minor: i64,
+    pub currency: Currency,
+    /// A renewal or retry, with no customer present (Stripe's `off_session`).
+    pub off_session: bool,
+}
+
+/// A processor that could not be asked (network, 5xx): the worker tries again later.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ProcessorError(pub String);
+
+/// A card saved with the processor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedMethod {
+    /// What later charges name: a test card's behaviour, or a processor payment method id.
+    pub reference: String,
+    pub last4: String,
+}
+
+/// What moves money. Every call may go over the network, so none runs inside a unit of work.
+pub trait PaymentProcessor: Send + Sync {
+    /// `test`, `stripe`, or `none`.
+    fn name(&self) -> &'static str;
+    /// The processor's customer for ours, made if new (Stripe mirrors customers lazily).
+    fn ensure_customer<'a>(
+        &'a self,
+        customer_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ProcessorError>>;
+    /// Saves a card (a token or a payment method id) for later charges.
+    fn save_payment_method<'a>(
+        &'a self,
+        customer_id: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Result<SavedMethod, Decline>, ProcessorError>>;
+    /// Charges the card, with `idempotency_key` so a retry charges once.
+    fn charge<'a>(
+        &'a self,
+        req: ChargeRequest<'a>,
+    ) -> BoxFuture<'a, Result<ChargeOutcome, ProcessorError>>;
+    /// Finishes a charge the customer has authenticated (3-D Secure).
+    fn confirm<'a>(
+        &'a self,
+        idempotency_key: &'a str,
+        reference: &'a str,
+    ) -> BoxFuture<'a, Result<ChargeOutcome, ProcessorError>>;
+    /// Gives back `amount_minor` of a charge; answers the refund's reference.
+    fn refund<'a>(
+        &'a self,
+        reference: &'a str,
+        amount_minor: i64,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ProcessorError>>;
+    /// What became of the charge made with `idempotency_key`, if the processor has one: asked
+    /// before a claimed intent is charged again (the previous worker may have died after the
+    /// call and before the settle).
+    fn retrieve<'a>(
+        &'a self,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ChargeOutcome>, ProcessorError>>;
+}
+
+/// Which processor each mode uses.
+#[derive(Clone)]
+pub struct Processors {
+    test: Arc<dyn PaymentProcessor>,
+    live: Arc<dyn PaymentProcessor>,
+}
+
+impl Processors {
+    /// Today's set-up: the test cards in test mode, nothing in live mode (every live charge
+    /// declines, saying no processor is configured).
+    pub fn simulated() -> Processors {
+        Processors {
+            test: Arc::new(test_cards::TestProcessor),
+            live: Arc::new(Unconfigured),
+        }
+    }
+
+    pub fn for_mode(&self, mode: Mode) -> &Arc<dyn PaymentProcessor> {
+        match mode {
+            Mode::Test => &self.test,
+            Mode::Live => &self.live,
+        }
+    }
+}
+
+/// A mode with no processor: every charge declines.
+pub struct Unconfigured;
+
+impl PaymentProcessor for Unconfigured {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+
+    fn ensure_customer<'a>(
+        &'a self,
+        _customer_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ProcessorError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn save_payment_method<'a>(
+        &'a self,
+        _customer_id: &'a str,
+        _token: &'a str,
+    ) -> BoxFuture<'a, Result<Result<SavedMethod, Decline>, ProcessorError>> {
+        Box::pin(async { Ok(Err(Decline::NoLiveProvider)) })
+    }
+
+    fn charge<'a>(
+        &'a self,
+        _req: ChargeRequest<'a>,
+    ) -> BoxFuture<'a, Result<ChargeOutcome, ProcessorError>> {
+        Box::pin(async { Ok(declined(Decline::NoLiveProvider)) })
+    }
+
+    fn confirm<'a>(
+        &'a self,
+        _idempotency_key: &'a str,
+        _reference: &'a str,
+    ) -> BoxFuture<'a, Result<ChargeOutcome, ProcessorError>> {
+        Box::pin(async { Ok(declined(Decline::NoLiveProvider)) })
+    }
+
+    fn refund<'a>(
+        &'a self,
+        _reference: &'a str,
+        _amount_minor: i64,
+        _idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ProcessorError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn retrieve<'a>(
+        &'a self,
+        _idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ChargeOutcome>, ProcessorError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// A charge refused for `decline`, with its message.
+pub fn declined(decline: Decline) -> ChargeOutcome {
+    ChargeOutcome::Failed {
+        reference: None,
+        decline,
+        message: decline.to_string(),
+    }
+}

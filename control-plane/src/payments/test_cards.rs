@@ -1,11 +1,13 @@
-//! The test-mode payment provider. Card numbers and payment-method tokens behave like Stripe's
-//! test cards (SPEC §5); live mode has no provider configured and declines everything.
+//! The test processor. Card numbers and payment-method tokens behave like Stripe's test cards
+//! (SPEC §5, docs/payments.md); live mode has no processor configured and declines everything.
 
 use std::collections::HashMap;
 
+use futures_util::future::BoxFuture;
 use tollgate_shared::Mode;
 
-use crate::domain::payments::model::{Decline, Payment};
+use crate::domain::payments::model::{ChargeOutcome, Decline};
+use crate::payments::{ChargeRequest, PaymentProcessor, ProcessorError, SavedMethod, declined};
 use crate::platform::schema::TextRules;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +18,11 @@ pub enum TestCard {
     Declined,
     /// `pm_card_chargeCustomerFail` / 4000 0000 0000 0341: attaches, every later charge fails.
     FailsLater,
+    /// `pm_card_authenticationRequired` / 4000 0025 0000 3155: every charge needs 3-D Secure.
+    AuthenticationRequired,
+    /// `pm_card_visa_chargeDeclinedInsufficientFunds` / 4000 0000 0000 9995: attaches, every
+    /// charge declines for insufficient funds.
+    InsufficientFunds,
 }
 
 impl TestCard {
@@ -24,6 +31,8 @@ impl TestCard {
             "pm_card_visa" => Some(TestCard::Visa),
             "pm_card_chargeDeclined" => Some(TestCard::Declined),
             "pm_card_chargeCustomerFail" => Some(TestCard::FailsLater),
+            "pm_card_authenticationRequired" => Some(TestCard::AuthenticationRequired),
+            "pm_card_visa_chargeDeclinedInsufficientFunds" => Some(TestCard::InsufficientFunds),
             _ => None,
         }
     }
@@ -37,6 +46,8 @@ impl TestCard {
             "4242424242424242" => Some(TestCard::Visa),
             "4000000000000002" => Some(TestCard::Declined),
             "4000000000000341" => Some(TestCard::FailsLater),
+            "4000002500003155" => Some(TestCard::AuthenticationRequired),
+            "4000000000009995" => Some(TestCard::InsufficientFunds),
             _ => None,
         }
     }
@@ -46,6 +57,8 @@ impl TestCard {
             TestCard::Visa => "4242",
             TestCard::Declined => "0002",
             TestCard::FailsLater => "0341",
+            TestCard::AuthenticationRequired => "3155",
+            TestCard::InsufficientFunds => "9995",
         }
     }
 
@@ -53,7 +66,9 @@ impl TestCard {
     pub fn behaviour(self) -> &'static str {
         match self {
             TestCard::FailsLater => "fails_later",
-            _ => "succeeds",
+            TestCard::AuthenticationRequired => "requires_action",
+            TestCard::InsufficientFunds => "insufficient_funds",
+            TestCard::Visa | TestCard::Declined => "succeeds",
         }
     }
 }
@@ -64,7 +79,9 @@ impl TestCard {
         marker: "test-payment-method",
         min_length: None,
         max_length: None,
-        pattern: Some(r"^(pm_card_visa|pm_card_chargeDeclined|pm_card_chargeCustomerFail)$"),
+        pattern: Some(
+            r"^(pm_card_visa|pm_card_chargeDeclined|pm_card_chargeCustomerFail|pm_card_authenticationRequired|pm_card_visa_chargeDeclinedInsufficientFunds)$",
+        ),
     };
     /// A card number as a person types it ([`read_card`] reads it).
     pub const NUMBER_RULES: TextRules = TextRules {
@@ -88,19 +105,99 @@ impl TestCard {
     };
 }
 
-/// A later (off-session) charge against the card on file, whose stored behaviour is `card`
-/// (`succeeds` / `fails_later`), or `None` without one.
-pub fn charge_off_session(mode: Mode, card: Option<&str>, amount: i64) -> Payment {
-    if amount <= 0 {
-        return Payment::Paid;
-    }
+/// How a charge of the card whose stored behaviour is `card` goes.
+pub fn charge_outcome(mode: Mode, card: Option<&str>, key: &str) -> ChargeOutcome {
     if mode == Mode::Live {
-        return Payment::Failed(Decline::NoLiveProvider);
+        return declined(Decline::NoLiveProvider);
     }
+    let reference = Some(format!("ch_test_{}", key.trim_start_matches("pi_")));
     match card {
-        Some("succeeds") => Payment::Paid,
-        Some(_) => Payment::Failed(Decline::CardDeclined),
-        None => Payment::Failed(Decline::NoPaymentMethod),
+        Some("succeeds") => ChargeOutcome::Succeeded { reference },
+        Some("requires_action") => ChargeOutcome::RequiresAction { reference },
+        Some("insufficient_funds") => ChargeOutcome::Failed {
+            reference,
+            decline: Decline::InsufficientFunds,
+            message: Decline::InsufficientFunds.to_string(),
+        },
+        Some(_) => ChargeOutcome::Failed {
+            reference,
+            decline: Decline::CardDeclined,
+            message: Decline::CardDeclined.to_string(),
+        },
+        None => declined(Decline::NoPaymentMethod),
+    }
+}
+
+/// The test processor: pure, so asking twice answers the same (which is what an idempotency
+/// key promises of a real one).
+pub struct TestProcessor;
+
+impl PaymentProcessor for TestProcessor {
+    fn name(&self) -> &'static str {
+        "test"
+    }
+
+    fn ensure_customer<'a>(
+        &'a self,
+        _customer_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ProcessorError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn save_payment_method<'a>(
+        &'a self,
+        _customer_id: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Result<SavedMethod, Decline>, ProcessorError>> {
+        Box::pin(async move {
+            Ok(verify_card(Mode::Test, TestCard::from_token(token)).map(|c| SavedMethod {
+                reference: c.behaviour().to_owned(),
+                last4: c.last4().to_owned(),
+            }))
+        })
+    }
+
+    fn charge<'a>(
+        &'a self,
+        req: ChargeRequest<'a>,
+    ) -> BoxFuture<'a, Result<ChargeOutcome, ProcessorError>> {
+        Box::pin(async move {
+            Ok(charge_outcome(
+                req.mode,
+                req.payment_method,
+                req.idempotency_key,
+            ))
+        })
+    }
+
+    fn confirm<'a>(
+        &'a self,
+        _idempotency_key: &'a str,
+        reference: &'a str,
+    ) -> BoxFuture<'a, Result<ChargeOutcome, ProcessorError>> {
+        // The hosted authentication page only asks to confirm once the person completed it.
+        Box::pin(async move {
+            Ok(ChargeOutcome::Succeeded {
+                reference: Some(reference.to_owned()),
+            })
+        })
+    }
+
+    fn refund<'a>(
+        &'a self,
+        reference: &'a str,
+        _amount_minor: i64,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ProcessorError>> {
+        Box::pin(async move { Ok(Some(format!("re_test_{reference}_{idempotency_key}"))) })
+    }
+
+    fn retrieve<'a>(
+        &'a self,
+        _idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ChargeOutcome>, ProcessorError>> {
+        // Nothing is remembered: charging again with the same key answers the same.
+        Box::pin(async { Ok(None) })
     }
 }
 
@@ -196,6 +293,26 @@ mod tests {
         assert_eq!(
             charge_at_checkout(Mode::Live, Some(TestCard::Visa)),
             Err(Decline::NoLiveProvider)
+        );
+        let cases = [
+            ("4242 4242 4242 4242", "succeeds"),
+            ("4000 0025 0000 3155", "requires_action"),
+            ("4000 0000 0000 9995", "insufficient_funds"),
+            ("4000 0000 0000 0341", "card_declined"),
+        ];
+        for (number, expected) in cases {
+            let card = TestCard::from_number(number).expect("a test card");
+            let outcome = charge_outcome(Mode::Test, Some(card.behaviour()), "pi_1");
+            let got = match outcome {
+                ChargeOutcome::Succeeded { .. } => "succeeds",
+                ChargeOutcome::RequiresAction { .. } => "requires_action",
+                ChargeOutcome::Failed { decline, .. } => decline.code(),
+            };
+            assert_eq!(got, expected, "{number}");
+        }
+        assert_eq!(
+            charge_outcome(Mode::Test, None, "pi_1"),
+            declined(Decline::NoPaymentMethod)
         );
     }
 }

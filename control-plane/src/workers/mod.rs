@@ -5,6 +5,7 @@
 //!   windows) and runs each in its own unit (`workflows::renew`).
 //! * [`recompile`] — catalog edits' recompiles, in bounded chunks.
 //! * [`webhooks`] — webhook delivery with backoff and a circuit breaker per endpoint.
+//! * [`payments`] — charges payment intents outside the writer and settles them.
 //! * [`maintenance`] — pruning of every bounded table.
 //! * [`sync_listen`] — on PostgreSQL, other replicas' commits (`LISTEN`, with a catch-up read).
 //! * [`gauges`] — gauges an operator wants.
@@ -12,6 +13,7 @@
 pub mod billing_clock;
 pub mod gauges;
 pub mod maintenance;
+pub mod payments;
 pub mod recompile;
 pub mod sync_listen;
 pub mod webhooks;

@@ -24,6 +24,8 @@ use crate::workflows::subscribe::{PaidAtCheckout, Urls};
 pub struct Completed {
     pub session: Session,
     pub subscription_id: String,
+    /// The first invoice's payment intent, when the session completes once it succeeds.
+    pub intent: Option<String>,
 }
 
 /// Completes session `id` of `mode` with `card`. Runs inside a unit of work.
@@ -111,6 +113,7 @@ pub async fn complete(
         &Urls::default(),
         Some(&PaidAtCheckout {
             pending: session.subscription_id.clone(),
+            session: Some(id.to_owned()),
         }),
         now,
     )
@@ -120,12 +123,33 @@ pub async fn complete(
             "checkout session '{id}' cannot start a subscription"
         )));
     };
-    store::mark_complete(uow, id, &subscription_id, now).await?;
+    if applied.intent.is_some() {
+        // The session completes when the payment intent succeeds (`workflows::settle`); a
+        // retry with another card finds the same pending subscription.
+        store::set_subscription(uow, id, &subscription_id).await?;
+    } else {
+        mark_complete(uow, &session, &subscription_id, now).await?;
+    }
+    Ok(Completed {
+        session,
+        subscription_id,
+        intent: applied.intent,
+    })
+}
+
+/// The session is paid: `complete`, and `checkout.completed` recorded.
+pub async fn mark_complete(
+    uow: &mut Uow,
+    session: &Session,
+    subscription_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    store::mark_complete(uow, &session.id, subscription_id, now).await?;
     uow.emit(
-        mode,
+        session.mode,
         EventKind::CheckoutCompleted,
         Subject::Data(serde_json::json!({
-            "checkoutSessionId": id,
+            "checkoutSessionId": session.id,
             "customerId": session.customer_id,
             "subscriptionId": subscription_id,
             "planIdentifier": session.plan_identifier,
@@ -133,10 +157,7 @@ pub async fn complete(
         })),
         now,
     );
-    Ok(Completed {
-        session,
-        subscription_id,
-    })
+    Ok(())
 }
 
 impl From<SubscriptionError> for CheckoutError {

@@ -1,6 +1,6 @@
 //! Writing an invoice and collecting it: the customer's credit in the invoice's currency first,
-//! then the card on file.
-//! Emits `invoice.paid` or `invoice.payment_failed` through the unit of work.
+//! then the card on file, through a payment intent the payments worker charges after the unit
+//! commits (`workers::payments`, `workflows::settle`). Nothing here calls a processor.
 
 use tollgate_shared::Mode;
 
@@ -8,12 +8,14 @@ use crate::domain::customers::store as customers;
 use crate::domain::invoices::model::Draft;
 use crate::domain::invoices::store;
 use crate::domain::invoices::store::NewInvoice;
-use crate::domain::payments::model::Payment;
-use crate::payments::test_cards::charge_off_session;
+use crate::domain::payments::model::{Decline, Payment, Purpose};
+use crate::domain::payments::store as intents;
+use crate::domain::payments::store::NewIntent;
 use crate::platform::db::Uow;
 use crate::platform::db::uow::Subject;
 use crate::platform::events::EventKind;
 use crate::platform::ids;
+use crate::platform::money::Currency;
 
 pub struct Created {
     pub id: String,
@@ -21,41 +23,59 @@ pub struct Created {
     pub payment: Payment,
 }
 
-/// A later (off-session) charge of the card on file: renewals, upgrades, trial ends, retries.
-pub async fn charge_card(
-    uow: &mut Uow,
+/// What an intent charges, for whom, and why.
+struct CardCharge<'a> {
     mode: Mode,
-    customer_id: &str,
+    customer_id: &'a str,
+    invoice_id: &'a str,
+    subscription_id: Option<&'a str>,
     amount: i64,
-) -> Result<Payment, sqlx::Error> {
-    let card = customers::card_on_file(uow.conn(), mode, customer_id).await?;
-    Ok(charge_off_session(mode, card.as_deref(), amount))
+    currency: Currency,
+    purpose: Purpose,
+    now: i64,
+}
+
+/// Asks for `amount` from the card on file: a payment intent for the worker, or at once a
+/// decline that needs no processor (no card; a mode without a processor).
+async fn charge_card(uow: &mut Uow, c: CardCharge<'_>) -> Result<Payment, sqlx::Error> {
+    if c.amount <= 0 {
+        return Ok(Payment::Paid);
+    }
+    if c.mode == Mode::Live {
+        return Ok(Payment::Failed(Decline::NoLiveProvider));
+    }
+    let Some(card) = customers::card_on_file(uow.conn(), c.mode, c.customer_id).await? else {
+        return Ok(Payment::Failed(Decline::NoPaymentMethod));
+    };
+    let id = ids::new("pi");
+    intents::insert(
+        uow,
+        NewIntent {
+            id: &id,
+            mode: c.mode,
+            customer_id: c.customer_id,
+            invoice_id: c.invoice_id,
+            subscription_id: c.subscription_id,
+            amount_minor: c.amount,
+            currency: c.currency,
+            purpose: &c.purpose,
+            processor: "test",
+            payment_method: Some(&card),
+            created_at: c.now,
+        },
+    )
+    .await?;
+    Ok(Payment::Pending(id))
 }
 
 /// Writes the invoice with its lines (plus the subscription's pending lines) and collects it:
-/// credit balance first, then the card. A failed charge leaves the invoice `open`.
+/// credit balance first, then the card through a payment intent whose settling does what
+/// `purpose` says. An invoice waiting for its intent is `open`, its credit already applied.
 pub async fn create_and_collect(
     uow: &mut Uow,
     now: i64,
     draft: Draft<'_>,
-) -> Result<Created, sqlx::Error> {
-    create(uow, now, draft, true).await
-}
-
-/// Records an invoice already paid by other means (the checkout page's charge).
-pub async fn record_paid(
-    uow: &mut Uow,
-    now: i64,
-    draft: Draft<'_>,
-) -> Result<Created, sqlx::Error> {
-    create(uow, now, draft, false).await
-}
-
-async fn create(
-    uow: &mut Uow,
-    now: i64,
-    draft: Draft<'_>,
-    collect: bool,
+    purpose: Purpose,
 ) -> Result<Created, sqlx::Error> {
     let id = ids::new("in");
     for line in &draft.lines {
@@ -67,22 +87,33 @@ async fn create(
     let total = store::lines_total(uow.conn(), &id).await?;
     let balance =
         customers::balance(uow.conn(), draft.mode, draft.customer_id, draft.currency).await?;
-    // Negative totals become credit; positive ones use credit before the card. Paid by other
-    // means (the checkout page's charge): the credit stays for later.
-    let from_balance = match (collect, total > 0) {
-        (false, _) => 0,
-        (true, true) => balance.clamp(0, total),
-        (true, false) => total,
-    };
-    let due = total - from_balance;
-    let payment = if collect {
-        charge_card(uow, draft.mode, draft.customer_id, due).await?
+    // Negative totals become credit; positive ones use credit before the card.
+    let from_balance = if total > 0 {
+        balance.clamp(0, total)
     } else {
-        Payment::Paid
+        total
     };
+    let payment = charge_card(
+        uow,
+        CardCharge {
+            mode: draft.mode,
+            customer_id: draft.customer_id,
+            invoice_id: &id,
+            subscription_id: draft.subscription_id,
+            amount: total - from_balance,
+            currency: draft.currency,
+            purpose,
+            now,
+        },
+    )
+    .await?;
     let paid = payment == Payment::Paid;
-    // Credit is only taken when the invoice is paid; a failed charge leaves it for the retry.
-    let credit_applied = if paid { from_balance } else { 0 };
+    // A declined charge leaves the credit for the retry; a pending one holds it (the settle
+    // gives it back if what it paid for is voided).
+    let credit_applied = match payment {
+        Payment::Failed(_) => 0,
+        Payment::Paid | Payment::Pending(_) => from_balance,
+    };
     if credit_applied != 0 {
         customers::add_balance(
             uow,
@@ -106,12 +137,15 @@ async fn create(
         },
     )
     .await?;
-    let event = if paid {
-        EventKind::InvoicePaid
-    } else {
-        EventKind::InvoicePaymentFailed
+    let event = match payment {
+        Payment::Paid => Some(EventKind::InvoicePaid),
+        Payment::Failed(_) => Some(EventKind::InvoicePaymentFailed),
+        // The settle says which.
+        Payment::Pending(_) => None,
     };
-    uow.emit(draft.mode, event, Subject::Invoice(id.clone()), now);
+    if let Some(event) = event {
+        uow.emit(draft.mode, event, Subject::Invoice(id.clone()), now);
+    }
     Ok(Created { id, total, payment })
 }
 
@@ -124,13 +158,14 @@ pub async fn add_pending(uow: &mut Uow, draft: &Draft<'_>) -> Result<(), sqlx::E
 }
 
 /// Retries an open invoice's charge: the customer's credit in the invoice's currency first
-/// (it may have grown since the first attempt), then the card for the rest. Marks it paid on
-/// success.
+/// (it may have grown since the first attempt), then the card for the rest through a payment
+/// intent. Marks it paid when credit covers it.
 pub async fn retry(
     uow: &mut Uow,
     now: i64,
     mode: Mode,
     invoice_id: &str,
+    purpose: Purpose,
 ) -> Result<Payment, sqlx::Error> {
     let Some(due) = store::due(uow.conn(), mode, invoice_id).await? else {
         return Ok(Payment::Paid);
@@ -141,12 +176,29 @@ pub async fn retry(
     let balance = customers::balance(uow.conn(), mode, &due.customer_id, due.currency).await?;
     let owed = due.total - due.credit_applied;
     let from_balance = balance.clamp(0, owed.max(0));
-    let payment = charge_card(uow, mode, &due.customer_id, owed - from_balance).await?;
+    if from_balance != 0 {
+        customers::add_balance(uow, mode, &due.customer_id, due.currency, -from_balance).await?;
+        store::set_credit_applied(uow, invoice_id, due.credit_applied + from_balance).await?;
+    }
+    let subscription = match &purpose {
+        Purpose::Retry { subscription } => Some(subscription.clone()),
+        _ => None,
+    };
+    let payment = charge_card(
+        uow,
+        CardCharge {
+            mode,
+            customer_id: &due.customer_id,
+            invoice_id,
+            subscription_id: subscription.as_deref(),
+            amount: owed - from_balance,
+            currency: due.currency,
+            purpose,
+            now,
+        },
+    )
+    .await?;
     if payment == Payment::Paid {
-        if from_balance != 0 {
-            customers::add_balance(uow, mode, &due.customer_id, due.currency, -from_balance)
-                .await?;
-        }
         store::mark_paid(uow, invoice_id, due.credit_applied + from_balance, now).await?;
         uow.emit(
             mode,

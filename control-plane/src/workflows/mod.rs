@@ -9,7 +9,8 @@
 //! * [`cancel`] — cancel and resume, for every door.
 //! * [`checkout`] — opening a checkout session and completing a paid one.
 //! * [`renew`] — the billing clock's units: renewals, dunning, cancel dates, expiries, meters.
-//! * [`collect`] — writing an invoice and collecting it (credit, then the card).
+//! * [`collect`] — writing an invoice and collecting it (credit, then a payment intent).
+//! * [`settle`] — applying what the processor said about a payment intent.
 //! * [`refund`], [`customers`] (archive), [`portal`] (the portal's forms), [`usage`] (reports
 //!   and reported events), [`views`] (a subscription as Kelviq's SDKs read it).
 
@@ -21,6 +22,7 @@ pub mod direct;
 pub mod portal;
 pub mod refund;
 pub mod renew;
+pub mod settle;
 pub mod subscribe;
 pub mod update;
 pub mod usage;

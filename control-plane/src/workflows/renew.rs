@@ -12,7 +12,7 @@ use crate::domain::customers::store as customers;
 use crate::domain::entitlements::store as entitlements;
 use crate::domain::invoices::model::Draft;
 use crate::domain::invoices::store as invoices;
-use crate::domain::payments::model::Payment;
+use crate::domain::payments::model::{Payment, Purpose};
 use crate::domain::subscriptions::model::{Status, Subscription};
 use crate::domain::subscriptions::renewal::{self as clock, AfterRetry, Due, PeriodEnd};
 use crate::domain::subscriptions::store::{self as subscriptions, Renewal};
@@ -95,10 +95,38 @@ pub async fn due_step(
         Due::Nothing => return Ok(false),
         Due::CancelDate => apply::end_now(uow, &sub, at).await?,
         Due::Retry { invoice } => {
-            let payment = collect::retry(uow, at, mode, &invoice).await?;
-            match clock::after_retry(&sub, payment == Payment::Paid, retry_days) {
+            let purpose = Purpose::Retry {
+                subscription: sub.id.clone(),
+            };
+            let paid = match collect::retry(uow, at, mode, &invoice, purpose).await? {
+                Payment::Paid => true,
+                Payment::Failed(_) => false,
+                Payment::Pending(_) => {
+                    // The settle decides what comes next.
+                    subscriptions::pause_retries(uow, &sub, at).await?;
+                    return Ok(true);
+                }
+            };
+            after_retry(uow, &sub, &invoice, paid, at, retry_days).await?;
+        }
+        Due::PeriodEnd => period_end(uow, &sub, at, retry_days).await?,
+    }
+    Ok(true)
+}
+
+/// Where a dunning retry leaves the subscription: recovered, retried later, or ended.
+pub async fn after_retry(
+    uow: &mut Uow,
+    sub: &Subscription,
+    invoice: &str,
+    paid: bool,
+    at: i64,
+    retry_days: &[u32],
+) -> Result<(), ApiError> {
+    let mode = sub.mode;
+    match clock::after_retry(sub, paid, retry_days) {
                 AfterRetry::Recovered => {
-                    subscriptions::recovered(uow, &sub, at).await?;
+                    subscriptions::recovered(uow, sub, at).await?;
                     uow.emit(
                         mode,
                         EventKind::SubscriptionUpdated,
@@ -107,17 +135,14 @@ pub async fn due_step(
                     );
                 }
                 AfterRetry::RetryAt { attempts, at: next } => {
-                    subscriptions::retry_later(uow, &sub, attempts, next, at).await?;
+                    subscriptions::retry_later(uow, sub, attempts, next, at).await?;
                 }
                 AfterRetry::GiveUp => {
-                    invoices::set_status(uow, &invoice, "uncollectible").await?;
-                    apply::end_now(uow, &sub, at).await?;
+                    invoices::set_status(uow, invoice, "uncollectible").await?;
+                    apply::end_now(uow, sub, at).await?;
                 }
-            }
-        }
-        Due::PeriodEnd => period_end(uow, &sub, at, retry_days).await?,
     }
-    Ok(true)
+    Ok(())
 }
 
 /// A period boundary: cancel, or end the trial, or apply the scheduled change; then charge the
@@ -166,9 +191,16 @@ async fn period_end(
             reason: next.reason,
             lines: vec![next.line.clone()],
         },
+        Purpose::Renewal {
+            subscription: sub.id.clone(),
+            trial_ending,
+        },
     )
     .await?;
-    let paid = created.payment == Payment::Paid;
+    // A pending charge renews the period now, as a paid one does; if it fails, the settle
+    // starts dunning then (`after_renewal_charge`).
+    let paid = !matches!(created.payment, Payment::Failed(_));
+    let pending = matches!(created.payment, Payment::Pending(_));
     let after = clock::after_charge(paid, trial_ending, at, retry_days);
     subscriptions::renew(
         uow,
@@ -195,12 +227,44 @@ async fn period_end(
         // The scheduled change took effect: the license key follows the new plan.
         apply::sync_license(uow, mode, &sub.customer_id, &sub.id, p, at).await?;
     }
-    uow.emit(mode, after.event, Subject::Subscription(sub.id.clone()), at);
+    if !pending {
+        uow.emit(mode, after.event, Subject::Subscription(sub.id.clone()), at);
+    }
     if after.give_up {
         // No retries configured: the failure is final.
         invoices::set_status(uow, &created.id, "uncollectible").await?;
         if let Some(renewed) = subscriptions::get(uow.conn(), mode, &sub.id).await? {
             apply::end_now(uow, &renewed, at).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A renewal's pending charge settled: `paid` → the renewal's event; declined → `past_due` and
+/// dunning from now, or the end when no retry is configured.
+pub async fn after_renewal_charge(
+    uow: &mut Uow,
+    sub: &Subscription,
+    invoice: &str,
+    paid: bool,
+    trial_ending: bool,
+    at: i64,
+    retry_days: &[u32],
+) -> Result<(), ApiError> {
+    let after = clock::after_charge(paid, trial_ending, at, retry_days);
+    if !paid {
+        subscriptions::start_dunning(uow, sub, invoice, after.next_retry_at, at).await?;
+    }
+    uow.emit(
+        sub.mode,
+        after.event,
+        Subject::Subscription(sub.id.clone()),
+        at,
+    );
+    if after.give_up {
+        invoices::set_status(uow, invoice, "uncollectible").await?;
+        if let Some(now) = subscriptions::get(uow.conn(), sub.mode, &sub.id).await? {
+            apply::end_now(uow, &now, at).await?;
         }
     }
     Ok(())

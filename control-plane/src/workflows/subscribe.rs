@@ -17,11 +17,11 @@ use crate::domain::invoices::model::InvoiceView;
 use crate::domain::invoices::model::{Draft, Reason};
 use crate::domain::invoices::store as invoices;
 use crate::domain::licenses::store as licenses;
-use crate::domain::payments::model::Payment;
+use crate::domain::payments::model::{CycleSpec, Payment, Purpose};
 use crate::domain::subscriptions::lifecycle::Proration;
 use crate::domain::subscriptions::lifecycle::{Action, ChangeRequest, Decision, full_period_line};
 use crate::domain::subscriptions::model::SubscriptionView;
-use crate::domain::subscriptions::model::{Status, Subscription, SubscriptionError};
+use crate::domain::subscriptions::model::{Cycle, Status, Subscription, SubscriptionError};
 use crate::domain::subscriptions::store;
 use crate::domain::subscriptions::store::Start;
 use crate::platform::db::Uow;
@@ -40,6 +40,8 @@ pub struct Applied {
     pub invoice_id: Option<String>,
     /// Set when a checkout is needed: the session to send the customer to.
     pub checkout_session: Option<String>,
+    /// The payment intent the change waits for, if its invoice was not paid at once.
+    pub intent: Option<String>,
 }
 
 impl Applied {
@@ -49,7 +51,13 @@ impl Applied {
             subscription_id: Some(id.to_owned()),
             invoice_id: invoice,
             checkout_session: None,
+            intent: None,
         }
+    }
+
+    fn waiting_for(mut self, intent: Option<String>) -> Applied {
+        self.intent = intent;
+        self
     }
 }
 
@@ -60,12 +68,13 @@ pub struct Urls {
     pub cancel: Option<RedirectUrl>,
 }
 
-/// The first charge was taken on the hosted checkout page: the card is on file, the first
-/// invoice is recorded as paid rather than charged again, and the `incomplete` subscription
-/// made for the checkout (if any) is the one that starts.
+/// A checkout is being paid: the card was just put on file, the `incomplete` subscription
+/// made for the checkout (if any) is the one that starts, and the session completes when the
+/// first invoice's payment intent succeeds.
 #[derive(Debug, Clone, Default)]
 pub struct PaidAtCheckout {
     pub pending: Option<String>,
+    pub session: Option<String>,
 }
 
 /// Decides and applies `req` for a customer, in the customer's time `now`. The customer row is
@@ -95,6 +104,7 @@ pub async fn change(
             subscription_id: None,
             invoice_id: None,
             checkout_session: None,
+            intent: None,
         }),
         (
             Decision::StartNow {
@@ -116,6 +126,7 @@ pub async fn change(
             )
             .await?;
             let mut invoice = None;
+            let mut intent = None;
             if trial_days == 0 {
                 let draft = Draft {
                     mode,
@@ -125,17 +136,34 @@ pub async fn change(
                     reason: Reason::SubscriptionCreate,
                     lines: vec![full_period_line(&req.target, quantity, now)],
                 };
-                let created = match paid {
-                    Some(_) => collect::record_paid(uow, now, draft).await?,
-                    None => collect::create_and_collect(uow, now, draft).await?,
+                let purpose = Purpose::Start {
+                    subscription: id.clone(),
+                    checkout_session: paid.and_then(|p| p.session.clone()),
                 };
-                if let Payment::Failed(decline) = created.payment {
+                let created = collect::create_and_collect(uow, now, draft, purpose).await?;
+                match created.payment {
                     // The unit rolls back: nothing changes, nothing is granted.
-                    return Err(SubscriptionError::Payment(decline));
+                    Payment::Failed(decline) => return Err(SubscriptionError::Payment(decline)),
+                    // It starts when the intent succeeds (`subscription.activated`); until
+                    // then it is `incomplete` and grants nothing.
+                    Payment::Pending(pi) => {
+                        intent = Some(pi);
+                        store::await_payment(uow, mode, &id, now).await?;
+                        if pending.is_none() {
+                            started(uow, mode, &id, false, now);
+                        }
+                    }
+                    Payment::Paid => {
+                        sync_license(uow, mode, customer_id, &id, &req.target, now).await?;
+                        started(uow, mode, &id, pending.is_some(), now);
+                    }
                 }
                 invoice = Some(created.id);
+            } else {
+                sync_license(uow, mode, customer_id, &id, &req.target, now).await?;
+                started(uow, mode, &id, pending.is_some(), now);
             }
-            Ok(Applied::on(Action::Created, &id, invoice))
+            Ok(Applied::on(Action::Created, &id, invoice).waiting_for(intent))
         }
         (Decision::Checkout { quantity }, _) => {
             pending_checkout(uow, mode, customer_id, &req, quantity, urls, now).await
@@ -162,11 +190,26 @@ pub async fn change(
                 if plan.deferred {
                     collect::add_pending(uow, &draft).await?;
                 } else {
-                    let created = collect::create_and_collect(uow, now, draft).await?;
-                    if let Payment::Failed(decline) = created.payment {
-                        return Err(SubscriptionError::Payment(decline));
+                    let purpose = Purpose::Update {
+                        subscription: cur.id.clone(),
+                        plan: req.target.plan.clone(),
+                        period: req.target.charge_period.as_str().to_owned(),
+                        quantity,
+                        cycle: cycle_spec(cycle),
+                    };
+                    let created = collect::create_and_collect(uow, now, draft, purpose).await?;
+                    match created.payment {
+                        Payment::Failed(decline) => {
+                            return Err(SubscriptionError::Payment(decline));
+                        }
+                        // The change waits for the money (Stripe's `pending_if_incomplete`):
+                        // the settle applies it.
+                        Payment::Pending(pi) => {
+                            return Ok(Applied::on(action, &cur.id, Some(created.id))
+                                .waiting_for(Some(pi)));
+                        }
+                        Payment::Paid => invoice_id = Some(created.id),
                     }
-                    invoice_id = Some(created.id);
                 }
             }
             store::change_now(uow, &cur, &req.target, quantity, cycle, now).await?;
@@ -404,14 +447,36 @@ pub async fn start(
         },
     )
     .await?;
-    sync_license(uow, mode, customer_id, &id, price, now).await?;
-    let event = if pending.is_some() {
+    Ok(id)
+}
+
+/// A change's cycle, as an intent stores it.
+pub fn cycle_spec(c: Cycle) -> CycleSpec {
+    match c {
+        Cycle::Same => CycleSpec::Same,
+        Cycle::New => CycleSpec::New,
+        Cycle::TrialUntil(t) => CycleSpec::TrialUntil(t),
+    }
+}
+
+/// What an intent stored, as a change's cycle.
+pub fn cycle_of(c: CycleSpec) -> Cycle {
+    match c {
+        CycleSpec::Same => Cycle::Same,
+        CycleSpec::New => Cycle::New,
+        CycleSpec::TrialUntil(t) => Cycle::TrialUntil(t),
+    }
+}
+
+/// `subscription.created` for a new subscription, `subscription.activated` for the pending
+/// one a checkout was opened for.
+fn started(uow: &mut Uow, mode: Mode, id: &str, pending: bool, now: i64) {
+    let event = if pending {
         EventKind::SubscriptionActivated
     } else {
         EventKind::SubscriptionCreated
     };
-    uow.emit(mode, event, Subject::Subscription(id.clone()), now);
-    Ok(id)
+    uow.emit(mode, event, Subject::Subscription(id.to_owned()), now);
 }
 
 /// One pending checkout per group: the same request gets the same checkout back, another plan
@@ -440,6 +505,7 @@ async fn pending_checkout(
                 subscription_id: Some(pending.id),
                 invoice_id: None,
                 checkout_session: Some(session),
+                intent: None,
             });
         }
         end_now(uow, &pending, now).await?;
@@ -482,6 +548,7 @@ async fn pending_checkout(
         subscription_id: Some(id),
         invoice_id: None,
         checkout_session: Some(session),
+        intent: None,
     })
 }
 
@@ -505,6 +572,7 @@ pub async fn end_now(uow: &mut Uow, sub: &Subscription, at: i64) -> Result<(), s
                 reason: Reason::SubscriptionFinal,
                 lines: Vec::new(),
             },
+            Purpose::Invoice,
         )
         .await?;
     }

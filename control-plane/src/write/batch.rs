@@ -42,6 +42,8 @@ pub(super) struct Loop {
     /// A statement due before the next one (`BEGIN`, or the previous unit's `RELEASE`), sent
     /// together with it: every round trip to the database costs two thread hops on SQLite.
     deferred: Option<&'static str>,
+    /// A kept unit of this batch wrote a payment intent: wake the payments worker after commit.
+    payments: bool,
 }
 
 /// How one unit ended inside the batch.
@@ -69,6 +71,7 @@ impl Loop {
             retry: VecDeque::new(),
             endpoints: EndpointCache::default(),
             deferred: None,
+            payments: false,
         }
     }
 
@@ -302,6 +305,9 @@ impl Loop {
         if webhooks {
             self.hooks.webhook_wake.notify_one();
         }
+        if std::mem::take(&mut self.payments) {
+            self.hooks.payment_wake.notify_one();
+        }
         for job in jobs {
             job.send();
         }
@@ -354,6 +360,7 @@ impl Loop {
         let Some(uow) = self.uow.as_mut() else {
             return Err(sqlx::Error::Protocol("no writer connection".into()));
         };
+        let payments = uow.payments_pending();
         let derived = derive::derive(uow, &mut self.endpoints).await;
         let (changes, queued) = match derived {
             Ok(d) => d,
@@ -367,6 +374,7 @@ impl Loop {
         }
         self.deferred = Some("RELEASE SAVEPOINT unit");
         *webhooks |= queued;
+        self.payments |= payments;
         let revoked: Vec<String> = changes
             .iter()
             .filter_map(|c| match c {

@@ -56,6 +56,8 @@ pub type RevokedHook = Arc<dyn Fn(&[String]) + Send + Sync>;
 pub struct Hooks {
     pub sync: SyncNotifier,
     pub webhook_wake: Arc<Notify>,
+    /// Woken after a commit that wrote a payment intent.
+    pub payment_wake: Arc<Notify>,
     /// Called with the keys (hashes) a commit revoked, so caches drop them at once.
     pub revoked: RevokedHook,
 }

@@ -116,6 +116,21 @@ pub async fn expire_for_subscription(
     Ok(())
 }
 
+/// The `incomplete` subscription a session's payment will start (kept while its payment
+/// intent settles, so a second attempt finds it).
+pub async fn set_subscription(
+    uow: &mut Uow,
+    id: &str,
+    subscription_id: &str,
+) -> Result<(), sqlx::Error> {
+    sql::query("UPDATE checkout_sessions SET subscription_id = $1 WHERE id = $2")
+        .bind(subscription_id)
+        .bind(id)
+        .execute(uow.conn())
+        .await?;
+    Ok(())
+}
+
 pub async fn mark_complete(
     uow: &mut Uow,
     id: &str,

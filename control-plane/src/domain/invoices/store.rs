@@ -192,6 +192,16 @@ pub async fn mark_paid(
     Ok(())
 }
 
+/// What the customer's credit balance pays of an invoice.
+pub async fn set_credit_applied(uow: &mut Uow, id: &str, credit: i64) -> Result<(), sqlx::Error> {
+    sql::query("UPDATE invoices SET credit_applied_minor = $1 WHERE id = $2")
+        .bind(credit)
+        .bind(id)
+        .execute(uow.conn())
+        .await?;
+    Ok(())
+}
+
 pub async fn set_status(uow: &mut Uow, id: &str, status: &str) -> Result<(), sqlx::Error> {
     sql::query("UPDATE invoices SET status = $1 WHERE id = $2")
         .bind(status)

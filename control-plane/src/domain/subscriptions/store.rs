@@ -625,6 +625,55 @@ pub async fn renew(
     .await
 }
 
+/// A subscription whose first invoice waits for its payment intent: `incomplete`, granting
+/// nothing, until the intent succeeds ([`activate_paid`]).
+pub async fn await_payment(
+    uow: &mut Uow,
+    mode: Mode,
+    id: &str,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    sql::query(
+        "UPDATE subscriptions SET status = 'incomplete', modified_at = $1 WHERE mode = $2 AND id = $3",
+    )
+    .bind(at)
+    .bind(mode.as_str())
+    .bind(id)
+    .execute(uow.conn())
+    .await?;
+    Ok(())
+}
+
+/// Its first invoice was paid: the `incomplete` subscription starts.
+pub async fn activate_paid(uow: &mut Uow, sub: &Subscription, at: i64) -> Result<(), sqlx::Error> {
+    update(uow, sub, "status = 'active'", Vec::new(), at, Grants::Move).await
+}
+
+/// A renewal's charge failed: `past_due`, its invoice the one dunning retries.
+pub async fn start_dunning(
+    uow: &mut Uow,
+    sub: &Subscription,
+    invoice: &str,
+    next_retry_at: Option<i64>,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    update(
+        uow,
+        sub,
+        "status = 'past_due', dunning_invoice = $1, dunning_attempts = 0, dunning_started_at = $2,
+           next_retry_at = $3",
+        vec![invoice.into(), at.into(), next_retry_at.into()],
+        at,
+        Grants::Move,
+    )
+    .await
+}
+
+/// A dunning retry is with the payments worker: no other retry is due until it settles.
+pub async fn pause_retries(uow: &mut Uow, sub: &Subscription, at: i64) -> Result<(), sqlx::Error> {
+    update(uow, sub, "next_retry_at = NULL", Vec::new(), at, Grants::Stay).await
+}
+
 /// Dunning recovered: the retried invoice was paid.
 pub async fn recovered(uow: &mut Uow, sub: &Subscription, at: i64) -> Result<(), sqlx::Error> {
     update(

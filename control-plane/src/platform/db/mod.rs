@@ -114,6 +114,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "payments",
         include_str!("../../../migrations/0012_payments.sql"),
     ),
+    (
+        13,
+        "payment_intents",
+        include_str!("../../../migrations/0013_payment_intents.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: Migrations = &[
@@ -141,6 +146,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         12,
         "payments",
         include_str!("../../../migrations/postgres/0012_payments.sql"),
+    ),
+    (
+        13,
+        "payment_intents",
+        include_str!("../../../migrations/postgres/0013_payment_intents.sql"),
     ),
 ];
 

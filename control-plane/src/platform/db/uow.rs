@@ -74,6 +74,8 @@ pub struct Records {
     pub catalog: BTreeMap<Mode, CatalogTouch>,
     /// Webhook endpoints changed: the writer's cache of who listens must be re-read.
     pub endpoints_changed: bool,
+    /// A payment intent was written for the payments worker: wake it after the commit.
+    pub payments: bool,
 }
 
 impl Records {
@@ -197,6 +199,16 @@ impl Uow {
 
     pub fn endpoints_changed(&mut self) {
         self.records.endpoints_changed = true;
+    }
+
+    /// Whether this unit wrote a payment intent for the worker.
+    pub fn payments_pending(&self) -> bool {
+        self.records.payments
+    }
+
+    /// A payment intent is waiting for the payments worker (woken once the unit commits).
+    pub fn payment_created(&mut self) {
+        self.records.payments = true;
     }
 
     /// For the writer: starts a unit at `now`, with nothing recorded.

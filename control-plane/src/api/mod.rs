@@ -6,7 +6,8 @@
 //! * [`pages`] — the hosted checkout and portal pages.
 //! * [`openapi`] — what the document says beyond the operations.
 //! * [`state`] — [`state::AppState`], what every handler sees; [`caller`] — who is calling;
-//!   [`idempotency`] — stored answers replayed before a handler runs.
+//!   [`idempotency`] — stored answers replayed before a handler runs; [`settlement`] — doors
+//!   that wait for the payment their write asked for.
 
 pub mod caller;
 pub mod dialects;
@@ -15,4 +16,5 @@ pub mod openapi;
 pub mod pages;
 pub mod router;
 pub mod routes;
+pub mod settlement;
 pub mod state;

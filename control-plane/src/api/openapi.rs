@@ -67,6 +67,7 @@ only once it has applied it (docs/entitlements-clients.md).
         (name = "invoices", description = "Invoices and their lines"),
         (name = "test-clocks", description = "Test clocks that drive renewals, trials and dunning"),
         (name = "refunds", description = "Refunds of paid invoices and charges, their credit notes, and the transactions list"),
+        (name = "payments", description = "Payment intents: every charge asked of the processor, its status and attempts"),
         (name = "licenses", description = "License keys a plan grants, and their activations"),
         (name = "usage", description = "Usage reports for METER features"),
         (name = "webhooks", description = "Signed (Standard Webhooks) event deliveries: customer.created, checkout.completed, subscription.created|activated|updated|canceled|renewed|past_due, invoice.paid|payment_failed, entitlements.updated"),

@@ -37,6 +37,7 @@ fn json_api() -> OpenApiRouter<AppState> {
         .merge(area::licenses::routes())
         .merge(area::invoices::routes())
         .merge(area::refunds::routes())
+        .merge(area::payments::routes())
         .merge(area::test_clocks::routes())
         .merge(area::usage::routes())
         .merge(area::webhooks::routes())
@@ -48,6 +49,7 @@ fn hosted_pages() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(pages::checkout::routes())
         .merge(pages::portal::routes())
+        .merge(pages::authenticate::routes())
         .merge(pages::assets::routes())
 }
 

@@ -13,6 +13,7 @@ use crate::domain::entitlements::store as entitlements;
 use crate::domain::invoices::model::Draft;
 use crate::domain::invoices::store as invoices;
 use crate::domain::payments::model::{Payment, Purpose};
+use crate::domain::payments::store as intents;
 use crate::domain::subscriptions::model::{Status, Subscription};
 use crate::domain::subscriptions::renewal::{self as clock, AfterRetry, Due, PeriodEnd};
 use crate::domain::subscriptions::store::{self as subscriptions, Renewal};
@@ -91,6 +92,10 @@ pub async fn due_step(
     let Some(sub) = subscriptions::get(uow.conn(), mode, id).await? else {
         return Ok(false);
     };
+    // One step at a time: the next waits until the previous step's charge has settled.
+    if intents::charging(uow.conn(), mode, id).await? {
+        return Ok(false);
+    }
     match clock::due(&sub, at) {
         Due::Nothing => return Ok(false),
         Due::CancelDate => apply::end_now(uow, &sub, at).await?,

@@ -17,7 +17,8 @@ use crate::domain::invoices::model::InvoiceView;
 use crate::domain::invoices::model::{Draft, Reason};
 use crate::domain::invoices::store as invoices;
 use crate::domain::licenses::store as licenses;
-use crate::domain::payments::model::{CycleSpec, Payment, Purpose};
+use crate::domain::payments::model::{CycleSpec, Intent, Payment, Purpose};
+use crate::domain::payments::store as intents;
 use crate::domain::subscriptions::lifecycle::Proration;
 use crate::domain::subscriptions::lifecycle::{Action, ChangeRequest, Decision, full_period_line};
 use crate::domain::subscriptions::model::SubscriptionView;
@@ -89,6 +90,13 @@ pub async fn change(
     now: i64,
 ) -> Result<Applied, SubscriptionError> {
     customers::lock(uow, mode, customer_id).await?;
+    // One change of a group waits for its payment at a time: asking for the same change again
+    // (a retry, eight concurrent requests) answers the one in progress, which charges once.
+    if let Some(open) =
+        intents::open_in_group(uow.conn(), mode, customer_id, &req.target.group).await?
+    {
+        return in_progress(uow, open, &req).await;
+    }
     let current = store::current_in_group(uow.conn(), mode, customer_id, &req.target.group).await?;
     let has_card = match (&current, paid) {
         (Some(_), _) | (_, Some(_)) => true,
@@ -241,6 +249,49 @@ pub async fn change(
             )))
         }
     }
+}
+
+/// The change a payment in progress pays for, if it is `req` (else a 409).
+async fn in_progress(
+    uow: &mut Uow,
+    open: Intent,
+    req: &ChangeRequest,
+) -> Result<Applied, SubscriptionError> {
+    let target = &req.target;
+    let subscription = open.subscription_id.clone().unwrap_or_default();
+    let same = match &open.purpose {
+        Purpose::Start { .. } => store::get(uow.conn(), open.mode, &subscription)
+            .await?
+            .is_some_and(|s| {
+                s.plan == target.plan
+                    && s.period == target.charge_period
+                    && req.quantity.is_none_or(|q| q == s.quantity)
+            }),
+        Purpose::Update {
+            plan,
+            period,
+            quantity,
+            ..
+        } => {
+            *plan == target.plan
+                && period == target.charge_period.as_str()
+                && req.quantity.is_none_or(|q| q == *quantity)
+        }
+        Purpose::Renewal { .. } | Purpose::Retry { .. } | Purpose::Invoice => false,
+    };
+    if !same {
+        return Err(SubscriptionError::PaymentInProgress {
+            payment: open.id,
+            group: target.group.clone(),
+        });
+    }
+    let action = match open.purpose {
+        Purpose::Start { .. } => Action::Created,
+        _ => Action::Upgraded,
+    };
+    // The door waits for it as for one of its own.
+    uow.payment_pending(&open.id);
+    Ok(Applied::on(action, &subscription, Some(open.invoice_id.clone())).waiting_for(Some(open.id)))
 }
 
 /// What a customer asks of a group through PayKit's `subscribe()`: a plan at a period (its

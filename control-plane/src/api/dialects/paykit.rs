@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::idempotency::Idem;
+use crate::api::settlement::{self, Waiting};
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
 use crate::domain::checkout::model::checkout_url;
@@ -78,7 +79,8 @@ pub struct SubscribeResponse {
     payment_url: Option<String>,
     /// Present when a charge (or credit) was made now.
     invoice: Option<InvoiceView>,
-    /// Reserved for 3-D Secure style steps; always null with the test provider.
+    /// `{"type": "redirect_to_url", "url": …}` when the card needs the customer to authenticate
+    /// (3-D Secure) on the hosted page at `url`; the subscription stays `incomplete` until then.
     #[schema(value_type = Option<Object>)]
     required_action: Option<Value>,
     /// The subscription acted on; null when the free/default plan simply applies.
@@ -140,10 +142,13 @@ pub async fn subscribe(
     let mode = caller.mode;
     let public_url = state.config.public_url.clone();
     let key = customer_id.as_str().to_owned();
-    Ok(state
+    let waiting = Waiting::default();
+    let noted = waiting.clone();
+    let first = state
         .writer
-        .reply_for(Some(&key), claim, "subscribe", async move |uow| {
+        .reply_for(Some(&key), claim.clone(), "subscribe", async move |uow| {
             let done = subscribe::subscribe(uow, mode, customer_id.as_str(), &ask, &urls).await?;
+            noted.note(uow);
             let (applied, subscription, invoice) = (done.applied, done.subscription, done.invoice);
             Ok(Reply::ok(&SubscribeResponse {
                 payment_url: applied
@@ -156,7 +161,21 @@ pub async fn subscribe(
                 action: applied.action,
             }))
         })
-        .await)
+        .await;
+    let public_url = state.config.public_url.clone();
+    Ok(settlement::settle_then(
+        &state,
+        mode,
+        claim,
+        first,
+        &waiting,
+        async move |uow, intent, body| {
+            Ok(Reply::ok(
+                &settlement::patch_views(uow, intent, body, &public_url).await?,
+            ))
+        },
+    )
+    .await)
 }
 
 /// This area's routes, each declared once with its OpenAPI operation.

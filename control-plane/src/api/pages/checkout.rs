@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tollgate_shared::{ErrorKind, Mode};
 
+use crate::api::settlement::{self, action_url};
 use crate::api::state::AppState;
+use crate::domain::payments::model::{Decline, IntentStatus};
 use crate::domain::catalog::display;
 use crate::domain::catalog::store as catalog;
 use crate::domain::catalog::store::resolve_price;
@@ -216,8 +218,9 @@ pub async fn show(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -
     params(("session_id" = String, Path, description = "The checkout session id")),
     request_body(content = PayForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 303, description = "Paid: on to the session's `successUrl`",
-            headers(("Location" = String, description = "The `successUrl`"))),
+        (status = 303, description = "Paid: on to the session's `successUrl` (or, when the card needs 3-D Secure, to the authentication page)",
+            headers(("Location" = String, description = "The `successUrl`, or the authentication page"))),
+        (status = 202, description = "The payment is still being processed", body = String, content_type = "text/html"),
         (status = 200, description = "Already paid: a link onwards", body = String, content_type = "text/html"),
         (status = 400, description = "The card details are incomplete or invalid", body = String, content_type = "text/html"),
         (status = 402, description = "The card was declined", body = String, content_type = "text/html"),
@@ -268,6 +271,35 @@ pub async fn pay(
                 .map_err(ApiError::from)
         })
         .await;
+    let paid = match paid {
+        // The first invoice's charge settles outside the unit: wait for it.
+        Ok(done) if done.intent.is_some() => {
+            let intent = done.intent.clone().unwrap_or_default();
+            match settlement::wait_for(&state, mode, &intent).await {
+                Ok(Some(i)) if i.status == IntentStatus::Succeeded => Ok(done),
+                Ok(Some(i)) if i.status == IntentStatus::RequiresAction => {
+                    let url = action_url(&state.config.public_url, &i.id);
+                    return (StatusCode::SEE_OTHER, [(LOCATION, url)]).into_response();
+                }
+                Ok(Some(i)) if i.status == IntentStatus::Processing => {
+                    return MessagePage::new("Processing", "processing", "Processing")
+                        .text("Your payment is being processed. Refresh this page in a moment.")
+                        .link(&action_url(&state.config.public_url, &i.id), "Refresh")
+                        .respond(StatusCode::ACCEPTED);
+                }
+                Ok(Some(i)) => {
+                    let decline = i
+                        .decline_code
+                        .as_deref()
+                        .map_or(Decline::CardDeclined, Decline::from_code);
+                    return show_error(decline.to_string(), StatusCode::PAYMENT_REQUIRED).await;
+                }
+                Ok(None) => Ok(done),
+                Err(e) => Err(e),
+            }
+        }
+        other => other,
+    };
     match paid {
         Ok(done) => (
             StatusCode::SEE_OTHER,

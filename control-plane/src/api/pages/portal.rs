@@ -21,7 +21,10 @@ use tollgate_shared::{ErrorKind, Mode};
 
 use crate::workflows::portal as actions;
 
+use crate::api::settlement;
+use crate::domain::subscriptions::model::SubscriptionError;
 use crate::api::state::AppState;
+use crate::domain::payments::model::{Decline, IntentStatus};
 use crate::domain::catalog::display;
 use crate::domain::catalog::store as catalog;
 use crate::domain::customers::store as customers;
@@ -613,14 +616,36 @@ async fn act(
         Err(e) => return failure(e, Some(&base)),
     };
     let key = session.customer_id.clone();
+    let mode = session.mode;
     let done = state
         .writer
         .run_for(Some(&key), "portal_action", async move |uow| {
-            actions::run(uow, &session, &action)
+            let notice = actions::run(uow, &session, &action)
                 .await
-                .map_err(ApiError::from)
+                .map_err(ApiError::from)?;
+            Ok((notice, uow.payments().first().cloned()))
         })
         .await;
+    // An upgrade's charge settles outside the unit: wait for it (the change applies then).
+    let done = match done {
+        Ok((notice, Some(intent))) => match settlement::wait_for(&state, mode, &intent).await {
+            Ok(Some(i)) if i.status == IntentStatus::RequiresAction => {
+                let url = settlement::action_url(&state.config.public_url, &i.id);
+                return (StatusCode::SEE_OTHER, [(LOCATION, url)]).into_response();
+            }
+            Ok(Some(i)) if matches!(i.status, IntentStatus::Failed | IntentStatus::Canceled) => {
+                let decline = i
+                    .decline_code
+                    .as_deref()
+                    .map_or(Decline::CardDeclined, Decline::from_code);
+                Err(ApiError::from(SubscriptionError::Payment(decline)))
+            }
+            Ok(_) => Ok(notice),
+            Err(e) => Err(e),
+        },
+        Ok((notice, None)) => Ok(notice),
+        Err(e) => Err(e),
+    };
     match done {
         Ok(notice) => (
             StatusCode::SEE_OTHER,

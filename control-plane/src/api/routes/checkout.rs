@@ -9,7 +9,9 @@ use tollgate_shared::Mode;
 use crate::workflows::checkout as completion;
 
 use crate::api::idempotency::Idem;
+use crate::api::settlement::{self, Waiting};
 use crate::api::state::AppState;
+use crate::domain::payments::model::IntentStatus;
 use crate::domain::auth::model::Caller;
 use crate::domain::checkout::model::{CheckoutError, checkout_url};
 use crate::domain::customers::model::check_email;
@@ -235,15 +237,19 @@ pub async fn complete(
     let card = TestCard::from_token(token).ok_or_else(|| {
         invalid(
             "paymentMethod",
-            "use pm_card_visa, pm_card_chargeDeclined or pm_card_chargeCustomerFail",
+            "use pm_card_visa, pm_card_chargeDeclined, pm_card_chargeCustomerFail, \
+             pm_card_authenticationRequired or pm_card_visa_chargeDeclinedInsufficientFunds",
         )
     })?;
     let mode = caller.mode;
     let ttl = state.config.checkout_ttl_secs;
-    Ok(state
+    let waiting = Waiting::default();
+    let noted = waiting.clone();
+    let first = state
         .writer
-        .reply(claim, "complete_checkout", async move |uow| {
+        .reply(claim.clone(), "complete_checkout", async move |uow| {
             let done = completion::complete(uow, mode, &session_id, Some(card), ttl).await?;
+            noted.note(uow);
             let subscription = subscriptions::view(uow.conn(), mode, &done.subscription_id)
                 .await?
                 .ok_or_else(|| CheckoutError::NotFound(session_id.clone()))?;
@@ -254,7 +260,25 @@ pub async fn complete(
                 subscription,
             }))
         })
-        .await)
+        .await;
+    let public_url = state.config.public_url.clone();
+    Ok(settlement::settle_then(
+        &state,
+        mode,
+        claim,
+        first,
+        &waiting,
+        async move |uow, intent, body| {
+            let mut body = settlement::patch_views(uow, intent, body, &public_url).await?;
+            if intent.status == IntentStatus::RequiresAction {
+                // Paid once the customer authenticates on the hosted page.
+                body["status"] = json!("requires_action");
+                body["nextActionUrl"] = json!(settlement::action_url(&public_url, &intent.id));
+            }
+            Ok(Reply::ok(&body))
+        },
+    )
+    .await)
 }
 
 /// This area's routes, each declared once with its OpenAPI operation.

@@ -8,6 +8,7 @@ pub mod customers;
 pub mod invoices;
 pub mod licenses;
 pub mod ops;
+pub mod payments;
 pub mod portal;
 pub mod refunds;
 pub mod subscriptions;

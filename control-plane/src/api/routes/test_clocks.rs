@@ -19,6 +19,7 @@ use crate::platform::http::extract::{ApiJson, ApiPath};
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{check_len, invalid};
+use crate::api::settlement;
 use crate::workers::billing_clock::Run;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -59,6 +60,10 @@ pub struct ClockView {
     #[serde(skip_serializing_if = "Option::is_none")]
     steps_failed: Option<usize>,
 }
+
+/// An advance waits for the charges it caused, pass by pass (a subscription's next step waits
+/// for its previous charge to settle), at most this many passes: ten years of daily steps.
+const MAX_SETTLE_PASSES: usize = 3_700;
 
 /// Test clocks live between 1970 and 2200; one advance moves at most ten years, which bounds
 /// how much billing work one request can trigger.
@@ -223,7 +228,19 @@ pub async fn advance(
                 Ok(())
             })
             .await?;
-        let run = state.billing.run_due(Scope::TestClock(&id), target).await?;
+        // A renewal's charge settles after its unit (the payments worker); what the settle
+        // decides (dunning retries) may fall due before `target` too. Each pass waits for the
+        // charges the previous one caused, and the advance answers once nothing more is due.
+        let mut run = state.billing.run_due(Scope::TestClock(&id), target).await?;
+        for _ in 0..MAX_SETTLE_PASSES {
+            settlement::wait_for_clock(&state, &id).await?;
+            let more = state.billing.run_due(Scope::TestClock(&id), target).await?;
+            run.steps += more.steps;
+            run.failed += more.failed;
+            if more.steps == 0 {
+                break;
+            }
+        }
         Ok::<_, ApiError>(view(read(&state, &id).await?, Some(run)))
     });
     match work.await {

@@ -77,7 +77,7 @@ pub async fn insert(uow: &mut Uow, i: NewIntent<'_>) -> Result<(), sqlx::Error> 
     .bind(i.created_at)
     .execute(uow.conn())
     .await?;
-    uow.payment_created();
+    uow.payment_pending(i.id);
     Ok(())
 }
 
@@ -145,25 +145,57 @@ pub async fn latest_for_subscription(
     .await
 }
 
-/// How many of a customer's intents the worker has yet to settle.
-pub async fn processing_count(
+/// The open intent (processing, or waiting for the customer's authentication) that pays for a
+/// subscription of `group`, if any.
+pub async fn open_in_group(
     conn: &mut Conn,
     mode: Mode,
-    customer_ids: &[String],
-) -> Result<i64, sqlx::Error> {
-    let mut total = 0;
-    for customer in customer_ids {
-        let n: i64 = sql::query(
-            "SELECT COUNT(*) FROM payment_intents WHERE mode = $1 AND customer_id = $2
-               AND status = 'processing'",
-        )
-        .bind(mode.as_str())
-        .bind(customer.as_str())
-        .scalar(&mut *conn)
-        .await?;
-        total += n;
-    }
-    Ok(total)
+    customer_id: &str,
+    group: &str,
+) -> Result<Option<Intent>, sqlx::Error> {
+    let columns = COLUMNS
+        .split(',')
+        .map(|c| format!("p.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    sql::query(format!(
+        "SELECT {columns} FROM payment_intents p
+         JOIN subscriptions s ON s.mode = p.mode AND s.id = p.subscription_id
+         WHERE p.mode = $1 AND p.customer_id = $2 AND s.grp = $3
+           AND p.status IN ('processing', 'requires_action')
+         ORDER BY p.created_at DESC, p.id DESC LIMIT 1"
+    ))
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .bind(group)
+    .fetch_optional_as(conn)
+    .await
+}
+
+/// Whether a charge for subscription `id` is with the payments worker: its next billing step
+/// waits until it settles.
+pub async fn charging(conn: &mut Conn, mode: Mode, id: &str) -> Result<bool, sqlx::Error> {
+    let n: i64 = sql::query(
+        "SELECT COUNT(*) FROM payment_intents WHERE mode = $1 AND subscription_id = $2
+           AND status = 'processing'",
+    )
+    .bind(mode.as_str())
+    .bind(id)
+    .scalar(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// How many intents of customers living on test clock `clock` the worker has yet to settle.
+pub async fn processing_on_clock(conn: &mut Conn, clock: &str) -> Result<i64, sqlx::Error> {
+    sql::query(
+        "SELECT COUNT(*) FROM payment_intents p
+         JOIN customers c ON c.mode = p.mode AND c.customer_id = p.customer_id
+         WHERE c.test_clock = $1 AND p.status = 'processing'",
+    )
+    .bind(clock)
+    .scalar(conn)
+    .await
 }
 
 /// Claims up to `limit` intents waiting for the processor whose lease (if any) has run out,
@@ -264,6 +296,6 @@ pub async fn requeue(uow: &mut Uow, id: &str, at: i64) -> Result<(), sqlx::Error
     .bind(id)
     .execute(uow.conn())
     .await?;
-    uow.payment_created();
+    uow.payment_pending(id);
     Ok(())
 }

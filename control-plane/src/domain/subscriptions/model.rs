@@ -31,6 +31,12 @@ pub enum SubscriptionError {
     NoCard(String),
     #[error("customer already has subscription '{id}' in group '{group}': change it with update")]
     AlreadySubscribed { id: String, group: String },
+    /// Another change of the group waits for its payment (`payment`); one at a time.
+    #[error(
+        "a payment ('{payment}') for another change in group '{group}' is in progress; try again \
+         once it has settled (GET /api/v1/payments/{payment})"
+    )]
+    PaymentInProgress { payment: String, group: String },
     /// The plan or its price at the asked period does not exist (404).
     #[error(transparent)]
     Catalog(crate::domain::catalog::model::CatalogError),
@@ -478,7 +484,8 @@ impl DomainError for SubscriptionError {
             SubscriptionError::Payment(_) | SubscriptionError::NoCard(_) => {
                 Failure::Kind(ErrorKind::PaymentRequired)
             }
-            SubscriptionError::AlreadySubscribed { .. } => Failure::Kind(ErrorKind::Conflict),
+            SubscriptionError::AlreadySubscribed { .. }
+            | SubscriptionError::PaymentInProgress { .. } => Failure::Kind(ErrorKind::Conflict),
             SubscriptionError::Catalog(c) => c.failure(),
             SubscriptionError::Customer(c) => c.failure(),
             SubscriptionError::Db(error) => Failure::Database {

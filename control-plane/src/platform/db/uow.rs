@@ -74,8 +74,9 @@ pub struct Records {
     pub catalog: BTreeMap<Mode, CatalogTouch>,
     /// Webhook endpoints changed: the writer's cache of who listens must be re-read.
     pub endpoints_changed: bool,
-    /// A payment intent was written for the payments worker: wake it after the commit.
-    pub payments: bool,
+    /// Payment intents this unit wrote (or put back) for the payments worker: it is woken
+    /// after the commit, and a door that answers at once waits for them.
+    pub payments: Vec<String>,
 }
 
 impl Records {
@@ -203,12 +204,18 @@ impl Uow {
 
     /// Whether this unit wrote a payment intent for the worker.
     pub fn payments_pending(&self) -> bool {
-        self.records.payments
+        !self.records.payments.is_empty()
     }
 
-    /// A payment intent is waiting for the payments worker (woken once the unit commits).
-    pub fn payment_created(&mut self) {
-        self.records.payments = true;
+    /// The payment intents this unit wrote so far.
+    pub fn payments(&self) -> &[String] {
+        &self.records.payments
+    }
+
+    /// Payment intent `id` is waiting for the payments worker (woken once the unit commits),
+    /// and this unit's answer depends on it.
+    pub fn payment_pending(&mut self, id: &str) {
+        self.records.payments.push(id.to_owned());
     }
 
     /// For the writer: starts a unit at `now`, with nothing recorded.

@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::api::idempotency::Idem;
+use crate::api::settlement::{self, Waiting};
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
 use crate::domain::invoices::model::InvoiceView;
@@ -254,10 +255,13 @@ pub async fn update(
         req.features,
     )?;
     let mode = caller.mode;
-    Ok(state
+    let waiting = Waiting::default();
+    let noted = waiting.clone();
+    let first = state
         .writer
-        .reply(claim, "update_subscription", async move |uow| {
+        .reply(claim.clone(), "update_subscription", async move |uow| {
             let updated = update::update(uow, mode, &id, &ask).await?;
+            noted.note(uow);
             Ok(Reply::ok(&UpdateResponse {
                 subscription_id: id.clone(),
                 subscription: updated.subscription,
@@ -265,7 +269,21 @@ pub async fn update(
                 action: updated.applied.action,
             }))
         })
-        .await)
+        .await;
+    let public_url = state.config.public_url.clone();
+    Ok(settlement::settle_then(
+        &state,
+        mode,
+        claim,
+        first,
+        &waiting,
+        async move |uow, intent, body| {
+            Ok(Reply::ok(
+                &settlement::patch_views(uow, intent, body, &public_url).await?,
+            ))
+        },
+    )
+    .await)
 }
 
 /// The body of `update/preview/`: the same fields as `update`.

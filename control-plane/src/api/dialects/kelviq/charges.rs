@@ -20,7 +20,9 @@ use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::money::{Currency, MAX_AMOUNT_MINOR};
 use crate::platform::schema::CrossFieldRules;
 use crate::platform::validate::{CustomerId, check_len, invalid};
-use crate::workflows::direct;
+use crate::api::settlement::{Waiting, settle_then};
+use crate::domain::invoices::store as invoices;
+use crate::workflows::{direct, views};
 use serde_json::json;
 
 /// Kelviq's charge body. Keys may also be sent in snake_case.
@@ -141,9 +143,11 @@ pub async fn create_charge(
     let asked = feature_quantities(req.features)?;
     let mode = caller.mode;
     let key = customer_id.clone();
-    Ok(state
+    let waiting = Waiting::default();
+    let noted = waiting.clone();
+    let first = state
         .writer
-        .reply_for(Some(&key), claim, "create_charge", async move |uow| {
+        .reply_for(Some(&key), claim.clone(), "create_charge", async move |uow| {
             let charged = direct::charge(
                 uow,
                 mode,
@@ -153,11 +157,21 @@ pub async fn create_charge(
                 &asked,
             )
             .await?;
+            noted.note(uow);
             Ok(Reply::created(&ChargeResponse {
                 purchase: charged.purchase,
                 order_id: charged.invoice_id,
                 invoice: charged.invoice,
             }))
         })
-        .await)
+        .await;
+    Ok(settle_then(&state, mode, claim, first, &waiting, async move |uow, intent, _| {
+        let id = intent.subscription_id.clone().unwrap_or_default();
+        Ok(Reply::created(&ChargeResponse {
+            purchase: views::subscription(uow, intent.mode, &id).await?,
+            order_id: intent.invoice_id.clone(),
+            invoice: invoices::view(uow.conn(), intent.mode, &intent.invoice_id).await?,
+        }))
+    })
+    .await)
 }

@@ -14,7 +14,8 @@ use crate::platform::http::extract::ApiJson;
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{CustomerId, Quantity, RedirectUrl, check_len};
-use crate::workflows::direct;
+use crate::api::settlement::{Waiting, settle_then};
+use crate::workflows::{direct, views};
 
 /// Kelviq's create body. Keys may also be sent in snake_case.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -85,9 +86,11 @@ pub async fn create(
     let asked = feature_quantities(req.features)?;
     let mode = caller.mode;
     let key = customer_id.clone();
-    Ok(state
+    let waiting = Waiting::default();
+    let noted = waiting.clone();
+    let first = state
         .writer
-        .reply_for(Some(&key), claim, "create_subscription", async move |uow| {
+        .reply_for(Some(&key), claim.clone(), "create_subscription", async move |uow| {
             let subscription = direct::create_subscription(
                 uow,
                 mode,
@@ -98,7 +101,13 @@ pub async fn create(
                 &asked,
             )
             .await?;
+            noted.note(uow);
             Ok(Reply::created(&subscription))
         })
-        .await)
+        .await;
+    Ok(settle_then(&state, mode, claim, first, &waiting, async move |uow, intent, _| {
+        let id = intent.subscription_id.clone().unwrap_or_default();
+        Ok(Reply::created(&views::subscription(uow, intent.mode, &id).await?))
+    })
+    .await)
 }

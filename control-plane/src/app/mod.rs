@@ -23,17 +23,17 @@ use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 use tracing::info;
 
-use crate::payments::Processors;
-use crate::workers::payments::PaymentsWorker;
 use crate::api::state::{AppInner, AppState};
 use crate::domain::auth::keys::KeyCache;
 use crate::domain::auth::model::BootstrapKeys;
 use crate::domain::sync::notifier::SyncNotifier;
+use crate::payments::Processors;
 use crate::platform::clock::SharedClock;
 use crate::platform::db::{Backend, Db, PoolSizes};
 use crate::platform::http::error::ApiError;
 use crate::platform::settings::Settings;
 use crate::workers::billing_clock::BillingClock;
+use crate::workers::payments::PaymentsWorker;
 use crate::write::{Hooks, Writer, WriterControl};
 
 #[derive(Debug, Clone)]

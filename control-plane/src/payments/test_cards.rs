@@ -105,14 +105,22 @@ impl TestCard {
     };
 }
 
-/// How a charge of the card whose stored behaviour is `card` goes.
-pub fn charge_outcome(mode: Mode, card: Option<&str>, key: &str) -> ChargeOutcome {
+/// How a charge of the card whose stored behaviour is `card` goes. A `fails_later` card
+/// (0341) pays the charge made while the person is there entering it (a checkout's first
+/// invoice) and declines every later one.
+pub fn charge_outcome(
+    mode: Mode,
+    card: Option<&str>,
+    off_session: bool,
+    key: &str,
+) -> ChargeOutcome {
     if mode == Mode::Live {
         return declined(Decline::NoLiveProvider);
     }
     let reference = Some(format!("ch_test_{}", key.trim_start_matches("pi_")));
     match card {
         Some("succeeds") => ChargeOutcome::Succeeded { reference },
+        Some("fails_later") if !off_session => ChargeOutcome::Succeeded { reference },
         Some("requires_action") => ChargeOutcome::RequiresAction { reference },
         Some("insufficient_funds") => ChargeOutcome::Failed {
             reference,
@@ -150,10 +158,12 @@ impl PaymentProcessor for TestProcessor {
         token: &'a str,
     ) -> BoxFuture<'a, Result<Result<SavedMethod, Decline>, ProcessorError>> {
         Box::pin(async move {
-            Ok(verify_card(Mode::Test, TestCard::from_token(token)).map(|c| SavedMethod {
-                reference: c.behaviour().to_owned(),
-                last4: c.last4().to_owned(),
-            }))
+            Ok(
+                verify_card(Mode::Test, TestCard::from_token(token)).map(|c| SavedMethod {
+                    reference: c.behaviour().to_owned(),
+                    last4: c.last4().to_owned(),
+                }),
+            )
         })
     }
 
@@ -165,6 +175,7 @@ impl PaymentProcessor for TestProcessor {
             Ok(charge_outcome(
                 req.mode,
                 req.payment_method,
+                req.off_session,
                 req.idempotency_key,
             ))
         })
@@ -302,7 +313,7 @@ mod tests {
         ];
         for (number, expected) in cases {
             let card = TestCard::from_number(number).expect("a test card");
-            let outcome = charge_outcome(Mode::Test, Some(card.behaviour()), "pi_1");
+            let outcome = charge_outcome(Mode::Test, Some(card.behaviour()), true, "pi_1");
             let got = match outcome {
                 ChargeOutcome::Succeeded { .. } => "succeeds",
                 ChargeOutcome::RequiresAction { .. } => "requires_action",
@@ -310,8 +321,13 @@ mod tests {
             };
             assert_eq!(got, expected, "{number}");
         }
+        // 0341 pays on-session (a checkout's first charge), and only then.
+        assert!(matches!(
+            charge_outcome(Mode::Test, Some("fails_later"), false, "pi_1"),
+            ChargeOutcome::Succeeded { .. }
+        ));
         assert_eq!(
-            charge_outcome(Mode::Test, None, "pi_1"),
+            charge_outcome(Mode::Test, None, true, "pi_1"),
             declined(Decline::NoPaymentMethod)
         );
     }

@@ -46,6 +46,7 @@ enum Item {
     Subscription {
         mode: Mode,
         id: String,
+        customer_id: String,
         at: i64,
     },
     Entitlements {
@@ -114,6 +115,7 @@ impl BillingClock {
         let subs = subs.into_iter().map(|d| Item::Subscription {
             mode: d.mode,
             id: d.id,
+            customer_id: d.customer_id,
             at: d.at,
         });
         let ents = ents.into_iter().map(|d| Item::Entitlements {
@@ -147,7 +149,25 @@ impl BillingClock {
                     run.steps += 1;
                     metrics::counter!("tollgate_billing_steps_total").increment(1);
                 }
-                Ok(false) => skip.push(item.key()),
+                Ok(false) => {
+                    // A subscription whose step waits (its previous charge is with the payments
+                    // worker) also holds its customer's meter roll-over: the renewal moves the
+                    // time that roll-over is due at, and until then it would come due again.
+                    if let Item::Subscription {
+                        mode, customer_id, ..
+                    } = &item
+                    {
+                        skip.push(
+                            Item::Entitlements {
+                                mode: *mode,
+                                customer_id: customer_id.clone(),
+                                at: 0,
+                            }
+                            .key(),
+                        );
+                    }
+                    skip.push(item.key());
+                }
                 Err(e) => {
                     tracing::error!(error = %e, ?item, "billing step failed; skipping it until the next pass");
                     run.failed += 1;
@@ -170,7 +190,7 @@ impl BillingClock {
     /// another replica).
     async fn step(&self, item: &Item) -> Result<bool, ApiError> {
         match item {
-            Item::Subscription { mode, id, at } => {
+            Item::Subscription { mode, id, at, .. } => {
                 let (mode, id, at) = (*mode, id.clone(), *at);
                 let retry_days = self.retry_days.clone();
                 self.writer

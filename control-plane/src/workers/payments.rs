@@ -120,9 +120,11 @@ impl PaymentsWorker {
         let retry_days = self.retry_days.clone();
         let settled = self
             .writer
-            .run_for(Some(&intent.customer_id), "payment settle", async move |uow| {
-                settle::settle(uow, &id, &outcome, &retry_days).await
-            })
+            .run_for(
+                Some(&intent.customer_id),
+                "payment settle",
+                async move |uow| settle::settle(uow, &id, &outcome, &retry_days).await,
+            )
             .await;
         if let Err(e) = settled {
             // The lease runs out and the next claim asks the processor again (`retrieve`).
@@ -151,9 +153,13 @@ impl PaymentsWorker {
                 payment_method: intent.payment_method.as_deref(),
                 amount_minor: intent.amount_minor,
                 currency: intent.currency,
-                off_session: matches!(
+                // Only a checkout's first charge is made with the person there, entering the card.
+                off_session: !matches!(
                     intent.purpose,
-                    Purpose::Renewal { .. } | Purpose::Retry { .. } | Purpose::Invoice
+                    Purpose::Start {
+                        checkout_session: Some(_),
+                        ..
+                    }
                 ),
             })
             .await

@@ -35,6 +35,10 @@ pub async fn roll_over_meters(
     if !customers::try_lock(uow, mode, customer_id).await? {
         return Ok(false);
     }
+    // A renewal waiting for its charge moves the period (and this time) once it settles.
+    if intents::customer_charging(uow.conn(), mode, customer_id).await? {
+        return Ok(false);
+    }
     let stored = entitlements::stored(uow.conn(), mode, customer_id).await?;
     if stored.and_then(|s| s.next_change_at).is_none_or(|n| n > at) {
         return Ok(false);
@@ -130,22 +134,22 @@ pub async fn after_retry(
 ) -> Result<(), ApiError> {
     let mode = sub.mode;
     match clock::after_retry(sub, paid, retry_days) {
-                AfterRetry::Recovered => {
-                    subscriptions::recovered(uow, sub, at).await?;
-                    uow.emit(
-                        mode,
-                        EventKind::SubscriptionUpdated,
-                        Subject::Subscription(sub.id.clone()),
-                        at,
-                    );
-                }
-                AfterRetry::RetryAt { attempts, at: next } => {
-                    subscriptions::retry_later(uow, sub, attempts, next, at).await?;
-                }
-                AfterRetry::GiveUp => {
-                    invoices::set_status(uow, invoice, "uncollectible").await?;
-                    apply::end_now(uow, sub, at).await?;
-                }
+        AfterRetry::Recovered => {
+            subscriptions::recovered(uow, sub, at).await?;
+            uow.emit(
+                mode,
+                EventKind::SubscriptionUpdated,
+                Subject::Subscription(sub.id.clone()),
+                at,
+            );
+        }
+        AfterRetry::RetryAt { attempts, at: next } => {
+            subscriptions::retry_later(uow, sub, attempts, next, at).await?;
+        }
+        AfterRetry::GiveUp => {
+            invoices::set_status(uow, invoice, "uncollectible").await?;
+            apply::end_now(uow, sub, at).await?;
+        }
     }
     Ok(())
 }

@@ -60,7 +60,18 @@ pub async fn settle(
             reference,
             decline,
             message,
-        } => failed(uow, &intent, reference.as_deref(), *decline, message, now, retry_days).await?,
+        } => {
+            failed(
+                uow,
+                &intent,
+                reference.as_deref(),
+                *decline,
+                message,
+                now,
+                retry_days,
+            )
+            .await?
+        }
     }
     Ok(true)
 }
@@ -125,7 +136,9 @@ async fn succeeded(
                 return Ok(());
             }
             subscriptions::activate_paid(uow, &sub, now).await?;
-            if let Ok(price) = resolve_price(uow.conn(), mode, &sub.plan, Some(sub.period.as_str())).await {
+            if let Ok(price) =
+                resolve_price(uow.conn(), mode, &sub.plan, Some(sub.period.as_str())).await
+            {
                 apply::sync_license(uow, mode, &sub.customer_id, &sub.id, &price, now).await?;
             }
             uow.emit(
@@ -271,7 +284,7 @@ async fn failed(
                 && let Some(sub) = subscriptions::get(uow.conn(), mode, subscription).await?
                 && sub.status == Status::Incomplete
             {
-                subscriptions::mark_ended(uow, &sub, now).await?;
+                subscriptions::expire_incomplete(uow, &sub, now).await?;
             }
         }
         Purpose::Update { .. } => void_invoice(uow, intent).await?,
@@ -335,8 +348,14 @@ async fn void_invoice(uow: &mut Uow, intent: &Intent) -> Result<(), ApiError> {
         && due.status == "open"
     {
         if due.credit_applied > 0 {
-            customers::add_balance(uow, mode, &due.customer_id, due.currency, due.credit_applied)
-                .await?;
+            customers::add_balance(
+                uow,
+                mode,
+                &due.customer_id,
+                due.currency,
+                due.credit_applied,
+            )
+            .await?;
             invoices::set_credit_applied(uow, &intent.invoice_id, 0).await?;
         }
         invoices::set_status(uow, &intent.invoice_id, "void").await?;

@@ -285,13 +285,13 @@ async fn in_progress(
             group: target.group.clone(),
         });
     }
-    let action = match open.purpose {
-        Purpose::Start { .. } => Action::Created,
-        _ => Action::Upgraded,
-    };
-    // The door waits for it as for one of its own.
+    // Asked again: answered like any repeated change (`no_op`), once the one in progress has
+    // settled; the door waits for it as for one of its own.
     uow.payment_pending(&open.id);
-    Ok(Applied::on(action, &subscription, Some(open.invoice_id.clone())).waiting_for(Some(open.id)))
+    Ok(
+        Applied::on(Action::NoOp, &subscription, Some(open.invoice_id.clone()))
+            .waiting_for(Some(open.id)),
+    )
 }
 
 /// What a customer asks of a group through PayKit's `subscribe()`: a plan at a period (its

@@ -115,9 +115,20 @@ both! {
                 .contains("declined"),
             "{body}"
         );
+        // The attempt is on record, granting nothing: a subscription that never started
+        // (`incomplete_expired`, Stripe's name), its invoice void, its payment failed.
         let (_, subs) = api.get("/api/v1/subscriptions/?customer_id=declined").await;
-        assert_eq!(subs["count"], 0);
-        assert!(invoices(&api, "declined").await.is_empty());
+        assert!(
+            subs["results"].as_array().unwrap().iter().all(|s| s["status"] == "incomplete_expired"),
+            "{subs}"
+        );
+        assert!(
+            invoices(&api, "declined").await.iter().all(|i| i["status"] == "void"),
+            "a declined first payment left an invoice to pay"
+        );
+        let (_, payments) = api.get("/api/v1/payments/?customer_id=declined").await;
+        assert_eq!(payments["results"][0]["status"], "failed", "{payments}");
+        assert_eq!(payments["results"][0]["declineCode"], "card_declined", "{payments}");
         // …and pm_card_chargeDeclined cannot even be attached.
         let (status, _) = api
             .post(

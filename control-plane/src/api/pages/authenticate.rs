@@ -61,8 +61,7 @@ async fn settled_page(state: &AppState, intent: &Intent) -> Response {
     match intent.status {
         IntentStatus::Succeeded => match onward(state, intent).await {
             Some(url) => (StatusCode::SEE_OTHER, [(LOCATION, url)]).into_response(),
-            None => MessagePage::new("Paid", "done", "Payment complete")
-                .respond(StatusCode::OK),
+            None => MessagePage::new("Paid", "done", "Payment complete").respond(StatusCode::OK),
         },
         IntentStatus::Failed | IntentStatus::Canceled => {
             let reason = intent
@@ -161,9 +160,13 @@ pub async fn authenticate(
         Some("complete") => true,
         Some("fail") => false,
         _ => {
-            return MessagePage::new("Choose", "error-page", "Complete or fail the authentication")
-                .link(&action_url(&state.config.public_url, &id), "Back")
-                .respond(StatusCode::BAD_REQUEST);
+            return MessagePage::new(
+                "Choose",
+                "error-page",
+                "Complete or fail the authentication",
+            )
+            .link(&action_url(&state.config.public_url, &id), "Back")
+            .respond(StatusCode::BAD_REQUEST);
         }
     };
     let retry_days = state.payments.retry_days.clone();
@@ -193,8 +196,9 @@ pub async fn authenticate(
     match settlement::wait_for(&state, intent.mode, &id).await {
         Ok(Some(now)) => settled_page(&state, &now).await,
         Ok(None) => not_found(),
-        Err(e) => MessagePage::new("Try again", "error-page", "Something went wrong")
-            .respond(e.status()),
+        Err(e) => {
+            MessagePage::new("Try again", "error-page", "Something went wrong").respond(e.status())
+        }
     }
 }
 

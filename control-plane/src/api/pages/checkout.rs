@@ -14,13 +14,13 @@ use tollgate_shared::{ErrorKind, Mode};
 
 use crate::api::settlement::{self, action_url};
 use crate::api::state::AppState;
-use crate::domain::payments::model::{Decline, IntentStatus};
 use crate::domain::catalog::display;
 use crate::domain::catalog::store as catalog;
 use crate::domain::catalog::store::resolve_price;
 use crate::domain::checkout::model::{CheckoutError, Session, SessionStatus};
 use crate::domain::checkout::store;
 use crate::domain::customers::store as customers;
+use crate::domain::payments::model::{Decline, IntentStatus};
 use crate::payments::test_cards::read_card;
 use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::ApiPath;

@@ -22,18 +22,18 @@ use tollgate_shared::{ErrorKind, Mode};
 use crate::workflows::portal as actions;
 
 use crate::api::settlement;
-use crate::domain::subscriptions::model::SubscriptionError;
 use crate::api::state::AppState;
-use crate::domain::payments::model::{Decline, IntentStatus};
 use crate::domain::catalog::display;
 use crate::domain::catalog::store as catalog;
 use crate::domain::customers::store as customers;
 use crate::domain::invoices::store as invoices;
+use crate::domain::payments::model::{Decline, IntentStatus};
 use crate::domain::portal::model::{
     Notice, PortalError, PortalSession, PriceChoice, subscription_field,
 };
 use crate::domain::portal::store;
 use crate::domain::subscriptions::lifecycle::Action;
+use crate::domain::subscriptions::model::SubscriptionError;
 use crate::domain::subscriptions::model::{Status, Subscription};
 use crate::domain::subscriptions::preview::UpdateAsk;
 use crate::domain::subscriptions::store as subscriptions;
@@ -140,6 +140,7 @@ fn status_label(status: Status) -> &'static str {
         Status::PastDue => "payment overdue",
         Status::Incomplete => "awaiting payment",
         Status::Canceled => "canceled",
+        Status::IncompleteExpired => "never paid",
     }
 }
 

@@ -98,7 +98,10 @@ pub async fn get(
     let intent = store::get(&mut conn, caller.mode, &id)
         .await?
         .ok_or_else(|| {
-            ApiError::new(ErrorKind::NotFound, format!("payment intent '{id}' not found"))
+            ApiError::new(
+                ErrorKind::NotFound,
+                format!("payment intent '{id}' not found"),
+            )
         })?;
     Ok(Json(IntentView::new(
         &intent,

@@ -28,7 +28,7 @@ pub struct ListQuery {
     #[param(format = "external-id")]
     customer_id_camel: Option<String>,
     /// `incomplete`, `trialing`, `active`, `past_due` or `canceled`.
-    #[param(pattern = r"^(incomplete|trialing|active|past_due|canceled)$")]
+    #[param(pattern = r"^(incomplete|trialing|active|past_due|canceled|incomplete_expired)$")]
     status: Option<String>,
     /// Only subscriptions to this plan identifier.
     #[param(max_length = 64)]

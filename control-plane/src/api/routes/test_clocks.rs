@@ -9,6 +9,7 @@ use tollgate_shared::{ErrorKind, Mode};
 use crate::domain::test_clocks::store;
 
 use crate::api::idempotency::Idem;
+use crate::api::settlement;
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
 use crate::domain::test_clocks::store::ClockRow;
@@ -19,7 +20,6 @@ use crate::platform::http::extract::{ApiJson, ApiPath};
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{check_len, invalid};
-use crate::api::settlement;
 use crate::workers::billing_clock::Run;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

@@ -93,7 +93,10 @@ impl IntentStatus {
 
     /// Still waiting for the processor or the customer.
     pub fn is_open(self) -> bool {
-        matches!(self, IntentStatus::Processing | IntentStatus::RequiresAction)
+        matches!(
+            self,
+            IntentStatus::Processing | IntentStatus::RequiresAction
+        )
     }
 }
 
@@ -219,9 +222,17 @@ impl IntentView {
 /// What the processor said about a charge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChargeOutcome {
-    Succeeded { reference: Option<String> },
-    RequiresAction { reference: Option<String> },
-    Failed { reference: Option<String>, decline: Decline, message: String },
+    Succeeded {
+        reference: Option<String>,
+    },
+    RequiresAction {
+        reference: Option<String>,
+    },
+    Failed {
+        reference: Option<String>,
+        decline: Decline,
+        message: String,
+    },
 }
 
 #[cfg(test)]
@@ -250,7 +261,13 @@ mod tests {
         ] {
             assert_eq!(Decline::from_code(d.code()), d);
         }
-        for s in ["processing", "requires_action", "succeeded", "failed", "canceled"] {
+        for s in [
+            "processing",
+            "requires_action",
+            "succeeded",
+            "failed",
+            "canceled",
+        ] {
             assert_eq!(IntentStatus::parse(s).map(IntentStatus::as_str), Some(s));
         }
     }

@@ -94,10 +94,12 @@ pub async fn get(conn: &mut Conn, mode: Mode, id: &str) -> Result<Option<Intent>
 /// One intent, whatever its mode (the hosted authentication page and the worker find it by
 /// id alone; the id is unguessable).
 pub async fn find(conn: &mut Conn, id: &str) -> Result<Option<Intent>, sqlx::Error> {
-    sql::query(format!("SELECT {COLUMNS} FROM payment_intents WHERE id = $1"))
-        .bind(id)
-        .fetch_optional_as(conn)
-        .await
+    sql::query(format!(
+        "SELECT {COLUMNS} FROM payment_intents WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional_as(conn)
+    .await
 }
 
 /// A customer's intents, newest first: the first `limit` and how many there are.
@@ -181,6 +183,23 @@ pub async fn charging(conn: &mut Conn, mode: Mode, id: &str) -> Result<bool, sql
     )
     .bind(mode.as_str())
     .bind(id)
+    .scalar(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Whether any charge of a customer is with the payments worker.
+pub async fn customer_charging(
+    conn: &mut Conn,
+    mode: Mode,
+    customer_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let n: i64 = sql::query(
+        "SELECT COUNT(*) FROM payment_intents WHERE mode = $1 AND customer_id = $2
+           AND status = 'processing'",
+    )
+    .bind(mode.as_str())
+    .bind(customer_id)
     .scalar(conn)
     .await?;
     Ok(n > 0)

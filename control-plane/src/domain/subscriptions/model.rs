@@ -81,15 +81,18 @@ pub enum Status {
     /// A renewal failed; access is kept while dunning retries.
     PastDue,
     Canceled,
+    /// Its first payment failed (Stripe's name): it never started and granted nothing.
+    IncompleteExpired,
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [
+    pub const ALL: [Status; 6] = [
         Status::Incomplete,
         Status::Trialing,
         Status::Active,
         Status::PastDue,
         Status::Canceled,
+        Status::IncompleteExpired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +102,7 @@ impl Status {
             Status::Active => "active",
             Status::PastDue => "past_due",
             Status::Canceled => "canceled",
+            Status::IncompleteExpired => "incomplete_expired",
         }
     }
 

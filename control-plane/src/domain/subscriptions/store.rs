@@ -644,6 +644,23 @@ pub async fn await_payment(
     Ok(())
 }
 
+/// Its first payment failed: the `incomplete` subscription never starts.
+pub async fn expire_incomplete(
+    uow: &mut Uow,
+    sub: &Subscription,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    update(
+        uow,
+        sub,
+        "status = 'incomplete_expired', ended_at = $1, next_retry_at = NULL",
+        vec![at.into()],
+        at,
+        Grants::Move,
+    )
+    .await
+}
+
 /// Its first invoice was paid: the `incomplete` subscription starts.
 pub async fn activate_paid(uow: &mut Uow, sub: &Subscription, at: i64) -> Result<(), sqlx::Error> {
     update(uow, sub, "status = 'active'", Vec::new(), at, Grants::Move).await
@@ -671,7 +688,15 @@ pub async fn start_dunning(
 
 /// A dunning retry is with the payments worker: no other retry is due until it settles.
 pub async fn pause_retries(uow: &mut Uow, sub: &Subscription, at: i64) -> Result<(), sqlx::Error> {
-    update(uow, sub, "next_retry_at = NULL", Vec::new(), at, Grants::Stay).await
+    update(
+        uow,
+        sub,
+        "next_retry_at = NULL",
+        Vec::new(),
+        at,
+        Grants::Stay,
+    )
+    .await
 }
 
 /// Dunning recovered: the retried invoice was paid.

@@ -43,6 +43,7 @@ pub const TABLES: &[&str] = &[
     "portal_sessions",
     "usage_events",
     "refunds",
+    "payment_intents",
     "licenses",
     "license_instances",
 ];

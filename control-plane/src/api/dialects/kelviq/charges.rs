@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::dialects::kelviq::changes::{FeatureQuantityRequest, feature_quantities};
 use crate::api::idempotency::Idem;
+use crate::api::settlement::{Waiting, settle_then};
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
 use crate::domain::invoices::model::InvoiceView;
+use crate::domain::invoices::store as invoices;
 use crate::domain::refunds::model::minor_of;
 use crate::domain::subscriptions::model::SubscriptionView;
 use crate::platform::http::error::ApiError;
@@ -20,8 +22,6 @@ use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::money::{Currency, MAX_AMOUNT_MINOR};
 use crate::platform::schema::CrossFieldRules;
 use crate::platform::validate::{CustomerId, check_len, invalid};
-use crate::api::settlement::{Waiting, settle_then};
-use crate::domain::invoices::store as invoices;
 use crate::workflows::{direct, views};
 use serde_json::json;
 
@@ -147,31 +147,43 @@ pub async fn create_charge(
     let noted = waiting.clone();
     let first = state
         .writer
-        .reply_for(Some(&key), claim.clone(), "create_charge", async move |uow| {
-            let charged = direct::charge(
-                uow,
-                mode,
-                &customer_id,
-                &req.plan_identifier,
-                custom,
-                &asked,
-            )
-            .await?;
-            noted.note(uow);
-            Ok(Reply::created(&ChargeResponse {
-                purchase: charged.purchase,
-                order_id: charged.invoice_id,
-                invoice: charged.invoice,
-            }))
-        })
+        .reply_for(
+            Some(&key),
+            claim.clone(),
+            "create_charge",
+            async move |uow| {
+                let charged = direct::charge(
+                    uow,
+                    mode,
+                    &customer_id,
+                    &req.plan_identifier,
+                    custom,
+                    &asked,
+                )
+                .await?;
+                noted.note(uow);
+                Ok(Reply::created(&ChargeResponse {
+                    purchase: charged.purchase,
+                    order_id: charged.invoice_id,
+                    invoice: charged.invoice,
+                }))
+            },
+        )
         .await;
-    Ok(settle_then(&state, mode, claim, first, &waiting, async move |uow, intent, _| {
-        let id = intent.subscription_id.clone().unwrap_or_default();
-        Ok(Reply::created(&ChargeResponse {
-            purchase: views::subscription(uow, intent.mode, &id).await?,
-            order_id: intent.invoice_id.clone(),
-            invoice: invoices::view(uow.conn(), intent.mode, &intent.invoice_id).await?,
-        }))
-    })
+    Ok(settle_then(
+        &state,
+        mode,
+        claim,
+        first,
+        &waiting,
+        async move |uow, intent, _| {
+            let id = intent.subscription_id.clone().unwrap_or_default();
+            Ok(Reply::created(&ChargeResponse {
+                purchase: views::subscription(uow, intent.mode, &id).await?,
+                order_id: intent.invoice_id.clone(),
+                invoice: invoices::view(uow.conn(), intent.mode, &intent.invoice_id).await?,
+            }))
+        },
+    )
     .await)
 }

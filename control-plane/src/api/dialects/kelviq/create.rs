@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::api::dialects::kelviq::changes::{FeatureQuantityRequest, feature_quantities};
 use crate::api::idempotency::Idem;
+use crate::api::settlement::{Waiting, settle_then};
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
 use crate::domain::subscriptions::model::SubscriptionView;
@@ -14,7 +15,6 @@ use crate::platform::http::extract::ApiJson;
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::validate::{CustomerId, Quantity, RedirectUrl, check_len};
-use crate::api::settlement::{Waiting, settle_then};
 use crate::workflows::{direct, views};
 
 /// Kelviq's create body. Keys may also be sent in snake_case.
@@ -90,24 +90,38 @@ pub async fn create(
     let noted = waiting.clone();
     let first = state
         .writer
-        .reply_for(Some(&key), claim.clone(), "create_subscription", async move |uow| {
-            let subscription = direct::create_subscription(
-                uow,
-                mode,
-                &customer_id,
-                &req.plan_identifier,
-                &req.charge_period,
-                quantity,
-                &asked,
-            )
-            .await?;
-            noted.note(uow);
-            Ok(Reply::created(&subscription))
-        })
+        .reply_for(
+            Some(&key),
+            claim.clone(),
+            "create_subscription",
+            async move |uow| {
+                let subscription = direct::create_subscription(
+                    uow,
+                    mode,
+                    &customer_id,
+                    &req.plan_identifier,
+                    &req.charge_period,
+                    quantity,
+                    &asked,
+                )
+                .await?;
+                noted.note(uow);
+                Ok(Reply::created(&subscription))
+            },
+        )
         .await;
-    Ok(settle_then(&state, mode, claim, first, &waiting, async move |uow, intent, _| {
-        let id = intent.subscription_id.clone().unwrap_or_default();
-        Ok(Reply::created(&views::subscription(uow, intent.mode, &id).await?))
-    })
+    Ok(settle_then(
+        &state,
+        mode,
+        claim,
+        first,
+        &waiting,
+        async move |uow, intent, _| {
+            let id = intent.subscription_id.clone().unwrap_or_default();
+            Ok(Reply::created(
+                &views::subscription(uow, intent.mode, &id).await?,
+            ))
+        },
+    )
     .await)
 }

@@ -22,6 +22,7 @@ mod hosted_pages;
 mod kelviq;
 mod kelviq_bad_input;
 mod kelviq_surface;
+mod payments;
 mod portal;
 mod portal_page;
 mod read_your_writes;

@@ -167,6 +167,11 @@ async fn eight_simultaneous_subscribes_across_replicas_make_one_subscription() {
     assert_eq!(subs["count"], 1, "{subs}");
     let (_, invoices) = b.api().get("/api/v1/invoices/?customer_id=racer").await;
     assert_eq!(invoices["count"], 1, "{invoices}");
+    // One charge: one payment intent, settled once.
+    let (_, payments) = b.api().get("/api/v1/payments/?customer_id=racer").await;
+    assert_eq!(payments["count"], 1, "{payments}");
+    assert_eq!(payments["results"][0]["status"], "succeeded", "{payments}");
+    assert_eq!(payments["results"][0]["attempts"], 1, "{payments}");
 }
 
 #[derive(Clone, Default)]

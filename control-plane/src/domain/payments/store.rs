@@ -261,9 +261,13 @@ pub async fn expired_actions(
     now: i64,
     limit: i64,
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
+    // `expires_at` is in the customer's time: a test clock's, if they live on one.
     sql::query(
-        "SELECT id, mode FROM payment_intents WHERE status = 'requires_action' AND expires_at < $1
-         ORDER BY expires_at LIMIT $2",
+        "SELECT p.id, p.mode FROM payment_intents p
+         JOIN customers c ON c.mode = p.mode AND c.customer_id = p.customer_id
+         LEFT JOIN test_clocks t ON t.id = c.test_clock
+         WHERE p.status = 'requires_action' AND p.expires_at < COALESCE(t.frozen_time, $1)
+         ORDER BY p.expires_at LIMIT $2",
     )
     .bind(now)
     .bind(limit)

@@ -129,6 +129,21 @@ struct Serve {
         value_parser = clap::value_parser!(i64).range(1..=86_400)
     )]
     portal_session_ttl_secs: i64,
+    /// How long the payments worker's claim on a payment intent lasts, in seconds (2-3600).
+    /// After a crash an intent is reconciled and charged again only once it runs out; a
+    /// processor call is given up well within it.
+    #[arg(
+        long,
+        env = "TOLLGATE_PAYMENT_LEASE_SECS",
+        default_value_t = 45,
+        value_parser = clap::value_parser!(i64).range(2..=3_600)
+    )]
+    payment_lease_secs: i64,
+    /// Injects a fault, for crash tests: `payments-after-charge` aborts the process after the
+    /// processor answered a charge and before it is settled. Debug builds only: a release
+    /// build refuses to start with it.
+    #[arg(long, env = "TOLLGATE_FAILPOINT", hide = true)]
+    failpoint: Option<String>,
     /// How long the change log keeps entries, in seconds (edges further behind resync with a
     /// snapshot; the newest 10,000 entries are always kept).
     #[arg(long, env = "TOLLGATE_CHANGE_LOG_RETENTION_SECS", default_value_t = 7 * 86_400)]
@@ -199,6 +214,11 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     settings.body_limit = args.body_limit_bytes;
     settings.idempotency_ttl_secs = args.idempotency_ttl_secs;
     settings.checkout_ttl_secs = args.checkout_ttl_secs;
+    settings.payment_lease_secs = args.payment_lease_secs;
+    if args.failpoint.is_some() && !cfg!(debug_assertions) {
+        anyhow::bail!("--failpoint is for crash tests and only works in debug builds");
+    }
+    settings.failpoint = args.failpoint.clone();
     settings.portal_session_ttl_secs = args.portal_session_ttl_secs;
     settings.change_log_retention_secs = args.change_log_retention_secs;
     settings.allow_private_webhook_urls = args.allow_private_webhook_urls;

@@ -139,6 +139,8 @@ impl Application {
             wake: payment_wake,
             settled: Arc::new(Notify::new()),
             retry_days: settings.dunning_retry_days.clone().into(),
+            lease_secs: settings.payment_lease_secs,
+            failpoint: settings.failpoint.clone(),
         };
         let state = AppState::new(AppInner {
             db,

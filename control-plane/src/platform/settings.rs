@@ -31,6 +31,12 @@ pub struct Settings {
     /// Consecutive failed deliveries after which an endpoint's circuit opens (it is disabled
     /// until re-enabled through the API).
     pub webhook_breaker_failures: u32,
+    /// How long the payments worker's claim on a payment intent lasts, in seconds; after a
+    /// crash, an intent is taken up again (and reconciled) once it runs out.
+    pub payment_lease_secs: i64,
+    /// A fault to inject, for the crash tests (debug builds only): `payments-after-charge`
+    /// aborts the process after the processor answered and before the settle.
+    pub failpoint: Option<String>,
 }
 
 impl Settings {
@@ -50,6 +56,8 @@ impl Settings {
             allow_private_webhook_urls: false,
             max_webhook_endpoints: 16,
             webhook_breaker_failures: 20,
+            payment_lease_secs: 45,
+            failpoint: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Woken after every commit that wrote an intent (and every second), it claims up to
 //! [`CLAIM_BATCH`] `processing` intents in one unit of work, each with a lease of
-//! [`LEASE_SECS`] (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so replicas never claim the same
+//! `--payment-lease-secs` (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so replicas never claim the same
 //! one). It calls the processor for each, at most [`CONCURRENCY`] at once and each within
 //! [`CALL_TIMEOUT`], with the intent's id as the idempotency key, and submits one settle unit
 //! per outcome (`workflows::settle`).
@@ -36,9 +36,9 @@ use crate::write::Writer;
 pub const CLAIM_BATCH: i64 = 64;
 /// Processor calls in flight at once.
 pub const CONCURRENCY: usize = 16;
-/// A claim lasts this long (longer than a call may take).
-pub const LEASE_SECS: i64 = 45;
-/// One processor call may take this long.
+/// One processor call may take at most this long, and never more than two thirds of the
+/// lease (`--payment-lease-secs`, 45 s by default), so a call ends well before another
+/// worker may take its intent up again.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
@@ -50,6 +50,10 @@ pub struct PaymentsWorker {
     /// Told after each round that settled something (doors waiting for a payment re-read).
     pub settled: Arc<Notify>,
     pub retry_days: Arc<[u32]>,
+    /// `--payment-lease-secs`.
+    pub lease_secs: i64,
+    /// `--failpoint` (debug builds only).
+    pub failpoint: Option<String>,
 }
 
 impl PaymentsWorker {
@@ -82,11 +86,12 @@ impl PaymentsWorker {
 
     /// One claim and its charges; answers how many intents it took.
     pub async fn round(&self) -> Result<usize, crate::platform::http::error::ApiError> {
+        let lease = self.lease_secs;
         let claimed = self
             .writer
             .run("payments claim", async move |uow| {
                 let now = uow.now();
-                Ok(intents::claim(uow, now, LEASE_SECS, CLAIM_BATCH).await?)
+                Ok(intents::claim(uow, now, lease, CLAIM_BATCH).await?)
             })
             .await?;
         let n = claimed.len();
@@ -103,7 +108,8 @@ impl PaymentsWorker {
     }
 
     async fn one(&self, intent: Intent) {
-        let outcome = match tokio::time::timeout(CALL_TIMEOUT, self.ask(&intent)).await {
+        let limit = CALL_TIMEOUT.min(Duration::from_secs((self.lease_secs * 2 / 3).max(1) as u64));
+        let outcome = match tokio::time::timeout(limit, self.ask(&intent)).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => {
                 warn!(error = %e, "payments: the processor could not be asked; retried after the lease");
@@ -116,6 +122,11 @@ impl PaymentsWorker {
         };
         metrics::counter!("tollgate_payment_outcomes_total", "outcome" => outcome_label(&outcome))
             .increment(1);
+        if cfg!(debug_assertions) && self.failpoint.as_deref() == Some("payments-after-charge") {
+            // The crash test's fault: the processor has answered, nothing is settled.
+            warn!("failpoint payments-after-charge: aborting");
+            std::process::abort();
+        }
         let id = intent.id.clone();
         let retry_days = self.retry_days.clone();
         let settled = self

@@ -505,6 +505,12 @@ impl StoppedControlPlane {
             self.env,
         )
     }
+
+    /// Starts again without the environment variable `key` (a failpoint, say).
+    pub fn start_without(mut self, key: &str) -> ControlPlane {
+        self.env.retain(|(k, _)| k != key);
+        self.start()
+    }
 }
 
 pub struct Edge {

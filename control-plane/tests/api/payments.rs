@@ -216,3 +216,44 @@ both! {
         assert_eq!(invoices(&api, "sca-renew").await[0]["status"], "paid");
     }
 }
+
+both! {
+    /// SPEC §9 for money: the control plane is killed (a failpoint aborts it) after the
+    /// processor answered a charge and before the charge was settled. After the restart the
+    /// claim's lease runs out, the worker asks the processor what became of that idempotency
+    /// key and settles it: one payment intent, one invoice, paid once, the subscription active.
+    async fn a_kill_between_the_charge_and_its_settle_pays_once(db: Db) {
+        let cp = ControlPlane::start_on_with(
+            db,
+            &[("TOLLGATE_FAILPOINT", "payments-after-charge"), ("TOLLGATE_PAYMENT_LEASE_SECS", "2")],
+        );
+        let api = cp.api();
+        api.create_customer("crash").await;
+        card(&api, "crash", "pm_card_visa").await;
+        let answered = api
+            .try_post(
+                "/api/v1/subscribe/",
+                json!({"customerId": "crash", "planId": "pro", "chargePeriod": "MONTHLY"}),
+            )
+            .await;
+        assert_eq!(answered, None, "the failpoint did not stop the control plane");
+        let cp = cp.stop().start_without("TOLLGATE_FAILPOINT");
+        let api = cp.api();
+        wait_until("the charge is settled after the restart", || async {
+            payments_of(&api, "crash").await["results"][0]["status"] == "succeeded"
+        })
+        .await;
+        let payments = payments_of(&api, "crash").await;
+        assert_eq!(payments["count"], 1, "{payments}");
+        assert_eq!(payments["results"][0]["attempts"], 2, "claimed before and after the kill: {payments}");
+        let all = invoices(&api, "crash").await;
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all[0]["status"], "paid", "{all:?}");
+        let (_, subs) = api.get("/api/v1/subscriptions/?customer_id=crash").await;
+        assert_eq!(subs["count"], 1, "{subs}");
+        assert_eq!(subs["results"][0]["status"], "active", "{subs}");
+        // Asking again is a no-op: the plan is on.
+        subscribe_ok(&api, "crash", "pro", "MONTHLY", "no_op").await;
+        assert_eq!(payments_of(&api, "crash").await["count"], 1);
+    }
+}

@@ -9,7 +9,7 @@ use tollgate_control_plane::app::{Application, Config};
 use tollgate_control_plane::domain::auth::model::BootstrapKeys;
 use tollgate_control_plane::platform::clock::SystemClock;
 use tollgate_control_plane::platform::db::PoolSizes;
-use tollgate_control_plane::platform::settings::Settings;
+use tollgate_control_plane::platform::settings::{Settings, StripeSettings};
 use tollgate_shared::server::ServerArgs;
 
 /// Tollgate control plane: catalog, customers, checkout, subscriptions, and edge sync.
@@ -144,6 +144,48 @@ struct Serve {
     /// build refuses to start with it.
     #[arg(long, env = "TOLLGATE_FAILPOINT", hide = true)]
     failpoint: Option<String>,
+    /// Stripe secret key for test mode (`sk_test_…`): test-mode charges go through Stripe
+    /// instead of the test cards.
+    #[arg(long, env = "TOLLGATE_STRIPE_TEST_SECRET_KEY", hide_env_values = true)]
+    stripe_test_secret_key: Option<String>,
+    /// Stripe secret key for live mode (`sk_live_…`); without it live charges decline.
+    #[arg(long, env = "TOLLGATE_STRIPE_LIVE_SECRET_KEY", hide_env_values = true)]
+    stripe_live_secret_key: Option<String>,
+    /// Stripe publishable key for test mode (`pk_test_…`), for Stripe.js on the hosted pages.
+    #[arg(long, env = "TOLLGATE_STRIPE_TEST_PUBLISHABLE_KEY")]
+    stripe_test_publishable_key: Option<String>,
+    /// Stripe publishable key for live mode (`pk_live_…`).
+    #[arg(long, env = "TOLLGATE_STRIPE_LIVE_PUBLISHABLE_KEY")]
+    stripe_live_publishable_key: Option<String>,
+    /// Signing secret(s) of the test-mode Stripe webhook endpoint (`whsec_…`); two, comma
+    /// separated, while rotating.
+    #[arg(
+        long,
+        env = "TOLLGATE_STRIPE_TEST_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    stripe_test_webhook_secret: Option<String>,
+    /// Signing secret(s) of the live-mode Stripe webhook endpoint.
+    #[arg(
+        long,
+        env = "TOLLGATE_STRIPE_LIVE_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    stripe_live_webhook_secret: Option<String>,
+    /// Stripe's API base URL (tests point it at an emulator).
+    #[arg(
+        long,
+        env = "TOLLGATE_STRIPE_API_BASE",
+        default_value = "https://api.stripe.com"
+    )]
+    stripe_api_base: String,
+    /// Where the hosted pages load Stripe.js from.
+    #[arg(
+        long,
+        env = "TOLLGATE_STRIPE_JS_URL",
+        default_value = "https://js.stripe.com/v3/"
+    )]
+    stripe_js_url: String,
     /// How long the change log keeps entries, in seconds (edges further behind resync with a
     /// snapshot; the newest 10,000 entries are always kept).
     #[arg(long, env = "TOLLGATE_CHANGE_LOG_RETENTION_SECS", default_value_t = 7 * 86_400)]
@@ -219,6 +261,35 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         anyhow::bail!("--failpoint is for crash tests and only works in debug builds");
     }
     settings.failpoint = args.failpoint.clone();
+    let stripe = |secret: &Option<String>, publishable: &Option<String>, hook: &Option<String>| {
+        secret
+            .as_ref()
+            .filter(|k| !k.is_empty())
+            .map(|secret_key| StripeSettings {
+                secret_key: secret_key.clone(),
+                publishable_key: publishable.clone(),
+                webhook_secrets: hook
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            })
+    };
+    settings.stripe_test = stripe(
+        &args.stripe_test_secret_key,
+        &args.stripe_test_publishable_key,
+        &args.stripe_test_webhook_secret,
+    );
+    settings.stripe_live = stripe(
+        &args.stripe_live_secret_key,
+        &args.stripe_live_publishable_key,
+        &args.stripe_live_webhook_secret,
+    );
+    settings.stripe_api_base = args.stripe_api_base.clone();
+    settings.stripe_js_url = args.stripe_js_url.clone();
     settings.portal_session_ttl_secs = args.portal_session_ttl_secs;
     settings.change_log_retention_secs = args.change_log_retention_secs;
     settings.allow_private_webhook_urls = args.allow_private_webhook_urls;

@@ -65,6 +65,46 @@ pub enum Command {
     /// baseline, one change fanned out to 10,000 event-stream subscribers against one, and GET
     /// throughput with those subscribers connected against without (stand-in control plane).
     EdgeApps(EdgeAppsArgs),
+    /// Renewals charged per second: customers on one test clock with paid monthly plans, the
+    /// clock advanced a month at a time (each advance answers once the charges settled).
+    Renewals(RenewalsArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RenewalsArgs {
+    /// Base URL of the control plane (plain http).
+    #[arg(
+        long,
+        env = "LOADTEST_CONTROL_PLANE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub control_plane_url: String,
+    /// Test-mode secret key (`sk_test_…`).
+    #[arg(long, env = "LOADTEST_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: String,
+    /// Customers (and subscriptions) on the clock.
+    #[arg(long, env = "LOADTEST_RENEWALS_CUSTOMERS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub customers: u64,
+    /// Customer id prefix (use a fresh one per run on the same control plane).
+    #[arg(long, env = "LOADTEST_CUSTOMER_PREFIX", default_value = "ren_")]
+    pub customer_prefix: String,
+    /// Months to advance, one round each.
+    #[arg(long, env = "LOADTEST_RENEWALS_ROUNDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
+    /// Set-up requests in flight at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Give up on one request after this many milliseconds.
+    #[arg(long, default_value_t = 120_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub timeout_ms: u64,
+    /// Write the result as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, env = "LOADTEST_QUIET")]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -29,6 +29,7 @@ mod edge_apps;
 mod edge_scale;
 mod plot;
 mod propagation;
+mod renewals;
 mod report;
 mod scenario;
 mod seed;
@@ -50,5 +51,6 @@ fn main() -> anyhow::Result<()> {
         Command::SqliteBaseline(args) => sqlite_baseline::run(&args),
         Command::EdgeScale(args) => edge_scale::run(&args),
         Command::EdgeApps(args) => edge_apps::run(&args),
+        Command::Renewals(args) => renewals::run(&args),
     }
 }

@@ -38,6 +38,7 @@ fn json_api() -> OpenApiRouter<AppState> {
         .merge(area::invoices::routes())
         .merge(area::refunds::routes())
         .merge(area::payments::routes())
+        .merge(area::stripe_webhooks::routes())
         .merge(area::test_clocks::routes())
         .merge(area::usage::routes())
         .merge(area::webhooks::routes())

@@ -135,7 +135,7 @@ impl Application {
         let payments = PaymentsWorker {
             writer: writer.clone(),
             clock: clock.clone(),
-            processors: Processors::simulated(),
+            processors: processors(&settings)?,
             wake: payment_wake,
             settled: Arc::new(Notify::new()),
             retry_days: settings.dunning_retry_days.clone().into(),
@@ -305,4 +305,19 @@ async fn token_signing_key(writer: &Writer) -> anyhow::Result<SigningKey> {
         .try_into()
         .map_err(|_| anyhow::anyhow!("stored token signing key is corrupt"))?;
     Ok(tollgate_shared::token::signing_key_from_bytes(&bytes))
+}
+
+/// Stripe for each mode that has a secret key (docs/payments.md), the test cards otherwise.
+fn processors(settings: &Settings) -> anyhow::Result<Processors> {
+    let config = |s: &Option<crate::platform::settings::StripeSettings>| {
+        s.as_ref().map(|s| crate::payments::stripe::StripeConfig {
+            secret_key: s.secret_key.clone(),
+            publishable_key: s.publishable_key.clone(),
+            webhook_secrets: s.webhook_secrets.clone(),
+            api_base: settings.stripe_api_base.clone(),
+            js_url: settings.stripe_js_url.clone(),
+        })
+    };
+    Processors::configured(config(&settings.stripe_test), config(&settings.stripe_live))
+        .map_err(|e| anyhow::anyhow!("setting up the payment processors: {e}"))
 }

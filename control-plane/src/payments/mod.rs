@@ -6,8 +6,10 @@
 //! (`workflows::settle`). docs/payments.md describes the states.
 //!
 //! * [`test_cards`] — the test processor: Stripe's test cards, simulated.
+//! * [`stripe`] — Stripe, over its REST API; its webhook signatures.
 //! * [`Processors`] — which processor each mode uses.
 
+pub mod stripe;
 pub mod test_cards;
 
 use std::sync::Arc;
@@ -80,12 +82,12 @@ pub trait PaymentProcessor: Send + Sync {
         amount_minor: i64,
         idempotency_key: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, ProcessorError>>;
-    /// What became of the charge made with `idempotency_key`, if the processor has one: asked
-    /// before a claimed intent is charged again (the previous worker may have died after the
-    /// call and before the settle).
+    /// What became of the charge `req` asked for (found by its idempotency key), if the
+    /// processor has one: asked before a claimed intent is charged again (the previous worker
+    /// may have died after the call and before the settle).
     fn retrieve<'a>(
         &'a self,
-        idempotency_key: &'a str,
+        req: ChargeRequest<'a>,
     ) -> BoxFuture<'a, Result<Option<ChargeOutcome>, ProcessorError>>;
 }
 
@@ -94,15 +96,75 @@ pub trait PaymentProcessor: Send + Sync {
 pub struct Processors {
     test: Arc<dyn PaymentProcessor>,
     live: Arc<dyn PaymentProcessor>,
+    stripe_test: Option<Arc<stripe::StripeProcessor>>,
+    stripe_live: Option<Arc<stripe::StripeProcessor>>,
+}
+
+/// Which processor each mode uses, by name (`test`, `stripe`, `none`), for the units of work
+/// that write payment intents: they record it, and a mode with none declines at once. Set once
+/// at start ([`Processors::configured`]); until then, the test processor and none.
+static NAMES: std::sync::OnceLock<(&'static str, &'static str)> = std::sync::OnceLock::new();
+
+fn set_names(test: &'static str, live: &'static str) {
+    let _ = NAMES.set((test, live));
+}
+
+/// The name of the processor `mode` charges through.
+pub fn processor_name(mode: Mode) -> &'static str {
+    let (test, live) = NAMES.get().copied().unwrap_or(("test", "none"));
+    match mode {
+        Mode::Test => test,
+        Mode::Live => live,
+    }
 }
 
 impl Processors {
-    /// Today's set-up: the test cards in test mode, nothing in live mode (every live charge
-    /// declines, saying no processor is configured).
+    /// Without Stripe: the test cards in test mode, nothing in live mode (every live charge
+    /// declines, saying Stripe is not configured).
     pub fn simulated() -> Processors {
         Processors {
             test: Arc::new(test_cards::TestProcessor),
             live: Arc::new(Unconfigured),
+            stripe_test: None,
+            stripe_live: None,
+        }
+    }
+
+    /// Stripe in each mode that has a secret key; otherwise as [`Processors::simulated`].
+    pub fn configured(
+        test: Option<stripe::StripeConfig>,
+        live: Option<stripe::StripeConfig>,
+    ) -> Result<Processors, ProcessorError> {
+        let stripe_test = test
+            .map(stripe::StripeProcessor::new)
+            .transpose()?
+            .map(Arc::new);
+        let stripe_live = live
+            .map(stripe::StripeProcessor::new)
+            .transpose()?
+            .map(Arc::new);
+        let test: Arc<dyn PaymentProcessor> = match &stripe_test {
+            Some(s) => s.clone(),
+            None => Arc::new(test_cards::TestProcessor),
+        };
+        let live: Arc<dyn PaymentProcessor> = match &stripe_live {
+            Some(s) => s.clone(),
+            None => Arc::new(Unconfigured),
+        };
+        set_names(test.name(), live.name());
+        Ok(Processors {
+            test,
+            live,
+            stripe_test,
+            stripe_live,
+        })
+    }
+
+    /// The mode's Stripe account, if it has one.
+    pub fn stripe(&self, mode: Mode) -> Option<&Arc<stripe::StripeProcessor>> {
+        match mode {
+            Mode::Test => self.stripe_test.as_ref(),
+            Mode::Live => self.stripe_live.as_ref(),
         }
     }
 
@@ -163,7 +225,7 @@ impl PaymentProcessor for Unconfigured {
 
     fn retrieve<'a>(
         &'a self,
-        _idempotency_key: &'a str,
+        _req: ChargeRequest<'a>,
     ) -> BoxFuture<'a, Result<Option<ChargeOutcome>, ProcessorError>> {
         Box::pin(async { Ok(None) })
     }

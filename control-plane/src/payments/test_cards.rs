@@ -205,7 +205,7 @@ impl PaymentProcessor for TestProcessor {
 
     fn retrieve<'a>(
         &'a self,
-        _idempotency_key: &'a str,
+        _req: ChargeRequest<'a>,
     ) -> BoxFuture<'a, Result<Option<ChargeOutcome>, ProcessorError>> {
         // Nothing is remembered: charging again with the same key answers the same.
         Box::pin(async { Ok(None) })

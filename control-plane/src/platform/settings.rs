@@ -37,6 +37,31 @@ pub struct Settings {
     /// A fault to inject, for the crash tests (debug builds only): `payments-after-charge`
     /// aborts the process after the processor answered and before the settle.
     pub failpoint: Option<String>,
+    /// Stripe, per mode; a mode without it uses the test cards (test) or declines (live).
+    pub stripe_test: Option<StripeSettings>,
+    pub stripe_live: Option<StripeSettings>,
+    /// Stripe's API (`https://api.stripe.com`); tests point it at an emulator.
+    pub stripe_api_base: String,
+    /// Stripe.js (`https://js.stripe.com/v3/`).
+    pub stripe_js_url: String,
+}
+
+/// One mode's Stripe keys. Debug output never shows them.
+#[derive(Clone, Default)]
+pub struct StripeSettings {
+    pub secret_key: String,
+    pub publishable_key: Option<String>,
+    /// The webhook endpoint's signing secrets: the current one, and the previous one during
+    /// a rotation.
+    pub webhook_secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for StripeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeSettings")
+            .field("webhook_secrets", &self.webhook_secrets.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Settings {
@@ -58,6 +83,10 @@ impl Settings {
             webhook_breaker_failures: 20,
             payment_lease_secs: 45,
             failpoint: None,
+            stripe_test: None,
+            stripe_live: None,
+            stripe_api_base: "https://api.stripe.com".to_owned(),
+            stripe_js_url: "https://js.stripe.com/v3/".to_owned(),
         }
     }
 }

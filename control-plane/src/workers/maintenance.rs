@@ -10,6 +10,7 @@ use tracing::{debug, warn};
 
 use crate::domain::checkout::store as checkout;
 use crate::domain::idempotency::store as idempotency;
+use crate::domain::payments::store as intents;
 use crate::domain::portal::store as portal;
 use crate::domain::sync::changelog;
 use crate::domain::usage::store as usage;
@@ -102,6 +103,10 @@ impl Maintenance {
                             Table::PortalSessions => {
                                 portal::prune(uow.conn(), now - 86_400, CHUNK).await?
                             }
+                            // Stripe redelivers an event for 3 days; a month covers it.
+                            Table::ProcessorEvents => {
+                                intents::prune_events(uow.conn(), now - 30 * 86_400, CHUNK).await?
+                            }
                         };
                         Ok::<u64, ApiError>(n)
                     })
@@ -127,16 +132,18 @@ enum Table {
     Usage,
     Checkout,
     PortalSessions,
+    ProcessorEvents,
 }
 
 impl Table {
-    const ALL: [Table; 6] = [
+    const ALL: [Table; 7] = [
         Table::Idempotency,
         Table::ChangeLog,
         Table::Webhooks,
         Table::Usage,
         Table::Checkout,
         Table::PortalSessions,
+        Table::ProcessorEvents,
     ];
 
     fn label(self) -> &'static str {
@@ -147,6 +154,7 @@ impl Table {
             Table::Usage => "prune_usage",
             Table::Checkout => "prune_checkout_sessions",
             Table::PortalSessions => "prune_portal_sessions",
+            Table::ProcessorEvents => "prune_processor_events",
         }
     }
 }

@@ -151,29 +151,28 @@ impl PaymentsWorker {
             // Back from the customer's authentication.
             return processor.confirm(&intent.id, reference).await;
         }
+        let req = ChargeRequest {
+            idempotency_key: &intent.id,
+            mode: intent.mode,
+            customer_id: &intent.customer_id,
+            payment_method: intent.payment_method.as_deref(),
+            amount_minor: intent.amount_minor,
+            currency: intent.currency,
+            // Only a checkout's first charge is made with the person there, entering the card.
+            off_session: !matches!(
+                intent.purpose,
+                Purpose::Start {
+                    checkout_session: Some(_),
+                    ..
+                }
+            ),
+        };
         if intent.attempts > 1
-            && let Some(earlier) = processor.retrieve(&intent.id).await?
+            && let Some(earlier) = processor.retrieve(req).await?
         {
             return Ok(earlier);
         }
-        processor
-            .charge(ChargeRequest {
-                idempotency_key: &intent.id,
-                mode: intent.mode,
-                customer_id: &intent.customer_id,
-                payment_method: intent.payment_method.as_deref(),
-                amount_minor: intent.amount_minor,
-                currency: intent.currency,
-                // Only a checkout's first charge is made with the person there, entering the card.
-                off_session: !matches!(
-                    intent.purpose,
-                    Purpose::Start {
-                        checkout_session: Some(_),
-                        ..
-                    }
-                ),
-            })
-            .await
+        processor.charge(req).await
     }
 
     /// Cancels intents whose authentication window has passed.

@@ -27,5 +27,6 @@ mod portal;
 mod portal_page;
 mod read_your_writes;
 mod replicas;
+mod stripe;
 mod sync;
 mod webhooks;

@@ -126,7 +126,7 @@ pub struct PaymentMethodView {
     id: String,
     customer_id: String,
     brand: &'static str,
-    last4: &'static str,
+    last4: String,
 }
 
 /// Test mode: puts a test card on file. `pm_card_chargeDeclined` is refused as Stripe refuses
@@ -154,10 +154,13 @@ pub async fn attach_payment_method(
     ApiPath(customer_id): ApiPath<String>,
     ApiJson(req): ApiJson<AttachRequest>,
 ) -> Result<Reply, ApiError> {
+    if let Some(stripe) = state.payments.processors.stripe(caller.mode) {
+        return attach_at_stripe(&state, caller.mode, claim, customer_id, &req.token, stripe).await;
+    }
     if caller.mode != Mode::Test {
         return Err(ApiError::new(
             ErrorKind::Forbidden,
-            "live payment methods need a payment provider; none is configured",
+            "live payment methods need Stripe, and it is not configured (--stripe-live-secret-key)",
         ));
     }
     let card = TestCard::from_token(&req.token).ok_or_else(|| {
@@ -196,7 +199,86 @@ pub async fn attach_payment_method(
                     id,
                     customer_id: customer_id.clone(),
                     brand: "visa",
-                    last4: card.last4(),
+                    last4: card.last4().to_owned(),
+                }))
+            },
+        )
+        .await)
+}
+
+/// A mode with Stripe: attaches the Stripe PaymentMethod `token` (made by Stripe.js or Stripe's
+/// API) to the customer's Stripe customer (made on first use), as Stripe's own attach does;
+/// it becomes the card charges use.
+async fn attach_at_stripe(
+    state: &AppState,
+    mode: Mode,
+    claim: Option<crate::domain::idempotency::model::IdemClaim>,
+    customer_id: String,
+    token: &str,
+    stripe: &std::sync::Arc<crate::payments::stripe::StripeProcessor>,
+) -> Result<Reply, ApiError> {
+    use crate::payments::PaymentProcessor;
+    if !token.starts_with("pm_")
+        || token.len() > 255
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(invalid("token", "a Stripe PaymentMethod id (pm_…)").into());
+    }
+    let existing = {
+        let mut conn = state.db.read().await?;
+        customers::get(&mut conn, mode, &customer_id).await?;
+        customers::card_on_file(&mut conn, mode, &customer_id).await?
+    };
+    let unavailable = |e: crate::payments::ProcessorError| {
+        ApiError::new(
+            ErrorKind::Unavailable,
+            format!("Stripe could not be reached: {e}"),
+        )
+    };
+    let stripe_customer = match existing
+        .as_deref()
+        .and_then(|r| r.split_once(':'))
+        .map(|(c, _)| c.to_owned())
+        .filter(|c| c.starts_with("cus_"))
+    {
+        Some(c) => c,
+        None => stripe
+            .ensure_customer(&customer_id)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "Stripe made no customer"))?,
+    };
+    let saved = stripe
+        .save_payment_method(&stripe_customer, token)
+        .await
+        .map_err(unavailable)?
+        .map_err(|d| ApiError::new(ErrorKind::PaymentRequired, d.to_string()))?;
+    let key = customer_id.clone();
+    Ok(state
+        .writer
+        .reply_for(
+            Some(&key),
+            claim,
+            "attach_payment_method",
+            async move |uow| {
+                customers::get(uow.conn(), mode, &customer_id).await?;
+                let now = uow.now();
+                let id = customers::attach_card(
+                    uow,
+                    mode,
+                    &customer_id,
+                    &saved.last4,
+                    &saved.reference,
+                    now,
+                )
+                .await?;
+                Ok(Reply::created(&PaymentMethodView {
+                    id,
+                    customer_id: customer_id.clone(),
+                    brand: "visa",
+                    last4: saved.last4.clone(),
                 }))
             },
         )

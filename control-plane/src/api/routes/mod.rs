@@ -11,6 +11,7 @@ pub mod ops;
 pub mod payments;
 pub mod portal;
 pub mod refunds;
+pub mod stripe_webhooks;
 pub mod subscriptions;
 pub mod sync;
 pub mod test_clocks;

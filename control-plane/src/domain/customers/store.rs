@@ -354,6 +354,24 @@ pub async fn attach_card(
     Ok(id)
 }
 
+/// Removes the card on file whose stored reference ends with `:{method}` (a Stripe payment
+/// method the processor says was detached).
+pub async fn detach_processor_card(
+    uow: &mut Uow,
+    mode: Mode,
+    method: &str,
+) -> Result<u64, sqlx::Error> {
+    let suffix = format!(":{method}");
+    sql::query(
+        "DELETE FROM payment_methods WHERE mode = $1
+           AND substr(behaviour, length(behaviour) - length($2) + 1) = $2",
+    )
+    .bind(mode.as_str())
+    .bind(suffix)
+    .execute(uow.conn())
+    .await
+}
+
 /// A saved card as Kelviq lists it, with its customer.
 #[derive(Debug, Clone)]
 pub struct Card {

@@ -202,6 +202,16 @@ pub async fn set_credit_applied(uow: &mut Uow, id: &str, credit: i64) -> Result<
     Ok(())
 }
 
+/// The card holder disputed the charge that paid this invoice.
+pub async fn mark_disputed(uow: &mut Uow, id: &str, at: i64) -> Result<(), sqlx::Error> {
+    sql::query("UPDATE invoices SET disputed_at = COALESCE(disputed_at, $1) WHERE id = $2")
+        .bind(at)
+        .bind(id)
+        .execute(uow.conn())
+        .await?;
+    Ok(())
+}
+
 pub async fn set_status(uow: &mut Uow, id: &str, status: &str) -> Result<(), sqlx::Error> {
     sql::query("UPDATE invoices SET status = $1 WHERE id = $2")
         .bind(status)

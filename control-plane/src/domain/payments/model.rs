@@ -7,7 +7,7 @@ pub enum Decline {
     CardDeclined,
     #[error("Your card number is not a test card; in test mode use 4242 4242 4242 4242.")]
     UnknownCard,
-    #[error("Live payments need a payment provider, and none is configured.")]
+    #[error("Live payments need Stripe, and it is not configured (--stripe-live-secret-key).")]
     NoLiveProvider,
     #[error("The customer has no payment method on file.")]
     NoPaymentMethod,

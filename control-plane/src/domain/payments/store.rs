@@ -322,3 +322,52 @@ pub async fn requeue(uow: &mut Uow, id: &str, at: i64) -> Result<(), sqlx::Error
     uow.payment_pending(id);
     Ok(())
 }
+
+/// Records a processor's event id; `false` when it was recorded before (a redelivery).
+pub async fn record_event(
+    uow: &mut Uow,
+    id: &str,
+    mode: Mode,
+    kind: &str,
+    at: i64,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sql::query(
+        "INSERT INTO processor_events (id, mode, kind, received_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(mode.as_str())
+    .bind(kind)
+    .bind(at)
+    .execute(uow.conn())
+    .await?;
+    Ok(inserted > 0)
+}
+
+/// Forgets up to `limit` processor events received before `before`; answers how many.
+pub async fn prune_events(conn: &mut Conn, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
+    sql::query(
+        "DELETE FROM processor_events WHERE id IN
+           (SELECT id FROM processor_events WHERE received_at < $1 LIMIT $2)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(conn)
+    .await
+}
+
+/// The intent whose processor reference is `reference`.
+pub async fn by_reference(
+    conn: &mut Conn,
+    mode: Mode,
+    reference: &str,
+) -> Result<Option<Intent>, sqlx::Error> {
+    sql::query(format!(
+        "SELECT {COLUMNS} FROM payment_intents WHERE mode = $1 AND processor_ref = $2
+         ORDER BY created_at DESC LIMIT 1"
+    ))
+    .bind(mode.as_str())
+    .bind(reference)
+    .fetch_optional_as(conn)
+    .await
+}

@@ -44,6 +44,7 @@ pub const TABLES: &[&str] = &[
     "usage_events",
     "refunds",
     "payment_intents",
+    "processor_events",
     "licenses",
     "license_instances",
 ];

@@ -119,6 +119,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "payment_intents",
         include_str!("../../../migrations/0013_payment_intents.sql"),
     ),
+    (
+        14,
+        "processor_events",
+        include_str!("../../../migrations/0014_processor_events.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: Migrations = &[
@@ -151,6 +156,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         13,
         "payment_intents",
         include_str!("../../../migrations/postgres/0013_payment_intents.sql"),
+    ),
+    (
+        14,
+        "processor_events",
+        include_str!("../../../migrations/postgres/0014_processor_events.sql"),
     ),
 ];
 

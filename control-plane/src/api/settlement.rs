@@ -79,6 +79,32 @@ pub async fn wait_for(state: &AppState, mode: Mode, id: &str) -> Result<Option<I
     }
 }
 
+/// Waits (at most [`WAIT`]) until refund `id` is no longer `PENDING`.
+pub async fn wait_for_refund(state: &AppState, mode: Mode, id: &str) -> Result<(), ApiError> {
+    use crate::domain::refunds::store as refunds;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let settled = state.payments.settled.notified();
+        tokio::pin!(settled);
+        settled.as_mut().enable();
+        let pending = {
+            let mut conn = state.db.read().await?;
+            refunds::get(&mut conn, mode, id)
+                .await?
+                .is_some_and(|r| r.status == "PENDING")
+        };
+        let now = tokio::time::Instant::now();
+        if !pending || now >= deadline {
+            return Ok(());
+        }
+        let nap = POLL.min(deadline - now);
+        tokio::select! {
+            _ = &mut settled => {}
+            _ = tokio::time::sleep(nap) => {}
+        }
+    }
+}
+
 /// Waits until no intent of a customer on test clock `clock` is `processing` (at most
 /// [`WAIT`]): a test clock's advance answers once the charges it caused have settled.
 pub async fn wait_for_clock(state: &AppState, clock: &str) -> Result<(), ApiError> {

@@ -75,13 +75,14 @@ pub trait PaymentProcessor: Send + Sync {
         idempotency_key: &'a str,
         reference: &'a str,
     ) -> BoxFuture<'a, Result<ChargeOutcome, ProcessorError>>;
-    /// Gives back `amount_minor` of a charge; answers the refund's reference.
+    /// Gives back `amount_minor` of the charge `reference`: `Ok(reference)` of the refund, or
+    /// `Err(reason)` when the processor refuses it.
     fn refund<'a>(
         &'a self,
         reference: &'a str,
         amount_minor: i64,
         idempotency_key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, ProcessorError>>;
+    ) -> BoxFuture<'a, Result<Result<Option<String>, String>, ProcessorError>>;
     /// What became of the charge `req` asked for (found by its idempotency key), if the
     /// processor has one: asked before a claimed intent is charged again (the previous worker
     /// may have died after the call and before the settle).
@@ -219,8 +220,8 @@ impl PaymentProcessor for Unconfigured {
         _reference: &'a str,
         _amount_minor: i64,
         _idempotency_key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, ProcessorError>> {
-        Box::pin(async { Ok(None) })
+    ) -> BoxFuture<'a, Result<Result<Option<String>, String>, ProcessorError>> {
+        Box::pin(async { Ok(Err(Decline::NoLiveProvider.to_string())) })
     }
 
     fn retrieve<'a>(

@@ -362,7 +362,7 @@ impl PaymentProcessor for StripeProcessor {
         reference: &'a str,
         amount_minor: i64,
         idempotency_key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, ProcessorError>> {
+    ) -> BoxFuture<'a, Result<Result<Option<String>, String>, ProcessorError>> {
         Box::pin(async move {
             let answer = self
                 .call(
@@ -375,13 +375,13 @@ impl PaymentProcessor for StripeProcessor {
                     Some(idempotency_key),
                 )
                 .await?;
-            match answer {
+            Ok(match answer {
                 Ok(r) => Ok(r["id"].as_str().map(str::to_owned)),
-                Err(e) => Err(ProcessorError(format!(
-                    "Stripe refused the refund: {}",
-                    e["message"].as_str().unwrap_or("no reason given")
-                ))),
-            }
+                Err(e) => Err(e["message"]
+                    .as_str()
+                    .unwrap_or("Stripe refused the refund")
+                    .to_owned()),
+            })
         })
     }
 

@@ -199,8 +199,8 @@ impl PaymentProcessor for TestProcessor {
         reference: &'a str,
         _amount_minor: i64,
         idempotency_key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, ProcessorError>> {
-        Box::pin(async move { Ok(Some(format!("re_test_{reference}_{idempotency_key}"))) })
+    ) -> BoxFuture<'a, Result<Result<Option<String>, String>, ProcessorError>> {
+        Box::pin(async move { Ok(Ok(Some(format!("re_test_{reference}_{idempotency_key}")))) })
     }
 
     fn retrieve<'a>(

@@ -27,6 +27,7 @@ use tracing::{Instrument, info_span, warn};
 
 use crate::domain::payments::model::{ChargeOutcome, Decline, Intent, Purpose};
 use crate::domain::payments::store as intents;
+use crate::domain::refunds::store as refunds;
 use crate::payments::{ChargeRequest, Processors};
 use crate::platform::clock::SharedClock;
 use crate::workflows::settle;
@@ -94,7 +95,20 @@ impl PaymentsWorker {
                 Ok(intents::claim(uow, now, lease, CLAIM_BATCH).await?)
             })
             .await?;
-        let n = claimed.len();
+        let refunds = self
+            .writer
+            .run("refunds claim", async move |uow| {
+                let now = uow.now();
+                Ok(refunds::claim_pending(uow, now, lease, CLAIM_BATCH).await?)
+            })
+            .await?;
+        let n = claimed.len() + refunds.len();
+        futures_util::stream::iter(refunds)
+            .for_each_concurrent(CONCURRENCY, |refund| {
+                let span = info_span!("refund", refund = %refund.id);
+                async move { self.refund(refund).await }.instrument(span)
+            })
+            .await;
         futures_util::stream::iter(claimed)
             .for_each_concurrent(CONCURRENCY, |intent| {
                 let span = info_span!("payment", intent = %intent.id, attempt = intent.attempts);
@@ -140,6 +154,43 @@ impl PaymentsWorker {
         if let Err(e) = settled {
             // The lease runs out and the next claim asks the processor again (`retrieve`).
             warn!(error = %e, "payments: settling failed");
+        }
+    }
+
+    /// Asks the processor for a refund (the refund's id is the idempotency key) and records
+    /// its answer. Unreachable: tried again once the lease runs out.
+    async fn refund(&self, refund: refunds::Pending) {
+        let processor = self.processors.for_mode(refund.mode);
+        let limit = CALL_TIMEOUT.min(Duration::from_secs((self.lease_secs * 2 / 3).max(1) as u64));
+        let asked = tokio::time::timeout(
+            limit,
+            processor.refund(&refund.charge_ref, refund.amount_minor, &refund.id),
+        )
+        .await;
+        let result = match asked {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => {
+                warn!(error = %e, "payments: the processor could not be asked for a refund");
+                return;
+            }
+            Err(_) => {
+                warn!("payments: the refund call timed out");
+                return;
+            }
+        };
+        let id = refund.id.clone();
+        let settled = self
+            .writer
+            .run("refund settle", async move |uow| {
+                let result = match &result {
+                    Ok(reference) => Ok(reference.as_deref()),
+                    Err(reason) => Err(reason.as_str()),
+                };
+                Ok(refunds::settle(uow, &id, result).await?)
+            })
+            .await;
+        if let Err(e) = settled {
+            warn!(error = %e, "payments: recording a refund failed");
         }
     }
 

@@ -6,6 +6,7 @@ use crate::domain::customers::store as customers;
 use crate::domain::invoices::model::{Draft, Line, Reason};
 use crate::domain::invoices::store as invoices;
 use crate::domain::invoices::store::{NewInvoice, Paid};
+use crate::domain::payments::store as intents;
 use crate::domain::refunds::model::{OrderView, Refund, RefundError, RefundView, amount_to_refund};
 use crate::domain::refunds::store;
 use crate::platform::db::Uow;
@@ -123,6 +124,18 @@ async fn record(uow: &mut Uow, mode: Mode, req: &RefundAsk<'_>) -> Result<Refund
         },
     )
     .await?;
+    // The card part goes back through the processor that charged it: Stripe is asked by the
+    // payments worker after this unit (`PENDING` until then); the test processor's refunds
+    // are made at once.
+    let charge = intents::paid_invoice(uow.conn(), mode, &invoice.id).await?;
+    let (status, processor_ref) = match &charge {
+        Some(i) if amount > 0 && i.processor == "stripe" && i.processor_ref.is_some() => {
+            uow.payment_pending(&i.id);
+            ("PENDING", None)
+        }
+        Some(_) if amount > 0 => ("SUCCEEDED", Some(format!("re_test_{id}"))),
+        _ => ("SUCCEEDED", None),
+    };
     let refund = Refund {
         id,
         mode,
@@ -133,9 +146,12 @@ async fn record(uow: &mut Uow, mode: Mode, req: &RefundAsk<'_>) -> Result<Refund
         currency: invoice.currency,
         reason: req.reason.map(str::to_owned),
         internal_note: req.internal_note.map(str::to_owned),
-        status: "SUCCEEDED".to_owned(),
+        status: status.to_owned(),
         created_at: now,
         credit_minor: credit,
+        intent_id: charge.map(|i| i.id),
+        processor_ref,
+        failure_reason: None,
     };
     store::insert(uow, &refund).await?;
     Ok(refund)

@@ -209,6 +209,22 @@ both! {
         assert_eq!(at_stripe["status"], "succeeded", "{at_stripe}");
         assert_eq!(at_stripe["metadata"]["tollgate_intent"], paid["id"], "{at_stripe}");
 
+        // A refund goes back through Stripe: PENDING until the worker asked for it, then
+        // SUCCEEDED with Stripe's refund id; more than the card paid is refused.
+        let invoice = body["invoice"]["id"].as_str().unwrap().to_owned();
+        let (status, refund) = api.post("/api/v1/refunds/", json!({"orderId": invoice, "amountUnits": 1_000})).await;
+        assert_eq!(status, StatusCode::CREATED, "{refund}");
+        assert_eq!(refund["status"], "SUCCEEDED", "{refund}");
+        let re = refund["processorReference"].as_str().unwrap_or_default().to_owned();
+        assert!(re.starts_with("re_"), "{refund}");
+        let at_stripe = ls.get(&format!("/v1/refunds/{re}")).await;
+        assert_eq!(at_stripe["amount"], 1_000, "{at_stripe}");
+        assert_eq!(at_stripe["payment_intent"], reference.as_str(), "{at_stripe}");
+        let (status, body) = api.post("/api/v1/refunds/", json!({"orderId": invoice, "amountUnits": 4_000})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let (_, tx) = api.get("/api/v1/transaction/").await;
+        assert!(tx.to_string().contains(&re) && tx.to_string().contains(&reference), "{tx}");
+
         // A card that attaches and declines every charge.
         api.create_customer("fails").await;
         let pm = ls.card("4000000000000341").await;

@@ -6,10 +6,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::idempotency::Idem;
+use crate::api::settlement;
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
 use crate::domain::invoices::store as invoices;
 use crate::domain::invoices::store::Paid;
+use crate::domain::payments::store as intents;
 use crate::domain::refunds::model::{REASONS, Refund, RefundError, RefundView, currency_symbol};
 use crate::domain::refunds::store;
 use crate::domain::refunds::store::Filter;
@@ -84,9 +86,9 @@ pub async fn create(
         return Err(invalid("reason", format!("must be one of {}", REASONS.join(", "))).into());
     }
     let mode = caller.mode;
-    Ok(state
+    let first = state
         .writer
-        .reply(claim, "create_refund", async move |uow| {
+        .reply(claim.clone(), "create_refund", async move |uow| {
             let ask = RefundAsk {
                 order_id: &req.order_id,
                 amount_units: req.amount_units,
@@ -96,7 +98,33 @@ pub async fn create(
             };
             Ok(Reply::created(&refunds::refund(uow, mode, &ask).await?))
         })
-        .await)
+        .await;
+    // A refund the processor (Stripe) must make is `PENDING` until the payments worker has
+    // asked for it: wait for that (bounded, as a charge's door does), then answer it as it is.
+    let body: serde_json::Value = serde_json::from_slice(&first.body).unwrap_or_default();
+    let (Some(id), true) = (
+        body["id"].as_str().map(str::to_owned),
+        first.status.is_success() && !first.replayed && body["status"] == "PENDING",
+    ) else {
+        return Ok(first);
+    };
+    settlement::wait_for_refund(&state, mode, &id).await?;
+    let version = first.version;
+    let mut reply = state
+        .writer
+        .run("refund answer", async move |uow| {
+            let refund = store::get(uow.conn(), mode, &id)
+                .await?
+                .ok_or(RefundError::NotFound(id.clone()))?;
+            let reply = Reply::created(&refunds::view(uow.conn(), &refund).await?);
+            if let Some(claim) = &claim {
+                crate::domain::idempotency::store::complete(uow.conn(), claim, &reply).await?;
+            }
+            Ok(reply)
+        })
+        .await?;
+    reply.version = version;
+    Ok(reply)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -105,9 +133,9 @@ pub struct ListQuery {
     /// An id to match exactly: the refund's (or transaction's), its invoice's or its customer's.
     #[param(max_length = 255)]
     search: Option<String>,
-    /// Refunds: `SUCCEEDED` (the only status they take). Transactions: `success`, `failure` or
-    /// `pending`.
-    #[param(pattern = r"^(SUCCEEDED|success|failure|pending)$")]
+    /// Refunds: `SUCCEEDED`, `PENDING` (waiting for the processor) or `FAILED`. Transactions:
+    /// `success`, `failure` or `pending`.
+    #[param(pattern = r"^(SUCCEEDED|PENDING|FAILED|success|failure|pending)$")]
     status: Option<String>,
     /// Created on or after this date (`YYYY-MM-DD`, UTC) or time (RFC 3339).
     #[param(format = "date-or-time")]
@@ -230,9 +258,12 @@ pub struct TransactionView {
     is_settled: bool,
     payment_method_name: Option<String>,
     last4: Option<String>,
+    /// The processor's id: the charge's PaymentIntent (`pi_…` at Stripe, `ch_test_…` with the
+    /// test processor) or the refund (`re_…`); null when none was made.
+    processor_reference: Option<String>,
 }
 
-fn payment(i: &Paid) -> TransactionView {
+fn payment(i: &Paid, processor_reference: Option<String>) -> TransactionView {
     let paid = i.status == "paid";
     let amount = major_f64(i.total, i.currency);
     TransactionView {
@@ -254,6 +285,7 @@ fn payment(i: &Paid) -> TransactionView {
         is_settled: paid,
         payment_method_name: None,
         last4: None,
+        processor_reference,
     }
 }
 
@@ -271,21 +303,25 @@ fn refund_transaction(r: &Refund) -> TransactionView {
         mor_fee_breakdown: Vec::new(),
         collected_tax: 0.0,
         net_payout: -amount,
-        status: "success",
+        status: match r.status.as_str() {
+            "PENDING" => "pending",
+            "FAILED" => "failure",
+            _ => "success",
+        },
         transaction_type: "REFUND",
         payment_method_type: "card",
         available_on: Some(rfc3339(r.created_at)),
-        is_settled: true,
+        is_settled: r.status == "SUCCEEDED",
         payment_method_name: None,
         last4: None,
+        processor_reference: r.processor_ref.clone(),
     }
 }
 
 /// List transactions: every payment and every refund, newest first.
 ///
 /// Payments are the invoices that charged something (paid: `success`; declined: `failure`);
-/// refunds are `REFUND` transactions. `status=pending` lists nothing: the test-mode provider
-/// settles at once.
+/// refunds are `REFUND` transactions (`pending` while the processor has not made them yet).
 #[utoipa::path(
     get,
     path = "/api/v1/transaction",
@@ -347,9 +383,15 @@ pub async fn transactions(
         0,
     )
     .await?;
-    let mut merged: Vec<(i64, String, TransactionView)> = payments
-        .iter()
-        .map(|p| (p.created_at, p.id.clone(), payment(p)))
+    let mut charges = Vec::with_capacity(payments.len());
+    for p in &payments {
+        let reference = intents::paid_invoice(&mut conn, caller.mode, &p.id)
+            .await?
+            .and_then(|i| i.processor_ref);
+        charges.push((p.created_at, p.id.clone(), payment(p, reference)));
+    }
+    let mut merged: Vec<(i64, String, TransactionView)> = charges
+        .into_iter()
         .chain(
             refunds
                 .iter()

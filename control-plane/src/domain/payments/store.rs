@@ -371,3 +371,19 @@ pub async fn by_reference(
     .fetch_optional_as(conn)
     .await
 }
+
+/// The payment intent that paid invoice `id`, if one did.
+pub async fn paid_invoice(
+    conn: &mut Conn,
+    mode: Mode,
+    invoice_id: &str,
+) -> Result<Option<Intent>, sqlx::Error> {
+    sql::query(format!(
+        "SELECT {COLUMNS} FROM payment_intents WHERE mode = $1 AND invoice_id = $2
+           AND status = 'succeeded' ORDER BY updated_at DESC LIMIT 1"
+    ))
+    .bind(mode.as_str())
+    .bind(invoice_id)
+    .fetch_optional_as(conn)
+    .await
+}

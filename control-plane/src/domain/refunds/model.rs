@@ -59,6 +59,11 @@ pub struct Refund {
     /// What went back to the customer's credit balance: the part of the invoice that credit
     /// had paid (`amount_minor` is what went back to the card).
     pub credit_minor: i64,
+    /// The payment intent whose charge the card part goes back through.
+    pub intent_id: Option<String>,
+    /// The processor's id for the refund (`re_…`), once it made it.
+    pub processor_ref: Option<String>,
+    pub failure_reason: Option<String>,
 }
 
 impl FromRow for Refund {
@@ -76,6 +81,9 @@ impl FromRow for Refund {
             status: r.try_get("status")?,
             created_at: r.try_get("created_at")?,
             credit_minor: r.try_get("credit_minor")?,
+            intent_id: r.try_get("intent_id")?,
+            processor_ref: r.try_get("processor_ref")?,
+            failure_reason: r.try_get("failure_reason")?,
         })
     }
 }
@@ -170,10 +178,13 @@ pub struct RefundView {
     #[schema(value_type = String)]
     pub currency: Currency,
     pub internal_note: Option<String>,
-    /// Always null: the test-mode provider never fails a refund.
+    /// Why the processor refused the refund (`FAILED`).
     pub failure_reason: Option<String>,
-    /// `SUCCEEDED`.
+    /// `SUCCEEDED`; `PENDING` while the processor (Stripe) has not made it yet; `FAILED` when
+    /// it refused.
     pub status: String,
+    /// The processor's id for the refund (`re_…` at Stripe), once made.
+    pub processor_reference: Option<String>,
     /// The credit note: an invoice of reason `credit_note`.
     pub credit_note_id: String,
     /// What went back to the customer's credit balance instead of the card (the part of the
@@ -193,8 +204,9 @@ impl RefundView {
             amount: major_f64(r.amount_minor, r.currency),
             currency: r.currency,
             internal_note: r.internal_note.clone(),
-            failure_reason: None,
+            failure_reason: r.failure_reason.clone(),
             status: r.status.clone(),
+            processor_reference: r.processor_ref.clone(),
             credit_note_id: r.credit_note_id.clone(),
             credit_units: r.credit_minor,
             created_on: crate::platform::clock::rfc3339(r.created_at),

@@ -124,6 +124,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "processor_events",
         include_str!("../../../migrations/0014_processor_events.sql"),
     ),
+    (
+        15,
+        "refund_processor",
+        include_str!("../../../migrations/0015_refund_processor.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: Migrations = &[
@@ -161,6 +166,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         14,
         "processor_events",
         include_str!("../../../migrations/postgres/0014_processor_events.sql"),
+    ),
+    (
+        15,
+        "refund_processor",
+        include_str!("../../../migrations/postgres/0015_refund_processor.sql"),
     ),
 ];
 

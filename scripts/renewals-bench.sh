@@ -21,7 +21,7 @@ ROUNDS="${ROUNDS:-2}"
 CUSTOMERS="${LOADTEST_RENEWALS_CUSTOMERS:-500}"
 RESULTS="${LOADTEST_RESULTS:-loadtest/results}"
 export LOADTEST_CUSTOMERS="${LOADTEST_CUSTOMERS:-1000}"
-export LOADTEST_QUIET=1
+export LOADTEST_QUIET=true
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/tollgate-renewals.XXXXXX")"
 pids=()
@@ -95,7 +95,7 @@ for run in runs:
     ren = json.load(open(prefix + "-renewals.json"))
     use = json.load(open(prefix + "-usage.json"))
     data[build]["renewals"].append(ren["medianRenewalsPerSec"])
-    peak = use.get("peakRps")
+    peak = use.get("summary", {}).get("peakRps")
     data[build]["usagePeak"].append(peak)
 summary = {
     "scenario": "renewals-bench",

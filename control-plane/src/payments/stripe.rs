@@ -57,6 +57,11 @@ pub fn card_reference(customer: &str, method: &str) -> String {
     format!("{customer}:{method}")
 }
 
+/// The Stripe customer of a stored card reference.
+pub fn customer_of(reference: &str) -> Option<&str> {
+    split_reference(reference).map(|(c, _)| c)
+}
+
 fn split_reference(reference: &str) -> Option<(&str, &str)> {
     let (customer, method) = reference.split_once(':')?;
     (customer.starts_with("cus_") && method.starts_with("pm_")).then_some((customer, method))
@@ -76,6 +81,88 @@ impl StripeProcessor {
 
     pub fn config(&self) -> &StripeConfig {
         &self.config
+    }
+
+    /// A SetupIntent for the hosted checkout page's card Element (`confirmCardSetup`):
+    /// `(id, client_secret)`.
+    pub async fn create_setup_intent(
+        &self,
+        stripe_customer: &str,
+        customer_id: &str,
+    ) -> Result<(String, String), ProcessorError> {
+        let made = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/setup_intents",
+                &[
+                    ("customer", stripe_customer.to_owned()),
+                    ("usage", "off_session".to_owned()),
+                    ("metadata[tollgate_customer]", customer_id.to_owned()),
+                ],
+                None,
+            )
+            .await?
+            .map_err(|e| {
+                ProcessorError(format!(
+                    "Stripe refused a SetupIntent: {}",
+                    e["message"].as_str().unwrap_or("no reason given")
+                ))
+            })?;
+        match (made["id"].as_str(), made["client_secret"].as_str()) {
+            (Some(id), Some(secret)) => Ok((id.to_owned(), secret.to_owned())),
+            _ => Err(ProcessorError(
+                "Stripe answered a SetupIntent without its secret".into(),
+            )),
+        }
+    }
+
+    /// A SetupIntent the page confirmed for our customer `customer_id`: `(Stripe customer,
+    /// payment method)` when it succeeded.
+    pub async fn confirmed_setup(
+        &self,
+        id: &str,
+        customer_id: &str,
+    ) -> Result<Option<(String, String)>, ProcessorError> {
+        let got = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/setup_intents/{id}"),
+                &[],
+                None,
+            )
+            .await?;
+        let Ok(seti) = got else {
+            return Ok(None);
+        };
+        if seti["status"] != "succeeded"
+            || seti["metadata"]["tollgate_customer"].as_str() != Some(customer_id)
+        {
+            return Ok(None);
+        }
+        Ok(
+            match (seti["customer"].as_str(), seti["payment_method"].as_str()) {
+                (Some(c), Some(pm)) => Some((c.to_owned(), pm.to_owned())),
+                _ => None,
+            },
+        )
+    }
+
+    /// The client secret of a PaymentIntent, for Stripe.js on the authentication page.
+    pub async fn client_secret(
+        &self,
+        payment_intent: &str,
+    ) -> Result<Option<String>, ProcessorError> {
+        let got = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/payment_intents/{payment_intent}"),
+                &[],
+                None,
+            )
+            .await?;
+        Ok(got
+            .ok()
+            .and_then(|pi| pi["client_secret"].as_str().map(str::to_owned)))
     }
 
     fn url(&self, path: &str) -> String {

@@ -28,12 +28,22 @@ pub struct Completed {
     pub intent: Option<String>,
 }
 
+/// The card a checkout is paid with.
+#[derive(Debug, Clone)]
+pub enum CheckoutCard {
+    /// What was typed into the test-mode form (the test processor checks it here).
+    Test(Option<TestCard>),
+    /// A card the processor has already saved (Stripe: a confirmed SetupIntent's payment
+    /// method, attached to the customer's Stripe customer).
+    Saved { last4: String, reference: String },
+}
+
 /// Completes session `id` of `mode` with `card`. Runs inside a unit of work.
 pub async fn complete(
     uow: &mut Uow,
     mode: Mode,
     id: &str,
-    card: Option<TestCard>,
+    card: &CheckoutCard,
     checkout_ttl_secs: i64,
 ) -> Result<Completed, CheckoutError> {
     let session = store::load(uow.conn(), id)
@@ -81,17 +91,16 @@ pub async fn complete(
         }
     }
     ensure_free_group(uow, mode, &session.customer_id, &price.group).await?;
-    // Only now, with every check passed, is the card charged.
-    let card = payments::charge_at_checkout(mode, card)?;
-    customers::attach_card(
-        uow,
-        mode,
-        &session.customer_id,
-        card.last4(),
-        card.behaviour(),
-        now,
-    )
-    .await?;
+    // Only now, with every check passed, does the card go on file (and is charged after this
+    // unit, through a payment intent).
+    let (last4, reference) = match card {
+        CheckoutCard::Test(card) => {
+            let card = payments::charge_at_checkout(mode, *card)?;
+            (card.last4().to_owned(), card.behaviour().to_owned())
+        }
+        CheckoutCard::Saved { last4, reference } => (last4.clone(), reference.clone()),
+    };
+    customers::attach_card(uow, mode, &session.customer_id, &last4, &reference, now).await?;
     let trial_days = session
         .trial_days
         .and_then(|d| u32::try_from(d).ok())

@@ -116,6 +116,10 @@ fn stripe_env(ls: &Localstripe) -> Vec<(&'static str, String)> {
     vec![
         ("TOLLGATE_STRIPE_TEST_SECRET_KEY", STRIPE_KEY.to_owned()),
         (
+            "TOLLGATE_STRIPE_TEST_PUBLISHABLE_KEY",
+            "pk_test_tollgatelocalstripe".to_owned(),
+        ),
+        (
             "TOLLGATE_STRIPE_TEST_WEBHOOK_SECRET",
             format!("whsec_old_one,{WEBHOOK_SECRET}"),
         ),
@@ -366,5 +370,144 @@ both! {
         assert_eq!(of_customer(&all), 2, "{all}");
         let (_, invoices) = api.get("/api/v1/invoices/?customer_id=killed").await;
         assert!(invoices["results"].as_array().unwrap().iter().all(|i| i["status"] == "paid"), "{invoices}");
+    }
+}
+
+/// Types into localstripe's card Element (plain inputs inside `#card-element`).
+async fn type_card(browser: &fantoccini::Client, number: &str) {
+    use fantoccini::Locator;
+    for (field, value) in [
+        ("number", number),
+        ("exp_month", "12"),
+        ("exp_year", "34"),
+        ("cvc", "123"),
+        ("postal_code", "12345"),
+    ] {
+        let css = format!("#card-element input[placeholder={field}]");
+        let input = browser
+            .wait()
+            .at_most(std::time::Duration::from_secs(30))
+            .for_element(Locator::Css(&css))
+            .await
+            .unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    browser
+        .find(Locator::Id("pay"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Clicks the emulator's 3-D Secure dialog (localstripe's "Complete authentication").
+async fn authenticate_in_dialog(browser: &fantoccini::Client) {
+    use fantoccini::Locator;
+    browser
+        .wait()
+        .at_most(std::time::Duration::from_secs(30))
+        .for_element(Locator::XPath("//button[text()='Complete authentication']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn wait_for_path(browser: &fantoccini::Client, path: &str) -> url::Url {
+    let mut landed = browser.current_url().await.unwrap();
+    for _ in 0..300 {
+        if landed.path() == path {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        landed = browser.current_url().await.unwrap();
+    }
+    landed
+}
+
+both! {
+    /// A person pays on the hosted checkout page with Stripe.js (localstripe's): 4242 lands on
+    /// `successUrl` with the plan granted at the edge; 4000 0025 0000 3155 goes through the
+    /// 3-D Secure steps (saving the card, then the charge on the authentication page) and then
+    /// activates; 4000 0000 0000 0002 shows the decline and activates nothing.
+    async fn a_person_pays_through_stripe_on_the_checkout_page(db: Db) {
+        let Some(chrome) = crate::browser::start("a_person_pays_through_stripe_on_the_checkout_page").await else {
+            return;
+        };
+        let Some((_ls, cp)) = start(db, "a_person_pays_through_stripe_on_the_checkout_page").await else { return };
+        let browser = &chrome.client;
+        let edge = cp.edge();
+        edge.wait_ready().await;
+        let api = cp.api();
+        let open = |customer: &'static str| {
+            let api = api.clone();
+            let url = cp.url.clone();
+            async move {
+                api.create_customer(customer).await;
+                let (_, co) = api
+                    .post(
+                        "/api/v1/checkout/",
+                        json!({"planIdentifier": "pro", "chargePeriod": "MONTHLY", "customerId": customer,
+                               "successUrl": format!("{url}/healthz?paid={{CHECKOUT_SESSION_ID}}")}),
+                    )
+                    .await;
+                co["checkoutUrl"].as_str().unwrap().to_owned()
+            }
+        };
+
+        // Declined when the card is saved: the page says so, nothing starts.
+        browser.goto(&open("declined").await).await.unwrap();
+        type_card(browser, "4000000000000002").await;
+        let error = browser
+            .wait()
+            .at_most(std::time::Duration::from_secs(30))
+            .for_element(fantoccini::Locator::Css("#card-error:not([hidden])"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(error.contains("declined"), "{error}");
+        let (_, subs) = api.get("/api/v1/subscriptions/?customer_id=declined").await;
+        assert!(subs["results"].as_array().unwrap().iter().all(|s| s["status"] != "active"), "{subs}");
+
+        // 4242: paid, on to successUrl, granted at the edge.
+        browser.goto(&open("payer").await).await.unwrap();
+        type_card(browser, "4242424242424242").await;
+        let landed = wait_for_path(browser, "/healthz").await;
+        assert_eq!(landed.path(), "/healthz", "{landed}");
+        wait_until("pro granted at the edge", || async {
+            has_access(&edge.entitlements("payer").await, "export-data")
+        })
+        .await;
+        let (_, payments) = api.get("/api/v1/payments/?customer_id=payer").await;
+        assert_eq!(payments["results"][0]["processor"], "stripe", "{payments}");
+        assert_eq!(payments["results"][0]["status"], "succeeded", "{payments}");
+
+        // 3155: 3-D Secure when the card is saved, and again for the charge.
+        browser.goto(&open("sca").await).await.unwrap();
+        type_card(browser, "4000002500003155").await;
+        // The first dialog confirms saving the card; the second, on the authentication page,
+        // the charge.
+        authenticate_in_dialog(browser).await;
+        authenticate_in_dialog(browser).await;
+        let landed = wait_for_path(browser, "/healthz").await;
+        assert_eq!(landed.path(), "/healthz", "{landed}");
+        // Nothing the policy refused, no script error (localstripe logs with console.log; the
+        // declined card's 402 from the emulator is expected).
+        chrome
+            .assert_no_console_errors_but("paying through Stripe.js", &["status of 402"])
+            .await;
+        wait_until("the 3-D Secure customer is active", || async {
+            let (_, subs) = api.get("/api/v1/subscriptions/?customer_id=sca").await;
+            subs["results"][0]["status"] == "active"
+        })
+        .await;
+        wait_until("pro granted at the edge", || async {
+            has_access(&edge.entitlements("sca").await, "export-data")
+        })
+        .await;
     }
 }

@@ -1,4 +1,4 @@
-//! The hosted pages' stylesheet and icon, compiled into the binary.
+//! The hosted pages' stylesheet, icon and Stripe.js glue, compiled into the binary.
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
@@ -82,4 +82,48 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(stylesheet))
         .routes(routes!(icon))
         .routes(routes!(favicon))
+        .routes(routes!(stripe_checkout_js))
+        .routes(routes!(stripe_authenticate_js))
+}
+
+/// Where the checkout page's Stripe.js glue is served.
+pub const STRIPE_CHECKOUT_JS_PATH: &str = "/hosted/stripe-checkout.js";
+const STRIPE_CHECKOUT_JS: &str = include_str!("../../../templates/stripe-checkout.js");
+const STRIPE_AUTHENTICATE_JS: &str = include_str!("../../../templates/stripe-authenticate.js");
+
+fn javascript(body: &'static str) -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The checkout page's Stripe.js glue (modes with Stripe).
+#[utoipa::path(
+    get,
+    path = "/hosted/stripe-checkout.js",
+    tag = "operations",
+    operation_id = "hostedStripeCheckoutScript",
+    security(()),
+    responses((status = 200, description = "The script", body = String, content_type = "text/javascript"))
+)]
+pub async fn stripe_checkout_js() -> Response {
+    javascript(STRIPE_CHECKOUT_JS)
+}
+
+/// The authentication page's Stripe.js glue (modes with Stripe).
+#[utoipa::path(
+    get,
+    path = "/hosted/stripe-authenticate.js",
+    tag = "operations",
+    operation_id = "hostedStripeAuthenticateScript",
+    security(()),
+    responses((status = 200, description = "The script", body = String, content_type = "text/javascript"))
+)]
+pub async fn stripe_authenticate_js() -> Response {
+    javascript(STRIPE_AUTHENTICATE_JS)
 }

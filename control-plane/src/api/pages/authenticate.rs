@@ -19,7 +19,9 @@ use crate::domain::checkout::store as checkout;
 use crate::domain::payments::model::{ChargeOutcome, Decline, Intent, IntentStatus, Purpose};
 use crate::domain::payments::store as intents;
 use crate::platform::http::extract::ApiPath;
-use crate::platform::http::hosted::{MessagePage, origin_of, render_with_targets};
+use crate::platform::http::hosted::{
+    MessagePage, ScriptOrigins, origin_of, render_with_stripe, render_with_targets,
+};
 use crate::platform::money::format_amount;
 use crate::workflows::settle;
 use utoipa_axum::router::OpenApiRouter;
@@ -30,6 +32,14 @@ use utoipa_axum::routes;
 struct AuthenticatePage {
     amount: String,
     action: String,
+    /// Set when the payment is at Stripe: Stripe.js runs the bank's step.
+    stripe: Option<StripeStep>,
+}
+
+struct StripeStep {
+    publishable_key: String,
+    client_secret: String,
+    js_url: String,
 }
 
 fn not_found() -> Response {
@@ -76,25 +86,61 @@ async fn settled_page(state: &AppState, intent: &Intent) -> Response {
             .text("Your payment is being processed. Refresh this page in a moment.")
             .link(&action_url(&state.config.public_url, &intent.id), "Refresh")
             .respond(StatusCode::ACCEPTED),
-        IntentStatus::RequiresAction => page(state, intent),
+        IntentStatus::RequiresAction => page(state, intent).await,
     }
 }
 
-fn page(state: &AppState, intent: &Intent) -> Response {
+async fn page(state: &AppState, intent: &Intent) -> Response {
     let action = action_url(&state.config.public_url, &intent.id);
     let targets: Vec<String> = origin_of(&state.config.public_url).into_iter().collect();
-    render_with_targets(
-        StatusCode::OK,
-        &AuthenticatePage {
-            amount: format!(
-                "{} {}",
-                format_amount(intent.amount_minor, intent.currency),
-                intent.currency.upper()
-            ),
-            action,
+    let stripe = match (
+        state.payments.processors.stripe(intent.mode),
+        intent.processor.as_str(),
+        intent.processor_ref.as_deref(),
+    ) {
+        (Some(stripe), "stripe", Some(reference)) => match stripe.client_secret(reference).await {
+            Ok(Some(secret)) => Some((stripe, secret)),
+            _ => {
+                return MessagePage::new("Try again", "error-page", "Something went wrong")
+                    .text("Stripe cannot be reached right now. Refresh this page in a moment.")
+                    .respond(StatusCode::SERVICE_UNAVAILABLE);
+            }
         },
-        &targets,
-    )
+        _ => None,
+    };
+    let amount = format!(
+        "{} {}",
+        format_amount(intent.amount_minor, intent.currency),
+        intent.currency.upper()
+    );
+    match stripe {
+        Some((stripe, client_secret)) => {
+            let config = stripe.config();
+            let origins = ScriptOrigins {
+                js: origin_of(&config.js_url).unwrap_or_default(),
+                api: origin_of(&config.api_base).unwrap_or_default(),
+            };
+            let page = AuthenticatePage {
+                amount,
+                action,
+                stripe: Some(StripeStep {
+                    publishable_key: config.publishable_key.clone().unwrap_or_default(),
+                    client_secret,
+                    js_url: config.js_url.clone(),
+                }),
+            };
+            render_with_stripe(StatusCode::OK, &page, &targets, &origins)
+        }
+        None => render_with_targets(
+            StatusCode::OK,
+            &AuthenticatePage {
+                amount,
+                action,
+                stripe: None,
+            },
+            &targets,
+        ),
+    }
 }
 
 /// The authentication page.

@@ -21,12 +21,15 @@ use crate::domain::checkout::model::{CheckoutError, Session, SessionStatus};
 use crate::domain::checkout::store;
 use crate::domain::customers::store as customers;
 use crate::domain::payments::model::{Decline, IntentStatus};
+use crate::payments::PaymentProcessor;
+use crate::payments::stripe::{StripeProcessor, customer_of};
 use crate::payments::test_cards::read_card;
 use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::ApiPath;
 use crate::platform::http::hosted::{MessagePage, origin_of, render_with_targets};
+use crate::platform::http::hosted::{ScriptOrigins, render_with_stripe};
 use crate::platform::http::schema::PayForm;
-use crate::workflows::checkout::complete;
+use crate::workflows::checkout::{CheckoutCard, complete};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -47,6 +50,45 @@ struct CheckoutPage {
     action: String,
     button: String,
     cancel_url: Option<String>,
+    /// Set in a mode with Stripe: the card goes into Stripe.js's card Element.
+    stripe: Option<StripeForm>,
+}
+
+/// What the page's Stripe.js glue needs.
+struct StripeForm {
+    publishable_key: String,
+    client_secret: String,
+    js_url: String,
+}
+
+/// The Stripe customer of our customer: the one their card on file belongs to, else a new one.
+async fn stripe_customer(
+    state: &AppState,
+    stripe: &StripeProcessor,
+    session: &Session,
+) -> Result<String, CheckoutError> {
+    let on_file = {
+        let mut conn = state.db.read().await?;
+        customers::card_on_file(&mut conn, session.mode, &session.customer_id).await?
+    };
+    if let Some(c) = on_file.as_deref().and_then(customer_of) {
+        return Ok(c.to_owned());
+    }
+    stripe
+        .ensure_customer(&session.customer_id)
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| CheckoutError::Unavailable("Stripe cannot be reached; try again".into()))
+}
+
+/// Stripe.js's and Stripe's API origins, for the page's policy.
+fn stripe_origins(stripe: &StripeProcessor) -> ScriptOrigins {
+    let config = stripe.config();
+    ScriptOrigins {
+        js: origin_of(&config.js_url).unwrap_or_default(),
+        api: origin_of(&config.api_base).unwrap_or_default(),
+    }
 }
 
 /// Where the page's form may lead: the pay post (this origin) and, after paying, the
@@ -86,6 +128,25 @@ async fn render_form(
     } else {
         format!("Pay {}", display::money(total, price.currency))
     };
+    let stripe = match state.payments.processors.stripe(session.mode) {
+        Some(stripe) => {
+            let customer = stripe_customer(state, stripe, session).await?;
+            let (_, client_secret) = stripe
+                .create_setup_intent(&customer, &session.customer_id)
+                .await
+                .map_err(|e| CheckoutError::Unavailable(format!("Stripe: {e}")))?;
+            Some((
+                stripe,
+                StripeForm {
+                    publishable_key: stripe.config().publishable_key.clone().unwrap_or_default(),
+                    client_secret,
+                    js_url: stripe.config().js_url.clone(),
+                },
+            ))
+        }
+        None => None,
+    };
+    let origins = stripe.as_ref().map(|(s, _)| stripe_origins(s));
     let page = CheckoutPage {
         test_mode: session.mode == Mode::Test,
         plan_name: price.plan_name.clone(),
@@ -102,8 +163,12 @@ async fn render_form(
         action: format!("/checkout/{}/pay", session.id),
         button,
         cancel_url: session.cancel_url.clone(),
+        stripe: stripe.map(|(_, form)| form),
     };
-    Ok(render_with_targets(status, &page, &form_targets(session)))
+    Ok(match origins {
+        Some(origins) => render_with_stripe(status, &page, &form_targets(session), &origins),
+        None => render_with_targets(status, &page, &form_targets(session)),
+    })
 }
 
 /// The session, shown as expired once its time is up even before the billing clock has marked
@@ -255,9 +320,49 @@ pub async fn pay(
                 .unwrap_or_else(failure)
         }
     };
-    let card = match read_card(&form, state.clock.now()) {
-        Ok(card) => card,
-        Err(message) => return show_error(message.to_owned(), StatusCode::BAD_REQUEST).await,
+    let card = match state.payments.processors.stripe(session.mode) {
+        // Stripe.js saved the card with a SetupIntent; it goes on file as Stripe has it.
+        Some(stripe) => {
+            let setup = form.get("setup_intent").map(String::as_str).unwrap_or("");
+            if !setup.starts_with("seti_") {
+                return show_error("Enter your card.".to_owned(), StatusCode::BAD_REQUEST).await;
+            }
+            let saved = match stripe.confirmed_setup(setup, &session.customer_id).await {
+                Ok(Some((customer, method))) => {
+                    stripe.save_payment_method(&customer, &method).await
+                }
+                Ok(None) => {
+                    return show_error(
+                        "Your card could not be saved; please try again.".to_owned(),
+                        StatusCode::BAD_REQUEST,
+                    )
+                    .await;
+                }
+                Err(e) => Err(e),
+            };
+            match saved {
+                Ok(Ok(saved)) => CheckoutCard::Saved {
+                    last4: saved.last4,
+                    reference: saved.reference,
+                },
+                Ok(Err(decline)) => {
+                    return show_error(decline.to_string(), StatusCode::PAYMENT_REQUIRED).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Stripe unreachable on the checkout page");
+                    return show_error(
+                        "Payments are unavailable right now; nothing was charged. Please try again."
+                            .to_owned(),
+                        StatusCode::SERVICE_UNAVAILABLE,
+                    )
+                    .await;
+                }
+            }
+        }
+        None => match read_card(&form, state.clock.now()) {
+            Ok(card) => CheckoutCard::Test(card),
+            Err(message) => return show_error(message.to_owned(), StatusCode::BAD_REQUEST).await,
+        },
     };
     let mode = session.mode;
     let ttl = state.config.checkout_ttl_secs;
@@ -266,7 +371,7 @@ pub async fn pay(
         .writer
         .run("pay_checkout_page", async move |uow| {
             // An error rolls the whole unit back: a declined card stores nothing.
-            complete(uow, mode, &session_id, card, ttl)
+            complete(uow, mode, &session_id, &card, ttl)
                 .await
                 .map_err(ApiError::from)
         })

@@ -24,6 +24,7 @@ use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::schema::CrossFieldRules;
 use crate::platform::validate::{CustomerId, Invalid, Quantity, RedirectUrl, TrialDays, invalid};
+use crate::workflows::checkout::CheckoutCard;
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -248,7 +249,9 @@ pub async fn complete(
     let first = state
         .writer
         .reply(claim.clone(), "complete_checkout", async move |uow| {
-            let done = completion::complete(uow, mode, &session_id, Some(card), ttl).await?;
+            let done =
+                completion::complete(uow, mode, &session_id, &CheckoutCard::Test(Some(card)), ttl)
+                    .await?;
             noted.note(uow);
             let subscription = subscriptions::view(uow.conn(), mode, &done.subscription_id)
                 .await?

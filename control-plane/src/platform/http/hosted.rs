@@ -140,6 +140,54 @@ pub fn render<T: askama::Template>(status: StatusCode, page: &T) -> Response {
     }
 }
 
+/// Where a page using Stripe.js loads it from and lets it talk to (origins).
+#[derive(Debug, Clone)]
+pub struct ScriptOrigins {
+    pub js: String,
+    pub api: String,
+}
+
+/// [`content_security_policy`], widened for Stripe.js: scripts from this origin and Stripe.js's,
+/// requests to Stripe's API, Stripe's frames. Only pages of a mode with Stripe use it.
+pub fn content_security_policy_with_stripe(
+    form_targets: &[String],
+    stripe: &ScriptOrigins,
+) -> String {
+    let base = content_security_policy(form_targets);
+    let origins: Vec<&str> = [stripe.js.as_str(), stripe.api.as_str()]
+        .into_iter()
+        .filter(|o| is_plain_origin(o))
+        .collect();
+    let js = if is_plain_origin(&stripe.js) {
+        stripe.js.as_str()
+    } else {
+        ""
+    };
+    base.replacen(
+        "default-src 'none';",
+        &format!(
+            "default-src 'none'; script-src 'self' {js}; connect-src {}; frame-src {js};",
+            origins.join(" ")
+        ),
+        1,
+    )
+}
+
+/// [`render`] under [`content_security_policy_with_stripe`].
+pub fn render_with_stripe<T: askama::Template>(
+    status: StatusCode,
+    page: &T,
+    form_targets: &[String],
+    stripe: &ScriptOrigins,
+) -> Response {
+    let mut resp = render(status, page);
+    if let Ok(v) = HeaderValue::from_str(&content_security_policy_with_stripe(form_targets, stripe))
+    {
+        resp.headers_mut().insert(CONTENT_SECURITY_POLICY, v);
+    }
+    resp
+}
+
 /// [`render`] with a policy whose forms may also lead to `form_targets`.
 pub fn render_with_targets<T: askama::Template>(
     status: StatusCode,
@@ -156,6 +204,29 @@ pub fn render_with_targets<T: askama::Template>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stripe_pages_widen_only_to_stripe_origins() {
+        let p = content_security_policy_with_stripe(
+            &[],
+            &ScriptOrigins {
+                js: "https://js.stripe.com".into(),
+                api: "https://api.stripe.com".into(),
+            },
+        );
+        assert!(p.starts_with(
+            "default-src 'none'; script-src 'self' https://js.stripe.com; \
+             connect-src https://js.stripe.com https://api.stripe.com; frame-src https://js.stripe.com;"
+        ), "{p}");
+        let bad = content_security_policy_with_stripe(
+            &[],
+            &ScriptOrigins {
+                js: "https://x; script-src *".into(),
+                api: "*".into(),
+            },
+        );
+        assert!(!bad.contains('*'), "{bad}");
+    }
 
     #[test]
     fn the_policy_is_strict_and_only_widens_form_action_to_origins() {

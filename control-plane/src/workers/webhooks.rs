@@ -91,14 +91,27 @@ impl Deliverer {
         let mut in_flight: JoinSet<Outcome> = JoinSet::new();
         let mut per_endpoint: HashMap<String, usize> = HashMap::new();
         loop {
-            let free = CONCURRENCY.saturating_sub(in_flight.len());
-            if free > 0 {
-                let busy: Vec<String> = per_endpoint
+            // Endpoints with nothing in flight may get PER_ENDPOINT deliveries; one with some
+            // in flight only what its slots have free (claimed separately, per free count), so
+            // no endpoint ever has more than PER_ENDPOINT requests in flight.
+            let mut rounds: Vec<(Vec<String>, Option<Vec<String>>, usize)> =
+                vec![(per_endpoint.keys().cloned().collect(), None, PER_ENDPOINT)];
+            for taken in 1..PER_ENDPOINT {
+                let partial: Vec<String> = per_endpoint
                     .iter()
-                    .filter(|(_, n)| **n >= PER_ENDPOINT)
+                    .filter(|(_, n)| **n == taken)
                     .map(|(id, _)| id.clone())
                     .collect();
-                match self.claim(free, busy).await {
+                if !partial.is_empty() {
+                    rounds.push((Vec::new(), Some(partial), PER_ENDPOINT - taken));
+                }
+            }
+            for (skip, only, per) in rounds {
+                let free = CONCURRENCY.saturating_sub(in_flight.len());
+                if free == 0 {
+                    break;
+                }
+                match self.claim(free, skip, only, per).await {
                     Ok(claimed) => {
                         for d in claimed {
                             *per_endpoint.entry(d.endpoint_id.clone()).or_default() += 1;
@@ -139,7 +152,13 @@ impl Deliverer {
         }
     }
 
-    async fn claim(&self, limit: usize, busy: Vec<String>) -> Result<Vec<Claimed>, ApiError> {
+    async fn claim(
+        &self,
+        limit: usize,
+        skip: Vec<String>,
+        only: Option<Vec<String>>,
+        per_endpoint: usize,
+    ) -> Result<Vec<Claimed>, ApiError> {
         let now = self.clock.unix();
         self.writer
             .run("claim_webhook_deliveries", async move |uow| {
@@ -149,8 +168,9 @@ impl Deliverer {
                         now,
                         lease: LEASE_SECS,
                         limit: limit as i64,
-                        per_endpoint: PER_ENDPOINT as i64,
-                        skip_endpoints: &busy,
+                        per_endpoint: per_endpoint as i64,
+                        skip_endpoints: &skip,
+                        only_endpoints: only.as_deref(),
                     },
                 )
                 .await?)

@@ -393,8 +393,11 @@ pub struct ClaimLimits<'a> {
     pub limit: i64,
     /// Deliveries per endpoint.
     pub per_endpoint: i64,
-    /// Endpoints to leave out (their in-flight slots are full).
+    /// Endpoints to leave out (their in-flight slots are taken).
     pub skip_endpoints: &'a [String],
+    /// When set, only these endpoints (the ones with some slots free, claimed up to what is
+    /// free).
+    pub only_endpoints: Option<&'a [String]>,
 }
 
 /// Claims due deliveries for `lease` seconds, taking the endpoints round-robin (each endpoint's
@@ -406,14 +409,29 @@ pub async fn claim_due(uow: &mut Uow, c: ClaimLimits<'_>) -> Result<Vec<Claimed>
         Backend::Sqlite => "",
         Backend::Postgres => " FOR UPDATE OF d SKIP LOCKED",
     };
-    let skip = if c.skip_endpoints.is_empty() {
+    let mut next = 4;
+    let mut marks = |n: usize| -> Vec<String> {
+        let m = (next..next + n).map(|i| format!("${i}")).collect();
+        next += n;
+        m
+    };
+    let mut skip = if c.skip_endpoints.is_empty() {
         String::new()
     } else {
-        let marks: Vec<String> = (0..c.skip_endpoints.len())
-            .map(|i| format!("${}", i + 4))
-            .collect();
-        format!(" AND d2.endpoint_id NOT IN ({})", marks.join(", "))
+        format!(
+            " AND d2.endpoint_id NOT IN ({})",
+            marks(c.skip_endpoints.len()).join(", ")
+        )
     };
+    if let Some(only) = c.only_endpoints {
+        if only.is_empty() {
+            return Ok(Vec::new());
+        }
+        skip.push_str(&format!(
+            " AND d2.endpoint_id IN ({})",
+            marks(only.len()).join(", ")
+        ));
+    }
     // The claim conditions are repeated on `d` outside the ranking: PostgreSQL re-checks those
     // (and only those) on a row another replica changed after this statement's snapshot.
     let mut query = sql::query(format!(
@@ -436,6 +454,9 @@ pub async fn claim_due(uow: &mut Uow, c: ClaimLimits<'_>) -> Result<Vec<Claimed>
     .bind(c.limit)
     .bind(c.per_endpoint);
     for id in c.skip_endpoints {
+        query = query.bind(id.as_str());
+    }
+    for id in c.only_endpoints.unwrap_or_default() {
         query = query.bind(id.as_str());
     }
     let rows = query.fetch_all(uow.conn()).await?;

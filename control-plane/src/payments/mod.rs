@@ -49,6 +49,25 @@ pub struct SavedMethod {
     pub last4: String,
 }
 
+/// A processor's event (a webhook) whose signature checked out.
+#[derive(Debug, Clone)]
+pub struct InboundEvent {
+    pub id: String,
+    /// The processor's event type (`payment_intent.succeeded`, …).
+    pub kind: String,
+    /// The object it is about.
+    pub object: serde_json::Value,
+}
+
+/// Why an inbound event was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InboundError {
+    #[error(transparent)]
+    Signature(#[from] stripe::SignatureError),
+    #[error("this processor sends no events")]
+    Unsupported,
+}
+
 /// What moves money. Every call may go over the network, so none runs inside a unit of work.
 pub trait PaymentProcessor: Send + Sync {
     /// `test`, `stripe`, or `none`.
@@ -90,6 +109,14 @@ pub trait PaymentProcessor: Send + Sync {
         &'a self,
         req: ChargeRequest<'a>,
     ) -> BoxFuture<'a, Result<Option<ChargeOutcome>, ProcessorError>>;
+    /// Verifies an inbound event's signature (`signature`, over `body`, at `now`) and parses
+    /// it.
+    fn parse_event(
+        &self,
+        signature: Option<&str>,
+        body: &[u8],
+        now: i64,
+    ) -> Result<InboundEvent, InboundError>;
 }
 
 /// Which processor each mode uses.
@@ -229,6 +256,15 @@ impl PaymentProcessor for Unconfigured {
         _req: ChargeRequest<'a>,
     ) -> BoxFuture<'a, Result<Option<ChargeOutcome>, ProcessorError>> {
         Box::pin(async { Ok(None) })
+    }
+
+    fn parse_event(
+        &self,
+        _signature: Option<&str>,
+        _body: &[u8],
+        _now: i64,
+    ) -> Result<InboundEvent, InboundError> {
+        Err(InboundError::Unsupported)
     }
 }
 

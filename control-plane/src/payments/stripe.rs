@@ -14,7 +14,9 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::domain::payments::model::{ChargeOutcome, Decline};
-use crate::payments::{ChargeRequest, PaymentProcessor, ProcessorError, SavedMethod};
+use crate::payments::{
+    ChargeRequest, InboundError, InboundEvent, PaymentProcessor, ProcessorError, SavedMethod,
+};
 
 /// The API version Tollgate was written against.
 pub const STRIPE_VERSION: &str = "2024-06-20";
@@ -486,14 +488,20 @@ impl PaymentProcessor for StripeProcessor {
                 .map(|intent| Self::outcome_of(&intent)))
         })
     }
-}
 
-/// A Stripe webhook whose signature checked out.
-#[derive(Debug, Clone)]
-pub struct StripeEvent {
-    pub id: String,
-    pub kind: String,
-    pub object: Value,
+    fn parse_event(
+        &self,
+        signature: Option<&str>,
+        body: &[u8],
+        now: i64,
+    ) -> Result<InboundEvent, InboundError> {
+        Ok(verify_event(
+            signature,
+            body,
+            &self.config.webhook_secrets,
+            now,
+        )?)
+    }
 }
 
 /// Why a webhook was refused.
@@ -516,7 +524,7 @@ pub fn verify_event(
     body: &[u8],
     secrets: &[String],
     now: i64,
-) -> Result<StripeEvent, SignatureError> {
+) -> Result<InboundEvent, SignatureError> {
     let header = header.ok_or(SignatureError::Malformed)?;
     let mut timestamp = None;
     let mut signatures = Vec::new();
@@ -553,7 +561,7 @@ pub fn verify_event(
     }
     let event: Value = serde_json::from_slice(body).map_err(|_| SignatureError::NotAnEvent)?;
     match (event["id"].as_str(), event["type"].as_str()) {
-        (Some(id), Some(kind)) => Ok(StripeEvent {
+        (Some(id), Some(kind)) => Ok(InboundEvent {
             id: id.to_owned(),
             kind: kind.to_owned(),
             object: event["data"]["object"].clone(),

@@ -7,7 +7,10 @@ use futures_util::future::BoxFuture;
 use tollgate_shared::Mode;
 
 use crate::domain::payments::model::{ChargeOutcome, Decline};
-use crate::payments::{ChargeRequest, PaymentProcessor, ProcessorError, SavedMethod, declined};
+use crate::payments::{
+    ChargeRequest, InboundError, InboundEvent, PaymentProcessor, ProcessorError, SavedMethod,
+    declined,
+};
 use crate::platform::schema::TextRules;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +212,16 @@ impl PaymentProcessor for TestProcessor {
     ) -> BoxFuture<'a, Result<Option<ChargeOutcome>, ProcessorError>> {
         // Nothing is remembered: charging again with the same key answers the same.
         Box::pin(async { Ok(None) })
+    }
+
+    fn parse_event(
+        &self,
+        _signature: Option<&str>,
+        _body: &[u8],
+        _now: i64,
+    ) -> Result<InboundEvent, InboundError> {
+        // The test processor settles everything itself; it sends no events.
+        Err(InboundError::Unsupported)
     }
 }
 

@@ -229,6 +229,31 @@ both! {
         let (_, tx) = api.get("/api/v1/transaction/").await;
         assert!(tx.to_string().contains(&re) && tx.to_string().contains(&reference), "{tx}");
 
+        // The card holder disputes the charge: `charge.dispute.created` (signed) marks it and
+        // Tollgate sends `charge.disputed`; the same event again changes nothing.
+        let (hook, receiver) = crate::webhooks::start_receiver(0).await;
+        let (status, ep) = api
+            .post("/api/v1/webhook-endpoints/", json!({"url": hook, "events": ["charge.disputed"]}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{ep}");
+        let dispute = json!({"id": "evt_dispute_1", "type": "charge.dispute.created",
+            "data": {"object": {"id": "dp_1", "object": "dispute", "payment_intent": reference,
+                                "amount": 4_900, "reason": "fraudulent"}}})
+        .to_string();
+        let now = chrono::Utc::now().timestamp();
+        for duplicate in [false, true] {
+            let (status, resp) = deliver(&cp, "test", &dispute, Some(&signed(&dispute, WEBHOOK_SECRET, now))).await;
+            assert_eq!(status, StatusCode::OK, "{resp}");
+            assert_eq!(resp["duplicate"], duplicate, "{resp}");
+        }
+        wait_until("charge.disputed sent", || async { !receiver.got.lock().unwrap().is_empty() }).await;
+        let sent: Value = serde_json::from_str(&receiver.got.lock().unwrap()[0].1).unwrap();
+        assert_eq!(sent["type"], "charge.disputed", "{sent}");
+        assert_eq!(sent["data"]["invoiceId"], invoice.as_str(), "{sent}");
+        assert_eq!(sent["data"]["reason"], "fraudulent", "{sent}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(receiver.got.lock().unwrap().len(), 1, "a redelivered dispute was handled twice");
+
         // A card that attaches and declines every charge.
         api.create_customer("fails").await;
         let pm = ls.card("4000000000000341").await;

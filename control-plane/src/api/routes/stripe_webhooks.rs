@@ -14,7 +14,7 @@ use crate::domain::customers::store as customers;
 use crate::domain::invoices::store as invoices;
 use crate::domain::payments::model::{ChargeOutcome, Decline};
 use crate::domain::payments::store as intents;
-use crate::payments::stripe::{StripeEvent, verify_event};
+use crate::payments::{InboundEvent, PaymentProcessor};
 use crate::platform::db::Uow;
 use crate::platform::db::uow::Subject;
 use crate::platform::events::EventKind;
@@ -65,13 +65,9 @@ pub async fn receive(
     let signature = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok());
-    let event = verify_event(
-        signature,
-        &body,
-        &stripe.config().webhook_secrets,
-        state.clock.unix(),
-    )
-    .map_err(|e| ApiError::new(ErrorKind::BadRequest, format!("Stripe-Signature: {e}")))?;
+    let event = stripe
+        .parse_event(signature, &body, state.clock.unix())
+        .map_err(|e| ApiError::new(ErrorKind::BadRequest, format!("Stripe-Signature: {e}")))?;
     let retry_days = state.payments.retry_days.clone();
     let handled = state
         .writer
@@ -111,7 +107,7 @@ async fn our_intent(
 async fn handle(
     uow: &mut Uow,
     mode: Mode,
-    event: &StripeEvent,
+    event: &InboundEvent,
     retry_days: &[u32],
 ) -> Result<(), ApiError> {
     let object = &event.object;

@@ -40,6 +40,18 @@ pub struct StripeConfig {
     pub js_url: String,
 }
 
+impl StripeConfig {
+    /// Stripe.js's and Stripe's API origins: what a hosted page using Stripe.js may load from
+    /// and talk to.
+    pub fn script_origins(&self) -> crate::platform::http::hosted::ScriptOrigins {
+        use crate::platform::http::hosted::origin_of;
+        crate::platform::http::hosted::ScriptOrigins {
+            js: origin_of(&self.js_url).unwrap_or_default(),
+            api: origin_of(&self.api_base).unwrap_or_default(),
+        }
+    }
+}
+
 impl std::fmt::Debug for StripeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StripeConfig")

@@ -6,22 +6,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-async fn sub(api: &Api, id: &str) -> Value {
-    let (status, body) = api.get(&format!("/api/v1/subscriptions/{id}/")).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
-
-async fn invoices(api: &Api, customer: &str) -> Vec<Value> {
-    let (status, body) = api
-        .get(&format!(
-            "/api/v1/invoices/?customer_id={customer}&page_size=100"
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["results"].as_array().unwrap().clone()
-}
-
 async fn granting(api: &Api, customer: &str) -> Vec<Value> {
     let (_, body) = api
         .get(&format!(

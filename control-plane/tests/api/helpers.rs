@@ -856,3 +856,21 @@ pub async fn subscribed(api: &Api, customer: &str, plan: &str, period: &str) -> 
     assert_eq!(status, StatusCode::OK, "{body}");
     body["subscription"]["id"].as_str().unwrap().to_owned()
 }
+
+/// A subscription as `GET /api/v1/subscriptions/{id}/` answers it (200 asserted).
+pub async fn sub(api: &Api, id: &str) -> Value {
+    let (status, body) = api.get(&format!("/api/v1/subscriptions/{id}/")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// A customer's invoices, newest first (up to 100).
+pub async fn invoices(api: &Api, customer: &str) -> Vec<Value> {
+    let (status, body) = api
+        .get(&format!(
+            "/api/v1/invoices/?customer_id={customer}&page_size=100"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["results"].as_array().unwrap().clone()
+}

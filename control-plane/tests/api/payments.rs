@@ -20,22 +20,6 @@ async fn authenticate(url: &str, outcome: &str) -> (StatusCode, String) {
     (status, resp.text().await.unwrap_or_default())
 }
 
-async fn sub(api: &Api, id: &str) -> Value {
-    let (status, body) = api.get(&format!("/api/v1/subscriptions/{id}/")).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
-
-async fn invoices(api: &Api, customer: &str) -> Vec<Value> {
-    let (status, body) = api
-        .get(&format!(
-            "/api/v1/invoices/?customer_id={customer}&page_size=100"
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["results"].as_array().unwrap().clone()
-}
-
 async fn payments_of(api: &Api, customer: &str) -> Value {
     let (status, body) = api
         .get(&format!("/api/v1/payments/?customer_id={customer}"))

@@ -30,14 +30,11 @@ const ICON: &str = include_str!("../../../templates/icon.svg");
     responses((status = 200, description = "The stylesheet", body = String, content_type = "text/css"))
 )]
 pub async fn stylesheet() -> Response {
-    (
-        [
-            (CONTENT_TYPE, "text/css; charset=utf-8"),
-            (CACHE_CONTROL, "public, max-age=3600"),
-        ],
+    asset(
+        "text/css; charset=utf-8",
+        "public, max-age=3600",
         STYLESHEET,
     )
-        .into_response()
 }
 
 /// The hosted pages' icon.
@@ -50,14 +47,7 @@ pub async fn stylesheet() -> Response {
     responses((status = 200, description = "The icon", body = String, content_type = "image/svg+xml"))
 )]
 pub async fn icon() -> Response {
-    (
-        [
-            (CONTENT_TYPE, "image/svg+xml"),
-            (CACHE_CONTROL, "public, max-age=86400"),
-        ],
-        ICON,
-    )
-        .into_response()
+    asset("image/svg+xml", "public, max-age=86400", ICON)
 }
 
 /// The icon, where browsers look for one by themselves.
@@ -91,15 +81,21 @@ pub const STRIPE_CHECKOUT_JS_PATH: &str = "/hosted/stripe-checkout.js";
 const STRIPE_CHECKOUT_JS: &str = include_str!("../../../templates/stripe-checkout.js");
 const STRIPE_AUTHENTICATE_JS: &str = include_str!("../../../templates/stripe-authenticate.js");
 
-fn javascript(body: &'static str) -> Response {
+/// A compiled-in asset, cacheable for `max_age` seconds.
+fn asset(content_type: &'static str, max_age: &'static str, body: &'static str) -> Response {
     (
-        [
-            (CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (CACHE_CONTROL, "public, max-age=3600"),
-        ],
+        [(CONTENT_TYPE, content_type), (CACHE_CONTROL, max_age)],
         body,
     )
         .into_response()
+}
+
+fn javascript(body: &'static str) -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        "public, max-age=3600",
+        body,
+    )
 }
 
 /// The checkout page's Stripe.js glue (modes with Stripe).

@@ -20,7 +20,7 @@ use crate::domain::payments::model::{ChargeOutcome, Decline, Intent, IntentStatu
 use crate::domain::payments::store as intents;
 use crate::platform::http::extract::ApiPath;
 use crate::platform::http::hosted::{
-    MessagePage, ScriptOrigins, origin_of, render_with_stripe, render_with_targets,
+    MessagePage, origin_of, render_with_stripe, render_with_targets,
 };
 use crate::platform::money::format_amount;
 use crate::workflows::settle;
@@ -116,10 +116,7 @@ async fn page(state: &AppState, intent: &Intent) -> Response {
     match stripe {
         Some((stripe, client_secret)) => {
             let config = stripe.config();
-            let origins = ScriptOrigins {
-                js: origin_of(&config.js_url).unwrap_or_default(),
-                api: origin_of(&config.api_base).unwrap_or_default(),
-            };
+            let origins = config.script_origins();
             let page = AuthenticatePage {
                 amount,
                 action,

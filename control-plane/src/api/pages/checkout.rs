@@ -26,8 +26,8 @@ use crate::payments::stripe::{StripeProcessor, customer_of};
 use crate::payments::test_cards::read_card;
 use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::ApiPath;
+use crate::platform::http::hosted::render_with_stripe;
 use crate::platform::http::hosted::{MessagePage, origin_of, render_with_targets};
-use crate::platform::http::hosted::{ScriptOrigins, render_with_stripe};
 use crate::platform::http::schema::PayForm;
 use crate::workflows::checkout::{CheckoutCard, complete};
 use utoipa_axum::router::OpenApiRouter;
@@ -80,15 +80,6 @@ async fn stripe_customer(
         .ok()
         .flatten()
         .ok_or_else(|| CheckoutError::Unavailable("Stripe cannot be reached; try again".into()))
-}
-
-/// Stripe.js's and Stripe's API origins, for the page's policy.
-fn stripe_origins(stripe: &StripeProcessor) -> ScriptOrigins {
-    let config = stripe.config();
-    ScriptOrigins {
-        js: origin_of(&config.js_url).unwrap_or_default(),
-        api: origin_of(&config.api_base).unwrap_or_default(),
-    }
 }
 
 /// Where the page's form may lead: the pay post (this origin) and, after paying, the
@@ -146,7 +137,7 @@ async fn render_form(
         }
         None => None,
     };
-    let origins = stripe.as_ref().map(|(s, _)| stripe_origins(s));
+    let origins = stripe.as_ref().map(|(s, _)| s.config().script_origins());
     let page = CheckoutPage {
         test_mode: session.mode == Mode::Test,
         plan_name: price.plan_name.clone(),

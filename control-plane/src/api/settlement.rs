@@ -191,6 +191,31 @@ where
     }
 }
 
+/// [`settle_then`] for a door whose answer carries `subscription`, `invoice` and (PayKit)
+/// `requiredAction`: those re-read into its first answer once the payment settled.
+pub async fn settle_then_views(
+    state: &AppState,
+    mode: Mode,
+    claim: Option<IdemClaim>,
+    first: Reply,
+    waiting: &Waiting,
+) -> Reply {
+    let public_url = state.config.public_url.clone();
+    settle_then(
+        state,
+        mode,
+        claim,
+        first,
+        waiting,
+        async move |uow, intent, body| {
+            Ok(Reply::ok(
+                &patch_views(uow, intent, body, &public_url).await?,
+            ))
+        },
+    )
+    .await
+}
+
 /// A subscription and its invoice, re-read into a door's first answer (`subscription`,
 /// `invoice`), and PayKit's `requiredAction` when the customer must authenticate.
 pub async fn patch_views(

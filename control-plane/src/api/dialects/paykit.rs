@@ -162,20 +162,7 @@ pub async fn subscribe(
             }))
         })
         .await;
-    let public_url = state.config.public_url.clone();
-    Ok(settlement::settle_then(
-        &state,
-        mode,
-        claim,
-        first,
-        &waiting,
-        async move |uow, intent, body| {
-            Ok(Reply::ok(
-                &settlement::patch_views(uow, intent, body, &public_url).await?,
-            ))
-        },
-    )
-    .await)
+    Ok(settlement::settle_then_views(&state, mode, claim, first, &waiting).await)
 }
 
 /// This area's routes, each declared once with its OpenAPI operation.

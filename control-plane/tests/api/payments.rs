@@ -241,3 +241,36 @@ both! {
         assert_eq!(payments_of(&api, "crash").await["count"], 1);
     }
 }
+
+both! {
+    /// A client that hangs up while its subscribe waits for the payment: the charge still
+    /// settles, once, and the plan starts; asking again is a no-op.
+    async fn a_client_that_hangs_up_while_its_payment_settles_is_charged_once(db: Db) {
+        use tokio::io::AsyncWriteExt;
+        let cp = ControlPlane::start_on(db);
+        let api = cp.api();
+        api.create_customer("gone").await;
+        card(&api, "gone", "pm_card_visa").await;
+        let body = json!({"customerId": "gone", "planId": "pro", "chargePeriod": "MONTHLY"}).to_string();
+        let request = format!(
+            "POST /api/v1/subscribe/ HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            cp.addr,
+            cp.keys.secret,
+            body.len()
+        );
+        let mut socket = tokio::net::TcpStream::connect(cp.addr).await.unwrap();
+        socket.write_all(request.as_bytes()).await.unwrap();
+        drop(socket); // hangs up before any answer
+        wait_until("the abandoned subscribe's charge settled", || async {
+            payments_of(&api, "gone").await["results"][0]["status"] == "succeeded"
+        })
+        .await;
+        let (_, subs) = api.get("/api/v1/subscriptions/?customer_id=gone").await;
+        assert_eq!(subs["count"], 1, "{subs}");
+        assert_eq!(subs["results"][0]["status"], "active", "{subs}");
+        subscribe_ok(&api, "gone", "pro", "MONTHLY", "no_op").await;
+        assert_eq!(payments_of(&api, "gone").await["count"], 1);
+        assert!(invoices(&api, "gone").await.iter().all(|i| i["status"] == "paid"));
+    }
+}

@@ -36,6 +36,16 @@ pub struct ChargeRequest<'a> {
     pub off_session: bool,
 }
 
+/// A card a person entered on a hosted page (checkout, the portal's "replace card").
+#[derive(Debug, Clone)]
+pub enum EnteredCard {
+    /// What was typed into the test-mode form (the test processor checks it where it is used).
+    Test(Option<test_cards::TestCard>),
+    /// A card the processor has already saved (Stripe: a confirmed SetupIntent's payment
+    /// method, attached to the customer's Stripe customer).
+    Saved { last4: String, reference: String },
+}
+
 /// A processor that could not be asked (network, 5xx): the worker tries again later.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]

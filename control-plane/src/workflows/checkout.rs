@@ -11,8 +11,8 @@ use crate::domain::customers::store as customers;
 use crate::domain::subscriptions::lifecycle::{Action, ChangeRequest, Proration};
 use crate::domain::subscriptions::model::{Status, SubscriptionError};
 use crate::domain::subscriptions::store as subscriptions;
+use crate::payments::EnteredCard;
 use crate::payments::test_cards as payments;
-use crate::payments::test_cards::TestCard;
 use crate::platform::db::Uow;
 use crate::platform::db::uow::Subject;
 use crate::platform::events::EventKind;
@@ -28,22 +28,12 @@ pub struct Completed {
     pub intent: Option<String>,
 }
 
-/// The card a checkout is paid with.
-#[derive(Debug, Clone)]
-pub enum CheckoutCard {
-    /// What was typed into the test-mode form (the test processor checks it here).
-    Test(Option<TestCard>),
-    /// A card the processor has already saved (Stripe: a confirmed SetupIntent's payment
-    /// method, attached to the customer's Stripe customer).
-    Saved { last4: String, reference: String },
-}
-
 /// Completes session `id` of `mode` with `card`. Runs inside a unit of work.
 pub async fn complete(
     uow: &mut Uow,
     mode: Mode,
     id: &str,
-    card: &CheckoutCard,
+    card: &EnteredCard,
     checkout_ttl_secs: i64,
 ) -> Result<Completed, CheckoutError> {
     let session = store::load(uow.conn(), id)
@@ -94,11 +84,11 @@ pub async fn complete(
     // Only now, with every check passed, does the card go on file (and is charged after this
     // unit, through a payment intent).
     let (last4, reference) = match card {
-        CheckoutCard::Test(card) => {
+        EnteredCard::Test(card) => {
             let card = payments::charge_at_checkout(mode, *card)?;
             (card.last4().to_owned(), card.behaviour().to_owned())
         }
-        CheckoutCard::Saved { last4, reference } => (last4.clone(), reference.clone()),
+        EnteredCard::Saved { last4, reference } => (last4.clone(), reference.clone()),
     };
     customers::attach_card(uow, mode, &session.customer_id, &last4, &reference, now).await?;
     let trial_days = session

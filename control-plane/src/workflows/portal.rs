@@ -12,8 +12,8 @@ use crate::domain::subscriptions::lifecycle::{self, Action, CancelAt, ChangeRequ
 use crate::domain::subscriptions::model::{Subscription, SubscriptionError};
 use crate::domain::subscriptions::preview::UpdateAsk;
 use crate::domain::subscriptions::store as subscriptions;
+use crate::payments::EnteredCard;
 use crate::payments::test_cards as payments;
-use crate::payments::test_cards::TestCard;
 use crate::platform::db::Uow;
 use crate::workflows::cancel;
 use crate::workflows::subscribe as apply;
@@ -37,7 +37,7 @@ pub enum PortalAction {
         subscription: String,
     },
     ReplaceCard {
-        card: Option<TestCard>,
+        card: EnteredCard,
     },
 }
 
@@ -183,19 +183,18 @@ pub async fn run(
             Ok(notice_of(applied.action))
         }
         PortalAction::ReplaceCard { card } => {
-            let card = payments::verify_card(mode, *card)?;
+            let (last4, reference) = match card {
+                EnteredCard::Test(card) => {
+                    let card = payments::verify_card(mode, *card)?;
+                    (card.last4().to_owned(), card.behaviour().to_owned())
+                }
+                EnteredCard::Saved { last4, reference } => (last4.clone(), reference.clone()),
+            };
             customers::lock(uow, mode, &session.customer_id).await?;
             let now = customers::now_of(uow, mode, &session.customer_id).await?;
             customers::detach_cards(uow, mode, &session.customer_id).await?;
-            customers::attach_card(
-                uow,
-                mode,
-                &session.customer_id,
-                card.last4(),
-                card.behaviour(),
-                now,
-            )
-            .await?;
+            customers::attach_card(uow, mode, &session.customer_id, &last4, &reference, now)
+                .await?;
             Ok(Notice::CardReplaced)
         }
     }

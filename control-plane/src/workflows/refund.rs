@@ -33,7 +33,7 @@ pub async fn refund(
     mode: Mode,
     req: &RefundAsk<'_>,
 ) -> Result<RefundView, RefundError> {
-    let refund = record(uow, mode, req).await?;
+    let refund = record(uow, mode, req, None).await?;
     let view = view(uow.conn(), &refund).await?;
     uow.emit(
         mode,
@@ -44,7 +44,51 @@ pub async fn refund(
     Ok(view)
 }
 
-async fn record(uow: &mut Uow, mode: Mode, req: &RefundAsk<'_>) -> Result<Refund, RefundError> {
+/// Records a refund made at the processor rather than through Tollgate (Stripe's dashboard):
+/// the processor says the card has had `card_refunded` back in all, and whatever of that
+/// Tollgate has no refund for (made or on its way) becomes one, already succeeded under
+/// `processor_ref`. `None` when nothing is missing. Records `refund.created`.
+pub async fn refunded_at_processor(
+    uow: &mut Uow,
+    mode: Mode,
+    invoice_id: &str,
+    card_refunded: i64,
+    processor_ref: &str,
+) -> Result<Option<RefundView>, RefundError> {
+    let invoice = order(uow.conn(), mode, invoice_id).await?;
+    customers::lock(uow, mode, &invoice.customer_id).await?;
+    let (to_card, _) = store::refunded(uow.conn(), mode, &invoice.id).await?;
+    let card_refundable = (invoice.total - invoice.credit_applied - to_card).max(0);
+    let missing = (card_refunded - to_card).min(card_refundable);
+    if missing <= 0 || invoice.status != "paid" {
+        return Ok(None);
+    }
+    let ask = RefundAsk {
+        order_id: &invoice.id,
+        amount_units: Some(missing),
+        amount: None,
+        reason: None,
+        internal_note: Some("Refunded at the processor"),
+    };
+    let refund = record(uow, mode, &ask, Some(processor_ref)).await?;
+    let view = view(uow.conn(), &refund).await?;
+    uow.emit(
+        mode,
+        EventKind::RefundCreated,
+        Subject::Data(serde_json::to_value(&view).unwrap_or_default()),
+        refund.created_at,
+    );
+    Ok(Some(view))
+}
+
+/// Writes the refund `req` asks for: the credit note, credit given back, and the refund row.
+/// `made_at_processor` is the processor's reference of a refund it has already made.
+async fn record(
+    uow: &mut Uow,
+    mode: Mode,
+    req: &RefundAsk<'_>,
+    made_at_processor: Option<&str>,
+) -> Result<Refund, RefundError> {
     let invoice = order(uow.conn(), mode, req.order_id).await?;
     // Refunds of one customer's invoices queue up, so two cannot both take what is left.
     customers::lock(uow, mode, &invoice.customer_id).await?;
@@ -129,6 +173,7 @@ async fn record(uow: &mut Uow, mode: Mode, req: &RefundAsk<'_>) -> Result<Refund
     // are made at once.
     let charge = intents::paid_invoice(uow.conn(), mode, &invoice.id).await?;
     let (status, processor_ref) = match &charge {
+        _ if made_at_processor.is_some() => ("SUCCEEDED", made_at_processor.map(str::to_owned)),
         Some(i) if amount > 0 && i.processor == "stripe" && i.processor_ref.is_some() => {
             uow.payment_pending(&i.id);
             ("PENDING", None)

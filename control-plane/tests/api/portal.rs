@@ -25,19 +25,19 @@ pub async fn portal_session(api: &Api, customer: &str) -> (String, String) {
 }
 
 /// The form nonce the portal page carries.
-fn csrf_of(html: &str) -> String {
+pub fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
     html[at..].split('"').next().unwrap().to_owned()
 }
 
-async fn page(url: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
+pub async fn page(url: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
     let resp = client().get(url).send().await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
     (status, headers, resp.text().await.unwrap())
 }
 
-async fn post_form(
+pub async fn post_form(
     url: &str,
     body: &str,
     extra: &[(&str, &str)],

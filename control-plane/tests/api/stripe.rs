@@ -253,6 +253,50 @@ both! {
         assert_eq!(sent["data"]["reason"], "fraudulent", "{sent}");
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert_eq!(receiver.got.lock().unwrap().len(), 1, "a redelivered dispute was handled twice");
+        let (_, disputed) = api.get(&format!("/api/v1/invoices/{invoice}")).await;
+        assert!(disputed["disputedAt"].is_string(), "{disputed}");
+
+        // A refund made in Stripe's dashboard arrives as `charge.refunded` and is recorded
+        // once; one Tollgate asked for itself (the 1,000 above) is not recorded again.
+        let (status, outside) = ls.post("/v1/refunds", &[("payment_intent", reference.as_str()), ("amount", "500")]).await;
+        assert_eq!(status, StatusCode::OK, "{outside}");
+        let outside_id = outside["id"].as_str().unwrap().to_owned();
+        for (event, refunded) in [("evt_refunded_1", 1_000), ("evt_refunded_2", 1_500), ("evt_refunded_3", 1_500)] {
+            let body = json!({"id": event, "type": "charge.refunded",
+                "data": {"object": {"id": "ch_1", "object": "charge", "payment_intent": reference,
+                                    "amount_refunded": refunded,
+                                    "refunds": {"data": [{"id": outside_id, "amount": 500}]}}}})
+            .to_string();
+            let (status, resp) = deliver(&cp, "test", &body, Some(&signed(&body, WEBHOOK_SECRET, now))).await;
+            assert_eq!(status, StatusCode::OK, "{resp}");
+        }
+        let (_, refunds) = api.get(&format!("/api/v1/refunds/?search={invoice}")).await;
+        let refunds = refunds["results"].as_array().cloned().unwrap_or_default();
+        let made_outside: Vec<_> = refunds.iter().filter(|r| r["processorReference"] == outside_id.as_str()).collect();
+        assert_eq!(made_outside.len(), 1, "{refunds:?}");
+        assert_eq!(made_outside[0]["amountUnits"], 500, "{refunds:?}");
+        assert_eq!(made_outside[0]["status"], "SUCCEEDED", "{refunds:?}");
+        assert_eq!(refunds.len(), 2, "{refunds:?}");
+
+        // A card saved through a SetupIntent whose page never posted back goes on file from
+        // `setup_intent.succeeded`, once.
+        let stripe_customer = ls.get(&format!("/v1/payment_methods/{pm}")).await["customer"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let second = ls.card("5555555555554444").await;
+        for event in ["evt_setup_1", "evt_setup_2"] {
+            let body = json!({"id": event, "type": "setup_intent.succeeded",
+                "data": {"object": {"id": "seti_1", "object": "setup_intent", "customer": stripe_customer,
+                                    "payment_method": second, "status": "succeeded",
+                                    "metadata": {"tollgate_customer": "visa"}}}})
+            .to_string();
+            let (status, resp) = deliver(&cp, "test", &body, Some(&signed(&body, WEBHOOK_SECRET, now))).await;
+            assert_eq!(status, StatusCode::OK, "{resp}");
+        }
+        let (_, cards) = api.get("/api/v1/payment-methods?customer_id=visa").await;
+        assert_eq!(cards["count"], 2, "{cards}");
+        assert_eq!(cards["results"][0]["methodData"]["last4"], "4444", "{cards}");
 
         // A card that attaches and declines every charge.
         api.create_customer("fails").await;
@@ -398,8 +442,9 @@ both! {
     }
 }
 
-/// Types into localstripe's card Element (plain inputs inside `#card-element`).
-async fn type_card(browser: &fantoccini::Client, number: &str) {
+/// Types into localstripe's card Element (plain inputs inside `#card-element`), then presses
+/// the form's button `submit`.
+async fn type_card_and(browser: &fantoccini::Client, number: &str, submit: &str) {
     use fantoccini::Locator;
     for (field, value) in [
         ("number", number),
@@ -418,12 +463,17 @@ async fn type_card(browser: &fantoccini::Client, number: &str) {
         input.send_keys(value).await.unwrap();
     }
     browser
-        .find(Locator::Id("pay"))
+        .find(Locator::Id(submit))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
+}
+
+/// Types a card on the checkout page and pays.
+async fn type_card(browser: &fantoccini::Client, number: &str) {
+    type_card_and(browser, number, "pay").await;
 }
 
 /// Clicks the emulator's 3-D Secure dialog (localstripe's "Complete authentication").
@@ -461,7 +511,7 @@ both! {
         let Some(chrome) = crate::browser::start("a_person_pays_through_stripe_on_the_checkout_page").await else {
             return;
         };
-        let Some((_ls, cp)) = start(db, "a_person_pays_through_stripe_on_the_checkout_page").await else { return };
+        let Some((ls, cp)) = start(db, "a_person_pays_through_stripe_on_the_checkout_page").await else { return };
         let browser = &chrome.client;
         let edge = cp.edge();
         edge.wait_ready().await;
@@ -510,6 +560,36 @@ both! {
         let (_, payments) = api.get("/api/v1/payments/?customer_id=payer").await;
         assert_eq!(payments["results"][0]["processor"], "stripe", "{payments}");
         assert_eq!(payments["results"][0]["status"], "succeeded", "{payments}");
+
+        // The portal's "replace card" saves the new card through Stripe.js too.
+        let (token, portal) = crate::portal::portal_session(&api, "payer").await;
+        browser.goto(&portal).await.unwrap();
+        type_card_and(browser, "5555555555554444", "replace-card").await;
+        let landed = wait_for_path(browser, &format!("/portal/{token}")).await;
+        for _ in 0..300 {
+            if browser.current_url().await.unwrap().query() == Some("done=card-replaced") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let card = browser.find(fantoccini::Locator::Id("card")).await.unwrap().text().await.unwrap();
+        assert!(card.ends_with("4444"), "{landed}: {card}");
+        let (_, methods) = api.get("/api/v1/payment-methods?customer_id=payer").await;
+        assert!(methods.to_string().contains("4444"), "{methods}");
+        assert!(!methods.to_string().contains("4242"), "the old card stays on file: {methods}");
+        // The page lets Stripe.js in, and a card form without a SetupIntent of this customer's
+        // changes nothing.
+        let (_, headers, html) = crate::portal::page(&portal).await;
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(policy.contains(&format!("script-src 'self' {}", ls.url)), "{policy}");
+        let csrf = crate::portal::csrf_of(&html);
+        for forged in ["", "&setup_intent=nope", "&setup_intent=seti_unknown", "&card_number=4242424242424242&expiry=12%2F34&cvc=123"] {
+            let (status, _, _) =
+                crate::portal::post_form(&format!("{portal}/card"), &format!("csrf={csrf}{forged}"), &[]).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{forged}");
+        }
+        let (_, unchanged) = api.get("/api/v1/payment-methods?customer_id=payer").await;
+        assert_eq!(unchanged, methods);
 
         // 3155: 3-D Secure when the card is saved, and again for the charge.
         browser.goto(&open("sca").await).await.unwrap();

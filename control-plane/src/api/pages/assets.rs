@@ -72,13 +72,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(stylesheet))
         .routes(routes!(icon))
         .routes(routes!(favicon))
-        .routes(routes!(stripe_checkout_js))
+        .routes(routes!(stripe_card_js))
         .routes(routes!(stripe_authenticate_js))
 }
 
-/// Where the checkout page's Stripe.js glue is served.
-pub const STRIPE_CHECKOUT_JS_PATH: &str = "/hosted/stripe-checkout.js";
-const STRIPE_CHECKOUT_JS: &str = include_str!("../../../templates/stripe-checkout.js");
+const STRIPE_CARD_JS: &str = include_str!("../../../templates/stripe-card.js");
 const STRIPE_AUTHENTICATE_JS: &str = include_str!("../../../templates/stripe-authenticate.js");
 
 /// A compiled-in asset, cacheable for `max_age` seconds.
@@ -98,17 +96,18 @@ fn javascript(body: &'static str) -> Response {
     )
 }
 
-/// The checkout page's Stripe.js glue (modes with Stripe).
+/// The card forms' Stripe.js glue (the checkout page and the portal's card form, in modes
+/// with Stripe).
 #[utoipa::path(
     get,
-    path = "/hosted/stripe-checkout.js",
+    path = "/hosted/stripe-card.js",
     tag = "operations",
-    operation_id = "hostedStripeCheckoutScript",
+    operation_id = "hostedStripeCardScript",
     security(()),
     responses((status = 200, description = "The script", body = String, content_type = "text/javascript"))
 )]
-pub async fn stripe_checkout_js() -> Response {
-    javascript(STRIPE_CHECKOUT_JS)
+pub async fn stripe_card_js() -> Response {
+    javascript(STRIPE_CARD_JS)
 }
 
 /// The authentication page's Stripe.js glue (modes with Stripe).

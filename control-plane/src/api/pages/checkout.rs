@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tollgate_shared::{ErrorKind, Mode};
 
+use crate::api::pages::card_entry::{StripeForm, saved_card, stripe_form};
 use crate::api::settlement::{self, action_url};
 use crate::api::state::AppState;
 use crate::domain::catalog::display;
@@ -21,15 +22,14 @@ use crate::domain::checkout::model::{CheckoutError, Session, SessionStatus};
 use crate::domain::checkout::store;
 use crate::domain::customers::store as customers;
 use crate::domain::payments::model::{Decline, IntentStatus};
-use crate::payments::PaymentProcessor;
-use crate::payments::stripe::{StripeProcessor, customer_of};
+use crate::payments::EnteredCard;
 use crate::payments::test_cards::read_card;
 use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::ApiPath;
 use crate::platform::http::hosted::render_with_stripe;
 use crate::platform::http::hosted::{MessagePage, origin_of, render_with_targets};
 use crate::platform::http::schema::PayForm;
-use crate::workflows::checkout::{CheckoutCard, complete};
+use crate::workflows::checkout::complete;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -52,34 +52,6 @@ struct CheckoutPage {
     cancel_url: Option<String>,
     /// Set in a mode with Stripe: the card goes into Stripe.js's card Element.
     stripe: Option<StripeForm>,
-}
-
-/// What the page's Stripe.js glue needs.
-struct StripeForm {
-    publishable_key: String,
-    client_secret: String,
-    js_url: String,
-}
-
-/// The Stripe customer of our customer: the one their card on file belongs to, else a new one.
-async fn stripe_customer(
-    state: &AppState,
-    stripe: &StripeProcessor,
-    session: &Session,
-) -> Result<String, CheckoutError> {
-    let on_file = {
-        let mut conn = state.db.read().await?;
-        customers::card_on_file(&mut conn, session.mode, &session.customer_id).await?
-    };
-    if let Some(c) = on_file.as_deref().and_then(customer_of) {
-        return Ok(c.to_owned());
-    }
-    stripe
-        .ensure_customer(&session.customer_id)
-        .await
-        .ok()
-        .flatten()
-        .ok_or_else(|| CheckoutError::Unavailable("Stripe cannot be reached; try again".into()))
 }
 
 /// Where the page's form may lead: the pay post (this origin) and, after paying, the
@@ -121,19 +93,14 @@ async fn render_form(
     };
     let stripe = match state.payments.processors.stripe(session.mode) {
         Some(stripe) => {
-            let customer = stripe_customer(state, stripe, session).await?;
-            let (_, client_secret) = stripe
-                .create_setup_intent(&customer, &session.customer_id)
+            let on_file =
+                customers::card_on_file(&mut conn, session.mode, &session.customer_id).await?;
+            // No pooled connection waits on Stripe.
+            drop(conn);
+            let form = stripe_form(stripe, &session.customer_id, on_file.as_deref())
                 .await
                 .map_err(|e| CheckoutError::Unavailable(format!("Stripe: {e}")))?;
-            Some((
-                stripe,
-                StripeForm {
-                    publishable_key: stripe.config().publishable_key.clone().unwrap_or_default(),
-                    client_secret,
-                    js_url: stripe.config().js_url.clone(),
-                },
-            ))
+            Some((stripe, form))
         }
         None => None,
     };
@@ -313,45 +280,15 @@ pub async fn pay(
     };
     let card = match state.payments.processors.stripe(session.mode) {
         // Stripe.js saved the card with a SetupIntent; it goes on file as Stripe has it.
-        Some(stripe) => {
-            let setup = form.get("setup_intent").map(String::as_str).unwrap_or("");
-            if !setup.starts_with("seti_") {
-                return show_error("Enter your card.".to_owned(), StatusCode::BAD_REQUEST).await;
+        Some(stripe) => match saved_card(stripe, &form, &session.customer_id).await {
+            Ok(card) => card,
+            Err(e) => {
+                let status = e.status();
+                return show_error(e.message, status).await;
             }
-            let saved = match stripe.confirmed_setup(setup, &session.customer_id).await {
-                Ok(Some((customer, method))) => {
-                    stripe.save_payment_method(&customer, &method).await
-                }
-                Ok(None) => {
-                    return show_error(
-                        "Your card could not be saved; please try again.".to_owned(),
-                        StatusCode::BAD_REQUEST,
-                    )
-                    .await;
-                }
-                Err(e) => Err(e),
-            };
-            match saved {
-                Ok(Ok(saved)) => CheckoutCard::Saved {
-                    last4: saved.last4,
-                    reference: saved.reference,
-                },
-                Ok(Err(decline)) => {
-                    return show_error(decline.to_string(), StatusCode::PAYMENT_REQUIRED).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "Stripe unreachable on the checkout page");
-                    return show_error(
-                        "Payments are unavailable right now; nothing was charged. Please try again."
-                            .to_owned(),
-                        StatusCode::SERVICE_UNAVAILABLE,
-                    )
-                    .await;
-                }
-            }
-        }
+        },
         None => match read_card(&form, state.clock.now()) {
-            Ok(card) => CheckoutCard::Test(card),
+            Ok(card) => EnteredCard::Test(card),
             Err(message) => return show_error(message.to_owned(), StatusCode::BAD_REQUEST).await,
         },
     };

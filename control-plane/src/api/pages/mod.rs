@@ -4,5 +4,6 @@
 
 pub mod assets;
 pub mod authenticate;
+pub mod card_entry;
 pub mod checkout;
 pub mod portal;

@@ -21,6 +21,7 @@ use tollgate_shared::{ErrorKind, Mode};
 
 use crate::workflows::portal as actions;
 
+use crate::api::pages::card_entry::{StripeForm, saved_card, stripe_form};
 use crate::api::settlement;
 use crate::api::state::AppState;
 use crate::domain::catalog::display;
@@ -37,12 +38,13 @@ use crate::domain::subscriptions::model::SubscriptionError;
 use crate::domain::subscriptions::model::{Status, Subscription};
 use crate::domain::subscriptions::preview::UpdateAsk;
 use crate::domain::subscriptions::store as subscriptions;
+use crate::payments::EnteredCard;
 use crate::payments::test_cards::read_card;
 use crate::platform::clock::human_date;
 use crate::platform::db::Conn;
 use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::ApiPath;
-use crate::platform::http::hosted::{MessagePage, origin_of, render};
+use crate::platform::http::hosted::{MessagePage, origin_of, render, render_with_stripe};
 use crate::platform::validate::invalid;
 use crate::workflows::portal::PortalAction;
 use utoipa_axum::router::OpenApiRouter;
@@ -89,6 +91,10 @@ struct PortalPage {
     base: String,
     csrf: String,
     expires: String,
+    /// Set in a mode with Stripe: the new card goes into Stripe.js's card Element.
+    stripe: Option<StripeForm>,
+    /// A mode with Stripe whose SetupIntent could not be made just now.
+    card_entry_down: bool,
 }
 
 struct LineRow {
@@ -265,7 +271,20 @@ async fn portal_page(
             });
         }
     }
+    let on_file = customers::card_on_file(&mut conn, mode, &session.customer_id).await?;
+    // No pooled connection waits on Stripe.
+    drop(conn);
+    let stripe = state.payments.processors.stripe(mode);
+    let form = match stripe {
+        Some(stripe) => stripe_form(stripe, &session.customer_id, on_file.as_deref())
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "Stripe unreachable from the portal"))
+            .ok(),
+        None => None,
+    };
     let page = PortalPage {
+        card_entry_down: stripe.is_some() && form.is_none(),
+        stripe: form,
         test_mode: mode == Mode::Test,
         customer: customer.email.unwrap_or(customer.customer_id),
         notice: notice.map(Notice::text),
@@ -277,7 +296,15 @@ async fn portal_page(
         csrf: session.csrf.clone(),
         expires: crate::platform::clock::human_time(session.expires_at),
     };
-    Ok(render(StatusCode::OK, &page))
+    Ok(match stripe {
+        Some(stripe) => render_with_stripe(
+            StatusCode::OK,
+            &page,
+            &[],
+            &stripe.config().script_origins(),
+        ),
+        None => render(StatusCode::OK, &page),
+    })
 }
 
 /// A page for what went wrong; `back` links to the portal when the link itself still works.
@@ -573,11 +600,13 @@ fn form_action(
             subscription: subscription()?,
         },
         _ => PortalAction::ReplaceCard {
-            card: read_card(
-                form,
-                chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
-            )
-            .map_err(|m| invalid("card", m))?,
+            card: EnteredCard::Test(
+                read_card(
+                    form,
+                    chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
+                )
+                .map_err(|m| invalid("card", m))?,
+            ),
         },
     })
 }
@@ -612,9 +641,21 @@ async fn act(
             ))
         }
     });
-    let action = match checked.and_then(|()| form_action(kind, &form, now)) {
-        Ok(a) => a,
-        Err(e) => return failure(e, Some(&base)),
+    if let Err(e) = checked {
+        return failure(e, Some(&base));
+    }
+    let action = match state.payments.processors.stripe(session.mode) {
+        // Stripe.js saved the new card with a SetupIntent; it goes on file as Stripe has it.
+        Some(stripe) if kind == "card" => {
+            match saved_card(stripe, &form, &session.customer_id).await {
+                Ok(card) => PortalAction::ReplaceCard { card },
+                Err(e) => return api_failure(&e, Some(&base)),
+            }
+        }
+        _ => match form_action(kind, &form, now) {
+            Ok(a) => a,
+            Err(e) => return failure(e, Some(&base)),
+        },
     };
     let key = session.customer_id.clone();
     let mode = session.mode;
@@ -716,7 +757,7 @@ portal_form!(
     "card",
     "/portal/{token}/card",
     "replacePortalCard",
-    "Replace the card on file with a test card (test mode)."
+    "Replace the card on file: a test card's fields (the test processor), or the SetupIntent Stripe.js confirmed (`setup_intent`, a mode with Stripe)."
 );
 
 /// This area's routes, each declared once with its OpenAPI operation.

@@ -17,6 +17,7 @@ use crate::domain::customers::model::check_email;
 use crate::domain::payments::model::IntentStatus;
 use crate::domain::subscriptions::model::SubscriptionView;
 use crate::domain::subscriptions::store as subscriptions;
+use crate::payments::EnteredCard;
 use crate::payments::test_cards::TestCard;
 use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::{ApiJson, ApiPath};
@@ -24,7 +25,6 @@ use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
 use crate::platform::schema::CrossFieldRules;
 use crate::platform::validate::{CustomerId, Invalid, Quantity, RedirectUrl, TrialDays, invalid};
-use crate::workflows::checkout::CheckoutCard;
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -250,7 +250,7 @@ pub async fn complete(
         .writer
         .reply(claim.clone(), "complete_checkout", async move |uow| {
             let done =
-                completion::complete(uow, mode, &session_id, &CheckoutCard::Test(Some(card)), ttl)
+                completion::complete(uow, mode, &session_id, &EnteredCard::Test(Some(card)), ttl)
                     .await?;
             noted.note(uow);
             let subscription = subscriptions::view(uow.conn(), mode, &done.subscription_id)

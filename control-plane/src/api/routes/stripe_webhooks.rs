@@ -14,7 +14,8 @@ use crate::domain::customers::store as customers;
 use crate::domain::invoices::store as invoices;
 use crate::domain::payments::model::{ChargeOutcome, Decline};
 use crate::domain::payments::store as intents;
-use crate::payments::{InboundEvent, PaymentProcessor};
+use crate::payments::stripe::StripeProcessor;
+use crate::payments::{InboundEvent, PaymentProcessor, SavedMethod};
 use crate::platform::db::Uow;
 use crate::platform::db::uow::Subject;
 use crate::platform::events::EventKind;
@@ -22,6 +23,7 @@ use crate::platform::http::error::ApiError;
 use crate::platform::http::extract::ApiPath;
 use crate::platform::http::reply::Reply;
 use crate::platform::http::schema::ErrorEnvelope;
+use crate::workflows::refund;
 use crate::workflows::settle;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -68,6 +70,11 @@ pub async fn receive(
     let event = stripe
         .parse_event(signature, &body, state.clock.unix())
         .map_err(|e| ApiError::new(ErrorKind::BadRequest, format!("Stripe-Signature: {e}")))?;
+    // What a processor call must tell first happens here, outside the unit.
+    let saved = match event.kind.as_str() {
+        "setup_intent.succeeded" => setup_card(stripe, &event.object).await?,
+        _ => None,
+    };
     let retry_days = state.payments.retry_days.clone();
     let handled = state
         .writer
@@ -76,12 +83,35 @@ pub async fn receive(
             if !intents::record_event(uow, &event.id, mode, &event.kind, at).await? {
                 return Ok(false);
             }
-            handle(uow, mode, &event, &retry_days).await?;
+            handle(uow, mode, &event, &retry_days, saved.as_ref()).await?;
             Ok(true)
         })
         .await?;
     state.payments.settled.notify_waiters();
     Ok(Reply::ok(&json!({"received": true, "duplicate": !handled})))
+}
+
+/// The card a succeeded SetupIntent of one of our customers saved: `(our customer, the card)`.
+/// Stripe unreachable is a 503, so Stripe delivers the event again.
+async fn setup_card(
+    stripe: &StripeProcessor,
+    object: &serde_json::Value,
+) -> Result<Option<(String, SavedMethod)>, ApiError> {
+    let (Some(ours), Some(customer), Some(method)) = (
+        object["metadata"]["tollgate_customer"].as_str(),
+        object["customer"].as_str(),
+        object["payment_method"].as_str(),
+    ) else {
+        return Ok(None);
+    };
+    match stripe.save_payment_method(customer, method).await {
+        Ok(Ok(saved)) => Ok(Some((ours.to_owned(), saved))),
+        Ok(Err(_)) => Ok(None),
+        Err(e) => Err(ApiError::new(
+            ErrorKind::Unavailable,
+            format!("Stripe cannot be reached to read the saved card: {e}"),
+        )),
+    }
 }
 
 /// Our payment intent a Stripe PaymentIntent (or an object naming one) is about.
@@ -109,6 +139,7 @@ async fn handle(
     mode: Mode,
     event: &InboundEvent,
     retry_days: &[u32],
+    saved: Option<&(String, SavedMethod)>,
 ) -> Result<(), ApiError> {
     let object = &event.object;
     let outcome = match event.kind.as_str() {
@@ -159,13 +190,39 @@ async fn handle(
                 );
             }
         }
+        // A refund made in Stripe's dashboard: Tollgate records what it did not ask for.
+        "charge.refunded" => {
+            if let Some(id) = our_intent(uow, mode, object).await?
+                && let Some(intent) = intents::get(uow.conn(), mode, &id).await?
+                && let Some(card_refunded) = object["amount_refunded"].as_i64()
+            {
+                let reference = object["refunds"]["data"][0]["id"]
+                    .as_str()
+                    .or_else(|| object["id"].as_str())
+                    .unwrap_or_default();
+                refund::refunded_at_processor(
+                    uow,
+                    mode,
+                    &intent.invoice_id,
+                    card_refunded,
+                    reference,
+                )
+                .await?;
+            }
+        }
+        // A card saved through a SetupIntent whose page never posted back (closed, lost): it
+        // goes on file as the form would have put it (the route looked the card up first).
+        "setup_intent.succeeded" => {
+            if let Some((customer, card)) = saved {
+                customers::put_card_if_new(uow, mode, customer, &card.last4, &card.reference)
+                    .await?;
+            }
+        }
         "payment_method.detached" => {
             if let Some(pm) = object["id"].as_str() {
                 customers::detach_processor_card(uow, mode, pm).await?;
             }
         }
-        // Cards are put on file through Tollgate's attach; refunds are recorded when Tollgate
-        // asks for them. Acknowledged, nothing to do; like any other type.
         _ => {}
     }
     Ok(())

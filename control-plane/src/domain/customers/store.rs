@@ -354,6 +354,34 @@ pub async fn attach_card(
     Ok(id)
 }
 
+/// Puts a card on file (as the default) unless the customer already has it: a card saved at
+/// the processor that two paths report (the page's post and the processor's event).
+pub async fn put_card_if_new(
+    uow: &mut Uow,
+    mode: Mode,
+    customer_id: &str,
+    last4: &str,
+    behaviour: &str,
+) -> Result<bool, sqlx::Error> {
+    if !lock(uow, mode, customer_id).await? {
+        return Ok(false);
+    }
+    let known: i64 = sql::query(
+        "SELECT COUNT(*) FROM payment_methods WHERE mode = $1 AND customer_id = $2 AND behaviour = $3",
+    )
+    .bind(mode.as_str())
+    .bind(customer_id)
+    .bind(behaviour)
+    .scalar(uow.conn())
+    .await?;
+    if known > 0 {
+        return Ok(false);
+    }
+    let at = now_of(uow, mode, customer_id).await?;
+    attach_card(uow, mode, customer_id, last4, behaviour, at).await?;
+    Ok(true)
+}
+
 /// Removes the card on file whose stored reference ends with `:{method}` (a Stripe payment
 /// method the processor says was detached).
 pub async fn detach_processor_card(

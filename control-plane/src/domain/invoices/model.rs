@@ -91,5 +91,7 @@ pub struct InvoiceView {
     pub reason: String,
     pub created_at: String,
     pub paid_at: Option<String>,
+    /// When the processor reported the charge that paid it disputed (a chargeback).
+    pub disputed_at: Option<String>,
     pub lines: Vec<LineView>,
 }

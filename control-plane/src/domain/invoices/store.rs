@@ -227,7 +227,7 @@ pub async fn view(
     id: &str,
 ) -> Result<Option<InvoiceView>, sqlx::Error> {
     let Some(r) = sql::query(
-        "SELECT id, customer_id, subscription_id, status, currency, total_minor, reason, created_at, paid_at
+        "SELECT id, customer_id, subscription_id, status, currency, total_minor, reason, created_at, paid_at, disputed_at
          FROM invoices WHERE mode = $1 AND id = $2",
     )
     .bind(mode.as_str())
@@ -267,6 +267,7 @@ pub async fn view(
         reason: r.try_get("reason")?,
         created_at: rfc3339(r.try_get("created_at")?),
         paid_at: r.try_get::<Option<i64>>("paid_at")?.map(rfc3339),
+        disputed_at: r.try_get::<Option<i64>>("disputed_at")?.map(rfc3339),
         lines,
     }))
 }

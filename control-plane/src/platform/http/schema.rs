@@ -43,6 +43,9 @@ pub struct PayForm {
     /// Name on the card.
     #[schema(max_length = 200)]
     pub name: Option<String>,
+    /// In a mode with Stripe, the SetupIntent Stripe.js confirmed (`seti_…`) is posted instead
+    /// of the card's fields.
+    pub setup_intent: Option<String>,
 }
 
 /// The forms the customer portal posts (which fields depend on the form).
@@ -67,6 +70,9 @@ pub struct PortalForm {
     /// card: 3-4 digits.
     #[schema(example = "123", format = "card-cvc")]
     pub cvc: Option<String>,
+    /// card, in a mode with Stripe: the SetupIntent Stripe.js confirmed (`seti_…`), instead of
+    /// the card's fields.
+    pub setup_intent: Option<String>,
 }
 
 /// One line of the sync stream (`tollgate_shared::sync::Frame`), e.g.

@@ -43,7 +43,11 @@ pub enum EnteredCard {
     Test(Option<test_cards::TestCard>),
     /// A card the processor has already saved (Stripe: a confirmed SetupIntent's payment
     /// method, attached to the customer's Stripe customer).
-    Saved { last4: String, reference: String },
+    Saved {
+        brand: String,
+        last4: String,
+        reference: String,
+    },
 }
 
 /// A processor that could not be asked (network, 5xx): the worker tries again later.
@@ -56,6 +60,8 @@ pub struct ProcessorError(pub String);
 pub struct SavedMethod {
     /// What later charges name: a test card's behaviour, or a processor payment method id.
     pub reference: String,
+    /// `visa`, `mastercard`, … as the processor names it.
+    pub brand: String,
     pub last4: String,
 }
 

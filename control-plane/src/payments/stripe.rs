@@ -375,6 +375,7 @@ impl PaymentProcessor for StripeProcessor {
             Ok(Ok(SavedMethod {
                 reference: card_reference(customer_id, &method),
                 last4: pm["card"]["last4"].as_str().unwrap_or("0000").to_owned(),
+                brand: pm["card"]["brand"].as_str().unwrap_or("card").to_owned(),
             }))
         })
     }

@@ -3,6 +3,9 @@
 
 use std::collections::HashMap;
 
+/// Every test card is a Visa (Stripe's `4242…` family).
+pub const TEST_CARD_BRAND: &str = "visa";
+
 use futures_util::future::BoxFuture;
 use tollgate_shared::Mode;
 
@@ -165,6 +168,7 @@ impl PaymentProcessor for TestProcessor {
                 verify_card(Mode::Test, TestCard::from_token(token)).map(|c| SavedMethod {
                     reference: c.behaviour().to_owned(),
                     last4: c.last4().to_owned(),
+                    brand: TEST_CARD_BRAND.to_owned(),
                 }),
             )
         })

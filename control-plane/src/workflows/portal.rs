@@ -14,6 +14,7 @@ use crate::domain::subscriptions::preview::UpdateAsk;
 use crate::domain::subscriptions::store as subscriptions;
 use crate::payments::EnteredCard;
 use crate::payments::test_cards as payments;
+use crate::payments::test_cards::TEST_CARD_BRAND;
 use crate::platform::db::Uow;
 use crate::workflows::cancel;
 use crate::workflows::subscribe as apply;
@@ -183,18 +184,34 @@ pub async fn run(
             Ok(notice_of(applied.action))
         }
         PortalAction::ReplaceCard { card } => {
-            let (last4, reference) = match card {
+            let (brand, last4, reference) = match card {
                 EnteredCard::Test(card) => {
                     let card = payments::verify_card(mode, *card)?;
-                    (card.last4().to_owned(), card.behaviour().to_owned())
+                    (
+                        TEST_CARD_BRAND.to_owned(),
+                        card.last4().to_owned(),
+                        card.behaviour().to_owned(),
+                    )
                 }
-                EnteredCard::Saved { last4, reference } => (last4.clone(), reference.clone()),
+                EnteredCard::Saved {
+                    brand,
+                    last4,
+                    reference,
+                } => (brand.clone(), last4.clone(), reference.clone()),
             };
             customers::lock(uow, mode, &session.customer_id).await?;
             let now = customers::now_of(uow, mode, &session.customer_id).await?;
             customers::detach_cards(uow, mode, &session.customer_id).await?;
-            customers::attach_card(uow, mode, &session.customer_id, &last4, &reference, now)
-                .await?;
+            customers::attach_card(
+                uow,
+                mode,
+                &session.customer_id,
+                &brand,
+                &last4,
+                &reference,
+                now,
+            )
+            .await?;
             Ok(Notice::CardReplaced)
         }
     }

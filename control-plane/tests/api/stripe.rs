@@ -297,6 +297,9 @@ both! {
         let (_, cards) = api.get("/api/v1/payment-methods?customer_id=visa").await;
         assert_eq!(cards["count"], 2, "{cards}");
         assert_eq!(cards["results"][0]["methodData"]["last4"], "4444", "{cards}");
+        // The brand is Stripe's (localstripe calls every card a Visa).
+        let at_stripe = ls.get(&format!("/v1/payment_methods/{second}")).await;
+        assert_eq!(cards["results"][0]["methodData"]["brand"], at_stripe["card"]["brand"], "{cards}");
 
         // A card that attaches and declines every charge.
         api.create_customer("fails").await;
@@ -573,7 +576,7 @@ both! {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         let card = browser.find(fantoccini::Locator::Id("card")).await.unwrap().text().await.unwrap();
-        assert!(card.ends_with("4444"), "{landed}: {card}");
+        assert!(card.ends_with("•••• 4444"), "{landed}: {card}");
         let (_, methods) = api.get("/api/v1/payment-methods?customer_id=payer").await;
         assert!(methods.to_string().contains("4444"), "{methods}");
         assert!(!methods.to_string().contains("4242"), "the old card stays on file: {methods}");

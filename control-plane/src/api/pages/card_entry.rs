@@ -74,6 +74,7 @@ pub async fn saved_card(
         .map_err(unreachable)?
     {
         Ok(saved) => Ok(EnteredCard::Saved {
+            brand: saved.brand,
             last4: saved.last4,
             reference: saved.reference,
         }),

@@ -13,6 +13,7 @@ use crate::domain::customers::store as customers;
 use crate::domain::invoices::model::InvoiceView;
 use crate::domain::invoices::store::{list_ids, view};
 use crate::domain::payments::model::Decline;
+use crate::payments::test_cards::TEST_CARD_BRAND;
 use crate::payments::test_cards::TestCard;
 use crate::platform::clock::rfc3339;
 use crate::platform::http::error::{ApiError, ApiResult};
@@ -125,7 +126,7 @@ pub struct AttachRequest {
 pub struct PaymentMethodView {
     id: String,
     customer_id: String,
-    brand: &'static str,
+    brand: String,
     last4: String,
 }
 
@@ -190,6 +191,7 @@ pub async fn attach_payment_method(
                     uow,
                     mode,
                     &customer_id,
+                    TEST_CARD_BRAND,
                     card.last4(),
                     card.behaviour(),
                     now,
@@ -198,7 +200,7 @@ pub async fn attach_payment_method(
                 Ok(Reply::created(&PaymentMethodView {
                     id,
                     customer_id: customer_id.clone(),
-                    brand: "visa",
+                    brand: TEST_CARD_BRAND.to_owned(),
                     last4: card.last4().to_owned(),
                 }))
             },
@@ -269,6 +271,7 @@ async fn attach_at_stripe(
                     uow,
                     mode,
                     &customer_id,
+                    &saved.brand,
                     &saved.last4,
                     &saved.reference,
                     now,
@@ -277,7 +280,7 @@ async fn attach_at_stripe(
                 Ok(Reply::created(&PaymentMethodView {
                     id,
                     customer_id: customer_id.clone(),
-                    brand: "visa",
+                    brand: saved.brand.clone(),
                     last4: saved.last4.clone(),
                 }))
             },

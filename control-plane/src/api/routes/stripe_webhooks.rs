@@ -214,8 +214,12 @@ async fn handle(
         // goes on file as the form would have put it (the route looked the card up first).
         "setup_intent.succeeded" => {
             if let Some((customer, card)) = saved {
-                customers::put_card_if_new(uow, mode, customer, &card.last4, &card.reference)
-                    .await?;
+                let card = (
+                    card.brand.as_str(),
+                    card.last4.as_str(),
+                    card.reference.as_str(),
+                );
+                customers::put_card_if_new(uow, mode, customer, card).await?;
             }
         }
         "payment_method.detached" => {

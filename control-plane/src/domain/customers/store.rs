@@ -334,6 +334,7 @@ pub async fn attach_card(
     uow: &mut Uow,
     mode: Mode,
     customer_id: &str,
+    brand: &str,
     last4: &str,
     behaviour: &str,
     at: i64,
@@ -341,11 +342,12 @@ pub async fn attach_card(
     let id = ids::new("pm");
     sql::query(
         "INSERT INTO payment_methods (id, mode, customer_id, brand, last4, behaviour, created_at)
-         VALUES ($1, $2, $3, 'visa', $4, $5, $6)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&id)
     .bind(mode.as_str())
     .bind(customer_id)
+    .bind(brand)
     .bind(last4)
     .bind(behaviour)
     .bind(at)
@@ -360,8 +362,7 @@ pub async fn put_card_if_new(
     uow: &mut Uow,
     mode: Mode,
     customer_id: &str,
-    last4: &str,
-    behaviour: &str,
+    (brand, last4, reference): (&str, &str, &str),
 ) -> Result<bool, sqlx::Error> {
     if !lock(uow, mode, customer_id).await? {
         return Ok(false);
@@ -371,14 +372,14 @@ pub async fn put_card_if_new(
     )
     .bind(mode.as_str())
     .bind(customer_id)
-    .bind(behaviour)
+    .bind(reference)
     .scalar(uow.conn())
     .await?;
     if known > 0 {
         return Ok(false);
     }
     let at = now_of(uow, mode, customer_id).await?;
-    attach_card(uow, mode, customer_id, last4, behaviour, at).await?;
+    attach_card(uow, mode, customer_id, brand, last4, reference, at).await?;
     Ok(true)
 }
 

@@ -50,6 +50,31 @@ pub enum EnteredCard {
     },
 }
 
+impl EnteredCard {
+    /// `(brand, last4, reference)` to put on file; a test card is checked by `check` first
+    /// (at checkout it must pay, in the portal only be valid).
+    pub fn on_file(
+        &self,
+        check: impl FnOnce(Option<test_cards::TestCard>) -> Result<test_cards::TestCard, Decline>,
+    ) -> Result<(String, String, String), Decline> {
+        Ok(match self {
+            EnteredCard::Test(card) => {
+                let card = check(*card)?;
+                (
+                    test_cards::TEST_CARD_BRAND.to_owned(),
+                    card.last4().to_owned(),
+                    card.behaviour().to_owned(),
+                )
+            }
+            EnteredCard::Saved {
+                brand,
+                last4,
+                reference,
+            } => (brand.clone(), last4.clone(), reference.clone()),
+        })
+    }
+}
+
 /// A processor that could not be asked (network, 5xx): the worker tries again later.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]

@@ -13,7 +13,6 @@ use crate::domain::subscriptions::model::{Status, SubscriptionError};
 use crate::domain::subscriptions::store as subscriptions;
 use crate::payments::EnteredCard;
 use crate::payments::test_cards as payments;
-use crate::payments::test_cards::TEST_CARD_BRAND;
 use crate::platform::db::Uow;
 use crate::platform::db::uow::Subject;
 use crate::platform::events::EventKind;
@@ -84,21 +83,7 @@ pub async fn complete(
     ensure_free_group(uow, mode, &session.customer_id, &price.group).await?;
     // Only now, with every check passed, does the card go on file (and is charged after this
     // unit, through a payment intent).
-    let (brand, last4, reference) = match card {
-        EnteredCard::Test(card) => {
-            let card = payments::charge_at_checkout(mode, *card)?;
-            (
-                TEST_CARD_BRAND.to_owned(),
-                card.last4().to_owned(),
-                card.behaviour().to_owned(),
-            )
-        }
-        EnteredCard::Saved {
-            brand,
-            last4,
-            reference,
-        } => (brand.clone(), last4.clone(), reference.clone()),
-    };
+    let (brand, last4, reference) = card.on_file(|c| payments::charge_at_checkout(mode, c))?;
     customers::attach_card(
         uow,
         mode,

@@ -14,7 +14,6 @@ use crate::domain::subscriptions::preview::UpdateAsk;
 use crate::domain::subscriptions::store as subscriptions;
 use crate::payments::EnteredCard;
 use crate::payments::test_cards as payments;
-use crate::payments::test_cards::TEST_CARD_BRAND;
 use crate::platform::db::Uow;
 use crate::workflows::cancel;
 use crate::workflows::subscribe as apply;
@@ -184,21 +183,7 @@ pub async fn run(
             Ok(notice_of(applied.action))
         }
         PortalAction::ReplaceCard { card } => {
-            let (brand, last4, reference) = match card {
-                EnteredCard::Test(card) => {
-                    let card = payments::verify_card(mode, *card)?;
-                    (
-                        TEST_CARD_BRAND.to_owned(),
-                        card.last4().to_owned(),
-                        card.behaviour().to_owned(),
-                    )
-                }
-                EnteredCard::Saved {
-                    brand,
-                    last4,
-                    reference,
-                } => (brand.clone(), last4.clone(), reference.clone()),
-            };
+            let (brand, last4, reference) = card.on_file(|c| payments::verify_card(mode, c))?;
             customers::lock(uow, mode, &session.customer_id).await?;
             let now = customers::now_of(uow, mode, &session.customer_id).await?;
             customers::detach_cards(uow, mode, &session.customer_id).await?;

@@ -34,9 +34,14 @@ pub async fn refund(
     req: &RefundAsk<'_>,
 ) -> Result<RefundView, RefundError> {
     let refund = record(uow, mode, req, None).await?;
-    let view = view(uow.conn(), &refund).await?;
+    created(uow, &refund).await
+}
+
+/// The view of a refund just recorded, with `refund.created` emitted.
+async fn created(uow: &mut Uow, refund: &Refund) -> Result<RefundView, RefundError> {
+    let view = view(uow.conn(), refund).await?;
     uow.emit(
-        mode,
+        refund.mode,
         EventKind::RefundCreated,
         Subject::Data(serde_json::to_value(&view).unwrap_or_default()),
         refund.created_at,
@@ -71,14 +76,7 @@ pub async fn refunded_at_processor(
         internal_note: Some("Refunded at the processor"),
     };
     let refund = record(uow, mode, &ask, Some(processor_ref)).await?;
-    let view = view(uow.conn(), &refund).await?;
-    uow.emit(
-        mode,
-        EventKind::RefundCreated,
-        Subject::Data(serde_json::to_value(&view).unwrap_or_default()),
-        refund.created_at,
-    );
-    Ok(Some(view))
+    Ok(Some(created(uow, &refund).await?))
 }
 
 /// Writes the refund `req` asks for: the credit note, credit given back, and the refund row.

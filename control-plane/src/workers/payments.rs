@@ -35,8 +35,10 @@ use crate::write::Writer;
 
 /// Intents one claim takes.
 pub const CLAIM_BATCH: i64 = 64;
-/// Processor calls in flight at once.
-pub const CONCURRENCY: usize = 16;
+/// A claim's intents (and refunds) are asked for at once, so their settles reach the writer
+/// together and commit in one batch; a network processor caps its own calls in flight
+/// (Stripe: [`crate::payments::stripe::STRIPE_CONCURRENCY`]).
+pub const CONCURRENCY: usize = CLAIM_BATCH as usize;
 /// One processor call may take at most this long, and never more than two thirds of the
 /// lease (`--payment-lease-secs`, 45 s by default), so a call ends well before another
 /// worker may take its intent up again.

@@ -139,6 +139,16 @@ struct Serve {
         value_parser = clap::value_parser!(i64).range(2..=3_600)
     )]
     payment_lease_secs: i64,
+    /// SQLite: once the write-ahead log passes this many bytes (1 MiB at least), the writer
+    /// truncates it between batches, waiting at most 100 ms for readers still in it
+    /// (docs/operations.md).
+    #[arg(
+        long,
+        env = "TOLLGATE_SQLITE_WAL_LIMIT_BYTES",
+        default_value_t = tollgate_control_plane::platform::db::DEFAULT_WAL_LIMIT_BYTES,
+        value_parser = clap::value_parser!(u64).range(1_048_576..)
+    )]
+    sqlite_wal_limit_bytes: u64,
     /// Injects a fault, for crash tests: `payments-after-charge` aborts the process after the
     /// processor answered a charge and before it is settled. Debug builds only: a release
     /// build refuses to start with it.
@@ -257,6 +267,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     settings.idempotency_ttl_secs = args.idempotency_ttl_secs;
     settings.checkout_ttl_secs = args.checkout_ttl_secs;
     settings.payment_lease_secs = args.payment_lease_secs;
+    settings.sqlite_wal_limit_bytes = args.sqlite_wal_limit_bytes;
     if args.failpoint.is_some() && !cfg!(debug_assertions) {
         anyhow::bail!("--failpoint is for crash tests and only works in debug builds");
     }

@@ -79,7 +79,8 @@ impl Application {
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Application> {
         let db = Db::open(&config.database_url, config.pools)
             .await
-            .with_context(|| format!("opening {}", redact(&config.database_url)))?;
+            .with_context(|| format!("opening {}", redact(&config.database_url)))?
+            .with_wal_limit(config.settings.sqlite_wal_limit_bytes);
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;

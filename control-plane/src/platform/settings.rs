@@ -34,6 +34,8 @@ pub struct Settings {
     /// How long the payments worker's claim on a payment intent lasts, in seconds; after a
     /// crash, an intent is taken up again (and reconciled) once it runs out.
     pub payment_lease_secs: i64,
+    /// SQLite: the write-ahead log size past which the writer truncates it between batches.
+    pub sqlite_wal_limit_bytes: u64,
     /// A fault to inject, for the crash tests (debug builds only): `payments-after-charge`
     /// aborts the process after the processor answered and before the settle.
     pub failpoint: Option<String>,
@@ -82,6 +84,7 @@ impl Settings {
             max_webhook_endpoints: 16,
             webhook_breaker_failures: 20,
             payment_lease_secs: 45,
+            sqlite_wal_limit_bytes: crate::platform::db::DEFAULT_WAL_LIMIT_BYTES,
             failpoint: None,
             stripe_test: None,
             stripe_live: None,

@@ -19,7 +19,7 @@ use crate::domain::idempotency::store as idempotency;
 use crate::domain::idempotency::store::Claimed;
 use crate::domain::sync::changelog;
 use crate::platform::clock::SharedClock;
-use crate::platform::db::{Backend, Db, Uow, is_connection_lost};
+use crate::platform::db::{Backend, Db, Uow, WalBound, is_connection_lost};
 use crate::platform::http::error::ApiError;
 use crate::platform::http::reply::Reply;
 use crate::write::derive::EndpointCache;
@@ -44,6 +44,8 @@ pub(super) struct Loop {
     deferred: Option<&'static str>,
     /// A kept unit of this batch wrote a payment intent: wake the payments worker after commit.
     payments: bool,
+    /// SQLite: keeps the write-ahead log under its limit between batches.
+    wal: Option<WalBound>,
 }
 
 /// How one unit ended inside the batch.
@@ -62,6 +64,7 @@ fn unavailable(message: &str) -> ApiError {
 
 impl Loop {
     pub fn new(db: Db, uow: Uow, clock: SharedClock, hooks: Hooks, depth: Arc<AtomicI64>) -> Loop {
+        let wal = WalBound::of(&db);
         Loop {
             db,
             uow: Some(uow),
@@ -72,6 +75,7 @@ impl Loop {
             endpoints: EndpointCache::default(),
             deferred: None,
             payments: false,
+            wal,
         }
     }
 
@@ -244,6 +248,10 @@ impl Loop {
                     .record(started.elapsed().as_secs_f64());
                 self.stamp(&mut answered, &owners, version);
                 self.answer(answered, version, webhooks);
+                // Everyone has their answer; a checkpoint now delays only the next batch.
+                if let (Some(wal), Some(uow)) = (self.wal.as_mut(), self.uow.as_mut()) {
+                    wal.after_commit(uow.conn()).await;
+                }
             }
             Err(e) => {
                 error!(error = %e, "write batch could not commit; rolling back");

@@ -40,7 +40,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         )
         .into_response();
     };
-    let Some(scope) = state.auth.secret_key_id(req.headers()).await else {
+    let Some(scope) = state.auth.idempotency_scope(req.headers()).await else {
         // Not authenticated: the handler answers 401/403 and nothing is stored.
         return next.run(req).await;
     };

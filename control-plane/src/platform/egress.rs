@@ -19,7 +19,9 @@ use crate::platform::validate::{Invalid, invalid};
 
 /// Whether a webhook may be delivered to `ip`: not loopback, private, link-local (the cloud
 /// metadata address included), shared (CGNAT), multicast, broadcast, unspecified, documentation
-/// or otherwise reserved.
+/// or otherwise reserved. The blocks are IANA's special-purpose address registries (IPv4 and
+/// IPv6) minus the few entries marked globally reachable there (which are allowed), plus
+/// multicast; each has a row in the tests below.
 pub fn allowed(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => allowed_v4(v4),
@@ -42,6 +44,7 @@ fn allowed_v4(ip: Ipv4Addr) -> bool {
         || a == 0 // "this network"
         || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT), RFC 6598
         || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast (deprecated), RFC 7526
         || (a == 198 && (b == 18 || b == 19)) // benchmarking, RFC 2544
         || a >= 240) // reserved
 }
@@ -54,8 +57,15 @@ fn allowed_v6(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xfe00) == 0xfc00 // unique local, fc00::/7
         || (s[0] & 0xffc0) == 0xfe80 // link-local, fe80::/10
         || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated), fec0::/10
-        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation, 2001:db8::/32
+        || (s[0] == 0x3fff && s[1] < 0x1000) // documentation, 3fff::/20 (RFC 9637)
+        || (s[0] == 0x2001 && s[1] < 0x0200) // IETF protocol assignments, 2001::/23: Teredo
+                                             // (2001::/32, embeds an IPv4 address), benchmarking,
+                                             // ORCHID, AMT, AS112
         || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64: may embed a private IPv4 address
+        || (s[0] == 0x0100 && s[1] == 0 && s[2] == 0 && s[3] <= 1) // discard-only 100::/64,
+                                                                   // dummy 100:0:0:1::/64
+        || (s[0] == 0x5f00) // SRv6 SIDs, 5f00::/16 (RFC 9602)
         || (s[0] == 0x2002) // 6to4: embeds an IPv4 address
         || ip.to_ipv4().is_some()) // IPv4-compatible (deprecated)
 }
@@ -212,6 +222,53 @@ mod tests {
             ("64:ff9b::a00:1", false),
             ("2002:a00:1::", false),
             ("2001:db8::1", false),
+            // IANA's IPv4 special-purpose registry, one address per block.
+            ("0.0.0.1", false),         // 0.0.0.0/8 this network
+            ("10.255.0.1", false),      // 10.0.0.0/8 private
+            ("100.127.255.1", false),   // 100.64.0.0/10 shared
+            ("127.0.0.2", false),       // 127.0.0.0/8 loopback
+            ("169.254.0.1", false),     // 169.254.0.0/16 link-local
+            ("172.20.0.1", false),      // 172.16.0.0/12 private
+            ("192.0.0.8", false),       // 192.0.0.0/24 IETF protocol assignments
+            ("192.0.0.170", false),     // 192.0.0.170/31 NAT64 discovery
+            ("192.0.2.1", false),       // 192.0.2.0/24 TEST-NET-1
+            ("192.88.99.1", false),     // 192.88.99.0/24 6to4 relay anycast
+            ("192.168.255.1", false),   // 192.168.0.0/16 private
+            ("198.19.0.1", false),      // 198.18.0.0/15 benchmarking
+            ("198.51.100.1", false),    // 198.51.100.0/24 TEST-NET-2
+            ("203.0.113.1", false),     // 203.0.113.0/24 TEST-NET-3
+            ("250.0.0.1", false),       // 240.0.0.0/4 reserved
+            ("255.255.255.255", false), // limited broadcast
+            ("239.1.1.1", false),       // multicast
+            ("192.31.196.1", true),     // AS112-v4: globally reachable in the registry
+            ("192.175.48.1", true),     // direct delegation AS112: globally reachable
+            // IANA's IPv6 special-purpose registry.
+            ("::2", false),                 // ::/96 IPv4-compatible (deprecated)
+            ("::ffff:192.168.0.1", false),  // ::ffff:0:0/96 IPv4-mapped
+            ("64:ff9b::808:808", false),    // 64:ff9b::/96 IPv4/IPv6 translation
+            ("64:ff9b:1::1", false),        // 64:ff9b:1::/48 local-use translation
+            ("100::1", false),              // 100::/64 discard-only
+            ("100:0:0:1::1", false),        // 100:0:0:1::/64 dummy prefix
+            ("2001::1", false),             // 2001::/32 Teredo
+            ("2001:0:4136:e378::1", false), // Teredo with an embedded address
+            ("2001:1::1", false),           // 2001:1::1/128 port control anycast
+            ("2001:2::1", false),           // 2001:2::/48 benchmarking
+            ("2001:3::1", false),           // 2001:3::/32 AMT
+            ("2001:4:112::1", false),       // 2001:4:112::/48 AS112-v6
+            ("2001:10::1", false),          // 2001:10::/28 ORCHID (deprecated)
+            ("2001:20::1", false),          // 2001:20::/28 ORCHIDv2
+            ("2001:1ff::1", false),         // the rest of 2001::/23
+            ("2001:db8:ffff::1", false),    // 2001:db8::/32 documentation
+            ("2002::1", false),             // 2002::/16 6to4
+            ("3fff:fff::1", false),         // 3fff::/20 documentation
+            ("5f00::1", false),             // 5f00::/16 SRv6 SIDs
+            ("fc00::2", false),             // fc00::/7 unique local
+            ("fe80::2", false),             // fe80::/10 link-local
+            ("fec0::1", false),             // fec0::/10 site-local (deprecated)
+            ("ff0e::1", false),             // multicast
+            ("2001:200::1", true),          // just past 2001::/23: ordinary unicast
+            ("3fff:1000::1", true),         // just past 3fff::/20
+            ("2620:4f:8000::1", true),      // direct delegation AS112: globally reachable
             ("8.8.8.8", true),
             ("93.184.216.34", true),
             ("172.32.0.1", true),

@@ -66,10 +66,13 @@ struct Outcome {
 
 impl Deliverer {
     fn client(&self) -> reqwest::Result<reqwest::Client> {
+        // `no_proxy`: reqwest otherwise honours HTTP(S)_PROXY and ALL_PROXY, and through a
+        // proxy the guarded resolver would check only the proxy's own name (issue 15).
         let builder = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .pool_max_idle_per_host(PER_ENDPOINT);
         if self.allow_private {
             builder.build()

@@ -656,6 +656,21 @@ both! {
         // Without a key, the same body is a second create (and a conflict).
         let (s4, _) = api.raw(Method::POST, "/api/v1/customers/", body, &[]).await;
         assert_eq!(s4, StatusCode::CONFLICT);
+        // Issue 15, finding 12: keys are scoped by mode, not by the secret key that sent them.
+        // A retry with a new key of the same mode (after a rotation) is a replay...
+        let (status, made) = api.post("/api/v1/api-keys/", json!({"kind": "secret", "name": "rotated"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+        let rotated = cp.api_with(made["key"].as_str().unwrap());
+        let (s5, b5) = rotated.raw(Method::POST, "/api/v1/customers/", body, &[("idempotency-key", "k-1")]).await;
+        assert_eq!((s5, &b5), (StatusCode::CREATED, &b1), "a rotated key's retry ran again");
+        // ...and a live key never shares a test key's: the same key creates in live mode.
+        let live = cp.api_with(&cp.keys.live_secret);
+        let (s6, _) = live.raw(Method::POST, "/api/v1/customers/", body, &[("idempotency-key", "k-1")]).await;
+        assert_eq!(s6, StatusCode::CREATED);
+        let (_, live_list) = live.get("/api/v1/customers/").await;
+        assert_eq!(live_list["count"], 1, "{live_list}");
+        let (_, list) = api.get("/api/v1/customers/").await;
+        assert_eq!(list["count"], 1, "the rotated retry created nothing");
     }
 }
 

@@ -425,3 +425,42 @@ both! {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }
+
+both! {
+    /// Issue 15, finding 2: webhook deliveries never go through a proxy from the environment.
+    /// Through one, the address guard would check only the proxy's name, and the proxy would
+    /// reach whatever the endpoint's URL names. The control plane runs with every proxy
+    /// variable pointing at a listener that counts connections: the delivery reaches the
+    /// endpoint directly, and the "proxy" sees nothing.
+    async fn webhook_deliveries_ignore_proxies_in_the_environment(db: Db) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+        let proxied = Arc::new(AtomicUsize::new(0));
+        {
+            let proxied = proxied.clone();
+            tokio::spawn(async move {
+                while let Ok((socket, _)) = proxy.accept().await {
+                    proxied.fetch_add(1, Ordering::SeqCst);
+                    drop(socket);
+                }
+            });
+        }
+        let env: Vec<(&str, &str)> = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"]
+            .into_iter()
+            .map(|k| (k, proxy_url.as_str()))
+            .collect();
+        let cp = ControlPlane::start_on_with(db, &env);
+        let api = cp.api();
+        let (hook, receiver) = crate::webhooks::start_receiver(0).await;
+        let (status, ep) = api.post("/api/v1/webhook-endpoints/", json!({"url": hook, "events": ["*"]})).await;
+        assert_eq!(status, StatusCode::CREATED, "{ep}");
+        api.create_customer("unproxied").await;
+        wait_until("the delivery reached the endpoint", || async {
+            !receiver.got.lock().unwrap().is_empty()
+        })
+        .await;
+        assert_eq!(proxied.load(Ordering::SeqCst), 0, "a delivery went through the proxy");
+    }
+}

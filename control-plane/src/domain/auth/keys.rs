@@ -80,13 +80,14 @@ impl KeyCache {
         Ok((found, hash))
     }
 
-    /// The id of the valid secret key a request carries, if it carries one. Idempotency keys
-    /// are scoped by it, so the same key sent as Bearer or as Basic is one scope, and requests
-    /// that would fail authentication never reach the idempotency store.
-    pub async fn secret_key_id(&self, headers: &HeaderMap) -> Option<String> {
+    /// The idempotency scope of the valid secret key a request carries, if it carries one:
+    /// its mode (`mode:test`, `mode:live`). Scoped by mode, not by key, a retry sent with the
+    /// new key after a rotation finds the first answer, as Stripe's keys do; requests that
+    /// would fail authentication never reach the idempotency store.
+    pub async fn idempotency_scope(&self, headers: &HeaderMap) -> Option<String> {
         match self.lookup(headers).await {
-            Ok((found, _)) if found.kind == KeyKind::Secret && found.mode.is_some() => {
-                Some(found.id)
+            Ok((found, _)) if found.kind == KeyKind::Secret => {
+                found.mode.map(|m| format!("mode:{}", m.as_str()))
             }
             _ => None,
         }

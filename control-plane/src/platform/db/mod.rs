@@ -478,7 +478,6 @@ impl Db {
             return Ok(());
         }
         let path = sqlite_path(&self.write_url).to_owned();
-        let limit = self.wal_limit_bytes;
         std::thread::Builder::new()
             .name("tollgate-checkpoint".into())
             .spawn(move || {
@@ -490,14 +489,8 @@ impl Db {
                     }
                 };
                 let _ = conn.execute_batch("PRAGMA busy_timeout = 1000;");
-                let wal = format!("{path}-wal");
                 while !*stop.borrow() {
                     std::thread::sleep(CHECKPOINT_EVERY);
-                    // Past the limit the writer truncates the log ([`WalBound`]); a passive
-                    // checkpoint now would only hold the lock it needs.
-                    if std::fs::metadata(&wal).is_ok_and(|m| m.len() >= limit) {
-                        continue;
-                    }
                     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
                         tracing::debug!(error = %e, "checkpoint skipped");
                     }

@@ -48,7 +48,8 @@ async fn charge_card(uow: &mut Uow, c: CardCharge<'_>) -> Result<Payment, sqlx::
     let Some(card) = customers::card_on_file(uow.conn(), c.mode, c.customer_id).await? else {
         return Ok(Payment::Failed(Decline::NoPaymentMethod));
     };
-    let id = ids::new("pi");
+    // Its id opens the authentication page: unguessable.
+    let id = ids::unguessable("pi");
     intents::insert(
         uow,
         NewIntent {

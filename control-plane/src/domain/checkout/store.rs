@@ -59,7 +59,7 @@ pub async fn open_session(
     now: i64,
     s: NewSession<'_>,
 ) -> Result<String, sqlx::Error> {
-    let session_id = crate::platform::ids::new(&format!("cs_{}", s.mode));
+    let session_id = crate::platform::ids::unguessable(&format!("cs_{}", s.mode));
     sql::query(
         "INSERT INTO checkout_sessions (id, mode, customer_id, plan_identifier, charge_period, quantity, trial_days,
            success_url, cancel_url, offering_id, pricing_table_id, ip_address, status, subscription_id, created_at)

@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,10 +42,10 @@ struct OpenapiArgs {
 #[derive(Parser, Debug)]
 struct Copy {
     /// The SQLite database to copy (stop the control plane that uses it first).
-    #[arg(long, env = "TOLLGATE_COPY_FROM")]
+    #[arg(long, env = "TOLLGATE_COPY_FROM", hide_env_values = true)]
     from: String,
     /// The PostgreSQL database to copy into; it is migrated, and must hold no data.
-    #[arg(long, env = "TOLLGATE_COPY_TO")]
+    #[arg(long, env = "TOLLGATE_COPY_TO", hide_env_values = true)]
     to: String,
 }
 
@@ -57,7 +58,8 @@ struct Serve {
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "sqlite://data/tollgate.db"
+        default_value = "sqlite://data/tollgate.db",
+        hide_env_values = true
     )]
     database_url: String,
     /// Declarative catalog file (JSON) applied at start to test and live mode.
@@ -79,6 +81,15 @@ struct Serve {
     /// Key edges present on the sync stream (generated when unset).
     #[arg(long, env = "TOLLGATE_EDGE_SYNC_KEY", hide_env_values = true)]
     edge_sync_key: Option<String>,
+    /// Where keys generated on first start are written, once, readable by the owner only
+    /// (0600). They are printed too, but only when standard output is a terminal: otherwise it
+    /// is a log stream.
+    #[arg(
+        long,
+        env = "TOLLGATE_GENERATED_KEYS_FILE",
+        default_value = "data/generated-keys.env"
+    )]
+    generated_keys_file: PathBuf,
     /// Comma-separated hosts that successUrl/cancelUrl may point at (default: any).
     #[arg(long, env = "TOLLGATE_REDIRECT_HOSTS", value_delimiter = ',')]
     redirect_hosts: Vec<String>,
@@ -308,6 +319,26 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     settings.webhook_breaker_failures = args.webhook_breaker_failures.max(1);
     let tls = args.server.tls().context("loading --tls-cert/--tls-key")?;
     let args_tls = tls.is_some();
+    // Opened before the database is touched: keys generated now are stored only hashed, so a
+    // file that cannot be written (a planted symlink) must stop the start before they exist.
+    // With every key configured nothing is generated, and no file is needed.
+    let generated_keys_file = args.generated_keys_file.clone();
+    let may_generate = args.secret_key.is_none()
+        || args.publishable_key.is_none()
+        || args.live_secret_key.is_none()
+        || args.edge_sync_key.is_none();
+    let keys_file_existed = generated_keys_file.exists();
+    let mut keys_out = match may_generate {
+        true => Some(
+            open_generated_keys_file(&generated_keys_file).with_context(|| {
+                format!(
+                    "opening --generated-keys-file {}",
+                    generated_keys_file.display()
+                )
+            })?,
+        ),
+        false => None,
+    };
     let config = Config {
         listen: args.listen,
         database_url: args.database_url,
@@ -338,13 +369,58 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         "control plane listening on {scheme}://{addr} (public URL {})",
         app.public_url()
     );
-    for (label, key) in &app.generated_keys {
-        println!("generated {label}: {key}");
-    }
-    if !app.generated_keys.is_empty() {
-        println!("(keys are stored hashed and shown only once; keep them)");
+    if let (Some(file), false) = (keys_out.as_mut(), app.generated_keys.is_empty()) {
+        let path = &generated_keys_file;
+        write_generated_keys(file, &app.generated_keys)
+            .with_context(|| format!("writing the generated keys to {}", path.display()))?;
+        if std::io::stdout().is_terminal() {
+            for (label, key) in &app.generated_keys {
+                println!("generated {label}: {key}");
+            }
+        }
+        println!(
+            "generated keys written to {} (mode 0600; stored hashed, shown only there; keep them)",
+            path.display()
+        );
+    } else if keys_out.take().is_some() && !keys_file_existed {
+        let _ = std::fs::remove_file(&generated_keys_file);
     }
     app.run(shutdown_signal()).await
+}
+
+/// The generated-keys file, for appending: created 0600, never opened through a symlink (a
+/// planted link cannot send the keys elsewhere).
+fn open_generated_keys_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Appends the generated keys as the environment lines `serve` reads them from
+/// (`TOLLGATE_SECRET_KEY=…`), so the file can be sourced.
+fn write_generated_keys(
+    file: &mut std::fs::File,
+    keys: &[(String, String)],
+) -> std::io::Result<()> {
+    use std::io::Write;
+    for (label, key) in keys {
+        let name = match label.as_str() {
+            "secret key (test)" => "TOLLGATE_SECRET_KEY",
+            "publishable key (test)" => "TOLLGATE_PUBLISHABLE_KEY",
+            "secret key (live)" => "TOLLGATE_LIVE_SECRET_KEY",
+            "edge sync key" => "TOLLGATE_EDGE_SYNC_KEY",
+            _ => "TOLLGATE_KEY",
+        };
+        writeln!(file, "{name}={key}")?;
+    }
+    file.sync_all()
 }
 
 async fn shutdown_signal() {

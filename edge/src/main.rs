@@ -26,8 +26,17 @@ struct Args {
     )]
     control_plane_url: Vec<String>,
     /// Edge sync key (`esk_…`) that the control plane printed or was given.
-    #[arg(long, env = "TOLLGATE_EDGE_SYNC_KEY")]
+    #[arg(long, env = "TOLLGATE_EDGE_SYNC_KEY", hide_env_values = true)]
     sync_key: String,
+    /// The longest sync frame (one line of the stream) accepted; a longer one ends the stream
+    /// and the edge reconnects. Snapshot chunks are far smaller.
+    #[arg(
+        long,
+        env = "TOLLGATE_EDGE_MAX_SYNC_FRAME_BYTES",
+        default_value_t = 64 << 20,
+        value_parser = clap::value_parser!(u64).range(65_536..)
+    )]
+    max_sync_frame_bytes: u64,
     /// Reconnect when the control plane has sent nothing, not even a heartbeat, for this long.
     #[arg(long, env = "TOLLGATE_EDGE_IDLE_TIMEOUT_MS", default_value_t = 10_000)]
     idle_timeout_ms: u64,
@@ -133,7 +142,18 @@ async fn main() -> anyhow::Result<()> {
             dir,
             interval: Duration::from_secs(args.cache_interval_secs.max(1)),
         }),
+        max_frame_bytes: usize::try_from(args.max_sync_frame_bytes).unwrap_or(usize::MAX),
     };
+    for url in &urls {
+        if let Some(host) = plain_http_host(url) {
+            tracing::warn!(
+                url,
+                "the control plane is reached over plain http:// at {host}, which is not loopback: \
+                 the sync key and every customer's entitlements cross the network readable; use \
+                 https:// in production (docs/operations.md)"
+            );
+        }
+    }
     let ca = match &args.control_plane_ca {
         Some(path) => {
             Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
@@ -204,5 +224,36 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term.recv() => {}
+    }
+}
+
+/// The host of a plain `http://` control-plane URL that is not loopback (the edge warns).
+fn plain_http_host(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    if parsed.scheme() != "http" {
+        return None;
+    }
+    let loopback = match parsed.host()? {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    };
+    (!loopback).then(|| parsed.host_str().unwrap_or_default().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_plain_http_to_other_hosts_is_warned_about() {
+        for (url, warned) in [
+            ("http://127.0.0.1:8080", false),
+            ("http://localhost:8080", false),
+            ("http://[::1]:8080", false),
+            ("https://cp.example.com", false),
+            ("http://cp.example.com", true),
+            ("http://10.0.0.5:8080", true),
+        ] {
+            assert_eq!(super::plain_http_host(url).is_some(), warned, "{url}");
+        }
     }
 }

@@ -39,6 +39,9 @@ pub struct SyncConfig {
     pub backoff_max: Duration,
     /// Where to keep the warm-start cache, and how often to rewrite it after deltas.
     pub cache: Option<CacheConfig>,
+    /// A sync line (one frame) longer than this ends the stream: a broken or hostile control
+    /// plane cannot make the edge buffer without end.
+    pub max_frame_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +62,8 @@ enum SyncError {
     Ended,
     #[error("undecodable frame: {0}")]
     Decode(String),
+    #[error("a frame passed {0} bytes (--max-sync-frame-bytes)")]
+    FrameTooLarge(usize),
     #[error("protocol version {0}, this edge speaks {PROTOCOL_VERSION}")]
     Protocol(u32),
     #[error(transparent)]
@@ -468,7 +473,11 @@ async fn stream(
         };
         writer.store.status.touch();
         let mut rest = &chunk[..];
+        let max = writer.config.max_frame_bytes;
         while let Some(nl) = memchr::memchr(b'\n', rest) {
+            if line.len() + nl > max {
+                return Err((progressed, SyncError::FrameTooLarge(max)));
+            }
             line.extend_from_slice(&rest[..nl]);
             rest = &rest[nl + 1..];
             last_line = line.len();
@@ -479,6 +488,9 @@ async fn stream(
                 .await
                 .map_err(|e| (progressed, e))?;
             progressed = true;
+        }
+        if line.len() + rest.len() > max {
+            return Err((progressed, SyncError::FrameTooLarge(max)));
         }
         line.extend_from_slice(rest);
         if loading.is_none() {

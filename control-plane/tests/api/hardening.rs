@@ -464,3 +464,96 @@ both! {
         assert_eq!(proxied.load(Ordering::SeqCst), 0, "a delivery went through the proxy");
     }
 }
+
+/// Issue 15, finding 9: no secret value shows in `--help`, whatever the environment holds.
+#[test]
+fn help_shows_no_secret_value_from_the_environment() {
+    let secrets = [
+        ("DATABASE_URL", "postgres://u:hunter2-database@localhost/x"),
+        ("TOLLGATE_COPY_FROM", "sqlite://hunter2-from.db"),
+        ("TOLLGATE_COPY_TO", "postgres://u:hunter2-copy@localhost/x"),
+        ("TOLLGATE_SECRET_KEY", "sk_test_hunter2secret"),
+        ("TOLLGATE_PUBLISHABLE_KEY", "pk_test_hunter2publishable"),
+        ("TOLLGATE_LIVE_SECRET_KEY", "sk_live_hunter2live"),
+        ("TOLLGATE_EDGE_SYNC_KEY", "esk_hunter2sync"),
+        ("TOLLGATE_STRIPE_TEST_SECRET_KEY", "sk_test_hunter2stripe"),
+        ("TOLLGATE_STRIPE_LIVE_SECRET_KEY", "sk_live_hunter2stripe"),
+        ("TOLLGATE_STRIPE_TEST_WEBHOOK_SECRET", "whsec_hunter2test"),
+        ("TOLLGATE_STRIPE_LIVE_WEBHOOK_SECRET", "whsec_hunter2live"),
+    ];
+    for (binary, args) in [
+        ("control-plane", &["serve", "--help"][..]),
+        ("control-plane", &["copy", "--help"][..]),
+        ("edge", &["--help"][..]),
+    ] {
+        let out = std::process::Command::new(bin(binary))
+            .args(args)
+            .envs(secrets)
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("--"), "{binary} {args:?}: {help}");
+        assert!(
+            !help.contains("hunter2"),
+            "{binary} {args:?} shows a secret:\n{help}"
+        );
+    }
+}
+
+both! {
+    /// Issue 15, finding 9: keys generated on first start go to a 0600 file, not to standard
+    /// output when it is not a terminal (a log stream); they work; a symlink planted where the
+    /// file goes stops the start instead of leading the keys elsewhere.
+    async fn generated_keys_go_to_a_private_file_not_the_log(db: Db) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = match db {
+            Db::Sqlite => format!("sqlite://{}", dir.path().join("fresh.db").display()),
+            Db::Postgres => crate::helpers::postgres().expect("postgres").fresh_database(),
+        };
+        let keys_file = dir.path().join("keys").join("generated-keys.env");
+        let start = |keys_file: &std::path::Path| {
+            let mut cmd = std::process::Command::new(bin("control-plane"));
+            cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", &database_url])
+                .arg("--generated-keys-file")
+                .arg(keys_file)
+                .env("RUST_LOG", "warn");
+            for k in ["TOLLGATE_SECRET_KEY", "TOLLGATE_PUBLISHABLE_KEY", "TOLLGATE_LIVE_SECRET_KEY", "TOLLGATE_EDGE_SYNC_KEY"] {
+                cmd.env_remove(k);
+            }
+            cmd
+        };
+        // A planted symlink: the start fails and the link's target stays empty.
+        let planted = dir.path().join("planted");
+        let decoy = dir.path().join("decoy.env");
+        std::fs::write(&decoy, "").unwrap();
+        std::os::unix::fs::symlink(&decoy, &planted).unwrap();
+        let status = start(&planted).stdout(std::process::Stdio::null()).status().unwrap();
+        assert!(!status.success(), "started through a symlinked keys file");
+        assert_eq!(std::fs::read_to_string(&decoy).unwrap(), "", "keys followed the symlink");
+
+        let mut proc = Proc::spawn(&mut start(&keys_file));
+        let (_, addr) = proc.listening();
+        let printed = proc.lines_until("generated keys written to");
+        let stdout = printed.join("\n");
+        assert!(!stdout.contains("sk_test_") && !stdout.contains("esk_"), "keys in the log: {stdout}");
+        let mode = std::fs::metadata(&keys_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+        let written = std::fs::read_to_string(&keys_file).unwrap();
+        let secret = written
+            .lines()
+            .find_map(|l| l.strip_prefix("TOLLGATE_SECRET_KEY="))
+            .unwrap_or_else(|| panic!("{written}"));
+        for name in ["TOLLGATE_PUBLISHABLE_KEY=pk_test_", "TOLLGATE_LIVE_SECRET_KEY=sk_live_", "TOLLGATE_EDGE_SYNC_KEY=esk_"] {
+            assert!(written.contains(name), "{written}");
+        }
+        let resp = client()
+            .get(format!("http://{addr}/api/v1/customers/"))
+            .bearer_auth(secret)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        proc.kill();
+    }
+}

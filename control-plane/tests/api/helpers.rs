@@ -35,7 +35,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(cmd: &mut Command) -> Proc {
+    pub fn spawn(cmd: &mut Command) -> Proc {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -55,7 +55,7 @@ impl Proc {
 
     /// Waits for the "listening on http(s)://ADDR" line every binary prints once bound: the
     /// scheme (`http` or `https`) and address of the "listening on …" line.
-    fn listening(&mut self) -> (&'static str, SocketAddr) {
+    pub fn listening(&mut self) -> (&'static str, SocketAddr) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             match self.lines.recv_timeout(Duration::from_millis(200)) {
@@ -81,6 +81,19 @@ impl Proc {
             }
         }
         panic!("process did not start listening");
+    }
+
+    /// Every line printed until one containing `needle` (that one last).
+    pub fn lines_until(&self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(60)) {
+            let done = line.contains(needle);
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+        panic!("no line containing {needle:?} in {seen:?}");
     }
 
     pub fn kill(&mut self) {

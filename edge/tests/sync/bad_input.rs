@@ -443,3 +443,35 @@ async fn every_new_endpoint_answers_bad_input_with_a_clear_4xx() {
         "no request answered 500:\n{metrics}"
     );
 }
+
+/// Issue 15, finding 6: a control plane (broken, or not ours) that sends one endless line
+/// cannot make the edge buffer it: past `--max-sync-frame-bytes` the edge drops the stream and
+/// reconnects. The stand-in offers up to 64 MiB in one line and counts what the edge took;
+/// before the limit, the edge took all of it.
+#[tokio::test]
+async fn an_endless_sync_line_is_cut_off_at_the_frame_limit() {
+    const OFFERED: usize = 64 << 20;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let _edge = Edge::start_with(&url, None, &["--max-sync-frame-bytes", "65536"]);
+    let (mut socket, _) = listener.accept().await.unwrap();
+    let mut head = [0u8; 4096];
+    let _ = socket.read(&mut head).await.unwrap();
+    socket
+        .write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\nconnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let block = vec![b'a'; 64 << 10];
+    let mut taken = 0;
+    while taken < OFFERED {
+        match socket.write_all(&block).await {
+            Ok(()) => taken += block.len(),
+            Err(_) => break,
+        }
+    }
+    assert!(taken < OFFERED, "the edge took a {taken}-byte line");
+    // It comes back for a fresh stream.
+    let (_again, _) = listener.accept().await.unwrap();
+}

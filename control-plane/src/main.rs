@@ -211,6 +211,16 @@ struct Serve {
     /// snapshot; the newest 10,000 entries are always kept).
     #[arg(long, env = "TOLLGATE_CHANGE_LOG_RETENTION_SECS", default_value_t = 7 * 86_400)]
     change_log_retention_secs: i64,
+    /// How long a reported usage event (`POST /api/v1/report/event/`) is kept at least, in
+    /// seconds; after that it is pruned once the billing period it fell in has closed (its
+    /// idempotency key is honoured as long as the event is kept).
+    #[arg(
+        long,
+        env = "TOLLGATE_USAGE_EVENT_RETENTION_SECS",
+        default_value_t = 35 * 86_400,
+        value_parser = clap::value_parser!(i64).range(1..)
+    )]
+    usage_event_retention_secs: i64,
     /// How often pruning runs, in seconds.
     #[arg(long, env = "TOLLGATE_MAINTENANCE_SECS", default_value_t = 60)]
     maintenance_secs: u64,
@@ -314,6 +324,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     settings.stripe_js_url = args.stripe_js_url.clone();
     settings.portal_session_ttl_secs = args.portal_session_ttl_secs;
     settings.change_log_retention_secs = args.change_log_retention_secs;
+    settings.usage_event_retention_secs = args.usage_event_retention_secs;
     settings.allow_private_webhook_urls = args.allow_private_webhook_urls;
     settings.max_webhook_endpoints = args.max_webhook_endpoints.max(1);
     settings.webhook_breaker_failures = args.webhook_breaker_failures.max(1);

@@ -222,6 +222,7 @@ impl Application {
                 clock: state.clock.clone(),
                 idempotency_ttl_secs: state.config.idempotency_ttl_secs,
                 change_log_retention_secs: state.config.change_log_retention_secs,
+                usage_event_retention_secs: state.config.usage_event_retention_secs,
             }
             .run_forever(self.maintenance_every, stopping.clone()),
         );

@@ -23,6 +23,9 @@ pub struct Settings {
     pub portal_session_ttl_secs: i64,
     /// How long the change log keeps entries (edges further behind resync with a snapshot).
     pub change_log_retention_secs: i64,
+    /// How long a reported usage event (and so its idempotency key) is kept at least; after
+    /// that it goes once the billing period it fell in has closed.
+    pub usage_event_retention_secs: i64,
     /// Let webhook endpoints point at loopback, private, link-local and similar addresses
     /// (local development and tests only: otherwise anyone with a key has a port scanner).
     pub allow_private_webhook_urls: bool,
@@ -80,6 +83,7 @@ impl Settings {
             checkout_ttl_secs: 86_400,
             portal_session_ttl_secs: 3_600,
             change_log_retention_secs: 7 * 86_400,
+            usage_event_retention_secs: 35 * 86_400,
             allow_private_webhook_urls: false,
             max_webhook_endpoints: 16,
             webhook_breaker_failures: 20,

@@ -37,6 +37,7 @@ pub struct Maintenance {
     pub clock: SharedClock,
     pub idempotency_ttl_secs: i64,
     pub change_log_retention_secs: i64,
+    pub usage_event_retention_secs: i64,
 }
 
 impl Maintenance {
@@ -55,9 +56,10 @@ impl Maintenance {
     /// One pass over every table. Returns rows deleted.
     pub async fn pass(&self) -> Result<u64, ApiError> {
         let now = self.clock.unix();
-        let (idem_before, log_before) = (
+        let (idem_before, log_before, events_before) = (
             now - self.idempotency_ttl_secs,
             now - self.change_log_retention_secs,
+            now - self.usage_event_retention_secs,
         );
         let mut total = 0;
         for table in Table::ALL {
@@ -89,6 +91,9 @@ impl Maintenance {
                             }
                             Table::Usage => {
                                 usage::prune(uow, now - USAGE_RETENTION_SECS, CHUNK).await?
+                            }
+                            Table::UsageEvents => {
+                                usage::prune_events(uow, events_before, CHUNK).await?
                             }
                             Table::Checkout => {
                                 checkout::prune_expired(
@@ -130,17 +135,19 @@ enum Table {
     ChangeLog,
     Webhooks,
     Usage,
+    UsageEvents,
     Checkout,
     PortalSessions,
     ProcessorEvents,
 }
 
 impl Table {
-    const ALL: [Table; 7] = [
+    const ALL: [Table; 8] = [
         Table::Idempotency,
         Table::ChangeLog,
         Table::Webhooks,
         Table::Usage,
+        Table::UsageEvents,
         Table::Checkout,
         Table::PortalSessions,
         Table::ProcessorEvents,
@@ -152,6 +159,7 @@ impl Table {
             Table::ChangeLog => "prune_change_log",
             Table::Webhooks => "prune_webhooks",
             Table::Usage => "prune_usage",
+            Table::UsageEvents => "prune_usage_events",
             Table::Checkout => "prune_checkout_sessions",
             Table::PortalSessions => "prune_portal_sessions",
             Table::ProcessorEvents => "prune_processor_events",

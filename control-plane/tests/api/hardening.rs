@@ -557,3 +557,44 @@ both! {
         proc.kill();
     }
 }
+
+both! {
+    /// Issue 15, finding 4: reported usage events do not pile up for ever. Past the retention
+    /// (one second here) an event goes once its billing period has closed: the same
+    /// idempotency key with another event is then a new event rather than a conflict. A
+    /// customer's event in a period still running (still to be invoiced) stays.
+    async fn usage_events_are_pruned_once_retained_and_invoiced(db: Db) {
+        let cp = ControlPlane::start_on_with(
+            db,
+            &[("TOLLGATE_USAGE_EVENT_RETENTION_SECS", "1"), ("TOLLGATE_MAINTENANCE_SECS", "1")],
+        );
+        let api = cp.api();
+        api.create_customer("lapsed").await;
+        api.create_customer("billed").await;
+        api.subscribe_paid("billed", "pro", "MONTHLY").await;
+        let report = |customer: &'static str, resource: &'static str| {
+            let api = api.clone();
+            async move {
+                api.post(
+                    "/api/v1/report/event/",
+                    json!({"customerId": customer, "eventName": "export", "idempotencyKey": format!("evt-{customer}"),
+                           "timestamp": "2026-01-01 00:00:00.000000", "resourceId": resource}),
+                )
+                .await
+            }
+        };
+        for customer in ["lapsed", "billed"] {
+            let (status, body) = report(customer, "first").await;
+            assert!(status.is_success(), "{body}");
+            // The same key with another event is refused while the first is kept.
+            let (status, body) = report(customer, "second").await;
+            assert!(status.is_client_error(), "{customer}: {status} {body}");
+        }
+        wait_until("the lapsed customer's event was pruned", || async {
+            report("lapsed", "second").await.0.is_success()
+        })
+        .await;
+        let (status, body) = report("billed", "second").await;
+        assert!(status.is_client_error(), "an event of a running period was pruned: {status} {body}");
+    }
+}

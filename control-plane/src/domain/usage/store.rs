@@ -87,6 +87,27 @@ pub async fn prune(uow: &mut Uow, before: i64, limit: i64) -> Result<u64, sqlx::
     .await
 }
 
+/// Deletes up to `limit` reported events received before `before` whose billing period has
+/// closed: the customer has no live subscription whose current period began at or before the
+/// event (such an event is still to be invoiced with that period). Usage pricing's `unique`
+/// aggregation will keep what it still needs by the same rule.
+pub async fn prune_events(uow: &mut Uow, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
+    sql::query(
+        "DELETE FROM usage_events WHERE (mode, idempotency_key) IN
+           (SELECT e.mode, e.idempotency_key FROM usage_events e
+             WHERE e.created_at < $1
+               AND NOT EXISTS (SELECT 1 FROM subscriptions s
+                                WHERE s.mode = e.mode AND s.customer_id = e.customer_id
+                                  AND s.status IN ('active', 'trialing', 'past_due', 'incomplete')
+                                  AND s.current_period_start <= e.created_at)
+             LIMIT $2)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(uow.conn())
+    .await
+}
+
 /// Stores a reported event under its idempotency key. `false` when the key is taken.
 pub async fn insert_event(
     uow: &mut Uow,

@@ -129,6 +129,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "refund_processor",
         include_str!("../../../migrations/0015_refund_processor.sql"),
     ),
+    (
+        16,
+        "usage_event_pruning",
+        include_str!("../../../migrations/0016_usage_event_pruning.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: Migrations = &[
@@ -171,6 +176,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         15,
         "refund_processor",
         include_str!("../../../migrations/postgres/0015_refund_processor.sql"),
+    ),
+    (
+        16,
+        "usage_event_pruning",
+        include_str!("../../../migrations/postgres/0016_usage_event_pruning.sql"),
     ),
 ];
 

@@ -26,6 +26,7 @@ mod payments;
 mod portal;
 mod portal_page;
 mod read_your_writes;
+mod replays;
 mod replicas;
 mod stripe;
 mod sync;

@@ -28,30 +28,28 @@ pub struct CreatePortalSession {
 }
 
 /// Kelviq's `CreatePortalSessionResponse`, plus when the link stops working.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PortalSessionCreated {
     /// The session's secret (`pts_test_…`): whoever holds it manages this customer's billing
-    /// until it expires. Shown once; stored only hashed.
+    /// until it expires. Shown once, stored only hashed: absent from an idempotent replay
+    /// (`Idempotent-Replayed: true`), which says so in `message`.
     #[schema(format = "portal-token")]
-    token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
     /// The customer's email; an empty string when they have none (Kelviq's SDK models
     /// require a string).
     email: String,
-    /// The hosted portal page to send the customer to; it contains the token.
+    /// The hosted portal page to send the customer to; it contains the token, so it is absent
+    /// from an idempotent replay too.
     #[schema(format = "uri")]
-    customer_portal_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer_portal_url: Option<String>,
     #[schema(format = DateTime)]
     expires_at: String,
-}
-
-/// What an idempotent replay answers: the session without its secret.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PortalSessionRedacted {
-    email: String,
-    expires_at: String,
-    message: &'static str,
+    /// Only in an idempotent replay: why the token and URL are missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'static str>,
 }
 
 /// Create a customer portal session.
@@ -109,17 +107,20 @@ pub async fn create_session(
                 .await?;
                 let email = customer.email.unwrap_or_default();
                 let expires = crate::platform::clock::rfc3339(expires_at);
-                Ok(Reply::created(&PortalSessionCreated {
-                    customer_portal_url: portal_url(&public_url, &token),
-                    token,
-                    email: email.clone(),
-                    expires_at: expires.clone(),
-                })
-                .with_redacted(&PortalSessionRedacted {
+                let replayed = PortalSessionCreated {
+                    token: None,
                     email,
+                    customer_portal_url: None,
                     expires_at: expires,
-                    message: "a portal session's token is shown once; create a new session",
-                }))
+                    message: Some("a portal session's token is shown once; create a new session"),
+                };
+                Ok(Reply::created(&PortalSessionCreated {
+                    customer_portal_url: Some(portal_url(&public_url, &token)),
+                    token: Some(token),
+                    message: None,
+                    ..replayed.clone()
+                })
+                .with_redacted(&replayed))
             },
         )
         .await)

@@ -42,6 +42,9 @@ cargo build --release --quiet -p tollgate-control-plane -p tollgate-loadtest
 cp target/release/control-plane "$work/control-plane-new"
 LOADTEST=target/release/loadtest
 
+# Every load generator is one loopback address pushing far past a client's share: the
+# per-address and per-credential limits (docs/operations.md) are off for the measurement.
+export TOLLGATE_RATE_LIMIT_PER_IP=0 TOLLGATE_RATE_LIMIT_PER_KEY=0 TOLLGATE_MAX_CONNECTIONS_PER_IP=0
 export TOLLGATE_SECRET_KEY=sk_test_loadtestSecretKey0000000000000
 export TOLLGATE_PUBLISHABLE_KEY=pk_test_loadtestPublishableKey000000000
 export TOLLGATE_LIVE_SECRET_KEY=sk_live_loadtestLiveSecretKey0000000000

@@ -160,6 +160,14 @@ struct Serve {
         value_parser = clap::value_parser!(u64).range(1_048_576..)
     )]
     sqlite_wal_limit_bytes: u64,
+    /// JSON API requests a second one client address may make (twice that in a burst); more
+    /// get 429 with `Retry-After`. 0 turns it off (behind a proxy, limit there instead).
+    #[arg(long, env = "TOLLGATE_RATE_LIMIT_PER_IP", default_value_t = 1_000)]
+    rate_limit_per_ip: u32,
+    /// JSON API requests a second one credential may make (twice that in a burst), the
+    /// unknown ones included; 0 turns it off.
+    #[arg(long, env = "TOLLGATE_RATE_LIMIT_PER_KEY", default_value_t = 1_000)]
+    rate_limit_per_key: u32,
     /// Injects a fault, for crash tests: `payments-after-charge` aborts the process after the
     /// processor answered a charge and before it is settled. Debug builds only: a release
     /// build refuses to start with it.
@@ -289,6 +297,8 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     settings.checkout_ttl_secs = args.checkout_ttl_secs;
     settings.payment_lease_secs = args.payment_lease_secs;
     settings.sqlite_wal_limit_bytes = args.sqlite_wal_limit_bytes;
+    settings.rate_limit_per_ip = args.rate_limit_per_ip;
+    settings.rate_limit_per_key = args.rate_limit_per_key;
     if args.failpoint.is_some() && !cfg!(debug_assertions) {
         anyhow::bail!("--failpoint is for crash tests and only works in debug builds");
     }

@@ -7,13 +7,15 @@
 //! * [`openapi`] — what the document says beyond the operations.
 //! * [`state`] — [`state::AppState`], what every handler sees; [`caller`] — who is calling;
 //!   [`idempotency`] — stored answers replayed before a handler runs; [`settlement`] — doors
-//!   that wait for the payment their write asked for.
+//!   that wait for the payment their write asked for; [`rate_limit`] — token buckets per
+//!   address and per credential.
 
 pub mod caller;
 pub mod dialects;
 pub mod idempotency;
 pub mod openapi;
 pub mod pages;
+pub mod rate_limit;
 pub mod router;
 pub mod routes;
 pub mod settlement;

@@ -376,6 +376,23 @@ impl Modify for CommonResponses {
                 .responses
                 .insert(name.to_owned(), error_response(description).into());
         }
+        let mut limited = error_response(
+            "Too many requests from this address or with this credential \
+             (`--rate-limit-per-ip`, `--rate-limit-per-key`); retry after `Retry-After` seconds",
+        );
+        limited.headers.insert(
+            "Retry-After".to_owned(),
+            utoipa::openapi::HeaderBuilder::new()
+                .schema(
+                    utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::Type::Integer),
+                )
+                .description(Some("Seconds until a request may succeed"))
+                .build(),
+        );
+        components
+            .responses
+            .insert("TooManyRequests".to_owned(), limited.into());
         let too_large = format!("The request body is over {} KiB", BODY_LIMIT / 1024);
         components.responses.insert(
             "PayloadTooLarge".to_owned(),
@@ -395,6 +412,9 @@ impl Modify for CommonResponses {
                 }
                 if api && op.request_body.is_some() {
                     add_response(op, "413", "PayloadTooLarge");
+                }
+                if api || path.starts_with("/v1/") {
+                    add_response(op, "429", "TooManyRequests");
                 }
                 // A query string or body that does not parse is a 400 on every operation.
                 let has_query = op.parameters.as_ref().is_some_and(|ps| {

@@ -73,6 +73,10 @@ pub fn router(state: AppState) -> Router {
     let (hosted, _) = hosted_pages().split_for_parts();
     let hosted = hosted.layer(axum::middleware::from_fn(hosted::security_headers));
     let (ops, _) = operations().split_for_parts();
+    let api = api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::api::rate_limit::middleware,
+    ));
     Router::new()
         .merge(api)
         .merge(hosted)

@@ -39,6 +39,8 @@ pub struct AppInner {
     pub clock: SharedClock,
     pub config: Arc<Settings>,
     pub auth: KeyCache,
+    /// Token buckets per client address and per credential (`--rate-limit-per-*`).
+    pub rate_limits: crate::api::rate_limit::RateLimits,
     pub sync: SyncNotifier,
     pub token_key: Arc<SigningKey>,
     pub token_verifying_key: String,

@@ -143,12 +143,17 @@ impl Application {
             lease_secs: settings.payment_lease_secs,
             failpoint: settings.failpoint.clone(),
         };
+        let rate_limits = crate::api::rate_limit::RateLimits::new(
+            settings.rate_limit_per_ip,
+            settings.rate_limit_per_key,
+        );
         let state = AppState::new(AppInner {
             db,
             writer,
             clock,
             config: Arc::new(settings),
             auth,
+            rate_limits,
             sync: notifier,
             token_verifying_key: tollgate_shared::token::encode_verifying_key(
                 &token_key.verifying_key(),
@@ -254,6 +259,19 @@ impl Application {
             stopping.clone(),
         ));
         state.db.start_checkpointer(stopping.clone())?;
+        {
+            // Rate limiters forget the addresses and credentials whose buckets refilled.
+            let state = state.clone();
+            let mut stop = stopping.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => state.rate_limits.forget_idle(),
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            });
+        }
         let shutdown_tx = self.shutdown_tx;
         // One hardened loop for both binaries: header/idle/request timeouts, a connection cap,
         // TLS, TCP_NODELAY (Nagle and delayed ACKs would hold small sync frames ~40 ms) and a
@@ -261,7 +279,11 @@ impl Application {
         let drain = self.drain;
         tollgate_shared::server::serve(
             self.listener,
-            move |_peer| TowerToHyperService::new(app.clone()),
+            move |peer| {
+                TowerToHyperService::new(
+                    axum::Extension(crate::api::rate_limit::ClientAddr(peer)).layer(app.clone()),
+                )
+            },
             self.limits,
             self.tls,
             async move {

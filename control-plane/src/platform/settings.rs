@@ -39,6 +39,10 @@ pub struct Settings {
     pub payment_lease_secs: i64,
     /// SQLite: the write-ahead log size past which the writer truncates it between batches.
     pub sqlite_wal_limit_bytes: u64,
+    /// JSON API requests a second per client address (twice that in a burst); 0: off.
+    pub rate_limit_per_ip: u32,
+    /// JSON API requests a second per credential (`Authorization` value); 0: off.
+    pub rate_limit_per_key: u32,
     /// A fault to inject, for the crash tests (debug builds only): `payments-after-charge`
     /// aborts the process after the processor answered and before the settle.
     pub failpoint: Option<String>,
@@ -89,6 +93,8 @@ impl Settings {
             webhook_breaker_failures: 20,
             payment_lease_secs: 45,
             sqlite_wal_limit_bytes: crate::platform::db::DEFAULT_WAL_LIMIT_BYTES,
+            rate_limit_per_ip: 1_000,
+            rate_limit_per_key: 1_000,
             failpoint: None,
             stripe_test: None,
             stripe_live: None,

@@ -47,7 +47,8 @@ both! {
 
 both! {
     async fn two_thousand_idle_sockets_do_not_stop_a_request(db: Db) {
-        let cp = ControlPlane::start_on(db);
+        // All from loopback here: without the per-address cap.
+        let cp = ControlPlane::start_on_with(db, &[("TOLLGATE_MAX_CONNECTIONS_PER_IP", "0")]);
         let mut idle = Vec::with_capacity(2_000);
         for i in 0..2_000 {
             let mut s = TcpStream::connect(cp.addr).await.unwrap();
@@ -596,5 +597,67 @@ both! {
         .await;
         let (status, body) = report("billed", "second").await;
         assert!(status.is_client_error(), "an event of a running period was pruned: {status} {body}");
+    }
+}
+
+both! {
+    /// Issue 15, finding 3: a well-formed key the database does not have costs one query, not
+    /// one per request: the answer is remembered for a second (metrics count the requests
+    /// answered from memory). A key that exists is still accepted.
+    async fn an_unknown_key_repeated_costs_the_database_once(db: Db) {
+        let cp = ControlPlane::start_on(db);
+        let unknown = cp.api_with("sk_test_doesNotExist0000000000000000");
+        for _ in 0..5 {
+            let (status, body) = unknown.get("/api/v1/customers/").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        }
+        let metrics = client().get(format!("{}/metrics", cp.url)).send().await.unwrap().text().await.unwrap();
+        let hits: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("tollgate_auth_unknown_key_cache_hits_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0);
+        assert!(hits >= 4.0, "answered from the database every time: {hits}");
+        let (status, _) = cp.api().get("/api/v1/customers/").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}
+
+both! {
+    /// Issue 15, finding 3: token buckets per credential and per address. Past its bucket a
+    /// credential — a made-up one included — gets 429 with `Retry-After` and the error
+    /// envelope, while another credential is still served; an address past its own bucket is
+    /// refused whatever it sends.
+    async fn requests_past_their_bucket_get_429_with_retry_after(db: Db) {
+        let cp = ControlPlane::start_on_with(db, &[("TOLLGATE_RATE_LIMIT_PER_KEY", "5")]);
+        let flood = cp.api_with("sk_test_madeUpKeyForTheFlood000000000");
+        let mut limited = None;
+        for _ in 0..40 {
+            let resp = client()
+                .get(format!("{}/api/v1/customers/", cp.url))
+                .bearer_auth("sk_test_madeUpKeyForTheFlood000000000")
+                .send()
+                .await
+                .unwrap();
+            if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+                limited = Some(resp);
+                break;
+            }
+        }
+        let resp = limited.expect("40 requests in a row with one key were never limited");
+        let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!(retry >= 1, "{retry}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["type"], "rate_limited", "{body}");
+        drop(flood);
+        let (status, _) = cp.api().get("/api/v1/customers/").await;
+        assert_eq!(status, StatusCode::OK, "another credential was limited too");
+
+        let cp = ControlPlane::start_on_with(Db::Sqlite, &[("TOLLGATE_RATE_LIMIT_PER_IP", "5")]);
+        let mut statuses = Vec::new();
+        for _ in 0..40 {
+            statuses.push(client().get(format!("{}/api/v1/customers/", cp.url)).send().await.unwrap().status());
+        }
+        assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
     }
 }

@@ -422,6 +422,10 @@ impl ControlPlane {
                 .env("TOLLGATE_WEBHOOK_RETRY_BASE_MS", "200")
                 // Test receivers listen on loopback; the refusal itself is tested with "false".
                 .env("TOLLGATE_ALLOW_PRIVATE_WEBHOOK_URLS", "true")
+                // Every test client is on loopback, and some hammer: the limits are tested
+                // on their own (hardening.rs) with small values.
+                .env("TOLLGATE_RATE_LIMIT_PER_IP", "0")
+                .env("TOLLGATE_RATE_LIMIT_PER_KEY", "0")
                 .env("RUST_LOG", "warn")
                 .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         );

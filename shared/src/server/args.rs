@@ -31,6 +31,14 @@ pub struct ServerArgs {
     /// Connections served at once; more wait in the kernel's backlog.
     #[arg(long, env = "TOLLGATE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Connections from one IP address at once; more are closed as they arrive (0: no cap).
+    /// Behind a reverse proxy every connection comes from the proxy: raise it, or cap there.
+    #[arg(long, env = "TOLLGATE_MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
+    pub max_connections_per_ip: usize,
+    /// Close a connection whose client has not taken any of a response for this long (a
+    /// client that never reads cannot hold its slot for ever).
+    #[arg(long, env = "TOLLGATE_HTTP_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub http_write_timeout_ms: u64,
     /// PEM certificate chain: with `--tls-key`, the server serves HTTPS only.
     #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -50,6 +58,8 @@ impl ServerArgs {
             idle_timeout: Duration::from_millis(self.http_idle_timeout_ms.max(1)),
             request_timeout: Duration::from_millis(self.http_request_timeout_ms.max(1)),
             max_connections: self.max_connections.max(1),
+            max_connections_per_ip: self.max_connections_per_ip,
+            write_timeout: Duration::from_millis(self.http_write_timeout_ms.max(1)),
         }
     }
 

@@ -55,6 +55,10 @@ pub struct ServerLimits {
     pub request_timeout: Duration,
     /// Connections served at once (default 10,000).
     pub max_connections: usize,
+    /// Connections from one IP address at once (default 1,000; 0: no cap).
+    pub max_connections_per_ip: usize,
+    /// Longest a write may wait for the client to take data (default 30 s).
+    pub write_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -64,6 +68,8 @@ impl Default for ServerLimits {
             idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
             max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -382,13 +388,90 @@ impl Live {
     }
 }
 
+/// Connections per client IP address, for `max_connections_per_ip`. Touched once when a
+/// connection is accepted and once when it ends, never per request; it holds an entry per
+/// address with a connection open, so at most `max_connections` entries.
+#[derive(Default)]
+struct PerIp {
+    max: usize,
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One connection's place in [`PerIp`]; given back when dropped.
+struct IpSlot {
+    ip: std::net::IpAddr,
+    per_ip: Arc<PerIp>,
+}
+
+impl PerIp {
+    /// A slot for a new connection from `ip`, or `None` when `ip` has `max` already.
+    fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<IpSlot> {
+        if self.max == 0 {
+            return Some(IpSlot {
+                ip,
+                per_ip: self.clone(),
+            });
+        }
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            ip,
+            per_ip: self.clone(),
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        if self.per_ip.max == 0 {
+            return;
+        }
+        let mut open = self.per_ip.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// The connection's I/O, counting bytes written into its [`ConnHandle`]. One relaxed add
-    /// on a counter no other connection touches, per write.
+    /// The connection's I/O, counting bytes written into its [`ConnHandle`] (one relaxed add
+    /// on a counter no other connection touches, per write), and failing a write the client
+    /// has not taken any of for `write_timeout`: the timer is armed only when a write would
+    /// block, so a connection that keeps up pays nothing for it.
     struct CountingIo<I> {
         #[pin]
         inner: I,
         handle: ConnHandle,
+        write_timeout: Duration,
+        stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+/// `r` of a write (or flush): pending past the write timeout turns into `TimedOut`.
+fn write_deadline<T>(
+    stalled: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    timeout: Duration,
+    cx: &mut Context<'_>,
+    r: Poll<std::io::Result<T>>,
+) -> Poll<std::io::Result<T>> {
+    if r.is_ready() {
+        *stalled = None;
+        return r;
+    }
+    let timer = stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+    match timer.as_mut().poll(cx) {
+        Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client took nothing of the response within the write timeout",
+        ))),
+        Poll::Pending => Poll::Pending,
     }
 }
 
@@ -411,7 +494,7 @@ impl<I: hyper::rt::Write> hyper::rt::Write for CountingIo<I> {
         let this = self.project();
         let r = this.inner.poll_write(cx, buf);
         this.handle.wrote(&r);
-        r
+        write_deadline(this.stalled, *this.write_timeout, cx, r)
     }
 
     fn poll_write_vectored(
@@ -422,7 +505,7 @@ impl<I: hyper::rt::Write> hyper::rt::Write for CountingIo<I> {
         let this = self.project();
         let r = this.inner.poll_write_vectored(cx, bufs);
         this.handle.wrote(&r);
-        r
+        write_deadline(this.stalled, *this.write_timeout, cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -430,7 +513,9 @@ impl<I: hyper::rt::Write> hyper::rt::Write for CountingIo<I> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.project().inner.poll_flush(cx)
+        let this = self.project();
+        let r = this.inner.poll_flush(cx);
+        write_deadline(this.stalled, *this.write_timeout, cx, r)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -490,6 +575,10 @@ where
     let max = limits.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(max));
     let live = Arc::new(Live::default());
+    let per_ip = Arc::new(PerIp {
+        max: limits.max_connections_per_ip,
+        ..PerIp::default()
+    });
     let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.0));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -516,6 +605,11 @@ where
             },
             () = &mut shutdown => break,
         };
+        let Some(ip_slot) = per_ip.admit(peer.ip()) else {
+            debug!(%peer, "closed: this address has --max-connections-per-ip open already");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
         let handle = ConnHandle::default();
@@ -533,9 +627,12 @@ where
                     let io = CountingIo {
                         inner: TokioIo::new(stream),
                         handle: handle.clone(),
+                        write_timeout: limits.write_timeout,
+                        stalled: None,
                     };
                     connection(&builder, io, service, activity, limits, handle).await;
                     live.remove(id);
+                    drop(ip_slot);
                     drop(permit);
                 });
             }
@@ -551,6 +648,8 @@ where
                             let io = CountingIo {
                                 inner: TokioIo::new(tls),
                                 handle: handle.clone(),
+                                write_timeout: limits.write_timeout,
+                                stalled: None,
                             };
                             connection(&builder, io, service, activity, limits, handle).await
                         }
@@ -558,6 +657,7 @@ where
                         Err(_) => debug!(%peer, "TLS handshake timed out"),
                     }
                     live.remove(id);
+                    drop(ip_slot);
                     drop(permit);
                 });
             }

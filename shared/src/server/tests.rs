@@ -16,7 +16,11 @@ use super::*;
 
 type Stop = tokio::sync::oneshot::Sender<()>;
 
-/// Serves "ok" (after `delay`) with `limits`, over TLS when given; returns the address.
+/// What `/big` answers: far more than socket buffers hold.
+const BIG: usize = 64 << 20;
+
+/// Serves "ok" (after `delay`), or [`BIG`] bytes at `/big`, with `limits`, over TLS when
+/// given; returns the address.
 async fn start(
     limits: ServerLimits,
     tls: Option<TlsConfig>,
@@ -28,9 +32,13 @@ async fn start(
     tokio::spawn(serve(
         listener,
         move |_| {
-            service_fn(move |_req: Request<Incoming>| async move {
+            service_fn(move |req: Request<Incoming>| async move {
                 tokio::time::sleep(delay).await;
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                let body = match req.uri().path() {
+                    "/big" => Bytes::from(vec![b'x'; BIG]),
+                    _ => Bytes::from_static(b"ok"),
+                };
+                Ok::<_, Infallible>(Response::new(Full::new(body)))
             })
         },
         limits,
@@ -112,7 +120,12 @@ async fn a_slow_response_loses_its_connection_at_the_request_timeout() {
 
 #[tokio::test]
 async fn two_thousand_idle_sockets_do_not_stop_a_normal_request() {
-    let (addr, _stop) = start(ServerLimits::default(), None, Duration::ZERO).await;
+    // All from one address here, so without the per-address cap.
+    let limits = ServerLimits {
+        max_connections_per_ip: 0,
+        ..ServerLimits::default()
+    };
+    let (addr, _stop) = start(limits, None, Duration::ZERO).await;
     let mut idle = Vec::new();
     for _ in 0..2_000 {
         idle.push(TcpStream::connect(addr).await.unwrap());
@@ -412,4 +425,74 @@ async fn shutdown_drains_the_request_in_flight_and_closes_idle_connections() {
         .expect("serve returns once drained")
         .unwrap()
         .unwrap();
+}
+
+/// Issue 15, finding 3: one address cannot take every slot. Past its cap a new connection is
+/// closed as it arrives; one that ends makes room again.
+#[tokio::test]
+async fn one_address_is_capped_at_its_connections() {
+    let limits = ServerLimits {
+        max_connections_per_ip: 2,
+        ..ServerLimits::default()
+    };
+    let (addr, _stop) = start(limits, None, Duration::ZERO).await;
+    let first = TcpStream::connect(addr).await.unwrap();
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    second
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = second.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    let got = closed_within(&mut third, Duration::from_secs(10)).await;
+    assert_eq!(
+        got.as_deref(),
+        Some(&b""[..]),
+        "a third connection was served"
+    );
+    drop(first);
+    // The freed slot is taken by the next newcomer (the server sees the close soon after).
+    let mut served = false;
+    for _ in 0..100 {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let got = closed_within(&mut c, Duration::from_secs(10))
+            .await
+            .unwrap_or_default();
+        if got.starts_with(b"HTTP/1.1 200") {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "the freed slot was never given out again");
+}
+
+/// Issue 15, finding 3: a client that asks for a response and never reads it loses the
+/// connection at the write timeout instead of holding it for ever. It then reads what the
+/// socket buffers held and finds the end of the stream long before the body's end.
+#[tokio::test]
+async fn a_client_that_never_reads_loses_its_connection_at_the_write_timeout() {
+    let limits = ServerLimits {
+        write_timeout: Duration::from_millis(100),
+        ..ServerLimits::default()
+    };
+    let (addr, _stop) = start(limits, None, Duration::ZERO).await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Not a bound on anything: the client just does not read for a while.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = closed_within(&mut c, Duration::from_secs(30))
+        .await
+        .unwrap_or_default();
+    assert!(
+        got.len() < BIG,
+        "the whole body arrived: the server waited for the reader"
+    );
 }

@@ -27,6 +27,11 @@ pub struct KeyCache {
     db: Db,
     // A std Mutex: held for a map operation only, never across an `.await`.
     entries: Arc<Mutex<HashMap<String, (FoundKey, Instant)>>>,
+    /// Well-formed keys the database did not have, and when it said so: asked again only
+    /// after [`CACHE_TTL`], so a client repeating an unknown key costs no query each time (a
+    /// key made since is found within that second). At most [`CACHE_MAX`]; a full map is
+    /// cleared.
+    unknown: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl KeyCache {
@@ -34,6 +39,24 @@ impl KeyCache {
         KeyCache {
             db,
             entries: Arc::default(),
+            unknown: Arc::default(),
+        }
+    }
+
+    fn known_unknown(&self, hex: &str) -> bool {
+        self.unknown
+            .lock()
+            .ok()
+            .and_then(|map| map.get(hex).map(|at| at.elapsed() < CACHE_TTL))
+            .unwrap_or(false)
+    }
+
+    fn note_unknown(&self, hex: String) {
+        if let Ok(mut map) = self.unknown.lock() {
+            if map.len() >= CACHE_MAX {
+                map.clear();
+            }
+            map.insert(hex, Instant::now());
         }
     }
 
@@ -61,10 +84,15 @@ impl KeyCache {
         let found = match cached {
             Some(k) => k,
             None => {
+                if self.known_unknown(&hex) {
+                    metrics::counter!("tollgate_auth_unknown_key_cache_hits_total").increment(1);
+                    return Err(AuthError::Invalid);
+                }
                 let mut conn = self.db.read().await?;
-                let found = store::find_by_hash(&mut conn, &hex)
-                    .await?
-                    .ok_or(AuthError::Invalid)?;
+                let Some(found) = store::find_by_hash(&mut conn, &hex).await? else {
+                    self.note_unknown(hex);
+                    return Err(AuthError::Invalid);
+                };
                 if let Ok(mut map) = self.entries.lock() {
                     if map.len() >= CACHE_MAX {
                         map.clear();

@@ -168,6 +168,12 @@ struct Serve {
     /// unknown ones included; 0 turns it off.
     #[arg(long, env = "TOLLGATE_RATE_LIMIT_PER_KEY", default_value_t = 1_000)]
     rate_limit_per_key: u32,
+    /// Serve `/metrics` and `/readyz` (which asks the database) on this address only, not on
+    /// the public listener (which then answers them 404). Unset, they stay on the public
+    /// listener: one port for development, but anyone who reaches it reads the metrics and
+    /// can make it ask the database. Production: an internal address (docs/operations.md).
+    #[arg(long, env = "TOLLGATE_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
     /// Injects a fault, for crash tests: `payments-after-charge` aborts the process after the
     /// processor answered a charge and before it is settled. Debug builds only: a release
     /// build refuses to start with it.
@@ -299,6 +305,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     settings.sqlite_wal_limit_bytes = args.sqlite_wal_limit_bytes;
     settings.rate_limit_per_ip = args.rate_limit_per_ip;
     settings.rate_limit_per_key = args.rate_limit_per_key;
+    settings.admin_listen = args.admin_listen;
     if args.failpoint.is_some() && !cfg!(debug_assertions) {
         anyhow::bail!("--failpoint is for crash tests and only works in debug builds");
     }
@@ -390,6 +397,9 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         "control plane listening on {scheme}://{addr} (public URL {})",
         app.public_url()
     );
+    if let Some(admin) = app.admin_addr() {
+        println!("admin (metrics, readiness) on http://{admin}");
+    }
     if let (Some(file), false) = (keys_out.as_mut(), app.generated_keys.is_empty()) {
         let path = &generated_keys_file;
         write_generated_keys(file, &app.generated_keys)

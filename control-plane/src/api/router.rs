@@ -61,6 +61,31 @@ fn operations() -> OpenApiRouter<AppState> {
         .routes(routes!(serve))
 }
 
+/// What `--admin-listen` serves: metrics and readiness (and liveness), nothing else.
+pub fn admin_router(state: AppState) -> Router {
+    let (ops, _) = OpenApiRouter::new()
+        .merge(area::ops::routes())
+        .split_for_parts();
+    ops.fallback(area::ops::not_found)
+        .method_not_allowed_fallback(area::ops::method_not_allowed)
+        .with_state(state)
+}
+
+/// With `--admin-listen`, the public listener answers `/metrics` and `/readyz` 404: they are
+/// on the admin address only.
+async fn admin_paths_elsewhere(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = req.uri().path().trim_end_matches('/');
+    if state.config.admin_listen.is_some() && (path == "/metrics" || path == "/readyz") {
+        return area::ops::not_found().await.into_response();
+    }
+    next.run(req).await
+}
+
 /// The control plane's router: the three groups with their layers, and the envelope for
 /// unknown routes and methods.
 pub fn router(state: AppState) -> Router {
@@ -73,6 +98,10 @@ pub fn router(state: AppState) -> Router {
     let (hosted, _) = hosted_pages().split_for_parts();
     let hosted = hosted.layer(axum::middleware::from_fn(hosted::security_headers));
     let (ops, _) = operations().split_for_parts();
+    let ops = ops.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        admin_paths_elsewhere,
+    ));
     let api = api.layer(axum::middleware::from_fn_with_state(
         state.clone(),
         crate::api::rate_limit::middleware,

@@ -62,6 +62,8 @@ pub struct Config {
 
 pub struct Application {
     listener: TcpListener,
+    /// `--admin-listen`: `/metrics` and `/readyz`, off the public listener.
+    admin: Option<TcpListener>,
     router: Router,
     state: AppState,
     shutdown_tx: watch::Sender<bool>,
@@ -85,6 +87,14 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let admin = match config.settings.admin_listen {
+            Some(at) => Some(
+                TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("binding --admin-listen {at}"))?,
+            ),
+            None => None,
+        };
         let public_url = config
             .public_url
             .clone()
@@ -174,6 +184,7 @@ impl Application {
         }
         Ok(Application {
             listener,
+            admin,
             router: crate::api::router::router(state.clone()),
             state,
             shutdown_tx,
@@ -189,6 +200,11 @@ impl Application {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The `--admin-listen` address, bound.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn public_url(&self) -> &str {
@@ -259,6 +275,28 @@ impl Application {
             stopping.clone(),
         ));
         state.db.start_checkpointer(stopping.clone())?;
+        if let Some(admin) = self.admin {
+            // Plain HTTP on an internal address; the same hardened loop, its own drain.
+            let router = crate::api::router::admin_router(state.clone());
+            let mut stop = stopping.clone();
+            let limits = self.limits;
+            tokio::spawn(async move {
+                let served = tollgate_shared::server::serve(
+                    admin,
+                    move |_peer| TowerToHyperService::new(router.clone()),
+                    limits,
+                    None,
+                    async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    },
+                    Duration::from_secs(1),
+                )
+                .await;
+                if let Err(e) = served {
+                    tracing::warn!(error = %e, "the admin listener failed");
+                }
+            });
+        }
         {
             // Rate limiters forget the addresses and credentials whose buckets refilled.
             let state = state.clone();

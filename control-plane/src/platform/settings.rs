@@ -43,6 +43,9 @@ pub struct Settings {
     pub rate_limit_per_ip: u32,
     /// JSON API requests a second per credential (`Authorization` value); 0: off.
     pub rate_limit_per_key: u32,
+    /// Where `/metrics` and `/readyz` are served instead of the public listener; `None`
+    /// keeps them on the public listener.
+    pub admin_listen: Option<std::net::SocketAddr>,
     /// A fault to inject, for the crash tests (debug builds only): `payments-after-charge`
     /// aborts the process after the processor answered and before the settle.
     pub failpoint: Option<String>,
@@ -95,6 +98,7 @@ impl Settings {
             sqlite_wal_limit_bytes: crate::platform::db::DEFAULT_WAL_LIMIT_BYTES,
             rate_limit_per_ip: 1_000,
             rate_limit_per_key: 1_000,
+            admin_listen: None,
             failpoint: None,
             stripe_test: None,
             stripe_live: None,

@@ -661,3 +661,24 @@ both! {
         assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
     }
 }
+
+both! {
+    /// Issue 15, finding 10: with `--admin-listen`, metrics and readiness (which asks the
+    /// database) are served on that address only; the public listener answers them 404, and
+    /// the admin address serves nothing else.
+    async fn admin_listen_takes_metrics_and_readiness_off_the_public_listener(db: Db) {
+        let cp = ControlPlane::start_on_with(db, &[("TOLLGATE_ADMIN_LISTEN", "127.0.0.1:0")]);
+        let line = cp.proc.lines_until("admin (metrics, readiness) on http://").pop().unwrap();
+        let admin = line.split("on http://").nth(1).unwrap().trim().to_owned();
+        for path in ["/metrics", "/readyz"] {
+            let public = client().get(format!("{}{path}", cp.url)).send().await.unwrap();
+            assert_eq!(public.status(), StatusCode::NOT_FOUND, "{path} on the public listener");
+            let private = client().get(format!("http://{admin}{path}")).send().await.unwrap();
+            assert_eq!(private.status(), StatusCode::OK, "{path} on the admin listener");
+        }
+        let elsewhere = client().get(format!("http://{admin}/api/v1/customers/")).send().await.unwrap();
+        assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
+        let (status, _) = cp.api().get("/api/v1/customers/").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}

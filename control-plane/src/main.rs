@@ -174,6 +174,24 @@ struct Serve {
     /// can make it ask the database. Production: an internal address (docs/operations.md).
     #[arg(long, env = "TOLLGATE_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
+    /// How long one snapshot to an edge may take in all, in seconds; a slower edge is dropped
+    /// and reconnects, so none holds a read transaction (and the WAL) for longer.
+    #[arg(
+        long,
+        env = "TOLLGATE_SNAPSHOT_DEADLINE_SECS",
+        default_value_t = 600,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    snapshot_deadline_secs: u64,
+    /// How long an edge waits for one of the two snapshot slots, in seconds, before its
+    /// stream ends (it reconnects with backoff).
+    #[arg(
+        long,
+        env = "TOLLGATE_SNAPSHOT_SLOT_WAIT_SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    snapshot_slot_wait_secs: u64,
     /// Injects a fault, for crash tests: `payments-after-charge` aborts the process after the
     /// processor answered a charge and before it is settled. Debug builds only: a release
     /// build refuses to start with it.
@@ -306,6 +324,8 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     settings.rate_limit_per_ip = args.rate_limit_per_ip;
     settings.rate_limit_per_key = args.rate_limit_per_key;
     settings.admin_listen = args.admin_listen;
+    settings.snapshot_deadline = Duration::from_secs(args.snapshot_deadline_secs);
+    settings.snapshot_slot_wait = Duration::from_secs(args.snapshot_slot_wait_secs);
     if args.failpoint.is_some() && !cfg!(debug_assertions) {
         anyhow::bail!("--failpoint is for crash tests and only works in debug builds");
     }

@@ -40,7 +40,7 @@ pub struct AppInner {
     pub config: Arc<Settings>,
     pub auth: KeyCache,
     /// Token buckets per client address and per credential (`--rate-limit-per-*`).
-    pub rate_limits: crate::api::rate_limit::RateLimits,
+    pub rate_limits: crate::platform::http::rate_limit::RateLimits,
     pub sync: SyncNotifier,
     pub token_key: Arc<SigningKey>,
     pub token_verifying_key: String,

@@ -153,7 +153,7 @@ impl Application {
             lease_secs: settings.payment_lease_secs,
             failpoint: settings.failpoint.clone(),
         };
-        let rate_limits = crate::api::rate_limit::RateLimits::new(
+        let rate_limits = crate::platform::http::rate_limit::RateLimits::new(
             settings.rate_limit_per_ip,
             settings.rate_limit_per_key,
         );
@@ -319,7 +319,8 @@ impl Application {
             self.listener,
             move |peer| {
                 TowerToHyperService::new(
-                    axum::Extension(crate::api::rate_limit::ClientAddr(peer)).layer(app.clone()),
+                    axum::Extension(crate::platform::http::rate_limit::ClientAddr(peer))
+                        .layer(app.clone()),
                 )
             },
             self.limits,

@@ -46,8 +46,15 @@ pub struct Settings {
     /// Where `/metrics` and `/readyz` are served instead of the public listener; `None`
     /// keeps them on the public listener.
     pub admin_listen: Option<std::net::SocketAddr>,
+    /// How long one snapshot to an edge may take in all; a slower edge is dropped (and
+    /// reconnects), so no edge holds a read transaction and a snapshot slot for longer.
+    pub snapshot_deadline: Duration,
+    /// How long an edge waits for one of the two snapshot slots before its stream ends (it
+    /// reconnects with backoff).
+    pub snapshot_slot_wait: Duration,
     /// A fault to inject, for the crash tests (debug builds only): `payments-after-charge`
-    /// aborts the process after the processor answered and before the settle.
+    /// aborts the process after the processor answered and before the settle;
+    /// `snapshot-stall-once` stalls the first snapshot after its first frame.
     pub failpoint: Option<String>,
     /// Stripe, per mode; a mode without it uses the test cards (test) or declines (live).
     pub stripe_test: Option<StripeSettings>,
@@ -99,6 +106,8 @@ impl Settings {
             rate_limit_per_ip: 1_000,
             rate_limit_per_key: 1_000,
             admin_listen: None,
+            snapshot_deadline: Duration::from_secs(600),
+            snapshot_slot_wait: Duration::from_secs(30),
             failpoint: None,
             stripe_test: None,
             stripe_live: None,

@@ -682,3 +682,55 @@ both! {
         assert_eq!(status, StatusCode::OK);
     }
 }
+
+both! {
+    /// Issue 15, finding 7: a snapshot has a total deadline, so a slow edge cannot hold the
+    /// read transaction and a snapshot slot for hours. A debug failpoint stalls the first
+    /// snapshot after its first frame, with one second's deadline: that stream ends, and an
+    /// edge that came after it is served a whole snapshot (before, it would wait for ever).
+    async fn a_stalled_snapshot_is_dropped_at_its_deadline(db: Db) {
+        use futures_util::StreamExt;
+        let cp = ControlPlane::start_on_with(
+            db,
+            &[("TOLLGATE_FAILPOINT", "snapshot-stall-once"), ("TOLLGATE_SNAPSHOT_DEADLINE_SECS", "1")],
+        );
+        let open = || {
+            client()
+                .get(format!("{}/internal/sync/stream", cp.url))
+                .bearer_auth(&cp.keys.edge_sync)
+                .send()
+        };
+        let stalled = open().await.unwrap();
+        assert_eq!(stalled.status(), StatusCode::OK);
+        let mut stalled = stalled.bytes_stream();
+        let mut first = Vec::new();
+        // The stalled stream ends once its deadline passes (the deadline here only keeps a
+        // broken test from hanging).
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while let Some(chunk) = stalled.next().await {
+                match chunk {
+                    Ok(bytes) => first.extend_from_slice(&bytes),
+                    Err(_) => break,
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the stalled snapshot was never dropped");
+        let text = String::from_utf8_lossy(&first);
+        assert!(text.contains("snapshot_begin") && !text.contains("snapshot_end"), "{text}");
+        // The next edge gets a whole snapshot.
+        let mut next = open().await.unwrap().bytes_stream();
+        let mut got = Vec::new();
+        let whole = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while let Some(Ok(bytes)) = next.next().await {
+                got.extend_from_slice(&bytes);
+                if String::from_utf8_lossy(&got).contains("snapshot_end") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(whole.ok(), Some(true), "{}", String::from_utf8_lossy(&got));
+    }
+}

@@ -117,11 +117,19 @@ async fn feed(
     let mut last = match since {
         Some(v) if can_resume(state, v).await? => v,
         _ => {
-            let _slot = state
-                .snapshot_slots
-                .acquire()
-                .await
-                .map_err(|_| FeedError::Gone)?;
+            // Bounded: two slow edges holding both slots cannot keep a third waiting for
+            // ever; it ends its stream and reconnects with backoff.
+            let slot = tokio::time::timeout(
+                state.config.snapshot_slot_wait,
+                state.snapshot_slots.acquire(),
+            )
+            .await;
+            let Ok(Ok(_slot)) = slot else {
+                metrics::counter!("tollgate_sync_snapshots_refused_total", "why" => "no_slot")
+                    .increment(1);
+                info!("no snapshot slot came free in time; the edge will reconnect");
+                return Err(FeedError::Gone);
+            };
             snapshot(state, out).await?
         }
     };
@@ -196,7 +204,22 @@ async fn snapshot(state: &AppState, out: &Out) -> Result<u64, FeedError> {
         Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
     };
     conn.batch(begin).await?;
-    let result = snapshot_in(state, &mut conn, out).await;
+    // A total deadline: a slow edge passes each frame's send timeout and could still hold
+    // this transaction (and the SQLite log, PostgreSQL's vacuum) for hours.
+    let result = match tokio::time::timeout(
+        state.config.snapshot_deadline,
+        snapshot_in(state, &mut conn, out),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => {
+            metrics::counter!("tollgate_sync_snapshots_refused_total", "why" => "deadline")
+                .increment(1);
+            info!("a snapshot passed --snapshot-deadline-secs; the edge will reconnect");
+            Err(FeedError::Gone)
+        }
+    };
     if conn.batch("ROLLBACK").await.is_err()
         && let Conn::Pooled(pooled) = conn
     {
@@ -237,6 +260,13 @@ async fn snapshot_in(
         }),
     )
     .await?;
+    if cfg!(debug_assertions) && state.config.failpoint.as_deref() == Some("snapshot-stall-once") {
+        // The deadline test's slow edge: the first snapshot stops here until it is dropped.
+        static STALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !STALLED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+    }
     let any = conn
         .any_mut()
         .ok_or_else(|| sqlx::Error::Protocol("snapshots read through sqlx".into()))?;

@@ -102,6 +102,21 @@ impl StripeProcessor {
         })
     }
 
+    /// The Stripe customer of our customer `customer_id`: the one their card on file
+    /// (`on_file`, a stored reference) belongs to, else one made now.
+    pub async fn customer_for(
+        &self,
+        customer_id: &str,
+        on_file: Option<&str>,
+    ) -> Result<String, ProcessorError> {
+        if let Some(c) = on_file.and_then(customer_of) {
+            return Ok(c.to_owned());
+        }
+        self.ensure_customer(customer_id)
+            .await?
+            .ok_or_else(|| ProcessorError("Stripe made no customer".into()))
+    }
+
     pub fn config(&self) -> &StripeConfig {
         &self.config
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use tollgate_shared::ErrorKind;
 
-use crate::payments::stripe::{StripeProcessor, customer_of};
+use crate::payments::stripe::StripeProcessor;
 use crate::payments::{EnteredCard, PaymentProcessor, ProcessorError};
 use crate::platform::http::error::ApiError;
 
@@ -24,13 +24,7 @@ pub async fn stripe_form(
     customer_id: &str,
     on_file: Option<&str>,
 ) -> Result<StripeForm, ProcessorError> {
-    let customer = match on_file.and_then(customer_of) {
-        Some(c) => c.to_owned(),
-        None => stripe
-            .ensure_customer(customer_id)
-            .await?
-            .ok_or_else(|| ProcessorError("Stripe made no customer".into()))?,
-    };
+    let customer = stripe.customer_for(customer_id, on_file).await?;
     let (_, client_secret) = stripe.create_setup_intent(&customer, customer_id).await?;
     Ok(StripeForm {
         publishable_key: stripe.config().publishable_key.clone().unwrap_or_default(),

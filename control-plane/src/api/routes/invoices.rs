@@ -10,9 +10,11 @@ use crate::api::idempotency::Idem;
 use crate::api::state::AppState;
 use crate::domain::auth::model::Caller;
 use crate::domain::customers::store as customers;
+use crate::domain::idempotency::model::IdemClaim;
 use crate::domain::invoices::model::InvoiceView;
 use crate::domain::invoices::store::{list_ids, view};
 use crate::domain::payments::model::Decline;
+use crate::payments::SavedMethod;
 use crate::payments::test_cards::TEST_CARD_BRAND;
 use crate::payments::test_cards::TestCard;
 use crate::platform::clock::rfc3339;
@@ -176,89 +178,25 @@ pub async fn attach_payment_method(
             Decline::CardDeclined.to_string(),
         ));
     }
-    let mode = caller.mode;
-    let key = customer_id.clone();
-    Ok(state
-        .writer
-        .reply_for(
-            Some(&key),
-            claim,
-            "attach_payment_method",
-            async move |uow| {
-                customers::get(uow.conn(), mode, &customer_id).await?;
-                let now = uow.now();
-                let id = customers::attach_card(
-                    uow,
-                    mode,
-                    &customer_id,
-                    TEST_CARD_BRAND,
-                    card.last4(),
-                    card.behaviour(),
-                    now,
-                )
-                .await?;
-                Ok(Reply::created(&PaymentMethodView {
-                    id,
-                    customer_id: customer_id.clone(),
-                    brand: TEST_CARD_BRAND.to_owned(),
-                    last4: card.last4().to_owned(),
-                }))
-            },
-        )
-        .await)
+    let saved = SavedMethod {
+        reference: card.behaviour().to_owned(),
+        brand: TEST_CARD_BRAND.to_owned(),
+        last4: card.last4().to_owned(),
+    };
+    Ok(put_on_file(&state, caller.mode, claim, customer_id, saved).await)
 }
 
-/// A mode with Stripe: attaches the Stripe PaymentMethod `token` (made by Stripe.js or Stripe's
-/// API) to the customer's Stripe customer (made on first use), as Stripe's own attach does;
-/// it becomes the card charges use.
-async fn attach_at_stripe(
+/// The unit that puts a card the processor accepted on file, answered 201 (and stored for
+/// an idempotent replay under `claim`).
+async fn put_on_file(
     state: &AppState,
     mode: Mode,
-    claim: Option<crate::domain::idempotency::model::IdemClaim>,
+    claim: Option<IdemClaim>,
     customer_id: String,
-    token: &str,
-    stripe: &std::sync::Arc<crate::payments::stripe::StripeProcessor>,
-) -> Result<Reply, ApiError> {
-    use crate::payments::PaymentProcessor;
-    if !token.starts_with("pm_")
-        || token.len() > 255
-        || !token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    {
-        return Err(invalid("token", "a Stripe PaymentMethod id (pm_…)").into());
-    }
-    let existing = {
-        let mut conn = state.db.read().await?;
-        customers::get(&mut conn, mode, &customer_id).await?;
-        customers::card_on_file(&mut conn, mode, &customer_id).await?
-    };
-    let unavailable = |e: crate::payments::ProcessorError| {
-        ApiError::new(
-            ErrorKind::Unavailable,
-            format!("Stripe could not be reached: {e}"),
-        )
-    };
-    let stripe_customer = match existing
-        .as_deref()
-        .and_then(|r| r.split_once(':'))
-        .map(|(c, _)| c.to_owned())
-        .filter(|c| c.starts_with("cus_"))
-    {
-        Some(c) => c,
-        None => stripe
-            .ensure_customer(&customer_id)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "Stripe made no customer"))?,
-    };
-    let saved = stripe
-        .save_payment_method(&stripe_customer, token)
-        .await
-        .map_err(unavailable)?
-        .map_err(|d| ApiError::new(ErrorKind::PaymentRequired, d.to_string()))?;
+    saved: SavedMethod,
+) -> Reply {
     let key = customer_id.clone();
-    Ok(state
+    state
         .writer
         .reply_for(
             Some(&key),
@@ -285,7 +223,50 @@ async fn attach_at_stripe(
                 }))
             },
         )
-        .await)
+        .await
+}
+
+/// A mode with Stripe: attaches the Stripe PaymentMethod `token` (made by Stripe.js or Stripe's
+/// API) to the customer's Stripe customer (made on first use), as Stripe's own attach does;
+/// it becomes the card charges use.
+async fn attach_at_stripe(
+    state: &AppState,
+    mode: Mode,
+    claim: Option<IdemClaim>,
+    customer_id: String,
+    token: &str,
+    stripe: &std::sync::Arc<crate::payments::stripe::StripeProcessor>,
+) -> Result<Reply, ApiError> {
+    use crate::payments::PaymentProcessor;
+    if !token.starts_with("pm_")
+        || token.len() > 255
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(invalid("token", "a Stripe PaymentMethod id (pm_…)").into());
+    }
+    let existing = {
+        let mut conn = state.db.read().await?;
+        customers::get(&mut conn, mode, &customer_id).await?;
+        customers::card_on_file(&mut conn, mode, &customer_id).await?
+    };
+    let unavailable = |e: crate::payments::ProcessorError| {
+        ApiError::new(
+            ErrorKind::Unavailable,
+            format!("Stripe could not be reached: {e}"),
+        )
+    };
+    let stripe_customer = stripe
+        .customer_for(&customer_id, existing.as_deref())
+        .await
+        .map_err(unavailable)?;
+    let saved = stripe
+        .save_payment_method(&stripe_customer, token)
+        .await
+        .map_err(unavailable)?
+        .map_err(|d| ApiError::new(ErrorKind::PaymentRequired, d.to_string()))?;
+    Ok(put_on_file(state, mode, claim, customer_id, saved).await)
 }
 
 /// Removes every card on file (later charges then fail with "no payment method").
